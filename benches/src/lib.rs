@@ -1,0 +1,1 @@
+//! hakmem-bench: the benchmark workloads.

@@ -1,0 +1,89 @@
+//! Configuration from `HAKMEM_*` environment variables, read once with
+//! `getenv` (which does not allocate) on the first slow path. See
+//! `docs/ENV_VARS.md`.
+
+use core::ffi::CStr;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicU8};
+
+use ace_learning::POLICY;
+use ptr_bridge::NUM_CLASSES;
+
+static STATE: AtomicU8 = AtomicU8::new(0); // 0 unread, 1 reading, 2 done
+static CHECKED: AtomicBool = AtomicBool::new(false);
+
+fn var(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: `name` is NUL-terminated; getenv returns null or a pointer
+    // into the environment, which we only read.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: non-null getenv results are NUL-terminated strings.
+        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+    }
+}
+
+fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (b - b'0') as u32;
+    }
+    Some(v)
+}
+
+fn truthy(s: &[u8]) -> bool {
+    matches!(s, b"1" | b"yes" | b"true" | b"on")
+}
+
+/// Reads the environment once (later calls return at once).
+pub(crate) fn init() {
+    if STATE.load(Acquire) == 2 {
+        return;
+    }
+    if STATE.compare_exchange(0, 1, AcqRel, Acquire).is_err() {
+        while STATE.load(Acquire) != 2 {
+            core::hint::spin_loop();
+        }
+        return;
+    }
+    if let Some(v) = var(c"HAKMEM_CHECK") {
+        CHECKED.store(truthy(v), Relaxed);
+    }
+    if let Some(n) = var(c"HAKMEM_REFILL").and_then(parse_u32) {
+        for c in 0..NUM_CLASSES {
+            POLICY.set_refill_count(c, n);
+        }
+    }
+    if let Some(n) = var(c"HAKMEM_CACHE_CAP").and_then(parse_u32) {
+        for c in 0..NUM_CLASSES {
+            POLICY.set_cache_cap(c, n);
+        }
+    }
+    STATE.store(2, Release);
+}
+
+/// True in checked mode (`HAKMEM_CHECK=1`): invalid frees abort.
+pub(crate) fn checked() -> bool {
+    CHECKED.load(Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(parse_u32(b"42"), Some(42));
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"4x"), None);
+        assert_eq!(parse_u32(b"12345678901"), None);
+        assert!(truthy(b"1") && !truthy(b"0"));
+    }
+}

@@ -1,0 +1,331 @@
+//! hakmem: a two-speed memory allocator.
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static GLOBAL: hakmem::HakMem = hakmem::HakMem;
+//! ```
+//!
+//! This crate is the facade: the route (tiny / mid / span) taken at every
+//! malloc and free, the `GlobalAlloc` implementation, configuration and
+//! statistics. The work is done by the boxes it calls:
+//!
+//! ```text
+//! malloc(n) ─ n ≤ 64 KiB ─ class_of(n) ─ tls-front pop ── hit: return   (hot)
+//!                                              └─ miss: refill-engine  (warm)
+//!                                                   └─ superslab-backend (cold)
+//!           └ n > 64 KiB ─ superslab-backend span (mmap)
+//! free(p) ── registry: superslab ── slab owner == me ── tls-front push   (hot)
+//!                                          └─ else: remote-queue         (warm)
+//!         └ registry: span ── unmap;  unknown ── one-line diagnostic
+//! ```
+//!
+//! **Architecture Invariant:** nothing reachable from [`malloc`] or [`free`]
+//! allocates from the global heap: every box below is `no_std` without
+//! `alloc`, and this crate only uses `core` APIs on those paths.
+
+mod config;
+mod diag;
+mod stats;
+mod thread;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+use core::sync::atomic::Ordering::Relaxed;
+
+use ptr_bridge::{class_for, class_of, slab_meta_of, CLASS_SIZE, MIN_ALIGN, SMALL_MAX};
+use refill_engine::{EXITED, UNREGISTERED};
+use remote_queue::RemoteFree;
+use superslab_backend::registry;
+
+pub use stats::{stats, Stats};
+pub use thread::flush_thread;
+
+/// The allocator, for `#[global_allocator]`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HakMem;
+
+/// Allocates from class `class` (hot path inlined into callers).
+///
+/// Call tree: pop the thread cache of the class and return — about 10
+/// instructions with the TLS address and size-class lookup (the pop itself
+/// is 5); on a miss → [`alloc_miss`] (cold).
+#[inline(always)]
+fn alloc_class(class: usize) -> *mut u8 {
+    let t = thread::state();
+    // SAFETY: `t` is this thread's state; no other reference is live.
+    let p = unsafe { (*t).front.pop(class) };
+    if !p.is_null() {
+        return p;
+    }
+    // SAFETY: as above.
+    unsafe { alloc_miss(t, class) }
+}
+
+/// Cache miss: register the thread if needed, then refill.
+///
+/// # Safety
+/// `t` is the calling thread's state; no reference into it is live.
+#[cold]
+#[inline(never)]
+unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
+    // SAFETY: caller contract (reads of our own state).
+    let id = unsafe { (*t).heap.id() };
+    if id == UNREGISTERED {
+        // SAFETY: caller contract.
+        unsafe { thread::register(t) };
+    } else if id == EXITED {
+        // SAFETY: caller contract.
+        return unsafe { thread::exited_alloc(t, class) };
+    }
+    // SAFETY: caller contract; the heap is registered now.
+    unsafe {
+        let ts = &mut *t;
+        refill_engine::refill(&mut ts.heap, &mut ts.front, class)
+    }
+}
+
+/// Allocates `size` bytes aligned to 16. Null when memory is exhausted.
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size <= SMALL_MAX {
+        return alloc_class(class_of(size));
+    }
+    alloc_span(size, MIN_ALIGN)
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_span(size: usize, align: usize) -> *mut u8 {
+    superslab_backend::large_alloc(size, align)
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two; any value a
+/// `Layout` can carry). Null when the request cannot be met.
+#[inline]
+pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
+    debug_assert!(align.is_power_of_two());
+    if align <= MIN_ALIGN {
+        return malloc(size);
+    }
+    match class_for(size, align) {
+        Some(c) => alloc_class(c),
+        None => alloc_span(size, align),
+    }
+}
+
+/// Allocates `size` zeroed bytes aligned to `align`.
+pub fn calloc_aligned(size: usize, align: usize) -> *mut u8 {
+    if size > SMALL_MAX || (align > ptr_bridge::PAGE_SIZE && class_for(size, align).is_none()) {
+        // Fresh spans come zeroed from the OS.
+        return alloc_span(size, align.max(MIN_ALIGN));
+    }
+    let p = malloc_aligned(size, align);
+    if !p.is_null() {
+        // SAFETY: `p` has at least `size` writable bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// Allocates `size` zeroed bytes aligned to 16.
+pub fn calloc(size: usize) -> *mut u8 {
+    calloc_aligned(size, MIN_ALIGN)
+}
+
+/// Frees `p` (null is ignored). A pointer hakmem did not allocate gets a
+/// one-line diagnostic and is otherwise left alone.
+///
+/// Call tree: registry says superslab → slab record (mask + shift) →
+/// owner is this thread → push on the thread cache — about 16 instructions;
+/// otherwise → [`free_slow`] (remote free, span, or invalid pointer).
+///
+/// # Safety
+/// `p` is null or was returned by this allocator and not freed since.
+#[inline(always)]
+pub unsafe fn free(p: *mut u8) {
+    let a = p as usize;
+    if registry::kind_of(a) == registry::KIND_SUPERSLAB && a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE {
+        // SAFETY: the registry says `p` is inside a live superslab.
+        let m = unsafe { slab_meta_of(p) };
+        let t = thread::state();
+        // SAFETY: `t` is this thread's state; no other reference is live.
+        unsafe {
+            if m.owner.load(Relaxed) == (*t).heap.id() {
+                let class = m.class.load(Relaxed) as usize;
+                if (*t).front.push(class, p) {
+                    flush_cold(t, class);
+                }
+                return;
+            }
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_slow(p) }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
+    // SAFETY: `t` is this thread's state; no other reference is live.
+    unsafe {
+        let ts = &mut *t;
+        refill_engine::flush(&mut ts.heap, &mut ts.front, class);
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    let a = p as usize;
+    match registry::kind_of(a) {
+        registry::KIND_SUPERSLAB if a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE => {
+            let t = thread::state();
+            // SAFETY: `p` is inside a live superslab; `t` is ours.
+            let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
+            if r == RemoteFree::NotAllocated {
+                diag::invalid_free(p);
+            }
+        }
+        registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
+            if !superslab_backend::large_free(p) {
+                diag::invalid_free(p);
+            }
+        }
+        _ => diag::invalid_free(p),
+    }
+}
+
+/// Usable size of block `p` (0 for null or a pointer that is not ours).
+pub fn usable_size(p: *const u8) -> usize {
+    let a = p as usize;
+    match registry::kind_of(a) {
+        registry::KIND_SUPERSLAB if a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE => {
+            // SAFETY: inside a live superslab.
+            let m = unsafe { slab_meta_of(p as *mut u8) };
+            m.block_size.load(Relaxed) as usize
+        }
+        registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
+            superslab_backend::large_usable_size(p as *mut u8).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+/// Resizes block `p` to `new_size` bytes keeping alignment `align` and the
+/// first `min(old, new)` bytes. On failure returns null and leaves `p`
+/// intact. `p` may be null (plain allocation).
+///
+/// # Safety
+/// `p` is null or a live block of this allocator allocated with `align`.
+pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
+    if p.is_null() {
+        return malloc_aligned(new_size, align);
+    }
+    let old = usable_size(p);
+    if old == 0 {
+        diag::invalid_free(p);
+        return ptr::null_mut();
+    }
+    let kind = registry::kind_of(p as usize);
+    if kind == registry::KIND_SUPERSLAB {
+        // Keep the block while the new size maps to a class no larger and
+        // not much smaller (at most one halving of waste).
+        if new_size <= old && (new_size > SMALL_MAX / 2 || new_size >= old / 2) {
+            return p;
+        }
+        if align <= MIN_ALIGN && new_size <= SMALL_MAX && CLASS_SIZE[class_of(new_size)] as usize == old {
+            return p;
+        }
+    } else if new_size > SMALL_MAX {
+        // SAFETY: `p` is one of our spans (checked inside).
+        let q = unsafe { superslab_backend::large_realloc(p, new_size) };
+        if !q.is_null() {
+            return q;
+        }
+    }
+    let q = malloc_aligned(new_size, align);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live and distinct; we copy the bytes both hold.
+    unsafe {
+        ptr::copy_nonoverlapping(p, q, old.min(new_size));
+        free(p);
+    }
+    q
+}
+
+/// Resizes block `p` (16-byte alignment).
+///
+/// # Safety
+/// As for [`realloc_aligned`].
+pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    unsafe { realloc_aligned(p, new_size, MIN_ALIGN) }
+}
+
+/// Returns whether hakmem owns the memory at `p` (a block, a span, or any
+/// address inside a superslab).
+pub fn owns(p: *const u8) -> bool {
+    registry::kind_of(p as usize) != registry::KIND_NONE
+}
+
+/// Fork support: call [`fork_prepare`] before `fork()`, then
+/// [`fork_parent`] or [`fork_child`] after (pthread_atfork handlers).
+pub fn fork_prepare() {
+    for r in remote_queue::RECLAIM.iter() {
+        r.lock_for_fork();
+    }
+    superslab_backend::lock_all_for_fork();
+}
+
+/// See [`fork_prepare`].
+pub fn fork_parent() {
+    // SAFETY: paired with fork_prepare in the same process.
+    unsafe {
+        superslab_backend::unlock_all_after_fork();
+        for r in remote_queue::RECLAIM.iter() {
+            r.unlock_after_fork();
+        }
+    }
+}
+
+/// See [`fork_prepare`].
+pub fn fork_child() {
+    fork_parent();
+}
+
+// SAFETY: every method returns either null or a block of at least
+// `layout.size()` bytes aligned to `layout.align()` that no other live
+// allocation overlaps; `dealloc`/`realloc` accept exactly the blocks these
+// methods returned.
+unsafe impl GlobalAlloc for HakMem {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.align() <= MIN_ALIGN {
+            malloc(layout.size())
+        } else {
+            malloc_aligned(layout.size(), layout.align())
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: GlobalAlloc's contract: `p` came from this allocator.
+        unsafe { free(p) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        calloc_aligned(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: GlobalAlloc's contract: `p` is live with `layout`.
+        unsafe { realloc_aligned(p, new_size, layout.align()) }
+    }
+}

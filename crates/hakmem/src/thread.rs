@@ -1,0 +1,143 @@
+//! The per-thread state (cache front + heap) and its life cycle:
+//! registration on the first slow path, hand-over at thread exit.
+//!
+//! The thread-local has a `const` initialiser and no `Drop`, so std neither
+//! allocates nor registers a destructor for it; thread exit is observed with
+//! a pthread key destructor instead (which does not allocate).
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicU32, AtomicUsize};
+
+use ace_learning::POLICY;
+use ptr_bridge::NUM_CLASSES;
+use refill_engine::{Heap, EXITED, UNREGISTERED};
+use tls_front::Front;
+
+/// One thread's allocator state.
+pub(crate) struct ThreadState {
+    pub(crate) front: Front, // hot path: per-class block lists
+    pub(crate) heap: Heap,   // warm path: owned slabs per class
+}
+
+impl ThreadState {
+    const fn new() -> Self {
+        ThreadState {
+            front: Front::new(),
+            heap: Heap::new(),
+        }
+    }
+}
+
+thread_local! {
+    static TS: UnsafeCell<ThreadState> = const { UnsafeCell::new(ThreadState::new()) };
+}
+
+/// The calling thread's state. A plain TLS address computation: the
+/// thread-local has no lazy initialisation and no destructor.
+#[inline(always)]
+pub(crate) fn state() -> *mut ThreadState {
+    TS.with(|t| t.get())
+}
+
+static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// 0 = not created, 1 = being created, 2 = created; the key is in KEY.
+static KEY_STATE: AtomicU32 = AtomicU32::new(0);
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+fn thread_key() -> Option<libc::pthread_key_t> {
+    loop {
+        match KEY_STATE.load(Acquire) {
+            2 => return Some(KEY.load(Relaxed) as libc::pthread_key_t),
+            0 => {
+                if KEY_STATE.compare_exchange(0, 1, AcqRel, Acquire).is_ok() {
+                    let mut k: libc::pthread_key_t = 0;
+                    // SAFETY: `k` is a valid out-pointer; the destructor is
+                    // an `extern "C"` function that lives for the process.
+                    let rc = unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) };
+                    if rc != 0 {
+                        KEY_STATE.store(0, Release);
+                        return None;
+                    }
+                    KEY.store(k as u32, Relaxed);
+                    KEY_STATE.store(2, Release);
+                    return Some(k);
+                }
+            }
+            _ => core::hint::spin_loop(),
+        }
+    }
+}
+
+/// Gives the calling thread a heap id and arranges for its exit hook.
+///
+/// The id is stored *before* `pthread_setspecific`, which may itself call
+/// `calloc` (keys past the first 32); that nested call then finds a
+/// registered thread and proceeds normally.
+///
+/// # Safety
+/// `t` is the calling thread's state and no reference into it is live.
+#[cold]
+pub(crate) unsafe fn register(t: *mut ThreadState) {
+    crate::config::init();
+    let id = NEXT_ID.fetch_add(1, Relaxed);
+    // SAFETY: `t` is ours; the borrows end before the calls below.
+    unsafe {
+        (*t).heap.set_id(id);
+        for c in 0..NUM_CLASSES {
+            (*t).front.set_cap(c, POLICY.cache_cap(c));
+        }
+    }
+    if let Some(k) = thread_key() {
+        // SAFETY: a valid key; the value only needs to be non-null so that
+        // the destructor runs.
+        unsafe { libc::pthread_setspecific(k, 1 as *const libc::c_void) };
+    }
+}
+
+/// The pthread key destructor: the thread is exiting.
+extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+    let t = state();
+    // SAFETY: this runs on the exiting thread, outside any allocator call,
+    // so nothing else borrows its state.
+    unsafe {
+        let ts = &mut *t;
+        crate::stats::publish_thread(&ts.heap);
+        refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+        ts.heap.set_id(EXITED);
+    }
+}
+
+/// Allocation on a thread whose exit hook already ran (other destructors
+/// still allocating): take one block with a temporary heap, then hand
+/// everything back at once so nothing stays owned by a dead thread.
+///
+/// # Safety
+/// `t` is the calling thread's state and no reference into it is live.
+#[cold]
+pub(crate) unsafe fn exited_alloc(t: *mut ThreadState, class: usize) -> *mut u8 {
+    // SAFETY: caller contract.
+    let ts = unsafe { &mut *t };
+    ts.heap.set_id(NEXT_ID.fetch_add(1, Relaxed));
+    // SAFETY: the heap now has a valid id; the state is this thread's.
+    let p = unsafe { refill_engine::refill(&mut ts.heap, &mut ts.front, class) };
+    // SAFETY: as above; returns the rest of the refill.
+    unsafe { refill_engine::abandon_all(&mut ts.heap, &mut ts.front) };
+    ts.heap.set_id(EXITED);
+    p
+}
+
+/// Hands back the calling thread's caches and slabs now (as at thread exit)
+/// but keeps the thread usable: its next allocation simply refills.
+pub fn flush_thread() {
+    let t = state();
+    // SAFETY: called outside any allocator call on this thread.
+    unsafe {
+        let ts = &mut *t;
+        if ts.heap.id() == UNREGISTERED || ts.heap.id() == EXITED {
+            return;
+        }
+        refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+    }
+}

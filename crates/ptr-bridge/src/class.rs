@@ -1,0 +1,202 @@
+//! Size classes: 80 classes from 16 B to 64 KiB.
+//!
+//! Classes 0..8 step by 16 B (16..=128). Above 128 B every power-of-two
+//! range `(128·2^g, 256·2^g]` is split into eight equal steps, so the worst
+//! internal fragmentation for a request `r > 128` is `step-1` bytes over a
+//! block of at least `9·step`: below 1/9 (11.1 %). Requests of 128 B or less
+//! waste at most 15 bytes (the 16-byte minimum alignment of malloc).
+//!
+//! Tier boundaries: tiny = classes 0..32 (up to [`TINY_MAX`] = 1 KiB),
+//! mid = classes 32..80 (up to [`SMALL_MAX`] = 64 KiB).
+
+/// Number of size classes.
+pub const NUM_CLASSES: usize = 80;
+/// Number of tiny classes (16 B ..= 1 KiB).
+pub const NUM_TINY_CLASSES: usize = 32;
+/// Largest tiny request.
+pub const TINY_MAX: usize = 1024;
+/// Largest request served from slabs; above it requests become spans.
+pub const SMALL_MAX: usize = 65536;
+/// Minimum alignment of every block (malloc's guarantee on x86-64).
+pub const MIN_ALIGN: usize = 16;
+
+const fn build_class_sizes() -> [u32; NUM_CLASSES] {
+    let mut t = [0u32; NUM_CLASSES];
+    let mut c = 0;
+    while c < 8 {
+        t[c] = 16 * (c as u32 + 1);
+        c += 1;
+    }
+    let mut g = 0;
+    while c < NUM_CLASSES {
+        let base = 128u32 << g;
+        let step = base / 8;
+        let mut i = 0;
+        while i < 8 {
+            t[c] = base + step * (i + 1);
+            c += 1;
+            i += 1;
+        }
+        g += 1;
+    }
+    t
+}
+
+/// Block size of each class, in bytes.
+pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_class_sizes();
+
+const fn class_of_slow(size: usize) -> usize {
+    if size <= 128 {
+        if size == 0 {
+            0
+        } else {
+            (size - 1) >> 4
+        }
+    } else {
+        let s = size - 1;
+        let msb = (usize::BITS - 1 - s.leading_zeros()) as usize;
+        let g = msb - 7;
+        8 * g + (s >> (g + 4))
+    }
+}
+
+const fn build_tiny_table() -> [u8; TINY_MAX / 16 + 1] {
+    let mut t = [0u8; TINY_MAX / 16 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = class_of_slow(i * 16) as u8;
+        i += 1;
+    }
+    t
+}
+
+/// `TINY_CLASS[(size + 15) / 16]` is the class of a tiny request.
+static TINY_CLASS: [u8; TINY_MAX / 16 + 1] = build_tiny_table();
+
+/// The class of a request of `size` bytes (alignment ≤ [`MIN_ALIGN`]).
+///
+/// Cost: tiny sizes are one add, one shift and one table load.
+///
+/// Requires `size <= SMALL_MAX` (debug-checked).
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    debug_assert!(size <= SMALL_MAX);
+    if size <= TINY_MAX {
+        TINY_CLASS[(size + 15) >> 4] as usize
+    } else {
+        class_of_slow(size)
+    }
+}
+
+const ALIGN_LEVELS: usize = 8; // 32, 64, ..., 4096
+
+const fn build_aligned_table() -> [[u8; NUM_CLASSES]; ALIGN_LEVELS] {
+    let sizes = build_class_sizes();
+    let mut t = [[u8::MAX; NUM_CLASSES]; ALIGN_LEVELS];
+    let mut l = 0;
+    while l < ALIGN_LEVELS {
+        let align = 32u32 << l;
+        let mut c = 0;
+        while c < NUM_CLASSES {
+            let mut d = c;
+            while d < NUM_CLASSES && sizes[d] % align != 0 {
+                d += 1;
+            }
+            if d < NUM_CLASSES {
+                t[l][c] = d as u8;
+            }
+            c += 1;
+        }
+        l += 1;
+    }
+    t
+}
+
+/// `ALIGNED_CLASS[log2(align) - 5][c]`: the first class `>= c` whose block
+/// size is a multiple of `align`; `u8::MAX` when none.
+static ALIGNED_CLASS: [[u8; NUM_CLASSES]; ALIGN_LEVELS] = build_aligned_table();
+
+/// The class serving `size` bytes at `align`, or `None` when the request
+/// must become a span (too big, or aligned above a page).
+///
+/// Blocks of class `c` start at page-aligned slab starts plus multiples of
+/// `CLASS_SIZE[c]`, so a class whose size is a multiple of `align` returns
+/// `align`-aligned blocks.
+#[inline]
+pub fn class_for(size: usize, align: usize) -> Option<usize> {
+    if size > SMALL_MAX {
+        return None;
+    }
+    if align <= MIN_ALIGN {
+        return Some(class_of(size));
+    }
+    if align > crate::PAGE_SIZE {
+        return None;
+    }
+    let level = align.trailing_zeros() as usize - 5;
+    let c = ALIGNED_CLASS[level][class_of(size.max(align))];
+    if c == u8::MAX {
+        None
+    } else {
+        Some(c as usize)
+    }
+}
+
+/// True when `class` is a tiny class (≤ 1 KiB).
+#[inline]
+pub const fn is_tiny(class: usize) -> bool {
+    class < NUM_TINY_CLASSES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shape() {
+        assert_eq!(CLASS_SIZE[0], 16);
+        assert_eq!(CLASS_SIZE[7], 128);
+        assert_eq!(CLASS_SIZE[NUM_TINY_CLASSES - 1] as usize, TINY_MAX);
+        assert_eq!(CLASS_SIZE[NUM_CLASSES - 1] as usize, SMALL_MAX);
+        for c in 1..NUM_CLASSES {
+            assert!(CLASS_SIZE[c] > CLASS_SIZE[c - 1]);
+            assert_eq!(CLASS_SIZE[c] % 16, 0);
+        }
+    }
+
+    #[test]
+    fn class_of_is_smallest_fitting_class() {
+        for size in 0..=SMALL_MAX {
+            let c = class_of(size);
+            assert!(CLASS_SIZE[c] as usize >= size, "size {size}");
+            if c > 0 {
+                assert!((CLASS_SIZE[c - 1] as usize) < size.max(1), "size {size}");
+            }
+        }
+    }
+
+    #[test]
+    fn fragmentation_bound() {
+        for size in 129..=SMALL_MAX {
+            let bs = CLASS_SIZE[class_of(size)] as usize;
+            // waste/bs < 1/9  <=>  9 * waste < bs
+            assert!(9 * (bs - size) < bs, "size {size} -> {bs}");
+        }
+    }
+
+    #[test]
+    fn aligned_classes() {
+        let mut align = 32;
+        while align <= crate::PAGE_SIZE {
+            for size in [1, 15, 16, 17, 100, 1000, 4000, 5000, 60000, SMALL_MAX] {
+                if let Some(c) = class_for(size, align) {
+                    let bs = CLASS_SIZE[c] as usize;
+                    assert!(bs >= size && bs % align == 0);
+                }
+            }
+            align *= 2;
+        }
+        assert_eq!(class_for(1, 8192), None);
+        assert_eq!(class_for(SMALL_MAX + 1, 16), None);
+    }
+}

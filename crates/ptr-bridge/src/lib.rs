@@ -1,0 +1,376 @@
+//! ptr-bridge: the vocabulary every other box shares — size classes, the
+//! superslab / slab / block layout arithmetic, USER↔BASE pointer conversion
+//! and the per-slab metadata record.
+//!
+//! # Glossary
+//! - **superslab**: a 2 MiB region, 2 MiB aligned, obtained from the OS. Its
+//!   first page holds a [`SuperslabHeader`]; the rest is carved into slabs.
+//! - **slab**: a power-of-two part of a superslab (64 KiB for classes up to
+//!   8 KiB, 512 KiB above) that serves blocks of exactly one size class and
+//!   has exactly one owner thread at a time (or none). Slab 0 starts after
+//!   the header page.
+//! - **block**: one allocation unit of a slab. Tiny and mid blocks carry **no
+//!   per-object header**: the user pointer *is* the block base
+//!   (USER == BASE), and a free block stores the next-link in its first word.
+//! - **class**: an index into [`CLASS_SIZE`]; 80 classes from 16 B to 64 KiB,
+//!   eight per power of two, so internal fragmentation stays below 1/9
+//!   (11.1 %) for every request above 128 B.
+//! - **span**: a large allocation mapped on its own (above [`SMALL_MAX`] or
+//!   with an alignment above [`PAGE_SIZE`]); it has a 64-byte header
+//!   ([`LargeHeader`]) at the start of the 2 MiB chunk that holds the user
+//!   pointer.
+//!
+//! This crate is `no_std`, allocates nothing and knows no OS.
+#![no_std]
+
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+
+mod class;
+pub use class::*;
+
+/// log2 of the superslab size.
+pub const SUPERSLAB_SHIFT: u32 = 21;
+/// Size (and alignment) of a superslab: 2 MiB.
+pub const SUPERSLAB_SIZE: usize = 1 << SUPERSLAB_SHIFT;
+/// Mask of the offset of an address inside its 2 MiB chunk.
+pub const CHUNK_MASK: usize = SUPERSLAB_SIZE - 1;
+/// Page size assumed for alignment and header placement.
+pub const PAGE_SIZE: usize = 4096;
+/// Bytes at the start of a superslab reserved for its header.
+pub const HEADER_SIZE: usize = PAGE_SIZE;
+/// Most slabs one superslab can hold (64 KiB slabs: 2 MiB / 64 KiB).
+pub const MAX_SLABS: usize = SUPERSLAB_SIZE >> SMALL_SLAB_SHIFT;
+/// log2 of the slab size for classes up to [`SMALL_SLAB_MAX_BLOCK`].
+pub const SMALL_SLAB_SHIFT: u32 = 16;
+/// log2 of the slab size for the larger mid classes.
+pub const MEDIUM_SLAB_SHIFT: u32 = 19;
+/// Largest block size served from 64 KiB slabs (at least 8 blocks a slab).
+pub const SMALL_SLAB_MAX_BLOCK: usize = 8 * 1024;
+/// Magic number in every superslab header ("HAKMEMSS").
+pub const SUPERSLAB_MAGIC: u64 = 0x4841_4B4D_454D_5353;
+/// Magic number in every large-span header ("HAKMEMLG").
+pub const LARGE_MAGIC: u64 = 0x4841_4B4D_454D_4C47;
+
+/// The two slab geometries. A superslab is carved with one of them for its
+/// whole life, so that `slab index = offset >> shift` needs no table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum SlabKind {
+    /// 32 slabs of 64 KiB: classes up to 8 KiB.
+    Small = 0,
+    /// 4 slabs of 512 KiB: classes above 8 KiB (up to 64 KiB).
+    Medium = 1,
+}
+
+impl SlabKind {
+    /// Number of kinds (for per-kind tables).
+    pub const COUNT: usize = 2;
+
+    /// log2 of the slab size.
+    #[inline]
+    pub const fn shift(self) -> u32 {
+        match self {
+            SlabKind::Small => SMALL_SLAB_SHIFT,
+            SlabKind::Medium => MEDIUM_SLAB_SHIFT,
+        }
+    }
+
+    /// Slabs per superslab.
+    #[inline]
+    pub const fn slabs(self) -> usize {
+        SUPERSLAB_SIZE >> self.shift()
+    }
+
+    /// The kind that serves a class.
+    #[inline]
+    pub const fn of_class(class: usize) -> SlabKind {
+        if (CLASS_SIZE[class] as usize) <= SMALL_SLAB_MAX_BLOCK {
+            SlabKind::Small
+        } else {
+            SlabKind::Medium
+        }
+    }
+}
+
+/// Life-cycle states of a slab (stored in [`SlabMeta::state`]).
+///
+/// ```text
+/// FREE --acquire--> ACTIVE(owner) --exhausted--> FULL(no owner)
+///   ^                 |   ^                        | first remote free
+///   |   used == 0     |   +--------adopt-------- QUEUED (in a reclaim list)
+///   +-----release-----+          thread exit ------^
+/// ```
+pub mod slab_state {
+    /// Not assigned to any class; belongs to the superslab backend.
+    pub const FREE: u8 = 0;
+    /// Owned by one thread (`owner != 0`) and linked in its partial list.
+    pub const ACTIVE: u8 = 1;
+    /// Every block was handed out; the owner let go of it (`owner == 0`).
+    /// The first remote free moves it to `QUEUED`.
+    pub const FULL: u8 = 2;
+    /// Ownerless and linked in the reclaim list of its class, waiting to be
+    /// adopted by a thread that needs blocks of that class.
+    pub const QUEUED: u8 = 3;
+}
+
+/// The per-slab record (one cache line, so that remote frees to different
+/// slabs never share a line).
+///
+/// Invariant, for a slab that is not FREE:
+/// `used + local_free + remote_free + (capacity - carved) == capacity`,
+/// where `local_free` and `remote_free` are the lengths of the `free` and
+/// `remote` lists. Blocks sitting in a thread cache count as `used`.
+///
+/// Every field is an atomic so that the record can be shared without
+/// `UnsafeCell`; fields marked *owner* are only touched by the owning thread
+/// (or under the backend lock while FREE) and use `Relaxed`, which compiles
+/// to plain loads and stores.
+#[repr(C, align(64))]
+pub struct SlabMeta {
+    /// Heap id of the owning thread; 0 = no owner.
+    pub owner: AtomicUsize,
+    /// *owner*: head of the local free list (link in each block's first word).
+    pub free: AtomicPtr<u8>,
+    /// Head of the multi-producer stack of remotely freed blocks.
+    pub remote: AtomicPtr<u8>,
+    /// Intrusive link: next slab in the owner's partial list or reclaim list.
+    pub next: AtomicPtr<SlabMeta>,
+    /// *owner*: previous slab in the owner's partial list.
+    pub prev: AtomicPtr<SlabMeta>,
+    /// Blocks handed out and not yet returned (see the invariant above).
+    pub used: AtomicU32,
+    /// *owner*: blocks carved from the slab's memory so far.
+    pub carved: AtomicU32,
+    /// Number of blocks the slab holds.
+    pub capacity: AtomicU32,
+    /// Block size in bytes (== `CLASS_SIZE[class]`).
+    pub block_size: AtomicU32,
+    /// Size class.
+    pub class: AtomicU8,
+    /// One of [`slab_state`].
+    pub state: AtomicU8,
+    /// This slab's index in its superslab.
+    pub index: AtomicU8,
+}
+
+const _: () = assert!(core::mem::size_of::<SlabMeta>() == 64);
+
+impl SlabMeta {
+    /// A record in the FREE state.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        SlabMeta {
+            owner: AtomicUsize::new(0),
+            free: AtomicPtr::new(core::ptr::null_mut()),
+            remote: AtomicPtr::new(core::ptr::null_mut()),
+            next: AtomicPtr::new(core::ptr::null_mut()),
+            prev: AtomicPtr::new(core::ptr::null_mut()),
+            used: AtomicU32::new(0),
+            carved: AtomicU32::new(0),
+            capacity: AtomicU32::new(0),
+            block_size: AtomicU32::new(0),
+            class: AtomicU8::new(0),
+            state: AtomicU8::new(slab_state::FREE),
+            index: AtomicU8::new(0),
+        }
+    }
+
+    /// The superslab header this record lives in.
+    #[inline]
+    pub fn superslab(&self) -> *mut SuperslabHeader {
+        ((self as *const SlabMeta as usize) & !CHUNK_MASK) as *mut SuperslabHeader
+    }
+
+    /// First byte of the slab's block area.
+    #[inline]
+    pub fn data_start(&self) -> usize {
+        // SAFETY: a SlabMeta only ever lives inside a superslab header, whose
+        // `slab_shift` is written before any slab record is handed out.
+        let shift = unsafe { (*self.superslab()).slab_shift.load(Ordering::Relaxed) } as u32;
+        slab_data_start(
+            self.superslab() as usize,
+            self.index.load(Ordering::Relaxed) as usize,
+            shift,
+        )
+    }
+
+    /// True when `p` is the start of one of this slab's carved blocks.
+    /// Costs a division: slow paths and checked mode only.
+    pub fn is_block_start(&self, p: usize) -> bool {
+        let start = self.data_start();
+        let bs = self.block_size.load(Ordering::Relaxed) as usize;
+        if p < start || bs == 0 {
+            return false;
+        }
+        let off = p - start;
+        off % bs == 0 && (off / bs) < self.carved.load(Ordering::Relaxed) as usize
+    }
+
+    /// Blocks this slab has never handed out and never will again without a
+    /// free: nothing local, nothing remote, nothing left to carve.
+    #[inline]
+    pub fn is_exhausted(&self) -> bool {
+        self.free.load(Ordering::Relaxed).is_null()
+            && self.carved.load(Ordering::Relaxed) >= self.capacity.load(Ordering::Relaxed)
+            && self.remote.load(Ordering::SeqCst).is_null()
+    }
+}
+
+/// The header at the start of every superslab (first page).
+///
+/// Invariant: `in_use` has bit `i` set iff `slabs[i].state != FREE`.
+#[repr(C, align(64))]
+pub struct SuperslabHeader {
+    /// [`SUPERSLAB_MAGIC`].
+    pub magic: AtomicUsize,
+    /// log2 of the slab size ([`SlabKind::shift`]).
+    pub slab_shift: AtomicU8,
+    /// [`SlabKind`] as u8.
+    pub kind: AtomicU8,
+    /// Home memory node (logical).
+    pub node: AtomicU8,
+    /// Bitmap of slabs that are not FREE (backend lock).
+    pub in_use: AtomicU32,
+    /// Backend list link (superslabs of one kind with free slabs).
+    pub next: AtomicPtr<SuperslabHeader>,
+    /// Backend list back link.
+    pub prev: AtomicPtr<SuperslabHeader>,
+    /// True while linked in the backend's list of superslabs with free slabs.
+    pub listed: AtomicU8,
+    /// The slab records; only the first `kind.slabs()` are used.
+    pub slabs: [SlabMeta; MAX_SLABS],
+}
+
+const _: () = assert!(core::mem::size_of::<SuperslabHeader>() <= HEADER_SIZE);
+
+/// Start of slab `index`'s block area in the superslab at `base`.
+#[inline]
+pub const fn slab_data_start(base: usize, index: usize, shift: u32) -> usize {
+    if index == 0 {
+        base + HEADER_SIZE
+    } else {
+        base + (index << shift)
+    }
+}
+
+/// Number of blocks of `block_size` that slab `index` holds.
+#[inline]
+pub const fn slab_capacity(index: usize, shift: u32, block_size: usize) -> u32 {
+    let start = slab_data_start(0, index, shift);
+    let end = (index + 1) << shift;
+    ((end - start) / block_size) as u32
+}
+
+/// Base of the 2 MiB chunk containing `p`.
+#[inline(always)]
+pub const fn chunk_of(p: usize) -> usize {
+    p & !CHUNK_MASK
+}
+
+/// The slab record of a block pointer (USER == BASE for slab blocks).
+///
+/// # Safety
+/// `p` must point into a live superslab (the registry says so).
+#[inline(always)]
+pub unsafe fn slab_meta_of(p: *mut u8) -> &'static SlabMeta {
+    let ss = chunk_of(p as usize) as *const SuperslabHeader;
+    // SAFETY: the caller guarantees `ss` is a live superslab header; the
+    // header outlives every block in it, and the index is below
+    // `kind.slabs()` because `p` is inside the superslab.
+    unsafe {
+        let shift = (*ss).slab_shift.load(Ordering::Relaxed) as u32;
+        let idx = ((p as usize) & CHUNK_MASK) >> shift;
+        debug_assert!(idx < MAX_SLABS);
+        &*(*ss).slabs.as_ptr().add(idx)
+    }
+}
+
+/// Reads the free-list link stored in a free block's first word.
+///
+/// # Safety
+/// `block` must be a free block (or a block being linked) of at least 8
+/// bytes, aligned to 8.
+#[inline(always)]
+pub unsafe fn block_next(block: *mut u8) -> *mut u8 {
+    // SAFETY: by the caller's contract the first word is ours to read.
+    unsafe { *(block as *mut *mut u8) }
+}
+
+/// Writes the free-list link of a free block.
+///
+/// # Safety
+/// As for [`block_next`]; the block must not be in use by the program.
+#[inline(always)]
+pub unsafe fn set_block_next(block: *mut u8, next: *mut u8) {
+    // SAFETY: by the caller's contract the first word is ours to write.
+    unsafe { *(block as *mut *mut u8) = next }
+}
+
+/// The 64-byte header of a large span, at the start of the 2 MiB chunk that
+/// holds the user pointer (or one chunk before it when the user pointer is
+/// itself chunk-aligned).
+#[repr(C, align(64))]
+pub struct LargeHeader {
+    /// [`LARGE_MAGIC`].
+    pub magic: u64,
+    /// The user pointer this header describes (validates frees).
+    pub user: usize,
+    /// Start of the whole mapping.
+    pub map_base: usize,
+    /// Length of the whole mapping.
+    pub map_len: usize,
+    /// Requested alignment.
+    pub align: usize,
+}
+
+const _: () = assert!(core::mem::size_of::<LargeHeader>() == 64);
+
+/// Where the header of a large span with user pointer `user` lives.
+#[inline]
+pub const fn large_header_addr(user: usize) -> usize {
+    if user & CHUNK_MASK == 0 {
+        user - SUPERSLAB_SIZE
+    } else {
+        chunk_of(user)
+    }
+}
+
+/// Usable bytes of a large span: from the user pointer to the mapping end.
+#[inline]
+pub fn large_usable(h: &LargeHeader) -> usize {
+    h.map_base + h.map_len - h.user
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities_hold_at_least_seven_blocks() {
+        for c in 0..NUM_CLASSES {
+            let kind = SlabKind::of_class(c);
+            let cap0 = slab_capacity(0, kind.shift(), CLASS_SIZE[c] as usize);
+            let cap1 = slab_capacity(1, kind.shift(), CLASS_SIZE[c] as usize);
+            assert!(cap0 >= 7, "class {c} slab0 holds {cap0}");
+            assert!(cap1 >= 8, "class {c} slab1 holds {cap1}");
+        }
+    }
+
+    #[test]
+    fn large_header_placement() {
+        assert_eq!(large_header_addr(0x4000_0040), 0x4000_0000);
+        assert_eq!(large_header_addr(0x4020_0000), 0x4000_0000);
+        assert_eq!(large_header_addr(0x4021_0000), 0x4020_0000);
+    }
+
+    #[test]
+    fn slab_geometry_is_aligned() {
+        for kind in [SlabKind::Small, SlabKind::Medium] {
+            for i in 0..kind.slabs() {
+                let s = slab_data_start(0, i, kind.shift());
+                assert_eq!(s % PAGE_SIZE, 0);
+                assert!(s < (i + 1) << kind.shift());
+            }
+        }
+    }
+}

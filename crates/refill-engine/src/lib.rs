@@ -1,0 +1,370 @@
+//! refill-engine: the warm path between a thread's caches and the slabs.
+//!
+//! - [`refill`]: a cache miss. Takes a batch of blocks (the count comes from
+//!   the policy table) from the thread's own slabs — local free list first,
+//!   then the remote stack, then never-used memory — adopting an ownerless
+//!   slab or acquiring a fresh one when the thread has none left.
+//! - [`flush`]: a cache overflow. Returns half of the cached blocks to their
+//!   slabs, and gives empty slabs back to the backend.
+//! - [`free_remote`]: a free of a block whose slab the thread does not own.
+//! - [`abandon_all`]: thread exit. Returns every cached block, then releases
+//!   empty slabs and publishes the others for adoption.
+//!
+//! The engine reads the policy table and emits learning events; it never
+//! runs learning itself. Walk-through: `docs/refill.md`.
+//!
+//! **Architecture Invariant:** the engine is only entered from a slow path;
+//! the hot path (tls-front) never calls into it.
+#![no_std]
+
+use core::ptr;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use ace_learning::{observe, Event, EventKind, POLICY};
+use ptr_bridge::{block_next, set_block_next, slab_meta_of, slab_state, SlabMeta, NUM_CLASSES};
+use remote_queue::RemoteFree;
+use tls_front::Front;
+
+/// Heap id of a thread that has not registered yet: matches no slab owner.
+pub const UNREGISTERED: usize = usize::MAX;
+/// Heap id of a thread that has exited (its caches are disabled).
+pub const EXITED: usize = usize::MAX - 1;
+
+/// A thread's ownership state: the slabs it owns, per class.
+///
+/// Invariant: a slab is linked in `partial[c]` iff `owner == id`, its
+/// state is ACTIVE and its class is `c`.
+pub struct Heap {
+    id: usize,                                // owner id written in slab records
+    partial: [*mut SlabMeta; NUM_CLASSES],    // owned slabs (doubly linked)
+    /// Slow-path counters of this thread (published by the facade).
+    pub counters: Counters,
+}
+
+/// Per-thread slow-path counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Refills performed.
+    pub refills: u64,
+    /// Flushes performed.
+    pub flushes: u64,
+    /// Frees that went to another thread's slab.
+    pub remote_frees: u64,
+    /// Slabs adopted from the reclaim lists.
+    pub adopted: u64,
+}
+
+impl Heap {
+    /// A heap with no id and no slabs.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Heap {
+            id: UNREGISTERED,
+            partial: [ptr::null_mut(); NUM_CLASSES],
+            counters: Counters {
+                refills: 0,
+                flushes: 0,
+                remote_frees: 0,
+                adopted: 0,
+            },
+        }
+    }
+
+    /// The owner id of this heap.
+    #[inline(always)]
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Gives the heap its id (once, at thread registration) or marks it
+    /// [`EXITED`].
+    pub fn set_id(&mut self, id: usize) {
+        self.id = id;
+    }
+
+    /// True when the heap owns no slab at all.
+    pub fn owns_nothing(&self) -> bool {
+        self.partial.iter().all(|p| p.is_null())
+    }
+
+    fn link(&mut self, class: usize, s: &SlabMeta) {
+        let sp = s as *const SlabMeta as *mut SlabMeta;
+        let head = self.partial[class];
+        s.prev.store(ptr::null_mut(), Relaxed);
+        s.next.store(head, Relaxed);
+        if !head.is_null() {
+            // SAFETY: linked slabs are live records owned by this heap.
+            unsafe { (*head).prev.store(sp, Relaxed) };
+        }
+        self.partial[class] = sp;
+    }
+
+    fn unlink(&mut self, class: usize, s: &SlabMeta) {
+        let prev = s.prev.load(Relaxed);
+        let next = s.next.load(Relaxed);
+        if prev.is_null() {
+            debug_assert!(ptr::eq(self.partial[class], s));
+            self.partial[class] = next;
+        } else {
+            // SAFETY: linked slabs are live records owned by this heap.
+            unsafe { (*prev).next.store(next, Relaxed) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).prev.store(prev, Relaxed) };
+        }
+        s.next.store(ptr::null_mut(), Relaxed);
+        s.prev.store(ptr::null_mut(), Relaxed);
+    }
+}
+
+fn event(kind: EventKind, class: usize, count: u32, heap: &Heap) {
+    observe(Event {
+        kind,
+        class: class as u8,
+        count,
+        thread: heap.id as u32,
+    });
+}
+
+/// Finds a slab for `class`: adopt an ownerless one, else a fresh one.
+fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta> {
+    if let Some(s) = remote_queue::adopt(class, heap.id) {
+        heap.counters.adopted += 1;
+        heap.link(class, s);
+        event(EventKind::Adopt, class, 0, heap);
+        return Some(s);
+    }
+    let s = superslab_backend::acquire_slab(class, heap.id)?;
+    heap.link(class, s);
+    event(EventKind::SlabAcquire, class, 0, heap);
+    Some(s)
+}
+
+/// The owner lets go of a slab that has nothing left to hand out. If a
+/// remote free slipped in meanwhile, the slab is taken back (returns true).
+fn give_up_exhausted(heap: &mut Heap, class: usize, s: &SlabMeta) -> bool {
+    heap.unlink(class, s);
+    s.owner.store(0, SeqCst);
+    s.state.store(slab_state::FULL, SeqCst);
+    // A remote free that saw ACTIVE did not publish the slab; its block is
+    // visible here (SeqCst), so take the slab back instead of stranding it.
+    if !s.remote.load(SeqCst).is_null()
+        && s
+            .state
+            .compare_exchange(slab_state::FULL, slab_state::ACTIVE, SeqCst, SeqCst)
+            .is_ok()
+    {
+        s.owner.store(heap.id, SeqCst);
+        heap.link(class, s);
+        return true;
+    }
+    false
+}
+
+/// Cache miss for `class`: returns one block and leaves up to
+/// `refill_count - 1` more in the thread cache. Null when memory is
+/// exhausted (nothing was changed then).
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's, and the heap is registered.
+#[cold]
+pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
+    debug_assert!(heap.id != UNREGISTERED);
+    front.set_cap(class, POLICY.cache_cap(class));
+    let want = POLICY.refill_count(class).min(front.cap(class).max(1));
+    let mut head: *mut u8 = ptr::null_mut();
+    let mut tail: *mut u8 = ptr::null_mut();
+    let mut n = 0u32;
+    while n < want {
+        let s: &SlabMeta = if heap.partial[class].is_null() {
+            match obtain(heap, class) {
+                Some(s) => s,
+                None => break,
+            }
+        } else {
+            // SAFETY: linked slabs are live records owned by this heap.
+            unsafe { &*heap.partial[class] }
+        };
+        let mut taken = 0u32;
+        let mut f = s.free.load(Relaxed);
+        if f.is_null() {
+            f = remote_queue::take_remote(s);
+        }
+        while n < want && !f.is_null() {
+            // SAFETY: `f` is a free block of a slab we own.
+            let nx = unsafe { block_next(f) };
+            // SAFETY: as above; it becomes part of our refill chain.
+            unsafe { set_block_next(f, head) };
+            if tail.is_null() {
+                tail = f;
+            }
+            head = f;
+            f = nx;
+            taken += 1;
+            n += 1;
+        }
+        s.free.store(f, Relaxed);
+        if n < want {
+            let cap = s.capacity.load(Relaxed);
+            let mut carved = s.carved.load(Relaxed);
+            if carved < cap {
+                let bs = s.block_size.load(Relaxed) as usize;
+                let start = s.data_start();
+                while n < want && carved < cap {
+                    let b = (start + carved as usize * bs) as *mut u8;
+                    // SAFETY: a never-used block inside the slab we own.
+                    unsafe { set_block_next(b, head) };
+                    if tail.is_null() {
+                        tail = b;
+                    }
+                    head = b;
+                    carved += 1;
+                    taken += 1;
+                    n += 1;
+                }
+                s.carved.store(carved, Relaxed);
+            }
+        }
+        if taken > 0 {
+            s.used.fetch_add(taken, SeqCst);
+        }
+        if n < want && s.is_exhausted() {
+            give_up_exhausted(heap, class, s);
+        }
+    }
+    if n == 0 {
+        return ptr::null_mut();
+    }
+    heap.counters.refills += 1;
+    event(EventKind::Refill, class, n, heap);
+    let first = head;
+    // SAFETY: `first` heads our private chain of `n` blocks.
+    let rest = unsafe { block_next(first) };
+    if n > 1 {
+        // SAFETY: `rest..=tail` is the remaining chain of n-1 blocks.
+        unsafe { front.push_chain(class, rest, tail, n - 1) };
+    }
+    first
+}
+
+/// Returns one block (that the thread holds) to its slab: to the local free
+/// list when the thread owns the slab, else through the remote protocol.
+///
+/// # Safety
+/// `b` is an allocated block of class `class` held by the calling thread.
+unsafe fn return_block(heap: &mut Heap, class: usize, b: *mut u8) {
+    // SAFETY: `b` is a block of a live superslab.
+    let s = unsafe { slab_meta_of(b) };
+    if s.owner.load(Relaxed) == heap.id {
+        // SAFETY: we own the slab, so its local list is ours.
+        unsafe { set_block_next(b, s.free.load(Relaxed)) };
+        s.free.store(b, Relaxed);
+        let was = s.used.fetch_sub(1, SeqCst);
+        if was == 1 && !ptr::eq(heap.partial[class], s) {
+            // Empty and not the warm head of the list: give it back.
+            heap.unlink(class, s);
+            // SAFETY: we own it, used == 0, and it is unlinked.
+            unsafe { superslab_backend::release_slab(s) };
+            event(EventKind::SlabRelease, class, 0, heap);
+        }
+    } else {
+        // SAFETY: forwarded contract; a block we hold is allocated.
+        let r = unsafe { remote_queue::remote_free(s, b) };
+        debug_assert_eq!(r, RemoteFree::Queued);
+        heap.counters.remote_frees += 1;
+    }
+}
+
+/// Cache overflow for `class`: returns blocks until the cache is at half
+/// its cap.
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's.
+#[cold]
+pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) {
+    let keep = front.cap(class) / 2;
+    let n = front.count(class).saturating_sub(keep);
+    let (mut b, k) = front.take(class, n);
+    while !b.is_null() {
+        // SAFETY: `b` is a free block from our cache chain.
+        let nx = unsafe { block_next(b) };
+        // SAFETY: blocks in our cache are allocated from their slab's view.
+        unsafe { return_block(heap, class, b) };
+        b = nx;
+    }
+    heap.counters.flushes += 1;
+    event(EventKind::Flush, class, k, heap);
+}
+
+/// A free of `b` by a thread that does not own its slab.
+///
+/// # Safety
+/// `b` is a pointer into a live superslab that the program frees.
+#[cold]
+pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> RemoteFree {
+    // SAFETY: caller contract.
+    let s = unsafe { slab_meta_of(b) };
+    if !s.is_block_start(b as usize) {
+        return RemoteFree::NotAllocated;
+    }
+    heap.counters.remote_frees += 1;
+    // SAFETY: caller contract; the block start was validated.
+    unsafe { remote_queue::remote_free(s, b) }
+}
+
+/// Thread exit: empties every cache, then for each owned slab releases it
+/// when empty or publishes it for adoption. Afterwards the heap owns
+/// nothing and the front is empty.
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's.
+#[cold]
+pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
+    for class in 0..NUM_CLASSES {
+        let (mut b, _) = front.take(class, u32::MAX);
+        while !b.is_null() {
+            // SAFETY: a block from our cache chain.
+            let nx = unsafe { block_next(b) };
+            // SAFETY: blocks in our cache are allocated.
+            unsafe { return_block(heap, class, b) };
+            b = nx;
+        }
+    }
+    for class in 0..NUM_CLASSES {
+        while !heap.partial[class].is_null() {
+            // SAFETY: linked slabs are live records owned by this heap.
+            let s: &SlabMeta = unsafe { &*heap.partial[class] };
+            heap.unlink(class, s);
+            let r = remote_queue::take_remote(s);
+            if !r.is_null() {
+                // SAFETY: `r` is a chain of free blocks of `s`.
+                let (_, tail) = unsafe { remote_queue::chain_len(r) };
+                // SAFETY: appending our own slab's local list after the chain.
+                unsafe { set_block_next(tail, s.free.load(Relaxed)) };
+                s.free.store(r, Relaxed);
+            }
+            if s.used.load(SeqCst) == 0 {
+                // SAFETY: owned, empty, unlinked.
+                unsafe { superslab_backend::release_slab(s) };
+            } else if !s.free.load(Relaxed).is_null()
+                || s.carved.load(Relaxed) < s.capacity.load(Relaxed)
+            {
+                s.owner.store(0, SeqCst);
+                s.state.store(slab_state::QUEUED, SeqCst);
+                remote_queue::publish(s);
+            } else {
+                s.owner.store(0, SeqCst);
+                s.state.store(slab_state::FULL, SeqCst);
+                if !s.remote.load(SeqCst).is_null()
+                    && s
+                        .state
+                        .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, SeqCst)
+                        .is_ok()
+                {
+                    remote_queue::publish(s);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Concurrency primitives used by the boxes that share state between
+//! threads. Kept in one small module so that a model checker (loom, shuttle)
+//! can substitute them in tests.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A test-and-test-and-set spin lock that yields the CPU after a short spin.
+/// Const-constructible, allocation-free and fork-friendly (see
+/// [`SpinLock::force_unlock`]). Only used on slow paths.
+pub struct SpinLock {
+    locked: AtomicBool,
+}
+
+/// Releases the lock on drop.
+pub struct SpinGuard<'a> {
+    lock: &'a SpinLock,
+}
+
+impl SpinLock {
+    /// An unlocked lock.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        SpinLock {
+            locked: AtomicBool::new(false),
+        }
+    }
+
+    /// Acquires the lock.
+    #[inline]
+    pub fn lock(&self) -> SpinGuard<'_> {
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+        SpinGuard { lock: self }
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 64 {
+                    core::hint::spin_loop();
+                    spins += 1;
+                } else {
+                    // SAFETY: sched_yield has no preconditions.
+                    unsafe { libc::sched_yield() };
+                }
+            }
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Releases a lock whose guard was forgotten (the fork handlers hold
+    /// locks across `fork()` and release them in parent and child).
+    ///
+    /// # Safety
+    /// The lock must be held by a forgotten guard of the calling context.
+    pub unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// True while held (racy; for assertions).
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for SpinGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use core::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn lock_excludes() {
+        static L: SpinLock = SpinLock::new();
+        static INSIDE: AtomicUsize = AtomicUsize::new(0);
+        let hs: std::vec::Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..2000 {
+                        let _g = L.lock();
+                        assert_eq!(INSIDE.fetch_add(1, Ordering::SeqCst), 0);
+                        INSIDE.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert!(!L.is_locked());
+    }
+}

@@ -1,0 +1,114 @@
+//! All operating-system calls of hakmem live here: mapping, unmapping,
+//! remapping and advising memory. Nothing here allocates.
+
+use core::ptr;
+
+/// Maps `len` bytes of zeroed, private, read-write memory. Null on failure.
+pub fn map(len: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping with no address hint has no
+    // preconditions; failure is reported as MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Maps `len` bytes of address space that is only backed when touched and
+/// never counted against overcommit limits (for the registry table).
+pub fn map_noreserve(len: usize) -> *mut u8 {
+    // SAFETY: as in `map`.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Maps `len` bytes (a multiple of the page size) at an address aligned to
+/// `align` (a power of two, at least a page). Null on failure or overflow.
+pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
+    let Some(total) = len.checked_add(align) else {
+        return ptr::null_mut();
+    };
+    let raw = map(total);
+    if raw.is_null() {
+        return raw;
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let head = aligned - start;
+    let tail = total - head - len;
+    if head > 0 {
+        unmap(raw, head);
+    }
+    if tail > 0 {
+        unmap((aligned + len) as *mut u8, tail);
+    }
+    aligned as *mut u8
+}
+
+/// Unmaps `len` bytes at `p`.
+pub fn unmap(p: *mut u8, len: usize) {
+    // SAFETY: callers only pass ranges they mapped and no longer use; a
+    // failing munmap leaves the mapping in place, which is safe.
+    unsafe {
+        libc::munmap(p as *mut libc::c_void, len);
+    }
+}
+
+/// Tries to resize a mapping in place. True on success.
+pub fn remap_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool {
+    // SAFETY: without MREMAP_MAYMOVE the kernel either resizes the mapping
+    // at the same address or fails; callers own the whole range.
+    let r = unsafe { libc::mremap(p as *mut libc::c_void, old_len, new_len, 0) };
+    r != libc::MAP_FAILED
+}
+
+/// Moves the pages of `[p, p+old_len)` to `dest` (which must be a mapping of
+/// at least `new_len` bytes that the caller owns and gives up), resizing to
+/// `new_len`. True on success; on failure the old mapping is untouched.
+pub fn remap_to(p: *mut u8, old_len: usize, new_len: usize, dest: *mut u8) -> bool {
+    // SAFETY: MREMAP_FIXED replaces whatever is at `dest` (the caller's own
+    // reservation); the old range is ours. No data is copied by the CPU.
+    let r = unsafe {
+        libc::mremap(
+            p as *mut libc::c_void,
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            dest as *mut libc::c_void,
+        )
+    };
+    r != libc::MAP_FAILED
+}
+
+/// Returns the physical pages of a range to the OS; the range stays mapped
+/// and reads back as zeroes.
+pub fn discard(p: *mut u8, len: usize) {
+    // SAFETY: MADV_DONTNEED on a private anonymous mapping we own only
+    // drops its contents.
+    unsafe {
+        libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED);
+    }
+}
