@@ -12,7 +12,11 @@ pub(crate) fn report(what: &str, p: *const u8) {
         }
     }
     let v = p as usize;
-    let digits = if v == 0 { 1 } else { (usize::BITS - v.leading_zeros()).div_ceil(4) as usize };
+    let digits = if v == 0 {
+        1
+    } else {
+        (usize::BITS - v.leading_zeros()).div_ceil(4) as usize
+    };
     for i in (0..digits).rev() {
         let d = ((v >> (i * 4)) & 0xf) as u8;
         buf[n] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
@@ -31,7 +35,10 @@ pub(crate) fn report(what: &str, p: *const u8) {
 /// checked mode. Never writes to any free list.
 #[cold]
 pub(crate) fn invalid_free(p: *const u8) {
-    report("free(): invalid pointer (not allocated by hakmem), ignored:", p);
+    report(
+        "free(): invalid pointer (not allocated by hakmem), ignored:",
+        p,
+    );
     if crate::config::checked() {
         // SAFETY: abort has no preconditions.
         unsafe { libc::abort() };

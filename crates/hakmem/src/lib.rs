@@ -144,7 +144,9 @@ pub fn calloc(size: usize) -> *mut u8 {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
     let a = p as usize;
-    if registry::kind_of(a) == registry::KIND_SUPERSLAB && a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE {
+    if registry::kind_of(a) == registry::KIND_SUPERSLAB
+        && a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE
+    {
         // SAFETY: the registry says `p` is inside a live superslab.
         let m = unsafe { slab_meta_of(p) };
         let t = thread::state();
@@ -236,7 +238,10 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
         if new_size <= old && (new_size > SMALL_MAX / 2 || new_size >= old / 2) {
             return p;
         }
-        if align <= MIN_ALIGN && new_size <= SMALL_MAX && CLASS_SIZE[class_of(new_size)] as usize == old {
+        if align <= MIN_ALIGN
+            && new_size <= SMALL_MAX
+            && CLASS_SIZE[class_of(new_size)] as usize == old
+        {
             return p;
         }
     } else if new_size > SMALL_MAX {

@@ -92,7 +92,7 @@ pub(crate) unsafe fn register(t: *mut ThreadState) {
     if let Some(k) = thread_key() {
         // SAFETY: a valid key; the value only needs to be non-null so that
         // the destructor runs.
-        unsafe { libc::pthread_setspecific(k, 1 as *const libc::c_void) };
+        unsafe { libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>()) };
     }
 }
 

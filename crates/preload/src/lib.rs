@@ -131,7 +131,7 @@ fn aligned(align: usize, size: usize) -> *mut c_void {
 /// `out` is a valid pointer to write the result to.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
-    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
     let p = aligned(align, size);
@@ -228,7 +228,11 @@ extern "C" fn atfork_child() {
 extern "C" fn hakmem_preload_init() {
     // SAFETY: the handlers are `extern "C"` functions living for the process.
     unsafe {
-        libc::pthread_atfork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child));
+        libc::pthread_atfork(
+            Some(atfork_prepare),
+            Some(atfork_parent),
+            Some(atfork_child),
+        );
     }
 }
 

@@ -99,7 +99,7 @@ const fn build_aligned_table() -> [[u8; NUM_CLASSES]; ALIGN_LEVELS] {
         let mut c = 0;
         while c < NUM_CLASSES {
             let mut d = c;
-            while d < NUM_CLASSES && sizes[d] % align != 0 {
+            while d < NUM_CLASSES && !sizes[d].is_multiple_of(align) {
                 d += 1;
             }
             if d < NUM_CLASSES {
@@ -191,7 +191,7 @@ mod tests {
             for size in [1, 15, 16, 17, 100, 1000, 4000, 5000, 60000, SMALL_MAX] {
                 if let Some(c) = class_for(size, align) {
                     let bs = CLASS_SIZE[c] as usize;
-                    assert!(bs >= size && bs % align == 0);
+                    assert!(bs >= size && bs.is_multiple_of(align));
                 }
             }
             align *= 2;

@@ -203,7 +203,7 @@ impl SlabMeta {
             return false;
         }
         let off = p - start;
-        off % bs == 0 && (off / bs) < self.carved.load(Ordering::Relaxed) as usize
+        off.is_multiple_of(bs) && (off / bs) < self.carved.load(Ordering::Relaxed) as usize
     }
 
     /// Blocks this slab has never handed out and never will again without a

@@ -35,8 +35,8 @@ pub const EXITED: usize = usize::MAX - 1;
 /// Invariant: a slab is linked in `partial[c]` iff `owner == id`, its
 /// state is ACTIVE and its class is `c`.
 pub struct Heap {
-    id: usize,                                // owner id written in slab records
-    partial: [*mut SlabMeta; NUM_CLASSES],    // owned slabs (doubly linked)
+    id: usize,                             // owner id written in slab records
+    partial: [*mut SlabMeta; NUM_CLASSES], // owned slabs (doubly linked)
     /// Slow-path counters of this thread (published by the facade).
     pub counters: Counters,
 }
@@ -150,8 +150,7 @@ fn give_up_exhausted(heap: &mut Heap, class: usize, s: &SlabMeta) -> bool {
     // A remote free that saw ACTIVE did not publish the slab; its block is
     // visible here (SeqCst), so take the slab back instead of stranding it.
     if !s.remote.load(SeqCst).is_null()
-        && s
-            .state
+        && s.state
             .compare_exchange(slab_state::FULL, slab_state::ACTIVE, SeqCst, SeqCst)
             .is_ok()
     {
@@ -357,8 +356,7 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
                 s.owner.store(0, SeqCst);
                 s.state.store(slab_state::FULL, SeqCst);
                 if !s.remote.load(SeqCst).is_null()
-                    && s
-                        .state
+                    && s.state
                         .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, SeqCst)
                         .is_ok()
                 {

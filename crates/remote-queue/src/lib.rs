@@ -36,7 +36,10 @@ pub unsafe fn push_remote(meta: &SlabMeta, block: *mut u8) -> bool {
     loop {
         // SAFETY: the block is ours until the CAS publishes it.
         unsafe { set_block_next(block, head) };
-        match meta.remote.compare_exchange_weak(head, block, SeqCst, Relaxed) {
+        match meta
+            .remote
+            .compare_exchange_weak(head, block, SeqCst, Relaxed)
+        {
             Ok(_) => return head.is_null(),
             Err(h) => head = h,
         }

@@ -432,7 +432,9 @@ mod tests {
             *p = 1;
             *p.add(99_999) = 2;
         }
-        assert!(large_header(unsafe { p.add(16) }).is_none());
+        // SAFETY: p + 16 is inside the span.
+        let interior = unsafe { p.add(16) };
+        assert!(large_header(interior).is_none());
         assert!(large_free(p));
         assert!(!large_free(p), "second free must be refused");
     }

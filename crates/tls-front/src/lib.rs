@@ -19,9 +19,9 @@ use ptr_bridge::{block_next, set_block_next, NUM_CLASSES};
 /// has exactly `counts[c]` blocks, and `counts[c] <= caps[c] + 1` between
 /// calls (a push may go one over, reporting the overflow).
 pub struct Front {
-    heads: [*mut u8; NUM_CLASSES],  // list heads
-    counts: [u32; NUM_CLASSES],     // list lengths
-    caps: [u32; NUM_CLASSES],       // most blocks kept before a flush
+    heads: [*mut u8; NUM_CLASSES], // list heads
+    counts: [u32; NUM_CLASSES],    // list lengths
+    caps: [u32; NUM_CLASSES],      // most blocks kept before a flush
 }
 
 impl Front {
