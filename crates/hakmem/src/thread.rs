@@ -1,11 +1,10 @@
 //! The per-thread state (cache front + heap) and its life cycle:
 //! registration on the first slow path, hand-over at thread exit.
 //!
-//! The thread-local has a `const` initialiser and no `Drop`, so std neither
-//! allocates nor registers a destructor for it; thread exit is observed with
+//! The thread-local is zero-initialised TLS with no `Drop`, so nothing
+//! allocates or registers a destructor for it; thread exit is observed with
 //! a pthread key destructor instead (which does not allocate).
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU32, AtomicUsize};
 
@@ -15,12 +14,14 @@ use refill_engine::{Heap, EXITED, UNREGISTERED};
 use tls_front::Front;
 
 /// One thread's allocator state.
+#[repr(C)]
 pub(crate) struct ThreadState {
     pub(crate) front: Front, // hot path: per-class block lists
     pub(crate) heap: Heap,   // warm path: owned slabs per class
 }
 
 impl ThreadState {
+    #[allow(dead_code)] // used by the thread_local! fallback only
     const fn new() -> Self {
         ThreadState {
             front: Front::new(),
@@ -29,16 +30,70 @@ impl ThreadState {
     }
 }
 
-thread_local! {
-    static TS: UnsafeCell<ThreadState> = const { UnsafeCell::new(ThreadState::new()) };
+// The thread state is all-zero when fresh (null lists, caps 0, heap id 0 =
+// unregistered), so it can live in zero-initialised TLS.
+const _: () = assert!(UNREGISTERED == 0);
+
+/// x86-64 Linux: the state is a `.tbss` symbol reached with the initial-exec
+/// TLS model — a GOT load plus an `fs:` add, 2 instructions, where a Rust
+/// `thread_local!` in a cdylib would call `__tls_get_addr` on every access.
+/// (Consequence: `libhakmem.so` must be preloaded or linked, not `dlopen`ed
+/// late, since it needs static TLS space.)
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod tls {
+    use super::ThreadState;
+
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 6",
+        ".globl hakmem_thread_state",
+        ".hidden hakmem_thread_state",
+        ".type hakmem_thread_state,@object",
+        ".size hakmem_thread_state,{size}",
+        "hakmem_thread_state:",
+        ".zero {size}",
+        ".popsection",
+        size = const core::mem::size_of::<ThreadState>(),
+    );
+
+    /// The calling thread's state.
+    #[inline(always)]
+    pub(crate) fn state() -> *mut ThreadState {
+        let p: *mut ThreadState;
+        // SAFETY: reads the thread pointer (fs:0) and the GOT entry holding
+        // the symbol's offset from it; writes only the output register and
+        // flags. The symbol is a zero-initialised, 64-byte aligned TLS block
+        // of exactly `size_of::<ThreadState>()` bytes, so the result is a
+        // valid, aligned pointer to this thread's state.
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr [rip + hakmem_thread_state@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(pure, readonly, nostack),
+            );
+        }
+        p
+    }
 }
 
-/// The calling thread's state. A plain TLS address computation: the
-/// thread-local has no lazy initialisation and no destructor.
-#[inline(always)]
-pub(crate) fn state() -> *mut ThreadState {
-    TS.with(|t| t.get())
+/// Other targets: a plain `thread_local!` (const initialiser, no destructor).
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod tls {
+    use super::ThreadState;
+    
+    thread_local! {
+        static TS: UnsafeCell<ThreadState> = const { UnsafeCell::new(ThreadState::new()) };
+    }
+
+    /// The calling thread's state.
+    #[inline(always)]
+    pub(crate) fn state() -> *mut ThreadState {
+        TS.with(|t| t.get())
+    }
 }
+
+pub(crate) use tls::state;
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 

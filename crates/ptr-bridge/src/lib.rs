@@ -92,6 +92,11 @@ impl SlabKind {
     }
 }
 
+/// The `owner` of a slab that no thread owns. Thread heap ids are never
+/// this value, and a thread that has not registered yet has id 0, which no
+/// slab ever carries, so an all-zero thread state matches no slab.
+pub const NO_OWNER: usize = usize::MAX;
+
 /// Life-cycle states of a slab (stored in [`SlabMeta::state`]).
 ///
 /// ```text
@@ -105,7 +110,7 @@ pub mod slab_state {
     pub const FREE: u8 = 0;
     /// Owned by one thread (`owner != 0`) and linked in its partial list.
     pub const ACTIVE: u8 = 1;
-    /// Every block was handed out; the owner let go of it (`owner == 0`).
+    /// Every block was handed out; the owner let go of it (`owner == NO_OWNER`).
     /// The first remote free moves it to `QUEUED`.
     pub const FULL: u8 = 2;
     /// Ownerless and linked in the reclaim list of its class, waiting to be
@@ -127,7 +132,7 @@ pub mod slab_state {
 /// to plain loads and stores.
 #[repr(C, align(64))]
 pub struct SlabMeta {
-    /// Heap id of the owning thread; 0 = no owner.
+    /// Heap id of the owning thread; [`NO_OWNER`] when none.
     pub owner: AtomicUsize,
     /// *owner*: head of the local free list (link in each block's first word).
     pub free: AtomicPtr<u8>,
@@ -160,7 +165,7 @@ impl SlabMeta {
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         SlabMeta {
-            owner: AtomicUsize::new(0),
+            owner: AtomicUsize::new(NO_OWNER),
             free: AtomicPtr::new(core::ptr::null_mut()),
             remote: AtomicPtr::new(core::ptr::null_mut()),
             next: AtomicPtr::new(core::ptr::null_mut()),

@@ -21,12 +21,15 @@ use core::ptr;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use ace_learning::{observe, Event, EventKind, POLICY};
-use ptr_bridge::{block_next, set_block_next, slab_meta_of, slab_state, SlabMeta, NUM_CLASSES};
+use ptr_bridge::{
+    block_next, set_block_next, slab_meta_of, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES,
+};
 use remote_queue::RemoteFree;
 use tls_front::Front;
 
 /// Heap id of a thread that has not registered yet: matches no slab owner.
-pub const UNREGISTERED: usize = usize::MAX;
+/// It is 0 so that an all-zero thread state is a valid, unregistered one.
+pub const UNREGISTERED: usize = 0;
 /// Heap id of a thread that has exited (its caches are disabled).
 pub const EXITED: usize = usize::MAX - 1;
 
@@ -145,7 +148,7 @@ fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta> {
 /// remote free slipped in meanwhile, the slab is taken back (returns true).
 fn give_up_exhausted(heap: &mut Heap, class: usize, s: &SlabMeta) -> bool {
     heap.unlink(class, s);
-    s.owner.store(0, SeqCst);
+    s.owner.store(NO_OWNER, SeqCst);
     s.state.store(slab_state::FULL, SeqCst);
     // A remote free that saw ACTIVE did not publish the slab; its block is
     // visible here (SeqCst), so take the slab back instead of stranding it.
@@ -349,11 +352,11 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
             } else if !s.free.load(Relaxed).is_null()
                 || s.carved.load(Relaxed) < s.capacity.load(Relaxed)
             {
-                s.owner.store(0, SeqCst);
+                s.owner.store(NO_OWNER, SeqCst);
                 s.state.store(slab_state::QUEUED, SeqCst);
                 remote_queue::publish(s);
             } else {
-                s.owner.store(0, SeqCst);
+                s.owner.store(NO_OWNER, SeqCst);
                 s.state.store(slab_state::FULL, SeqCst);
                 if !s.remote.load(SeqCst).is_null()
                     && s.state

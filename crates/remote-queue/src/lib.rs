@@ -146,11 +146,11 @@ impl ReclaimList {
 pub static RECLAIM: [ReclaimList; NUM_CLASSES] = [const { ReclaimList::new() }; NUM_CLASSES];
 
 /// Publishes an ownerless slab for adoption: the slab must already have
-/// `owner == 0` and the caller must have won the right to link it (it set
+/// `owner == NO_OWNER` and the caller must have won the right to link it (it set
 /// the state to QUEUED).
 pub fn publish(meta: &SlabMeta) {
     debug_assert_eq!(meta.state.load(Relaxed), slab_state::QUEUED);
-    debug_assert_eq!(meta.owner.load(Relaxed), 0);
+    debug_assert_eq!(meta.owner.load(Relaxed), ptr_bridge::NO_OWNER);
     RECLAIM[meta.class.load(Relaxed) as usize].push(meta);
 }
 

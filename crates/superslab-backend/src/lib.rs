@@ -131,12 +131,14 @@ fn new_superslab(kind: SlabKind) -> *mut SuperslabHeader {
     }
     let ss = base as *mut SuperslabHeader;
     // SAFETY: fresh zeroed mapping large enough for the header; an all-zero
-    // header is a valid value (atomics, FREE slab records).
+    // header is a valid value (atomics, FREE slab records); the owners are
+    // set to NO_OWNER below before the superslab is published.
     let h = unsafe { &*ss };
     h.slab_shift.store(kind.shift() as u8, Relaxed);
     h.kind.store(kind as u8, Relaxed);
     for (i, m) in h.slabs.iter().enumerate() {
         m.index.store(i as u8, Relaxed);
+        m.owner.store(ptr_bridge::NO_OWNER, Relaxed);
     }
     h.magic.store(SUPERSLAB_MAGIC as usize, Release);
     registry::set(base as usize, registry::KIND_SUPERSLAB);
@@ -203,7 +205,7 @@ pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
 /// The caller owns `meta`, it is empty and no thread can reach its blocks.
 pub unsafe fn release_slab(meta: &SlabMeta) {
     debug_assert_eq!(meta.used.load(Relaxed), 0);
-    meta.owner.store(0, SeqCst);
+    meta.owner.store(ptr_bridge::NO_OWNER, SeqCst);
     meta.free.store(ptr::null_mut(), Relaxed);
     meta.remote.store(ptr::null_mut(), Relaxed);
     meta.carved.store(0, Relaxed);

@@ -16,11 +16,16 @@ use ptr_bridge::{block_next, set_block_next, NUM_CLASSES};
 /// One thread's caches. Lives in a thread-local; never shared.
 ///
 /// Invariant per class `c`: the list at `heads[c]` is null-terminated and
-/// has exactly `counts[c]` blocks, and `counts[c] <= caps[c] + 1` between
-/// calls (a push may go one over, reporting the overflow).
+/// has exactly `caps[c] - room[c]` blocks; between calls `room[c] >= -1`
+/// (a push may go one over, reporting the overflow). Keeping the *room*
+/// left rather than a count lets the push test the cap with one decrement.
+///
+/// The all-zero value is a valid, empty front with every cap 0, so the
+/// struct can live in zero-initialised TLS (`.tbss`).
+#[repr(C)]
 pub struct Front {
     heads: [*mut u8; NUM_CLASSES], // list heads
-    counts: [u32; NUM_CLASSES],    // list lengths
+    room: [i32; NUM_CLASSES],      // cap minus length; < 0 means overfull
     caps: [u32; NUM_CLASSES],      // most blocks kept before a flush
 }
 
@@ -31,7 +36,7 @@ impl Front {
     pub const fn new() -> Self {
         Front {
             heads: [ptr::null_mut(); NUM_CLASSES],
-            counts: [0; NUM_CLASSES],
+            room: [0; NUM_CLASSES],
             caps: [0; NUM_CLASSES],
         }
     }
@@ -39,7 +44,7 @@ impl Front {
     /// Pops a block of `class`; null on a miss.
     ///
     /// Cost (x86-64, after inlining): load head, test, load link, store
-    /// head, decrement count — 5 instructions and one branch.
+    /// head, increment room — 5 instructions and one branch.
     #[inline(always)]
     pub fn pop(&mut self, class: usize) -> *mut u8 {
         debug_assert!(class < NUM_CLASSES);
@@ -49,7 +54,7 @@ impl Front {
             let head = *self.heads.get_unchecked(class);
             if !head.is_null() {
                 *self.heads.get_unchecked_mut(class) = block_next(head);
-                *self.counts.get_unchecked_mut(class) -= 1;
+                *self.room.get_unchecked_mut(class) += 1;
             }
             head
         }
@@ -58,8 +63,8 @@ impl Front {
     /// Pushes a freed block; returns true when the list is now over its cap
     /// (the caller should flush).
     ///
-    /// Cost: load head, store link, store head, increment count, compare
-    /// with cap — about 7 instructions and one branch.
+    /// Cost: load head, store link, store head, decrement room and branch
+    /// on its sign — 5 instructions.
     ///
     /// # Safety
     /// `block` is a free block of `class`, at least 16 bytes, owned by the
@@ -71,9 +76,9 @@ impl Front {
         unsafe {
             set_block_next(block, *self.heads.get_unchecked(class));
             *self.heads.get_unchecked_mut(class) = block;
-            let n = self.counts.get_unchecked_mut(class);
-            *n += 1;
-            *n > *self.caps.get_unchecked(class)
+            let r = self.room.get_unchecked_mut(class);
+            *r -= 1;
+            *r < 0
         }
     }
 
@@ -89,7 +94,7 @@ impl Front {
         // SAFETY: caller contract.
         unsafe { set_block_next(tail, self.heads[class]) };
         self.heads[class] = head;
-        self.counts[class] += n;
+        self.room[class] -= n as i32;
     }
 
     /// Detaches up to `n` blocks of `class` and returns the chain head
@@ -111,14 +116,14 @@ impl Front {
         // SAFETY: `prev` is the k-th block, a free block we own.
         unsafe { set_block_next(prev, ptr::null_mut()) };
         self.heads[class] = cur;
-        self.counts[class] -= k;
+        self.room[class] += k as i32;
         (head, k)
     }
 
     /// Number of cached blocks of `class`.
     #[inline]
     pub fn count(&self, class: usize) -> u32 {
-        self.counts[class]
+        (self.caps[class] as i64 - self.room[class] as i64) as u32
     }
 
     /// The cap of `class`.
@@ -131,12 +136,14 @@ impl Front {
     /// the new cap stay until that push reports the overflow.
     #[inline]
     pub fn set_cap(&mut self, class: usize, cap: u32) {
+        let cap = cap.min(i32::MAX as u32 / 2);
+        self.room[class] += cap as i32 - self.caps[class] as i32;
         self.caps[class] = cap;
     }
 
     /// Total cached blocks over all classes.
     pub fn total(&self) -> u64 {
-        self.counts.iter().map(|&c| c as u64).sum()
+        (0..NUM_CLASSES).map(|c| self.count(c) as u64).sum()
     }
 }
 

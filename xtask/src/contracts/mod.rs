@@ -102,7 +102,11 @@ fn load_table(path: &Path) -> Result<Table, String> {
 
 /// One line for a passing run: what was checked, and what was exempt.
 fn summary(graph: &Graph, table: &Table) -> String {
-    let boxes: Vec<_> = graph.crates.iter().filter(|c| table.is_box(&c.name)).collect();
+    let boxes: Vec<_> = graph
+        .crates
+        .iter()
+        .filter(|c| table.is_box(&c.name))
+        .collect();
     let edges: usize = boxes
         .iter()
         .map(|c| c.deps.iter().filter(|d| d.workspace).count())
@@ -121,7 +125,11 @@ fn summary(graph: &Graph, table: &Table) -> String {
         "{} boxes, {edges} workspace edges and {externals} external dependencies checked \
          against {CONTRACTS_DOC}; exempt members: {}",
         boxes.len(),
-        if exempt.is_empty() { "none".to_string() } else { exempt.join(", ") }
+        if exempt.is_empty() {
+            "none".to_string()
+        } else {
+            exempt.join(", ")
+        }
     )
 }
 
@@ -161,9 +169,18 @@ mod tests {
         let violations = lines(&check(&graph, &table));
         assert!(violations.is_empty(), "{violations:#?}");
         // The check looked at the boxes, not at an empty graph.
-        for name in ["ptr-bridge", "tls-front", "refill-engine", "ace-learning", "preload"] {
+        for name in [
+            "ptr-bridge",
+            "tls-front",
+            "refill-engine",
+            "ace-learning",
+            "preload",
+        ] {
             assert!(table.is_box(name), "{name} missing from the table");
-            assert!(graph.crates.iter().any(|c| c.name == name), "{name} not found");
+            assert!(
+                graph.crates.iter().any(|c| c.name == name),
+                "{name} not found"
+            );
         }
     }
 
@@ -173,8 +190,14 @@ mod tests {
         add_dep(&mut graph, "tls-front", "ace-learning", true);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
-        assert!(violations[0].contains("tls-front -> ace-learning"), "{violations:?}");
-        assert!(violations[0].contains("crates/tls-front/Cargo.toml"), "{violations:?}");
+        assert!(
+            violations[0].contains("tls-front -> ace-learning"),
+            "{violations:?}"
+        );
+        assert!(
+            violations[0].contains("crates/tls-front/Cargo.toml"),
+            "{violations:?}"
+        );
         assert!(violations[0].contains(CONTRACTS_DOC), "{violations:?}");
     }
 
@@ -184,7 +207,10 @@ mod tests {
         add_dep(&mut graph, "tls-front", "refill-engine", true);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
-        assert!(violations[0].contains("tls-front -> refill-engine"), "{violations:?}");
+        assert!(
+            violations[0].contains("tls-front -> refill-engine"),
+            "{violations:?}"
+        );
     }
 
     #[test]
@@ -193,8 +219,14 @@ mod tests {
         add_dep(&mut graph, "ace-learning", "tls-front", true);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
-        assert!(violations[0].contains("ace-learning -> tls-front"), "{violations:?}");
-        assert!(violations[0].contains("crates/ace-learning/Cargo.toml"), "{violations:?}");
+        assert!(
+            violations[0].contains("ace-learning -> tls-front"),
+            "{violations:?}"
+        );
+        assert!(
+            violations[0].contains("crates/ace-learning/Cargo.toml"),
+            "{violations:?}"
+        );
     }
 
     #[test]
@@ -203,8 +235,14 @@ mod tests {
         add_dep(&mut graph, "tls-front", "libc", false);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
-        assert!(violations[0].contains("tls-front -> external crate libc"), "{violations:?}");
-        assert!(violations[0].contains("crates/tls-front/Cargo.toml"), "{violations:?}");
+        assert!(
+            violations[0].contains("tls-front -> external crate libc"),
+            "{violations:?}"
+        );
+        assert!(
+            violations[0].contains("crates/tls-front/Cargo.toml"),
+            "{violations:?}"
+        );
     }
 
     #[test]
@@ -213,7 +251,10 @@ mod tests {
         add_dep(&mut graph, "hakmem", "hakmem-bench", true);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
-        assert!(violations[0].contains("hakmem -> hakmem-bench"), "{violations:?}");
+        assert!(
+            violations[0].contains("hakmem -> hakmem-bench"),
+            "{violations:?}"
+        );
     }
 
     #[test]
