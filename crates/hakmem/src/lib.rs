@@ -32,7 +32,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
-use ptr_bridge::{class_for, class_of, slab_meta_of, CLASS_SIZE, MIN_ALIGN, SMALL_MAX};
+use ptr_bridge::{class_for, class_of, slab_meta_at, CLASS_SIZE, MIN_ALIGN, SMALL_MAX};
 use refill_engine::{EXITED, UNREGISTERED};
 use remote_queue::RemoteFree;
 use superslab_backend::registry;
@@ -78,13 +78,26 @@ unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
         return unsafe { thread::exited_alloc(t, class) };
     }
     // SAFETY: caller contract; the heap is registered now.
-    unsafe {
+    let p = unsafe {
         let ts = &mut *t;
         refill_engine::refill(&mut ts.heap, &mut ts.front, class)
+    };
+    if p.is_null() {
+        set_enomem();
     }
+    p
 }
 
-/// Allocates `size` bytes aligned to 16. Null when memory is exhausted.
+/// Sets `errno = ENOMEM` (the C API's failure report; harmless for Rust
+/// callers), so that the C wrappers can return the facade's result as is.
+#[cold]
+fn set_enomem() {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = libc::ENOMEM };
+}
+
+/// Allocates `size` bytes aligned to 16. Null (and `errno = ENOMEM`) when
+/// memory is exhausted or `size` cannot be met.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_MAX {
@@ -96,7 +109,11 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_span(size: usize, align: usize) -> *mut u8 {
-    superslab_backend::large_alloc(size, align)
+    let p = superslab_backend::large_alloc(size, align);
+    if p.is_null() {
+        set_enomem();
+    }
+    p
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two; any value a
@@ -143,17 +160,17 @@ pub fn calloc(size: usize) -> *mut u8 {
 /// `p` is null or was returned by this allocator and not freed since.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let a = p as usize;
-    if registry::kind_of(a) == registry::KIND_SUPERSLAB
-        && a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE
-    {
-        // SAFETY: the registry says `p` is inside a live superslab.
-        let m = unsafe { slab_meta_of(p) };
+    let kind = registry::kind_of(p as usize);
+    if registry::is_superslab(kind) {
+        // SAFETY: the registry says `p` is inside a live superslab with
+        // slab shift `kind`.
+        let m = unsafe { slab_meta_at(p, kind as u32) };
+        let class = m.class.load(Relaxed) as usize;
+        let owner = m.owner.load(Relaxed);
         let t = thread::state();
         // SAFETY: `t` is this thread's state; no other reference is live.
         unsafe {
-            if m.owner.load(Relaxed) == (*t).heap.id() {
-                let class = m.class.load(Relaxed) as usize;
+            if owner == (*t).heap.id() {
                 if (*t).front.push(class, p) {
                     flush_cold(t, class);
                 }
@@ -183,7 +200,7 @@ unsafe fn free_slow(p: *mut u8) {
     }
     let a = p as usize;
     match registry::kind_of(a) {
-        registry::KIND_SUPERSLAB if a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE => {
+        k if registry::is_superslab(k) => {
             let t = thread::state();
             // SAFETY: `p` is inside a live superslab; `t` is ours.
             let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
@@ -204,9 +221,9 @@ unsafe fn free_slow(p: *mut u8) {
 pub fn usable_size(p: *const u8) -> usize {
     let a = p as usize;
     match registry::kind_of(a) {
-        registry::KIND_SUPERSLAB if a & ptr_bridge::CHUNK_MASK >= ptr_bridge::HEADER_SIZE => {
-            // SAFETY: inside a live superslab.
-            let m = unsafe { slab_meta_of(p as *mut u8) };
+        k if registry::is_superslab(k) => {
+            // SAFETY: inside a live superslab with slab shift `k`.
+            let m = unsafe { slab_meta_at(p as *mut u8, k as u32) };
             m.block_size.load(Relaxed) as usize
         }
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
@@ -232,7 +249,7 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
         return ptr::null_mut();
     }
     let kind = registry::kind_of(p as usize);
-    if kind == registry::KIND_SUPERSLAB {
+    if registry::is_superslab(kind) {
         // Keep the block while the new size maps to a class no larger and
         // not much smaller (at most one halving of waste).
         if new_size <= old && (new_size > SMALL_MAX / 2 || new_size >= old / 2) {

@@ -81,7 +81,7 @@ mod tls {
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod tls {
     use super::ThreadState;
-    
+
     thread_local! {
         static TS: UnsafeCell<ThreadState> = const { UnsafeCell::new(ThreadState::new()) };
     }

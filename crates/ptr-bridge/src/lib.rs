@@ -7,8 +7,10 @@
 //!   first page holds a [`SuperslabHeader`]; the rest is carved into slabs.
 //! - **slab**: a power-of-two part of a superslab (64 KiB for classes up to
 //!   8 KiB, 512 KiB above) that serves blocks of exactly one size class and
-//!   has exactly one owner thread at a time (or none). Slab 0 starts after
-//!   the header page.
+//!   has exactly one owner thread at a time (or none). Slab 0 holds the
+//!   header and serves no blocks: its address space is reserved (only the
+//!   header page is ever touched), so no block pointer can fall in the
+//!   header and the free path needs no extra range check.
 //! - **block**: one allocation unit of a slab. Tiny and mid blocks carry **no
 //!   per-object header**: the user pointer *is* the block base
 //!   (USER == BASE), and a free block stores the next-link in its first word.
@@ -38,6 +40,8 @@ pub const CHUNK_MASK: usize = SUPERSLAB_SIZE - 1;
 pub const PAGE_SIZE: usize = 4096;
 /// Bytes at the start of a superslab reserved for its header.
 pub const HEADER_SIZE: usize = PAGE_SIZE;
+/// The first slab that serves blocks (slab 0 holds the header).
+pub const FIRST_SLAB: usize = 1;
 /// Most slabs one superslab can hold (64 KiB slabs: 2 MiB / 64 KiB).
 pub const MAX_SLABS: usize = SUPERSLAB_SIZE >> SMALL_SLAB_SHIFT;
 /// log2 of the slab size for classes up to [`SMALL_SLAB_MAX_BLOCK`].
@@ -199,6 +203,12 @@ impl SlabMeta {
         )
     }
 
+    /// The slab index this record describes.
+    #[inline]
+    pub fn slab_index(&self) -> usize {
+        self.index.load(Ordering::Relaxed) as usize
+    }
+
     /// True when `p` is the start of one of this slab's carved blocks.
     /// Costs a division: slow paths and checked mode only.
     pub fn is_block_start(&self, p: usize) -> bool {
@@ -223,7 +233,8 @@ impl SlabMeta {
 
 /// The header at the start of every superslab (first page).
 ///
-/// Invariant: `in_use` has bit `i` set iff `slabs[i].state != FREE`.
+/// Invariant: `in_use` has bit `i` set iff `i == 0` (the header slab) or
+/// `slabs[i].state != FREE`.
 #[repr(C, align(64))]
 pub struct SuperslabHeader {
     /// [`SUPERSLAB_MAGIC`].
@@ -248,23 +259,21 @@ pub struct SuperslabHeader {
 
 const _: () = assert!(core::mem::size_of::<SuperslabHeader>() <= HEADER_SIZE);
 
-/// Start of slab `index`'s block area in the superslab at `base`.
+/// Start of slab `index`'s block area in the superslab at `base`
+/// (`index >= FIRST_SLAB`).
 #[inline]
 pub const fn slab_data_start(base: usize, index: usize, shift: u32) -> usize {
-    if index == 0 {
-        base + HEADER_SIZE
-    } else {
-        base + (index << shift)
-    }
+    base + (index << shift)
 }
 
-/// Number of blocks of `block_size` that slab `index` holds.
+/// Number of blocks of `block_size` that a slab of `1 << shift` bytes holds.
 #[inline]
-pub const fn slab_capacity(index: usize, shift: u32, block_size: usize) -> u32 {
-    let start = slab_data_start(0, index, shift);
-    let end = (index + 1) << shift;
-    ((end - start) / block_size) as u32
+pub const fn slab_capacity(shift: u32, block_size: usize) -> u32 {
+    ((1usize << shift) / block_size) as u32
 }
+
+/// Byte offset of `slabs[0]` inside [`SuperslabHeader`].
+pub const SLABS_OFFSET: usize = core::mem::offset_of!(SuperslabHeader, slabs);
 
 /// Base of the 2 MiB chunk containing `p`.
 #[inline(always)]
@@ -279,15 +288,28 @@ pub const fn chunk_of(p: usize) -> usize {
 #[inline(always)]
 pub unsafe fn slab_meta_of(p: *mut u8) -> &'static SlabMeta {
     let ss = chunk_of(p as usize) as *const SuperslabHeader;
-    // SAFETY: the caller guarantees `ss` is a live superslab header; the
-    // header outlives every block in it, and the index is below
-    // `kind.slabs()` because `p` is inside the superslab.
-    unsafe {
-        let shift = (*ss).slab_shift.load(Ordering::Relaxed) as u32;
-        let idx = ((p as usize) & CHUNK_MASK) >> shift;
-        debug_assert!(idx < MAX_SLABS);
-        &*(*ss).slabs.as_ptr().add(idx)
-    }
+    // SAFETY: the caller guarantees `ss` is a live superslab header.
+    let shift = unsafe { (*ss).slab_shift.load(Ordering::Relaxed) } as u32;
+    // SAFETY: forwarded contract; `shift` is the superslab's own.
+    unsafe { slab_meta_at(p, shift) }
+}
+
+/// The slab record of a block pointer when the slab shift is already known
+/// (the registry stores it): `chunk + SLABS_OFFSET + (offset >> shift) * 64`,
+/// three arithmetic instructions.
+///
+/// # Safety
+/// `p` must point into a live superslab whose slab shift is `shift`.
+#[inline(always)]
+pub unsafe fn slab_meta_at(p: *mut u8, shift: u32) -> &'static SlabMeta {
+    let a = p as usize;
+    let idx = (a & CHUNK_MASK) >> shift;
+    debug_assert!(idx < MAX_SLABS);
+    let m = chunk_of(a) + SLABS_OFFSET + idx * core::mem::size_of::<SlabMeta>();
+    // SAFETY: the caller guarantees a live superslab header at `chunk_of(a)`
+    // whose records outlive every block; `idx < slabs()` because `p` is
+    // inside the superslab.
+    unsafe { &*(m as *const SlabMeta) }
 }
 
 /// Reads the free-list link stored in a free block's first word.
@@ -351,13 +373,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn capacities_hold_at_least_seven_blocks() {
+    fn capacities_hold_at_least_eight_blocks() {
         for c in 0..NUM_CLASSES {
             let kind = SlabKind::of_class(c);
-            let cap0 = slab_capacity(0, kind.shift(), CLASS_SIZE[c] as usize);
-            let cap1 = slab_capacity(1, kind.shift(), CLASS_SIZE[c] as usize);
-            assert!(cap0 >= 7, "class {c} slab0 holds {cap0}");
-            assert!(cap1 >= 8, "class {c} slab1 holds {cap1}");
+            let cap = slab_capacity(kind.shift(), CLASS_SIZE[c] as usize);
+            assert!(cap >= 8, "class {c} holds {cap}");
         }
     }
 
@@ -371,10 +391,10 @@ mod tests {
     #[test]
     fn slab_geometry_is_aligned() {
         for kind in [SlabKind::Small, SlabKind::Medium] {
-            for i in 0..kind.slabs() {
+            for i in FIRST_SLAB..kind.slabs() {
                 let s = slab_data_start(0, i, kind.shift());
                 assert_eq!(s % PAGE_SIZE, 0);
-                assert!(s < (i + 1) << kind.shift());
+                assert!(s >= HEADER_SIZE && s < (i + 1) << kind.shift());
             }
         }
     }

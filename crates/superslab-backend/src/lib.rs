@@ -21,10 +21,13 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize};
 
 use ptr_bridge::{
     chunk_of, large_header_addr, slab_capacity, slab_state, LargeHeader, SlabKind, SlabMeta,
-    SuperslabHeader, CHUNK_MASK, CLASS_SIZE, LARGE_MAGIC, PAGE_SIZE, SUPERSLAB_MAGIC,
+    SuperslabHeader, CHUNK_MASK, CLASS_SIZE, FIRST_SLAB, LARGE_MAGIC, PAGE_SIZE, SUPERSLAB_MAGIC,
     SUPERSLAB_SIZE,
 };
 use remote_queue::primitive::SpinLock;
+
+/// `in_use` bit of slab 0, which holds the header and is never handed out.
+const HEADER_SLAB_BIT: u32 = (1 << FIRST_SLAB) - 1;
 
 /// Empty superslabs kept mapped per kind before further ones are unmapped.
 pub const CACHED_EMPTY_SUPERSLABS: usize = 1;
@@ -140,8 +143,9 @@ fn new_superslab(kind: SlabKind) -> *mut SuperslabHeader {
         m.index.store(i as u8, Relaxed);
         m.owner.store(ptr_bridge::NO_OWNER, Relaxed);
     }
+    h.in_use.store(HEADER_SLAB_BIT, Relaxed);
     h.magic.store(SUPERSLAB_MAGIC as usize, Release);
-    registry::set(base as usize, registry::KIND_SUPERSLAB);
+    registry::set(base as usize, kind.shift() as u8);
     SUPERSLABS_MAPPED.fetch_add(1, Relaxed);
     ss
 }
@@ -167,7 +171,7 @@ pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
         // SAFETY: listed superslabs are live.
         let h = unsafe { &*ss };
         let in_use = h.in_use.load(Relaxed);
-        if in_use == 0 {
+        if in_use == HEADER_SLAB_BIT {
             p.empty.fetch_sub(1, Relaxed);
         }
         let idx = (!in_use).trailing_zeros() as usize;
@@ -188,8 +192,9 @@ pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
     meta.prev.store(ptr::null_mut(), Relaxed);
     meta.used.store(0, Relaxed);
     meta.carved.store(0, Relaxed);
+    debug_assert!(idx >= FIRST_SLAB);
     meta.capacity
-        .store(slab_capacity(idx, kind.shift(), bs), Relaxed);
+        .store(slab_capacity(kind.shift(), bs), Relaxed);
     meta.block_size.store(bs as u32, Relaxed);
     meta.class.store(class as u8, Relaxed);
     meta.owner.store(owner, SeqCst);
@@ -226,7 +231,7 @@ pub unsafe fn release_slab(meta: &SlabMeta) {
         // SAFETY: live and not listed.
         unsafe { link(p, ss) };
     }
-    if now == 0 {
+    if now == HEADER_SLAB_BIT {
         if p.empty.load(Relaxed) >= CACHED_EMPTY_SUPERSLABS {
             // SAFETY: listed (just ensured above); every slab is FREE so no
             // thread holds a block or record of it.
@@ -275,7 +280,9 @@ fn span_geometry(size: usize, align: usize) -> Option<(usize, usize)> {
     } else {
         align
     };
-    let len = round_up(off.checked_add(size)?, SUPERSLAB_SIZE)?;
+    // At least one byte, so that the user pointer is inside the mapping
+    // even for a zero-size request at chunk alignment.
+    let len = round_up(off.checked_add(size.max(1))?, SUPERSLAB_SIZE)?;
     if len > isize::MAX as usize {
         return None;
     }
@@ -377,7 +384,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     let (base, len, align) = (h.map_base, h.map_len, h.align);
     let off = p as usize - base;
     let Some(new_len) = off
-        .checked_add(new_size)
+        .checked_add(new_size.max(1))
         .and_then(|n| round_up(n, SUPERSLAB_SIZE))
     else {
         return ptr::null_mut();
@@ -483,7 +490,7 @@ mod tests {
         let m = acquire_slab(3, 42).unwrap();
         assert_eq!(m.state.load(Relaxed), slab_state::ACTIVE);
         assert_eq!(m.owner.load(Relaxed), 42);
-        assert_eq!(registry::kind_of(m.data_start()), registry::KIND_SUPERSLAB);
+        assert!(registry::is_superslab(registry::kind_of(m.data_start())));
         assert_eq!(m.data_start() % PAGE_SIZE, 0);
         // SAFETY: we own the slab and nothing was handed out.
         unsafe { release_slab(m) };
