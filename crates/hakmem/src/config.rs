@@ -11,6 +11,9 @@ use ptr_bridge::NUM_CLASSES;
 
 static STATE: AtomicU8 = AtomicU8::new(0); // 0 unread, 1 reading, 2 done
 static CHECKED: AtomicBool = AtomicBool::new(false);
+/// 0 = no report, 1 = table, 2 = JSON (HAKMEM_STATS).
+static STATS_MODE: AtomicU8 = AtomicU8::new(0);
+static REPORTED: AtomicBool = AtomicBool::new(false);
 
 fn var(name: &CStr) -> Option<&'static [u8]> {
     // SAFETY: `name` is NUL-terminated; getenv returns null or a pointer
@@ -53,6 +56,20 @@ pub(crate) fn init() {
         }
         return;
     }
+    if let Some(v) = var(c"HAKMEM_STATS") {
+        let mode = match v {
+            b"json" | b"JSON" => 2,
+            v if truthy(v) || v == b"table" => 1,
+            _ => 0,
+        };
+        STATS_MODE.store(mode, Relaxed);
+        if mode != 0 {
+            // SAFETY: registers a plain `extern "C"` function that lives for
+            // the process. atexit may allocate after its first 32 entries;
+            // this thread is registered already, so that nested call works.
+            unsafe { libc::atexit(report_hook) };
+        }
+    }
     if let Some(v) = var(c"HAKMEM_CHECK") {
         CHECKED.store(truthy(v), Relaxed);
     }
@@ -67,6 +84,24 @@ pub(crate) fn init() {
         }
     }
     STATE.store(2, Release);
+}
+
+extern "C" fn report_hook() {
+    report_at_exit();
+}
+
+/// Prints the statistics report once, if `HAKMEM_STATS` asked for one.
+/// Called at process exit (atexit, and the preload library's destructor).
+pub fn report_at_exit() {
+    let mode = STATS_MODE.load(Relaxed);
+    if mode == 0 || REPORTED.swap(true, AcqRel) {
+        return;
+    }
+    crate::stats::print_report(if mode == 2 {
+        crate::stats::ReportFormat::Json
+    } else {
+        crate::stats::ReportFormat::Table
+    });
 }
 
 /// True in checked mode (`HAKMEM_CHECK=1`): invalid frees abort.

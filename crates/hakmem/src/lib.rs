@@ -37,7 +37,8 @@ use refill_engine::{EXITED, UNREGISTERED};
 use remote_queue::RemoteFree;
 use superslab_backend::registry;
 
-pub use stats::{stats, Stats};
+pub use config::report_at_exit;
+pub use stats::{print_report, stats, ClassStats, ReportFormat, Stats};
 pub use thread::flush_thread;
 
 /// The allocator, for `#[global_allocator]`.
@@ -80,7 +81,9 @@ unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
     // SAFETY: caller contract; the heap is registered now.
     let p = unsafe {
         let ts = &mut *t;
-        refill_engine::refill(&mut ts.heap, &mut ts.front, class)
+        let p = refill_engine::refill(&mut ts.heap, &mut ts.front, class);
+        stats::tick(ts);
+        p
     };
     if p.is_null() {
         set_enomem();
@@ -189,6 +192,7 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
     unsafe {
         let ts = &mut *t;
         refill_engine::flush(&mut ts.heap, &mut ts.front, class);
+        stats::tick(ts);
     }
 }
 
@@ -207,6 +211,8 @@ unsafe fn free_slow(p: *mut u8) {
             if r == RemoteFree::NotAllocated {
                 diag::invalid_free(p);
             }
+            // SAFETY: our own state; the call above has returned.
+            unsafe { stats::tick(&mut *t) };
         }
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
             if !superslab_backend::large_free(p) {

@@ -18,6 +18,8 @@ use tls_front::Front;
 pub(crate) struct ThreadState {
     pub(crate) front: Front, // hot path: per-class block lists
     pub(crate) heap: Heap,   // warm path: owned slabs per class
+    pub(crate) published_cached: [u32; NUM_CLASSES], // statistics: cached count last published
+    pub(crate) slow_events: u32, // statistics: events since last publication
 }
 
 impl ThreadState {
@@ -26,6 +28,8 @@ impl ThreadState {
         ThreadState {
             front: Front::new(),
             heap: Heap::new(),
+            published_cached: [0; NUM_CLASSES],
+            slow_events: 0,
         }
     }
 }
@@ -135,11 +139,13 @@ fn thread_key() -> Option<libc::pthread_key_t> {
 /// `t` is the calling thread's state and no reference into it is live.
 #[cold]
 pub(crate) unsafe fn register(t: *mut ThreadState) {
-    crate::config::init();
     let id = NEXT_ID.fetch_add(1, Relaxed);
-    // SAFETY: `t` is ours; the borrows end before the calls below.
+    // SAFETY: `t` is ours; no borrow outlives this block.
+    unsafe { (*t).heap.set_id(id) };
+    // May register an exit hook (which may allocate): the id is set.
+    crate::config::init();
+    // SAFETY: as above.
     unsafe {
-        (*t).heap.set_id(id);
         for c in 0..NUM_CLASSES {
             (*t).front.set_cap(c, POLICY.cache_cap(c));
         }
@@ -158,8 +164,8 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     // so nothing else borrows its state.
     unsafe {
         let ts = &mut *t;
-        crate::stats::publish_thread(&ts.heap);
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+        crate::stats::publish_all(ts);
         ts.heap.set_id(EXITED);
     }
 }
@@ -179,6 +185,7 @@ pub(crate) unsafe fn exited_alloc(t: *mut ThreadState, class: usize) -> *mut u8 
     let p = unsafe { refill_engine::refill(&mut ts.heap, &mut ts.front, class) };
     // SAFETY: as above; returns the rest of the refill.
     unsafe { refill_engine::abandon_all(&mut ts.heap, &mut ts.front) };
+    crate::stats::publish_all(ts);
     ts.heap.set_id(EXITED);
     p
 }
@@ -194,5 +201,6 @@ pub fn flush_thread() {
             return;
         }
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+        crate::stats::publish_all(ts);
     }
 }

@@ -154,8 +154,9 @@ pub struct SlabMeta {
     pub capacity: AtomicU32,
     /// Block size in bytes (== `CLASS_SIZE[class]`).
     pub block_size: AtomicU32,
-    /// Size class.
-    pub class: AtomicU8,
+    /// Size class (a u32 so the free path loads it straight into an index
+    /// register).
+    pub class: AtomicU32,
     /// One of [`slab_state`].
     pub state: AtomicU8,
     /// This slab's index in its superslab.
@@ -178,7 +179,7 @@ impl SlabMeta {
             carved: AtomicU32::new(0),
             capacity: AtomicU32::new(0),
             block_size: AtomicU32::new(0),
-            class: AtomicU8::new(0),
+            class: AtomicU32::new(0),
             state: AtomicU8::new(slab_state::FREE),
             index: AtomicU8::new(0),
         }

@@ -44,17 +44,46 @@ pub struct Heap {
     pub counters: Counters,
 }
 
-/// Per-thread slow-path counters.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Counters {
+/// Per-thread, per-class slow-path counters (published in batches by the
+/// facade's statistics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassCounters {
     /// Refills performed.
     pub refills: u64,
+    /// Blocks brought by refills (handed out or cached).
+    pub refill_blocks: u64,
     /// Flushes performed.
     pub flushes: u64,
-    /// Frees that went to another thread's slab.
+    /// Cached blocks given back by flushes and thread exit.
+    pub flushed_blocks: u64,
+    /// Frees of blocks whose slab another thread owned (or none did).
     pub remote_frees: u64,
+}
+
+impl ClassCounters {
+    const ZERO: ClassCounters = ClassCounters {
+        refills: 0,
+        refill_blocks: 0,
+        flushes: 0,
+        flushed_blocks: 0,
+        remote_frees: 0,
+    };
+}
+
+/// Per-thread slow-path counters.
+#[derive(Clone, Copy, Debug)]
+pub struct Counters {
+    /// Per size class.
+    pub class: [ClassCounters; NUM_CLASSES],
     /// Slabs adopted from the reclaim lists.
     pub adopted: u64,
+}
+
+impl Counters {
+    /// Takes and resets the counters of `class`.
+    pub fn take_class(&mut self, class: usize) -> ClassCounters {
+        core::mem::replace(&mut self.class[class], ClassCounters::ZERO)
+    }
 }
 
 impl Heap {
@@ -65,9 +94,7 @@ impl Heap {
             id: UNREGISTERED,
             partial: [ptr::null_mut(); NUM_CLASSES],
             counters: Counters {
-                refills: 0,
-                flushes: 0,
-                remote_frees: 0,
+                class: [ClassCounters::ZERO; NUM_CLASSES],
                 adopted: 0,
             },
         }
@@ -238,7 +265,8 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
     if n == 0 {
         return ptr::null_mut();
     }
-    heap.counters.refills += 1;
+    heap.counters.class[class].refills += 1;
+    heap.counters.class[class].refill_blocks += n as u64;
     event(EventKind::Refill, class, n, heap);
     let first = head;
     // SAFETY: `first` heads our private chain of `n` blocks.
@@ -274,7 +302,6 @@ unsafe fn return_block(heap: &mut Heap, class: usize, b: *mut u8) {
         // SAFETY: forwarded contract; a block we hold is allocated.
         let r = unsafe { remote_queue::remote_free(s, b) };
         debug_assert_eq!(r, RemoteFree::Queued);
-        heap.counters.remote_frees += 1;
     }
 }
 
@@ -295,7 +322,8 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) {
         unsafe { return_block(heap, class, b) };
         b = nx;
     }
-    heap.counters.flushes += 1;
+    heap.counters.class[class].flushes += 1;
+    heap.counters.class[class].flushed_blocks += k as u64;
     event(EventKind::Flush, class, k, heap);
 }
 
@@ -310,9 +338,12 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> RemoteFree {
     if !s.is_block_start(b as usize) {
         return RemoteFree::NotAllocated;
     }
-    heap.counters.remote_frees += 1;
     // SAFETY: caller contract; the block start was validated.
-    unsafe { remote_queue::remote_free(s, b) }
+    let r = unsafe { remote_queue::remote_free(s, b) };
+    if r == RemoteFree::Queued {
+        heap.counters.class[s.class.load(Relaxed) as usize].remote_frees += 1;
+    }
+    r
 }
 
 /// Thread exit: empties every cache, then for each owned slab releases it
@@ -324,7 +355,8 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> RemoteFree {
 #[cold]
 pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
     for class in 0..NUM_CLASSES {
-        let (mut b, _) = front.take(class, u32::MAX);
+        let (mut b, k) = front.take(class, u32::MAX);
+        heap.counters.class[class].flushed_blocks += k as u64;
         while !b.is_null() {
             // SAFETY: a block from our cache chain.
             let nx = unsafe { block_next(b) };

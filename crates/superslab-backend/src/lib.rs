@@ -17,7 +17,7 @@ pub mod registry;
 
 use core::ptr;
 use core::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
-use core::sync::atomic::{AtomicPtr, AtomicUsize};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
 
 use ptr_bridge::{
     chunk_of, large_header_addr, slab_capacity, slab_state, LargeHeader, SlabKind, SlabMeta,
@@ -51,6 +51,8 @@ static POOLS: [Pool; SlabKind::COUNT] = [const {
 static SUPERSLABS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static LARGE_LIVE: AtomicUsize = AtomicUsize::new(0);
 static LARGE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LARGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static LARGE_FREES: AtomicU64 = AtomicU64::new(0);
 
 /// Counters of what the backend holds from the OS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,6 +63,10 @@ pub struct BackendStats {
     pub large_spans: usize,
     /// Bytes mapped for large spans.
     pub large_bytes: usize,
+    /// Spans mapped since the start.
+    pub large_allocs: u64,
+    /// Spans unmapped since the start.
+    pub large_frees: u64,
 }
 
 /// A snapshot of [`BackendStats`].
@@ -69,6 +75,8 @@ pub fn stats() -> BackendStats {
         superslabs: SUPERSLABS_MAPPED.load(Relaxed),
         large_spans: LARGE_LIVE.load(Relaxed),
         large_bytes: LARGE_BYTES.load(Relaxed),
+        large_allocs: LARGE_ALLOCS.load(Relaxed),
+        large_frees: LARGE_FREES.load(Relaxed),
     }
 }
 
@@ -196,7 +204,7 @@ pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
     meta.capacity
         .store(slab_capacity(kind.shift(), bs), Relaxed);
     meta.block_size.store(bs as u32, Relaxed);
-    meta.class.store(class as u8, Relaxed);
+    meta.class.store(class as u32, Relaxed);
     meta.owner.store(owner, SeqCst);
     meta.state.store(slab_state::ACTIVE, SeqCst);
     Some(meta)
@@ -309,6 +317,7 @@ pub fn large_alloc(size: usize, align: usize) -> *mut u8 {
     let user = base as usize + off;
     write_header(user, base as usize, len, align);
     LARGE_LIVE.fetch_add(1, Relaxed);
+    LARGE_ALLOCS.fetch_add(1, Relaxed);
     LARGE_BYTES.fetch_add(len, Relaxed);
     user as *mut u8
 }
@@ -365,6 +374,7 @@ pub fn large_free(p: *mut u8) -> bool {
     let (base, len) = (h.map_base, h.map_len);
     registry::set(chunk_of(p as usize), registry::KIND_NONE);
     LARGE_LIVE.fetch_sub(1, Relaxed);
+    LARGE_FREES.fetch_add(1, Relaxed);
     LARGE_BYTES.fetch_sub(len, Relaxed);
     os::unmap(base as *mut u8, len);
     true
