@@ -73,6 +73,9 @@ pub(crate) fn init() {
     if let Some(v) = var(c"HAKMEM_CHECK") {
         CHECKED.store(truthy(v), Relaxed);
     }
+    if let Some(n) = var(c"HAKMEM_DECAY_MS").and_then(parse_u32) {
+        superslab_backend::set_decay_ms(n);
+    }
     if let Some(n) = var(c"HAKMEM_REFILL").and_then(parse_u32) {
         for c in 0..NUM_CLASSES {
             POLICY.set_refill_count(c, n);

@@ -112,7 +112,11 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_span(size: usize, align: usize) -> *mut u8 {
-    let p = superslab_backend::large_alloc(size, align);
+    alloc_span_z(size, align, false)
+}
+
+fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let p = superslab_backend::large_alloc(size, align, zero);
     if p.is_null() {
         set_enomem();
     }
@@ -136,8 +140,8 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
 /// Allocates `size` zeroed bytes aligned to `align`.
 pub fn calloc_aligned(size: usize, align: usize) -> *mut u8 {
     if size > SMALL_MAX || (align > ptr_bridge::PAGE_SIZE && class_for(size, align).is_none()) {
-        // Fresh spans come zeroed from the OS.
-        return alloc_span(size, align.max(MIN_ALIGN));
+        // Fresh spans come zeroed from the OS; cached ones are cleared.
+        return alloc_span_z(size, align.max(MIN_ALIGN), true);
     }
     let p = malloc_aligned(size, align);
     if !p.is_null() {
@@ -293,6 +297,30 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
 pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     // SAFETY: forwarded contract.
     unsafe { realloc_aligned(p, new_size, MIN_ALIGN) }
+}
+
+/// Gives memory back to the OS now: the calling thread's caches and slabs
+/// are handed back (it stays usable), ownerless slabs that have become
+/// empty are released, the pages of free slabs are discarded, empty
+/// superslabs and cached spans are unmapped. Other live threads' caches are
+/// not touched (they are bounded by the cache caps). Returns the bytes given
+/// back to the OS by the last step.
+pub fn trim() -> usize {
+    let t = thread::state();
+    // SAFETY: called outside any allocator call on this thread; `register`
+    // and `trim` see no live reference into the state.
+    unsafe {
+        if (*t).heap.id() == UNREGISTERED {
+            // The sweep adopts slabs, which needs an owner id.
+            thread::register(t);
+        }
+        if (*t).heap.id() != EXITED {
+            let ts = &mut *t;
+            refill_engine::trim(&mut ts.heap, &mut ts.front);
+            stats::publish_all(ts);
+        }
+    }
+    superslab_backend::decay(true)
 }
 
 /// Returns whether hakmem owns the memory at `p` (a block, a span, or any

@@ -89,8 +89,14 @@ pub struct Stats {
     pub large_bytes: usize,
     /// Large spans mapped since the start.
     pub large_allocs: u64,
-    /// Large spans unmapped since the start.
+    /// Large spans freed since the start.
     pub large_frees: u64,
+    /// Span requests served from the span cache.
+    pub span_cache_hits: u64,
+    /// Bytes of freed spans kept in the span cache.
+    pub span_cache_bytes: usize,
+    /// Superslabs per tier: HOT with free slabs, DRAINING, FREE (empty).
+    pub tiers: (usize, usize, usize),
     /// Peak resident set size of the process, in bytes.
     pub peak_rss_bytes: u64,
     /// Learning events recorded.
@@ -136,6 +142,14 @@ pub(crate) fn publish_all(ts: &mut ThreadState) {
 #[inline]
 pub(crate) fn tick(ts: &mut ThreadState) {
     ts.slow_events += 1;
+    if ts.slow_events.is_multiple_of(8) {
+        // Delayed return of memory to the OS (rate-limited inside).
+        superslab_backend::decay(false);
+    }
+    if ts.slow_events == PUBLISH_EVERY / 2 {
+        // Ownerless slabs emptied by remote frees go back to the backend.
+        refill_engine::sweep_empty();
+    }
     if ts.slow_events >= PUBLISH_EVERY {
         publish_all(ts);
     }
@@ -170,6 +184,9 @@ pub fn stats() -> Stats {
         large_bytes: b.large_bytes,
         large_allocs: b.large_allocs,
         large_frees: b.large_frees,
+        span_cache_hits: b.span_cache_hits,
+        span_cache_bytes: b.span_cache_bytes,
+        tiers: superslab_backend::tier_counts(),
         peak_rss_bytes: peak_rss(),
         ace_events: ace_learning::EVENTS.pushed(),
         ace_dropped: ace_learning::EVENTS.dropped(),
@@ -298,11 +315,17 @@ fn write_table(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
     )?;
     writeln!(
         w,
-        "superslabs {} ({} MiB), spans {} ({} bytes), adopted slabs {}, peak RSS {} bytes",
+        "superslabs {} ({} MiB; hot {}, draining {}, free {}), spans {} ({} bytes), \
+         span cache {} bytes ({} hits), adopted slabs {}, peak RSS {} bytes",
         s.superslabs,
         s.superslabs * 2,
+        s.tiers.0,
+        s.tiers.1,
+        s.tiers.2,
         s.large_spans,
         s.large_bytes,
+        s.span_cache_bytes,
+        s.span_cache_hits,
         s.adopted_slabs,
         s.peak_rss_bytes
     )?;
@@ -318,7 +341,8 @@ fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
         w,
         "{{\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"refills\":{},\"flushes\":{},\
          \"adopted_slabs\":{},\"superslabs\":{},\"large_spans\":{},\"large_bytes\":{},\
-         \"large_allocs\":{},\"large_frees\":{},\"peak_rss_bytes\":{},\"classes\":[",
+         \"large_allocs\":{},\"large_frees\":{},\"span_cache_hits\":{},\
+         \"span_cache_bytes\":{},\"peak_rss_bytes\":{},\"classes\":[",
         s.allocs,
         s.frees,
         s.remote_frees,
@@ -330,6 +354,8 @@ fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
         s.large_bytes,
         s.large_allocs,
         s.large_frees,
+        s.span_cache_hits,
+        s.span_cache_bytes,
         s.peak_rss_bytes
     )?;
     let mut first = true;

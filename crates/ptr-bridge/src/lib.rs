@@ -252,10 +252,44 @@ pub struct SuperslabHeader {
     pub next: AtomicPtr<SuperslabHeader>,
     /// Backend list back link.
     pub prev: AtomicPtr<SuperslabHeader>,
-    /// True while linked in the backend's list of superslabs with free slabs.
+    /// Which backend list holds it (see [`superslab_tier`]), or
+    /// [`superslab_tier::UNLISTED`] when it has no FREE slab.
     pub listed: AtomicU8,
-    /// The slab records; only the first `kind.slabs()` are used.
+    /// One of [`superslab_tier`] HOT / DRAINING / FREE (backend lock).
+    pub tier: AtomicU8,
+    /// Slabs released since their pages were last returned to the OS.
+    pub dirty: AtomicU32,
+    /// When the superslab became entirely FREE (coarse ms clock).
+    pub empty_since_ms: AtomicU32,
+    /// When each slab was released (coarse ms clock), for delayed return.
+    pub released_ms: [AtomicU32; MAX_SLABS],
+    /// The slab records; slab 0 (the header) and those past
+    /// `kind.slabs()` are never used.
     pub slabs: [SlabMeta; MAX_SLABS],
+}
+
+/// Superslab tiers (stored in [`SuperslabHeader::tier`]) and backend lists
+/// (stored in [`SuperslabHeader::listed`]).
+///
+/// ```text
+/// HOT --(few slabs in use, another HOT superslab has room)--> DRAINING
+///  ^  <-------------(no HOT superslab has room)-------------    |
+///  |                                                            | last slab freed
+///  +-----------(a slab is needed)------------- FREE <-----------+
+///                                               | delay elapsed, or trim
+///                                               v
+///                                           unmapped
+/// ```
+pub mod superslab_tier {
+    /// Slabs are handed out from it.
+    pub const HOT: u8 = 0;
+    /// Mostly empty: no new slab is taken from it while a HOT superslab has
+    /// room, so its live slabs drain away.
+    pub const DRAINING: u8 = 1;
+    /// Every slab is FREE; unmapped after the decay delay or on trim.
+    pub const FREE: u8 = 2;
+    /// `listed` value of a superslab in no list (every slab in use).
+    pub const UNLISTED: u8 = 0xff;
 }
 
 const _: () = assert!(core::mem::size_of::<SuperslabHeader>() <= HEADER_SIZE);

@@ -401,3 +401,39 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
         }
     }
 }
+
+/// Releases every published slab whose blocks have all been freed (for
+/// example by other threads after its owner exited). Returns the number of
+/// slabs released. Any thread may call it; it takes no ownership.
+#[cold]
+pub fn sweep_empty() -> usize {
+    let mut released = 0;
+    for list in remote_queue::RECLAIM.iter() {
+        let mut chain = list.take_empty();
+        while !chain.is_null() {
+            // SAFETY: `take_empty` returns live, unlinked, empty records.
+            let s: &SlabMeta = unsafe { &*chain };
+            chain = s.next.load(Relaxed);
+            s.next.store(ptr::null_mut(), Relaxed);
+            // SAFETY: empty (used == 0), unlinked, no remote free in flight;
+            // nobody else can reach it since it left the reclaim list.
+            unsafe { superslab_backend::release_slab(s) };
+            released += 1;
+        }
+    }
+    released
+}
+
+/// Trim: hands back the calling thread's caches and slabs (as at thread
+/// exit, but the thread stays usable), then releases every ownerless slab
+/// whose blocks have all been freed ([`sweep_empty`]). Returns the number of
+/// slabs the sweep released.
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's.
+#[cold]
+pub unsafe fn trim(heap: &mut Heap, front: &mut Front) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { abandon_all(heap, front) };
+    sweep_empty()
+}

@@ -127,6 +127,41 @@ impl ReclaimList {
         Some(m)
     }
 
+    /// Unlinks every published slab whose blocks have all been freed
+    /// (`used == 0`) and returns them as a chain through `next`. Such a slab
+    /// cannot gain blocks again (only an adopter hands blocks out) and no
+    /// remote free is still touching it (`used` is decremented last), so the
+    /// caller may release it.
+    pub fn take_empty(&self) -> *mut SlabMeta {
+        if self.is_empty() {
+            return ptr::null_mut();
+        }
+        let _g = self.lock.lock();
+        let mut out: *mut SlabMeta = ptr::null_mut();
+        let mut prev: *mut SlabMeta = ptr::null_mut();
+        let mut cur = self.head.load(Relaxed);
+        while !cur.is_null() {
+            // SAFETY: linked records are live (see `pop`).
+            let m = unsafe { &*cur };
+            let next = m.next.load(Relaxed);
+            if m.used.load(SeqCst) == 0 {
+                if prev.is_null() {
+                    self.head.store(next, Relaxed);
+                } else {
+                    // SAFETY: `prev` is a linked, live record.
+                    unsafe { (*prev).next.store(next, Relaxed) };
+                }
+                self.len.fetch_sub(1, Relaxed);
+                m.next.store(out, Relaxed);
+                out = cur;
+            } else {
+                prev = cur;
+            }
+            cur = next;
+        }
+        out
+    }
+
     /// Lock for fork: held across `fork()` by the prepare handler.
     pub fn lock_for_fork(&self) {
         core::mem::forget(self.lock.lock());

@@ -112,3 +112,16 @@ pub fn discard(p: *mut u8, len: usize) {
         libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED);
     }
 }
+
+/// A coarse monotonic clock in milliseconds (wraps after 49 days; compare
+/// with `wrapping_sub`). Uses the vDSO's CLOCK_MONOTONIC_COARSE: tens of
+/// nanoseconds, no system call.
+pub fn now_ms() -> u32 {
+    // SAFETY: an all-zero timespec is valid; clock_gettime fills it.
+    let mut ts: libc::timespec = unsafe { core::mem::zeroed() };
+    // SAFETY: valid out-pointer and clock id.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1000)
+        .wrapping_add(ts.tv_nsec as u64 / 1_000_000) as u32
+}

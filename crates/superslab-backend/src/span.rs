@@ -1,0 +1,364 @@
+//! Large spans: requests above the slab classes (or aligned above a page),
+//! each mapped on its own with a [`LargeHeader`], plus a small cache of
+//! recently freed mappings (the seeds' "BigCache") so that allocate/free
+//! cycles of large blocks do not pay for `mmap`, `munmap` and page faults
+//! every time. Cached mappings go back to the OS after the decay delay,
+//! when the cache overflows, or on trim.
+
+use core::ptr;
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU64, AtomicUsize};
+
+use ptr_bridge::{
+    chunk_of, large_header_addr, LargeHeader, CHUNK_MASK, LARGE_MAGIC, SUPERSLAB_SIZE,
+};
+use remote_queue::primitive::SpinLock;
+
+use crate::{os, registry};
+
+const HDR: usize = core::mem::size_of::<LargeHeader>();
+
+/// Mappings the span cache holds at most.
+pub const SPAN_CACHE_SLOTS: usize = 16;
+/// Bytes the span cache holds at most.
+pub const SPAN_CACHE_BYTES: usize = 256 << 20;
+/// A cached mapping serves a request needing at least this share of it
+/// (1/2): larger mappings would waste too much.
+const FIT_DIVISOR: usize = 2;
+
+pub(crate) static LARGE_LIVE: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static LARGE_BYTES: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static LARGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LARGE_FREES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Copy)]
+struct Cached {
+    base: usize, // 2 MiB aligned; 0 = empty slot
+    len: usize,
+    since_ms: u32,
+}
+
+struct SpanCache {
+    lock: SpinLock,
+    slots: core::cell::UnsafeCell<[Cached; SPAN_CACHE_SLOTS]>,
+    bytes: AtomicUsize,
+}
+
+// SAFETY: `slots` is only accessed with `lock` held.
+unsafe impl Sync for SpanCache {}
+
+static CACHE: SpanCache = SpanCache {
+    lock: SpinLock::new(),
+    slots: core::cell::UnsafeCell::new(
+        [Cached {
+            base: 0,
+            len: 0,
+            since_ms: 0,
+        }; SPAN_CACHE_SLOTS],
+    ),
+    bytes: AtomicUsize::new(0),
+};
+
+fn round_up(x: usize, to: usize) -> Option<usize> {
+    Some(x.checked_add(to - 1)? & !(to - 1))
+}
+
+/// Where the user pointer sits in a mapping for `align`, and how long the
+/// mapping must be for `size` usable bytes.
+fn span_geometry(size: usize, align: usize) -> Option<(usize, usize)> {
+    let off = if align < SUPERSLAB_SIZE {
+        round_up(HDR, align.max(HDR))?
+    } else {
+        align
+    };
+    // At least one byte, so that the user pointer is inside the mapping
+    // even for a zero-size request at chunk alignment.
+    let len = round_up(off.checked_add(size.max(1))?, SUPERSLAB_SIZE)?;
+    if len > isize::MAX as usize {
+        return None;
+    }
+    Some((off, len))
+}
+
+/// Takes the best-fitting cached mapping of at least `len` bytes (and at
+/// most `FIT_DIVISOR * len`).
+fn cache_take(len: usize) -> Option<(usize, usize)> {
+    if CACHE.bytes.load(Relaxed) == 0 {
+        return None;
+    }
+    let _g = CACHE.lock.lock();
+    // SAFETY: lock held.
+    let slots = unsafe { &mut *CACHE.slots.get() };
+    let mut best: Option<usize> = None;
+    for (i, s) in slots.iter().enumerate() {
+        if s.base != 0 && s.len >= len && s.len / FIT_DIVISOR <= len {
+            match best {
+                Some(b) if slots[b].len <= s.len => {}
+                _ => best = Some(i),
+            }
+        }
+    }
+    let i = best?;
+    let s = slots[i];
+    slots[i].base = 0;
+    CACHE.bytes.fetch_sub(s.len, Relaxed);
+    Some((s.base, s.len))
+}
+
+/// Offers a mapping to the cache; returns a mapping to unmap (the offered
+/// one when it does not fit, or an evicted older one), if any.
+fn cache_put(base: usize, len: usize) -> Option<(usize, usize)> {
+    if len > SPAN_CACHE_BYTES / 4 {
+        return Some((base, len));
+    }
+    let now = os::now_ms();
+    let _g = CACHE.lock.lock();
+    // SAFETY: lock held.
+    let slots = unsafe { &mut *CACHE.slots.get() };
+    let mut victim: Option<(usize, usize)> = None;
+    if CACHE.bytes.load(Relaxed) + len > SPAN_CACHE_BYTES {
+        // Evict the oldest mapping to make room (one is enough: len ≤ 1/4).
+        let mut old: Option<usize> = None;
+        for (i, s) in slots.iter().enumerate() {
+            if s.base != 0
+                && old.is_none_or(|o| slots[o].since_ms.wrapping_sub(s.since_ms) as i32 > 0)
+            {
+                old = Some(i);
+            }
+        }
+        if let Some(o) = old {
+            victim = Some((slots[o].base, slots[o].len));
+            CACHE.bytes.fetch_sub(slots[o].len, Relaxed);
+            slots[o].base = 0;
+        }
+    }
+    let free_slot = slots.iter().position(|s| s.base == 0);
+    let slot = match free_slot {
+        Some(i) => i,
+        None => {
+            // Full: replace the oldest.
+            let mut o = 0;
+            for (i, s) in slots.iter().enumerate() {
+                if slots[o].since_ms.wrapping_sub(s.since_ms) as i32 > 0 {
+                    o = i;
+                }
+            }
+            debug_assert!(victim.is_none());
+            victim = Some((slots[o].base, slots[o].len));
+            CACHE.bytes.fetch_sub(slots[o].len, Relaxed);
+            o
+        }
+    };
+    slots[slot] = Cached {
+        base,
+        len,
+        since_ms: now,
+    };
+    CACHE.bytes.fetch_add(len, Relaxed);
+    victim
+}
+
+/// Unmaps cached mappings older than `delay_ms` (all with `force`).
+/// Returns the bytes unmapped.
+pub(crate) fn cache_decay(now: u32, delay_ms: u32, force: bool) -> usize {
+    if CACHE.bytes.load(Relaxed) == 0 {
+        return 0;
+    }
+    let mut out = [(0usize, 0usize); SPAN_CACHE_SLOTS];
+    let mut n = 0;
+    {
+        let _g = CACHE.lock.lock();
+        // SAFETY: lock held.
+        let slots = unsafe { &mut *CACHE.slots.get() };
+        for s in slots.iter_mut() {
+            if s.base != 0 && (force || now.wrapping_sub(s.since_ms) >= delay_ms) {
+                out[n] = (s.base, s.len);
+                n += 1;
+                CACHE.bytes.fetch_sub(s.len, Relaxed);
+                s.base = 0;
+            }
+        }
+    }
+    let mut freed = 0;
+    for &(b, l) in &out[..n] {
+        os::unmap(b as *mut u8, l);
+        freed += l;
+    }
+    freed
+}
+
+/// Bytes held in the span cache.
+pub fn cached_bytes() -> usize {
+    CACHE.bytes.load(Relaxed)
+}
+
+/// Maps (or takes from the cache) a span for `size` bytes aligned to
+/// `align` (a power of two). With `zero`, the first `size` bytes read as
+/// zero. Null when the request cannot be met.
+pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let Some((off, len)) = span_geometry(size, align) else {
+        return ptr::null_mut();
+    };
+    let mut base = 0;
+    let mut map_len = len;
+    let mut fresh = true;
+    if align < SUPERSLAB_SIZE {
+        if let Some((b, l)) = cache_take(len) {
+            base = b;
+            map_len = l;
+            fresh = false;
+            CACHE_HITS.fetch_add(1, Relaxed);
+        }
+    }
+    if base == 0 {
+        let b = os::map_aligned(len, align.max(SUPERSLAB_SIZE));
+        if b.is_null() {
+            // Memory may be sitting in the cache: give it back and retry.
+            if cache_decay(0, 0, true) == 0 {
+                return ptr::null_mut();
+            }
+            let b2 = os::map_aligned(len, align.max(SUPERSLAB_SIZE));
+            if b2.is_null() {
+                return ptr::null_mut();
+            }
+            base = b2 as usize;
+        } else {
+            base = b as usize;
+        }
+        if !registry::covers(base + len) {
+            os::unmap(base as *mut u8, len);
+            return ptr::null_mut();
+        }
+    }
+    let user = base + off;
+    if zero && !fresh {
+        // SAFETY: `user..user+size` is inside the mapping we own.
+        unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
+    }
+    write_header(user, base, map_len, align);
+    LARGE_LIVE.fetch_add(1, Relaxed);
+    LARGE_ALLOCS.fetch_add(1, Relaxed);
+    LARGE_BYTES.fetch_add(map_len, Relaxed);
+    user as *mut u8
+}
+
+fn write_header(user: usize, map_base: usize, map_len: usize, align: usize) {
+    let h = large_header_addr(user) as *mut LargeHeader;
+    // SAFETY: the header address is inside the mapping we own (the
+    // geometry puts at least one header's room before the user pointer).
+    unsafe {
+        h.write(LargeHeader {
+            magic: LARGE_MAGIC,
+            user,
+            map_base,
+            map_len,
+            align,
+        })
+    };
+    let kind = if user & CHUNK_MASK == 0 {
+        registry::KIND_LARGE_ALIGNED
+    } else {
+        registry::KIND_LARGE
+    };
+    registry::set(chunk_of(user), kind);
+}
+
+/// The header of the span whose user pointer is `p`, when `p` really is one.
+pub fn large_header(p: *mut u8) -> Option<&'static LargeHeader> {
+    let user = p as usize;
+    let kind = registry::kind_of(user);
+    let ok = match kind {
+        registry::KIND_LARGE => user & CHUNK_MASK >= HDR,
+        registry::KIND_LARGE_ALIGNED => user & CHUNK_MASK == 0,
+        _ => false,
+    };
+    if !ok {
+        return None;
+    }
+    // SAFETY: the registry says a span of ours has its user pointer in this
+    // chunk, so the header address is inside that span's mapping.
+    let h = unsafe { &*(large_header_addr(user) as *const LargeHeader) };
+    (h.magic == LARGE_MAGIC && h.user == user).then_some(h)
+}
+
+/// Usable bytes of span `p`, or `None` when `p` is not a span of ours.
+pub fn large_usable_size(p: *mut u8) -> Option<usize> {
+    large_header(p).map(ptr_bridge::large_usable)
+}
+
+/// Frees span `p`: its mapping goes to the span cache (or back to the OS).
+/// False (and nothing done) when `p` is not a span.
+pub fn large_free(p: *mut u8) -> bool {
+    let Some(h) = large_header(p) else {
+        return false;
+    };
+    let (base, len, align) = (h.map_base, h.map_len, h.align);
+    // SAFETY: the header is ours; clearing the magic makes a second free of
+    // the same pointer fail validation even if the mapping is cached.
+    unsafe { (*(h as *const LargeHeader as *mut LargeHeader)).magic = 0 };
+    registry::set(chunk_of(p as usize), registry::KIND_NONE);
+    LARGE_LIVE.fetch_sub(1, Relaxed);
+    LARGE_FREES.fetch_add(1, Relaxed);
+    LARGE_BYTES.fetch_sub(len, Relaxed);
+    let victim = if align < SUPERSLAB_SIZE {
+        cache_put(base, len)
+    } else {
+        Some((base, len))
+    };
+    if let Some((b, l)) = victim {
+        os::unmap(b as *mut u8, l);
+    }
+    true
+}
+
+/// Resizes span `p` to `new_size` usable bytes without copying: shrinks or
+/// grows in place, or moves the pages with `mremap` to a fresh aligned
+/// reservation. Returns the (possibly moved) user pointer; null when the OS
+/// refuses, in which case `p` is untouched.
+///
+/// # Safety
+/// `p` must be a live span of ours.
+pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
+    let Some(h) = large_header(p) else {
+        return ptr::null_mut();
+    };
+    let (base, len, align) = (h.map_base, h.map_len, h.align);
+    let off = p as usize - base;
+    let Some(new_len) = off
+        .checked_add(new_size.max(1))
+        .and_then(|n| round_up(n, SUPERSLAB_SIZE))
+    else {
+        return ptr::null_mut();
+    };
+    if new_len == len {
+        return p;
+    }
+    if new_len < len {
+        os::unmap((base + new_len) as *mut u8, len - new_len);
+        write_header(p as usize, base, new_len, align);
+        LARGE_BYTES.fetch_sub(len - new_len, Relaxed);
+        return p;
+    }
+    if os::remap_in_place(base as *mut u8, len, new_len) {
+        write_header(p as usize, base, new_len, align);
+        LARGE_BYTES.fetch_add(new_len - len, Relaxed);
+        return p;
+    }
+    let dest = os::map_aligned(new_len, align.max(SUPERSLAB_SIZE));
+    if dest.is_null() || !registry::covers(dest as usize + new_len) {
+        if !dest.is_null() {
+            os::unmap(dest, new_len);
+        }
+        return ptr::null_mut();
+    }
+    if !os::remap_to(base as *mut u8, len, new_len, dest) {
+        os::unmap(dest, new_len);
+        return ptr::null_mut();
+    }
+    registry::set(chunk_of(p as usize), registry::KIND_NONE);
+    let user = dest as usize + off;
+    write_header(user, dest as usize, new_len, align);
+    LARGE_BYTES.fetch_add(new_len - len, Relaxed);
+    user as *mut u8
+}

@@ -1,0 +1,386 @@
+//! Superslab pools: handing FREE slabs to threads, taking empty slabs back,
+//! tiering superslabs HOT → DRAINING → FREE, and returning memory to the OS
+//! after a delay (walk-through: `docs/memory.md`).
+//!
+//! Each slab kind has one pool with three lists, all under the pool lock:
+//! `hot` (HOT superslabs with at least one FREE slab), `draining` (DRAINING
+//! superslabs) and `empty` (FREE superslabs: every slab FREE). A HOT
+//! superslab whose slabs are all in use is in no list.
+
+use core::ptr;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
+
+use ptr_bridge::superslab_tier::{DRAINING, FREE, HOT, UNLISTED};
+use ptr_bridge::{
+    slab_capacity, slab_data_start, slab_state, SlabKind, SlabMeta, SuperslabHeader, CLASS_SIZE,
+    FIRST_SLAB, SUPERSLAB_MAGIC, SUPERSLAB_SIZE,
+};
+use remote_queue::primitive::SpinLock;
+
+use crate::{os, registry};
+
+/// `in_use` bit of slab 0, which holds the header and is never handed out.
+const HEADER_SLAB_BIT: u32 = (1 << FIRST_SLAB) - 1;
+
+/// Empty superslabs kept per kind (beyond this they are unmapped at once;
+/// those kept are unmapped when the decay delay has passed).
+pub const MAX_EMPTY_SUPERSLABS: usize = 4;
+
+struct List {
+    head: AtomicPtr<SuperslabHeader>,
+    len: AtomicUsize,
+}
+
+impl List {
+    const fn new() -> Self {
+        List {
+            head: AtomicPtr::new(ptr::null_mut()),
+            len: AtomicUsize::new(0),
+        }
+    }
+}
+
+struct Pool {
+    lock: SpinLock,
+    lists: [List; 3], // indexed by tier: HOT, DRAINING, FREE
+}
+
+static POOLS: [Pool; SlabKind::COUNT] = [const {
+    Pool {
+        lock: SpinLock::new(),
+        lists: [List::new(), List::new(), List::new()],
+    }
+}; SlabKind::COUNT];
+
+pub(crate) static SUPERSLABS_MAPPED: AtomicUsize = AtomicUsize::new(0);
+static DECAY_MS: AtomicU32 = AtomicU32::new(500);
+static LAST_DECAY_MS: AtomicU32 = AtomicU32::new(0);
+
+fn pool(kind: SlabKind) -> &'static Pool {
+    &POOLS[kind as usize]
+}
+
+fn kind_of_header(h: &SuperslabHeader) -> SlabKind {
+    if h.kind.load(Relaxed) == SlabKind::Small as u8 {
+        SlabKind::Small
+    } else {
+        SlabKind::Medium
+    }
+}
+
+/// Links `ss` at the head of list `which` (pool lock held).
+///
+/// # Safety
+/// `ss` is a live superslab of the pool's kind and in no list.
+unsafe fn link(p: &Pool, which: u8, ss: *mut SuperslabHeader) {
+    let l = &p.lists[which as usize];
+    // SAFETY: caller contract; list fields are guarded by the pool lock.
+    unsafe {
+        debug_assert_eq!((*ss).listed.load(Relaxed), UNLISTED);
+        let head = l.head.load(Relaxed);
+        (*ss).prev.store(ptr::null_mut(), Relaxed);
+        (*ss).next.store(head, Relaxed);
+        if !head.is_null() {
+            (*head).prev.store(ss, Relaxed);
+        }
+        (*ss).listed.store(which, Relaxed);
+    }
+    l.head.store(ss, Relaxed);
+    l.len.fetch_add(1, Relaxed);
+}
+
+/// Unlinks `ss` from whatever list holds it (pool lock held); no-op when
+/// it is in none.
+///
+/// # Safety
+/// `ss` is a live superslab of the pool's kind.
+unsafe fn unlink(p: &Pool, ss: *mut SuperslabHeader) {
+    // SAFETY: caller contract; list fields are guarded by the pool lock.
+    unsafe {
+        let which = (*ss).listed.load(Relaxed);
+        if which == UNLISTED {
+            return;
+        }
+        let l = &p.lists[which as usize];
+        let prev = (*ss).prev.load(Relaxed);
+        let next = (*ss).next.load(Relaxed);
+        if prev.is_null() {
+            l.head.store(next, Relaxed);
+        } else {
+            (*prev).next.store(next, Relaxed);
+        }
+        if !next.is_null() {
+            (*next).prev.store(prev, Relaxed);
+        }
+        (*ss).next.store(ptr::null_mut(), Relaxed);
+        (*ss).prev.store(ptr::null_mut(), Relaxed);
+        (*ss).listed.store(UNLISTED, Relaxed);
+        l.len.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Maps and initialises a superslab of `kind` (zeroed memory, so every slab
+/// record starts FREE). Null when the OS refuses.
+#[cold]
+fn new_superslab(kind: SlabKind) -> *mut SuperslabHeader {
+    let base = os::map_aligned(SUPERSLAB_SIZE, SUPERSLAB_SIZE);
+    if base.is_null() {
+        return ptr::null_mut();
+    }
+    if !registry::covers(base as usize) {
+        os::unmap(base, SUPERSLAB_SIZE);
+        return ptr::null_mut();
+    }
+    let ss = base as *mut SuperslabHeader;
+    // SAFETY: fresh zeroed mapping large enough for the header; an all-zero
+    // header is a valid value (atomics, FREE slab records); the owners are
+    // set to NO_OWNER below before the superslab is published.
+    let h = unsafe { &*ss };
+    h.slab_shift.store(kind.shift() as u8, Relaxed);
+    h.kind.store(kind as u8, Relaxed);
+    h.listed.store(UNLISTED, Relaxed);
+    h.tier.store(HOT, Relaxed);
+    for (i, m) in h.slabs.iter().enumerate() {
+        m.index.store(i as u8, Relaxed);
+        m.owner.store(ptr_bridge::NO_OWNER, Relaxed);
+    }
+    h.in_use.store(HEADER_SLAB_BIT, Relaxed);
+    h.magic.store(SUPERSLAB_MAGIC as usize, SeqCst);
+    registry::set(base as usize, kind.shift() as u8);
+    SUPERSLABS_MAPPED.fetch_add(1, Relaxed);
+    ss
+}
+
+/// Unmaps an empty superslab (pool lock held, already unlinked).
+///
+/// # Safety
+/// Every slab of `ss` is FREE: no thread holds a block or record of it.
+unsafe fn unmap_superslab(ss: *mut SuperslabHeader) {
+    // SAFETY: caller contract.
+    let h = unsafe { &*ss };
+    debug_assert_eq!(h.in_use.load(Relaxed), HEADER_SLAB_BIT);
+    h.magic.store(0, Relaxed);
+    registry::set(ss as usize, registry::KIND_NONE);
+    SUPERSLABS_MAPPED.fetch_sub(1, Relaxed);
+    os::unmap(ss as *mut u8, SUPERSLAB_SIZE);
+}
+
+fn slabs_in_use(h: &SuperslabHeader) -> u32 {
+    (h.in_use.load(Relaxed) & !HEADER_SLAB_BIT).count_ones()
+}
+
+fn usable_slabs(kind: SlabKind) -> u32 {
+    (kind.slabs() - FIRST_SLAB) as u32
+}
+
+/// Hands out a FREE slab for `class`, initialised and owned by `owner`
+/// (state ACTIVE). Takes it from a HOT superslab, else a DRAINING one (which
+/// becomes HOT again), else an empty one, else a new mapping. `None` when
+/// the OS has no memory left.
+pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
+    let kind = SlabKind::of_class(class);
+    let p = pool(kind);
+    let meta = {
+        let _g = p.lock.lock();
+        let mut ss = ptr::null_mut();
+        for tier in [HOT, DRAINING, FREE] {
+            ss = p.lists[tier as usize].head.load(Relaxed);
+            if !ss.is_null() {
+                break;
+            }
+        }
+        if ss.is_null() {
+            ss = new_superslab(kind);
+            if ss.is_null() {
+                return None;
+            }
+        } else {
+            // SAFETY: listed superslabs are live and of this kind.
+            unsafe { unlink(p, ss) };
+        }
+        // SAFETY: a live superslab (listed, or fresh).
+        let h = unsafe { &*ss };
+        h.tier.store(HOT, Relaxed);
+        let in_use = h.in_use.load(Relaxed);
+        let idx = (!in_use).trailing_zeros() as usize;
+        debug_assert!(idx >= FIRST_SLAB && idx < kind.slabs());
+        let now = in_use | (1 << idx);
+        h.in_use.store(now, Relaxed);
+        h.dirty.fetch_and(!(1 << idx), Relaxed);
+        if (now.count_ones() as usize) < kind.slabs() {
+            // SAFETY: live, just unlinked (or fresh), of this kind.
+            unsafe { link(p, HOT, ss) };
+        }
+        &h.slabs[idx]
+    };
+    let bs = CLASS_SIZE[class] as usize;
+    meta.free.store(ptr::null_mut(), Relaxed);
+    meta.remote.store(ptr::null_mut(), Relaxed);
+    meta.next.store(ptr::null_mut(), Relaxed);
+    meta.prev.store(ptr::null_mut(), Relaxed);
+    meta.used.store(0, Relaxed);
+    meta.carved.store(0, Relaxed);
+    meta.capacity
+        .store(slab_capacity(kind.shift(), bs), Relaxed);
+    meta.block_size.store(bs as u32, Relaxed);
+    meta.class.store(class as u32, Relaxed);
+    meta.owner.store(owner, SeqCst);
+    meta.state.store(slab_state::ACTIVE, SeqCst);
+    Some(meta)
+}
+
+/// Takes back an empty slab. Its pages are returned to the OS once the
+/// decay delay has passed ([`decay`]); the superslab moves to DRAINING when
+/// few of its slabs remain in use (and another HOT superslab has room), and
+/// to FREE when none does.
+///
+/// # Safety
+/// The caller owns `meta`, `used == 0`, it is in no list, and no thread can
+/// reach its blocks (the release guard: see `remote_queue::remote_free`).
+pub unsafe fn release_slab(meta: &SlabMeta) {
+    debug_assert_eq!(meta.used.load(Relaxed), 0);
+    meta.owner.store(ptr_bridge::NO_OWNER, SeqCst);
+    meta.free.store(ptr::null_mut(), Relaxed);
+    meta.remote.store(ptr::null_mut(), Relaxed);
+    meta.carved.store(0, Relaxed);
+    meta.state.store(slab_state::FREE, SeqCst);
+    let ss = meta.superslab();
+    // SAFETY: a slab record's superslab is live while the slab is in use.
+    let h = unsafe { &*ss };
+    let kind = kind_of_header(h);
+    let p = pool(kind);
+    let idx = meta.slab_index();
+    let now_ms = os::now_ms();
+    let _g = p.lock.lock();
+    h.in_use.fetch_and(!(1u32 << idx), Relaxed);
+    h.dirty.fetch_or(1u32 << idx, Relaxed);
+    h.released_ms[idx].store(now_ms, Relaxed);
+    let used = slabs_in_use(h);
+    // SAFETY: `ss` is live and of this pool's kind.
+    unsafe { unlink(p, ss) };
+    if used == 0 {
+        h.tier.store(FREE, Relaxed);
+        h.empty_since_ms.store(now_ms, Relaxed);
+        if p.lists[FREE as usize].len.load(Relaxed) >= MAX_EMPTY_SUPERSLABS {
+            // SAFETY: every slab is FREE and it is unlinked.
+            unsafe { unmap_superslab(ss) };
+        } else {
+            // SAFETY: live and unlinked.
+            unsafe { link(p, FREE, ss) };
+        }
+        return;
+    }
+    let tier = h.tier.load(Relaxed);
+    let other_hot = !p.lists[HOT as usize].head.load(Relaxed).is_null();
+    let next = if tier == HOT && other_hot && used * 4 <= usable_slabs(kind) {
+        DRAINING
+    } else {
+        tier
+    };
+    h.tier.store(next, Relaxed);
+    // SAFETY: live and unlinked.
+    unsafe { link(p, next, ss) };
+}
+
+/// Sets the delay after which released memory goes back to the OS.
+pub fn set_decay_ms(ms: u32) {
+    DECAY_MS.store(ms, Relaxed);
+}
+
+/// The delay after which released memory goes back to the OS.
+pub fn decay_ms() -> u32 {
+    DECAY_MS.load(Relaxed)
+}
+
+/// Returns the pages of slabs released longer than the decay delay ago
+/// (`MADV_DONTNEED`) and unmaps superslabs empty for that long; with
+/// `force`, everything released or empty goes back now. Returns the bytes
+/// given back. Rate-limited to a few runs per delay unless forced.
+pub fn decay(force: bool) -> usize {
+    let now = os::now_ms();
+    let delay = DECAY_MS.load(Relaxed);
+    if !force {
+        let last = LAST_DECAY_MS.load(Relaxed);
+        if now.wrapping_sub(last) < delay / 4 + 1
+            || LAST_DECAY_MS
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            return 0;
+        }
+    }
+    let due = |t: u32| force || now.wrapping_sub(t) >= delay;
+    let mut freed = 0;
+    for kind in [SlabKind::Small, SlabKind::Medium] {
+        let p = pool(kind);
+        let _g = p.lock.lock();
+        // Empty superslabs first: unmap those that are due.
+        let mut ss = p.lists[FREE as usize].head.load(Relaxed);
+        while !ss.is_null() {
+            // SAFETY: listed superslabs are live.
+            let h = unsafe { &*ss };
+            let next = h.next.load(Relaxed);
+            if due(h.empty_since_ms.load(Relaxed)) {
+                // SAFETY: listed, every slab FREE.
+                unsafe {
+                    unlink(p, ss);
+                    unmap_superslab(ss);
+                }
+                freed += SUPERSLAB_SIZE;
+            }
+            ss = next;
+        }
+        // Then the released slabs of every listed superslab.
+        for tier in [HOT, DRAINING, FREE] {
+            let mut ss = p.lists[tier as usize].head.load(Relaxed);
+            while !ss.is_null() {
+                // SAFETY: listed superslabs are live.
+                let h = unsafe { &*ss };
+                let mut dirty = h.dirty.load(Relaxed) & !h.in_use.load(Relaxed);
+                while dirty != 0 {
+                    let i = dirty.trailing_zeros() as usize;
+                    dirty &= dirty - 1;
+                    if due(h.released_ms[i].load(Relaxed)) {
+                        let start = slab_data_start(ss as usize, i, kind.shift());
+                        os::discard(start as *mut u8, 1 << kind.shift());
+                        h.dirty.fetch_and(!(1u32 << i), Relaxed);
+                        freed += 1 << kind.shift();
+                    }
+                }
+                ss = h.next.load(Relaxed);
+            }
+        }
+    }
+    freed
+}
+
+/// Counts of superslabs per tier, for tests and statistics:
+/// `(hot_listed, draining, empty)`.
+pub fn tier_counts() -> (usize, usize, usize) {
+    let mut t = (0, 0, 0);
+    for p in POOLS.iter() {
+        t.0 += p.lists[HOT as usize].len.load(Relaxed);
+        t.1 += p.lists[DRAINING as usize].len.load(Relaxed);
+        t.2 += p.lists[FREE as usize].len.load(Relaxed);
+    }
+    t
+}
+
+/// Holds every pool lock (fork prepare handler).
+pub fn lock_all_for_fork() {
+    for p in POOLS.iter() {
+        core::mem::forget(p.lock.lock());
+    }
+}
+
+/// Releases what [`lock_all_for_fork`] took (parent and child handlers).
+///
+/// # Safety
+/// Only after [`lock_all_for_fork`].
+pub unsafe fn unlock_all_after_fork() {
+    for p in POOLS.iter() {
+        // SAFETY: forwarded contract.
+        unsafe { p.lock.force_unlock() };
+    }
+}
