@@ -4,6 +4,7 @@
 //! Adding a task means adding a module, a match arm in [`main`] and a line
 //! in [`USAGE`]. Exit status: 0 success, 1 the task failed, 2 bad usage.
 
+mod acceptance;
 mod contracts;
 
 use std::process::ExitCode;
@@ -13,6 +14,7 @@ usage: cargo xtask <task> [args]
 
 tasks:
   check-contracts   check the box dependency graph against docs/contracts.md
+  acceptance        run the slab-migration acceptance matrix [--quick]
   help              print this message
 ";
 
@@ -24,8 +26,8 @@ fn main() -> ExitCode {
     };
     match task.as_str() {
         "check-contracts" => contracts::run(rest),
+        "acceptance" => acceptance::run(rest),
         // Tasks to come, one module each: "bench" => bench::run(rest),
-        // "acceptance" => acceptance::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

@@ -25,6 +25,8 @@
 
 mod config;
 mod diag;
+#[doc(hidden)]
+pub mod migrate;
 mod stats;
 mod thread;
 

@@ -17,6 +17,8 @@
 //! the hot path (tls-front) never calls into it.
 #![no_std]
 
+pub mod migrate;
+
 use core::ptr;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 

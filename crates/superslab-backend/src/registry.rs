@@ -86,3 +86,26 @@ pub fn set(chunk: usize, kind: u8) {
 pub fn covers(p: usize) -> bool {
     (p >> SUPERSLAB_SHIFT) < ENTRIES
 }
+
+/// Calls `f(chunk_base, kind)` for every chunk the registry records (slow:
+/// scans the whole table, skipping untouched parts quickly; for invariant
+/// scans in tests and diagnostics).
+pub fn for_each(mut f: impl FnMut(usize, u8)) {
+    let words = TABLE.0.as_ptr() as *const core::sync::atomic::AtomicU64;
+    for w in 0..ENTRIES / 8 {
+        // SAFETY: the table is 4096-aligned and ENTRIES bytes long, so it
+        // is also ENTRIES/8 aligned u64 words; atomics of either width may
+        // read the same zero-initialised memory.
+        let v = unsafe { (*words.add(w)).load(Ordering::Relaxed) };
+        if v == 0 {
+            continue;
+        }
+        for b in 0..8 {
+            let idx = w * 8 + b;
+            let k = entry(idx).load(Ordering::Acquire);
+            if k != KIND_NONE {
+                f(idx << SUPERSLAB_SHIFT, k);
+            }
+        }
+    }
+}

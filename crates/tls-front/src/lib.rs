@@ -123,6 +123,47 @@ impl Front {
         (head, k)
     }
 
+    /// Removes every cached block of `class` for which `pred` holds and
+    /// returns them as a null-terminated chain with its length (used by slab
+    /// migration to flush the blocks of one slab).
+    pub fn extract_if(
+        &mut self,
+        class: usize,
+        mut pred: impl FnMut(*mut u8) -> bool,
+    ) -> (*mut u8, u32) {
+        let mut out: *mut u8 = ptr::null_mut();
+        let mut n = 0u32;
+        let mut keep_head: *mut u8 = ptr::null_mut();
+        let mut keep_tail: *mut u8 = ptr::null_mut();
+        let mut cur = self.heads[class];
+        while !cur.is_null() {
+            // SAFETY: every element of the list is a free block we own.
+            let next = unsafe { block_next(cur) };
+            if pred(cur) {
+                // SAFETY: as above; it moves to the output chain.
+                unsafe { set_block_next(cur, out) };
+                out = cur;
+                n += 1;
+            } else {
+                if keep_tail.is_null() {
+                    keep_head = cur;
+                } else {
+                    // SAFETY: as above.
+                    unsafe { set_block_next(keep_tail, cur) };
+                }
+                keep_tail = cur;
+            }
+            cur = next;
+        }
+        if !keep_tail.is_null() {
+            // SAFETY: as above.
+            unsafe { set_block_next(keep_tail, ptr::null_mut()) };
+        }
+        self.heads[class] = keep_head;
+        self.room[class] += n as i32;
+        (out, n)
+    }
+
     /// Number of cached blocks of `class`.
     #[inline]
     pub fn count(&self, class: usize) -> u32 {
@@ -200,6 +241,26 @@ mod tests {
         assert_eq!(f.pop(0), ptrs[0]);
         let (h2, n2) = f.take(0, 5);
         assert!(h2.is_null() && n2 == 0);
+    }
+
+    #[test]
+    fn extract_if_keeps_order_of_the_rest() {
+        let mut f = Front::new();
+        f.set_cap(1, 10);
+        let mut b = blocks(5);
+        let ptrs: Vec<*mut u8> = b.iter_mut().map(|x| x.as_mut_ptr() as *mut u8).collect();
+        for &p in &ptrs {
+            // SAFETY: test blocks we own.
+            unsafe { f.push(1, p) };
+        }
+        let (chain, n) = f.extract_if(1, |p| p == ptrs[1] || p == ptrs[3]);
+        assert_eq!(n, 2);
+        assert_eq!(f.count(1), 3);
+        assert!(chain == ptrs[1] || chain == ptrs[3]);
+        assert_eq!(f.pop(1), ptrs[4]);
+        assert_eq!(f.pop(1), ptrs[2]);
+        assert_eq!(f.pop(1), ptrs[0]);
+        assert!(f.pop(1).is_null());
     }
 
     #[test]
