@@ -83,7 +83,9 @@ fn parse() -> Result<Config, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let v = args.get(i + 1).ok_or(format!("{} needs a value", args[i]))?;
+        let v = args
+            .get(i + 1)
+            .ok_or(format!("{} needs a value", args[i]))?;
         match args[i].as_str() {
             "--agents" => c.agents = v.parse().map_err(|_| "bad --agents")?,
             "--engine" => {
@@ -126,6 +128,7 @@ struct World {
     remote_handoffs: AtomicU64,
     migrations: AtomicU64,
     migrated_blocks: AtomicU64,
+    node_moves: AtomicU64,
     done_agents: AtomicUsize,
     // Serial engine: whose turn it is (agents 0..n, n = controller).
     turn: Mutex<(usize, u64)>,
@@ -273,7 +276,10 @@ fn agent(w: Arc<World>, me: usize, turn_rng: Arc<Mutex<Rng>>) {
         }
         std::thread::yield_now();
     }
-    for b in held.drain(..).chain(std::mem::take(&mut *w.inbox[me].lock().unwrap())) {
+    for b in held
+        .drain(..)
+        .chain(std::mem::take(&mut *w.inbox[me].lock().unwrap()))
+    {
         if !check(&b) {
             w.mismatches.fetch_add(1, SeqCst);
         }
@@ -315,6 +321,19 @@ fn migrate_once(w: &World, rng: &mut Rng) {
         // SAFETY: still quiesced.
         if let Err(e) = unsafe { migrate::audit_migrated(from.1, slab) } {
             w.fail(format!("migration audit: {e}"));
+        }
+        // Every other migration also moves the slab's superslab to the
+        // other memory node.
+        if rng.below(2) == 0 {
+            let node = migrate::superslab_node(slab);
+            let to_node = (node + 1) % hakmem::migrate::NODES as u8;
+            // SAFETY: the slab is live (just migrated, quiesced).
+            if unsafe { migrate::move_superslab_of(slab, to_node) } {
+                w.node_moves.fetch_add(1, SeqCst);
+                if migrate::superslab_node(slab) != to_node {
+                    w.fail("superslab node move did not take".into());
+                }
+            }
         }
     }
 }
@@ -388,6 +407,7 @@ fn main() {
         remote_handoffs: AtomicU64::new(0),
         migrations: AtomicU64::new(0),
         migrated_blocks: AtomicU64::new(0),
+        node_moves: AtomicU64::new(0),
         done_agents: AtomicUsize::new(0),
         turn: Mutex::new((0, 0)),
         turn_cv: Condvar::new(),
@@ -433,8 +453,9 @@ fn main() {
         w.fail("migration was on but no slab moved".into());
     }
     let summary = format!(
-        "{label} migrations={} moved_blocks={} handoffs={} nonzero_offsets={}",
+        "{label} migrations={} node_moves={} moved_blocks={} handoffs={} nonzero_offsets={}",
         w.migrations.load(SeqCst),
+        w.node_moves.load(SeqCst),
         w.migrated_blocks.load(SeqCst),
         w.remote_handoffs.load(SeqCst),
         w.nonzero_offsets.load(SeqCst)

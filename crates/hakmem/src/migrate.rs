@@ -13,6 +13,7 @@ use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use ptr_bridge::{block_next, slab_state, SlabMeta, SuperslabHeader, FIRST_SLAB, NO_OWNER};
 pub use refill_engine::migrate::{Migration, Step};
 use superslab_backend::registry;
+pub use superslab_backend::NODES;
 
 use crate::thread::{self, ThreadState};
 
@@ -80,7 +81,12 @@ pub unsafe fn migrate_slab(from: ThreadHandle, to: ThreadHandle, slab: usize) ->
     unsafe {
         let f = &mut *from.0;
         let t = &mut *to.0;
-        refill_engine::migrate::migrate_slab(&mut f.heap, &mut f.front, &mut t.heap, &*(slab as *const SlabMeta))
+        refill_engine::migrate::migrate_slab(
+            &mut f.heap,
+            &mut f.front,
+            &mut t.heap,
+            &*(slab as *const SlabMeta),
+        )
     }
 }
 
@@ -95,6 +101,28 @@ pub unsafe fn audit_migrated(from: ThreadHandle, slab: usize) -> Result<(), &'st
         let f = &mut *from.0;
         refill_engine::migrate::audit_migrated(&f.heap, &mut f.front, &*(slab as *const SlabMeta))
     }
+}
+
+/// The home memory node of the superslab holding the slab record `slab`.
+pub fn superslab_node(slab: usize) -> u8 {
+    // SAFETY: a slab record lives in a superslab header (the caller got it
+    // from `owned_slabs`, so the superslab is live).
+    unsafe {
+        (*(*(slab as *const SlabMeta)).superslab())
+            .node
+            .load(Relaxed)
+    }
+}
+
+/// Moves the superslab holding slab record `slab` to memory node `node`
+/// (see `superslab_backend::move_superslab`). Live blocks stay where they
+/// are; the superslab's free slabs now serve `node`'s threads.
+///
+/// # Safety
+/// `slab` is a live slab record (its superslab is mapped).
+pub unsafe fn move_superslab_of(slab: usize, node: u8) -> bool {
+    // SAFETY: caller contract.
+    unsafe { superslab_backend::move_superslab((*(slab as *const SlabMeta)).superslab(), node) }
 }
 
 /// Makes later migrations skip one protocol step (fault injection).
@@ -115,7 +143,10 @@ pub fn block_location(p: *const u8) -> Option<(usize, usize)> {
     if bs == 0 {
         return None;
     }
-    Some((m as *const SlabMeta as usize, (p as usize - m.data_start()) / bs))
+    Some((
+        m as *const SlabMeta as usize,
+        (p as usize - m.data_start()) / bs,
+    ))
 }
 
 /// What [`scan_invariants`] saw.

@@ -114,6 +114,13 @@ impl Heap {
         self.id = id;
     }
 
+    /// The memory node this heap takes new slabs from: threads are spread
+    /// over the (logical) nodes by heap id.
+    #[inline]
+    pub fn node(&self) -> u8 {
+        (self.id % superslab_backend::NODES) as u8
+    }
+
     /// True when the heap owns no slab at all.
     pub fn owns_nothing(&self) -> bool {
         self.partial.iter().all(|p| p.is_null())
@@ -167,7 +174,7 @@ fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta> {
         event(EventKind::Adopt, class, 0, heap);
         return Some(s);
     }
-    let s = superslab_backend::acquire_slab(class, heap.id)?;
+    let s = superslab_backend::acquire_slab(class, heap.id, heap.node())?;
     heap.link(class, s);
     event(EventKind::SlabAcquire, class, 0, heap);
     Some(s)

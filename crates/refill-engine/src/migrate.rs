@@ -157,7 +157,11 @@ pub fn owned_slabs(heap: &Heap, out: &mut [*const SlabMeta]) -> usize {
 /// remote stack was drained, none of the slab's blocks is still cached by
 /// the old owner, and the old owner no longer lists the slab. Only
 /// meaningful while every thread is quiesced.
-pub fn audit_migrated(from: &Heap, from_front: &mut Front, s: &SlabMeta) -> Result<(), &'static str> {
+pub fn audit_migrated(
+    from: &Heap,
+    from_front: &mut Front,
+    s: &SlabMeta,
+) -> Result<(), &'static str> {
     if !s.remote.load(SeqCst).is_null() {
         return Err("remote frees left undrained in a migrated slab");
     }

@@ -26,8 +26,8 @@ pub use span::{
     large_usable_size, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
 };
 pub use superslab::{
-    acquire_slab, decay_ms, lock_all_for_fork, release_slab, set_decay_ms, tier_counts,
-    unlock_all_after_fork, MAX_EMPTY_SUPERSLABS,
+    acquire_slab, decay_ms, lock_all_for_fork, move_superslab, node_of_address, release_slab,
+    set_decay_ms, tier_counts, unlock_all_after_fork, MAX_EMPTY_SUPERSLABS, NODES,
 };
 
 /// Counters of what the backend holds from the OS.
@@ -159,7 +159,7 @@ mod tests {
         let per = SlabKind::Small.slabs() - FIRST_SLAB;
         // Two full superslabs and a third with one slab.
         let mut slabs: Vec<&SlabMeta> = (0..2 * per + 1)
-            .map(|_| acquire_slab(0, 7).expect("memory"))
+            .map(|_| acquire_slab(0, 7, 0).expect("memory"))
             .collect();
         assert!(stats().superslabs >= before + 3);
         let first = slabs[0].superslab();
@@ -179,7 +179,7 @@ mod tests {
             "a mostly empty superslab drains"
         );
         // New slabs come from HOT superslabs, not from the draining one.
-        let extra = acquire_slab(0, 7).unwrap();
+        let extra = acquire_slab(0, 7, 0).unwrap();
         assert_ne!(
             extra.superslab(),
             first,
@@ -244,9 +244,39 @@ mod tests {
     }
 
     #[test]
+    fn logical_nodes_place_and_move_superslabs() {
+        let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let a = acquire_slab(5, 9, 0).unwrap();
+        let b = acquire_slab(5, 9, 1).unwrap();
+        // SAFETY: live superslabs (slabs in use).
+        let (na, nb) = unsafe {
+            (
+                (*a.superslab()).node.load(Relaxed),
+                (*b.superslab()).node.load(Relaxed),
+            )
+        };
+        assert_eq!(na, node_of_address(a.superslab() as usize));
+        assert_eq!(nb, node_of_address(b.superslab() as usize));
+        assert_eq!((na, nb), (0, 1), "each node's superslab lives in its half");
+        // SAFETY: live superslab.
+        unsafe {
+            assert!(move_superslab(a.superslab(), 1));
+            assert_eq!((*a.superslab()).node.load(Relaxed), 1);
+            assert!(!move_superslab(a.superslab(), 1));
+        }
+        // Releasing after the move goes through the new home pool.
+        // SAFETY: owned, empty, unlisted.
+        unsafe {
+            release_slab(a);
+            release_slab(b);
+        }
+        decay(true);
+    }
+
+    #[test]
     fn slabs_come_and_go() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let m = acquire_slab(3, 42).unwrap();
+        let m = acquire_slab(3, 42, 0).unwrap();
         assert_eq!(m.state.load(Relaxed), slab_state::ACTIVE);
         assert_eq!(m.owner.load(Relaxed), 42);
         assert!(registry::is_superslab(registry::kind_of(m.data_start())));

@@ -125,3 +125,37 @@ pub fn now_ms() -> u32 {
         .wrapping_mul(1000)
         .wrapping_add(ts.tv_nsec as u64 / 1_000_000) as u32
 }
+
+/// Like [`map_aligned`], asking the kernel for an address near `hint`
+/// (not forced: the kernel may place it elsewhere).
+pub fn map_aligned_hint(len: usize, align: usize, hint: usize) -> *mut u8 {
+    let Some(total) = len.checked_add(align) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: a private anonymous mapping with a non-fixed hint: the kernel
+    // only uses the hint if that range is free.
+    let p = unsafe {
+        libc::mmap(
+            hint as *mut libc::c_void,
+            total,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let start = p as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let head = aligned - start;
+    let tail = total - head - len;
+    if head > 0 {
+        unmap(p as *mut u8, head);
+    }
+    if tail > 0 {
+        unmap((aligned + len) as *mut u8, tail);
+    }
+    aligned as *mut u8
+}

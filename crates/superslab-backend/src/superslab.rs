@@ -46,19 +46,45 @@ struct Pool {
     lists: [List; 3], // indexed by tier: HOT, DRAINING, FREE
 }
 
-static POOLS: [Pool; SlabKind::COUNT] = [const {
-    Pool {
-        lock: SpinLock::new(),
-        lists: [List::new(), List::new(), List::new()],
-    }
+/// Memory nodes. The machines this project runs on have one NUMA node, so
+/// hakmem uses two *logical* nodes that split the address space: node 0
+/// below 2^46, node 1 above. A superslab's home node (`SuperslabHeader::node`)
+/// starts as the half its address lies in and can be changed by
+/// [`move_superslab`]; each node has its own pools, and a thread takes slabs
+/// from its own node's pools.
+pub const NODES: usize = 2;
+const NODE_SPLIT: usize = 1 << 46;
+
+static POOLS: [[Pool; NODES]; SlabKind::COUNT] = [const {
+    [const {
+        Pool {
+            lock: SpinLock::new(),
+            lists: [List::new(), List::new(), List::new()],
+        }
+    }; NODES]
 }; SlabKind::COUNT];
+
+/// Where the next superslab of each node is asked to go (mmap hint).
+static NODE_HINT: [AtomicUsize; NODES] = [
+    AtomicUsize::new(0x2000_0000_0000),
+    AtomicUsize::new(0x6000_0000_0000),
+];
+
+/// The node whose half of the address space holds `addr`.
+pub fn node_of_address(addr: usize) -> u8 {
+    u8::from(addr >= NODE_SPLIT)
+}
 
 pub(crate) static SUPERSLABS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static DECAY_MS: AtomicU32 = AtomicU32::new(500);
 static LAST_DECAY_MS: AtomicU32 = AtomicU32::new(0);
 
-fn pool(kind: SlabKind) -> &'static Pool {
-    &POOLS[kind as usize]
+fn pool(kind: SlabKind, node: u8) -> &'static Pool {
+    &POOLS[kind as usize][node as usize % NODES]
+}
+
+fn all_pools() -> impl Iterator<Item = &'static Pool> {
+    POOLS.iter().flat_map(|k| k.iter())
 }
 
 fn kind_of_header(h: &SuperslabHeader) -> SlabKind {
@@ -120,11 +146,17 @@ unsafe fn unlink(p: &Pool, ss: *mut SuperslabHeader) {
     }
 }
 
-/// Maps and initialises a superslab of `kind` (zeroed memory, so every slab
-/// record starts FREE). Null when the OS refuses.
+/// Maps and initialises a superslab of `kind` for `node` (zeroed memory,
+/// so every slab record starts FREE): asked for in the node's half of the
+/// address space; its home node is the half it really got. Null when the OS
+/// refuses.
 #[cold]
-fn new_superslab(kind: SlabKind) -> *mut SuperslabHeader {
-    let base = os::map_aligned(SUPERSLAB_SIZE, SUPERSLAB_SIZE);
+fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
+    let hint = NODE_HINT[node as usize % NODES].fetch_add(2 * SUPERSLAB_SIZE, Relaxed);
+    let mut base = os::map_aligned_hint(SUPERSLAB_SIZE, SUPERSLAB_SIZE, hint);
+    if base.is_null() {
+        base = os::map_aligned(SUPERSLAB_SIZE, SUPERSLAB_SIZE);
+    }
     if base.is_null() {
         return ptr::null_mut();
     }
@@ -139,6 +171,7 @@ fn new_superslab(kind: SlabKind) -> *mut SuperslabHeader {
     let h = unsafe { &*ss };
     h.slab_shift.store(kind.shift() as u8, Relaxed);
     h.kind.store(kind as u8, Relaxed);
+    h.node.store(node_of_address(base as usize), Relaxed);
     h.listed.store(UNLISTED, Relaxed);
     h.tier.store(HOT, Relaxed);
     for (i, m) in h.slabs.iter().enumerate() {
@@ -174,15 +207,15 @@ fn usable_slabs(kind: SlabKind) -> u32 {
     (kind.slabs() - FIRST_SLAB) as u32
 }
 
-/// Hands out a FREE slab for `class`, initialised and owned by `owner`
-/// (state ACTIVE). Takes it from a HOT superslab, else a DRAINING one (which
-/// becomes HOT again), else an empty one, else a new mapping. `None` when
-/// the OS has no memory left.
-pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
+/// Hands out a FREE slab for `class` from `node`'s pools, initialised and
+/// owned by `owner` (state ACTIVE). Takes it from a HOT superslab, else a
+/// DRAINING one (which becomes HOT again), else an empty one, else a new
+/// mapping. `None` when the OS has no memory left.
+pub fn acquire_slab(class: usize, owner: usize, node: u8) -> Option<&'static SlabMeta> {
     let kind = SlabKind::of_class(class);
-    let p = pool(kind);
+    let mut p = pool(kind, node);
+    let mut guard = p.lock.lock();
     let meta = {
-        let _g = p.lock.lock();
         let mut ss = ptr::null_mut();
         for tier in [HOT, DRAINING, FREE] {
             ss = p.lists[tier as usize].head.load(Relaxed);
@@ -191,9 +224,18 @@ pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
             }
         }
         if ss.is_null() {
-            ss = new_superslab(kind);
+            ss = new_superslab(kind, node);
             if ss.is_null() {
                 return None;
+            }
+            // SAFETY: a fresh superslab.
+            let home = unsafe { (*ss).node.load(Relaxed) };
+            if home != node % NODES as u8 {
+                // The OS placed it in the other half: it belongs to that
+                // node's pool (lock order: the new pool after releasing ours).
+                drop(guard);
+                p = pool(kind, home);
+                guard = p.lock.lock();
             }
         } else {
             // SAFETY: listed superslabs are live and of this kind.
@@ -209,9 +251,10 @@ pub fn acquire_slab(class: usize, owner: usize) -> Option<&'static SlabMeta> {
         h.in_use.store(now, Relaxed);
         h.dirty.fetch_and(!(1 << idx), Relaxed);
         if (now.count_ones() as usize) < kind.slabs() {
-            // SAFETY: live, just unlinked (or fresh), of this kind.
+            // SAFETY: live, just unlinked (or fresh), of this kind and node.
             unsafe { link(p, HOT, ss) };
         }
+        drop(guard);
         &h.slabs[idx]
     };
     let bs = CLASS_SIZE[class] as usize;
@@ -249,10 +292,10 @@ pub unsafe fn release_slab(meta: &SlabMeta) {
     // SAFETY: a slab record's superslab is live while the slab is in use.
     let h = unsafe { &*ss };
     let kind = kind_of_header(h);
-    let p = pool(kind);
     let idx = meta.slab_index();
     let now_ms = os::now_ms();
-    let _g = p.lock.lock();
+    let p = lock_home_pool(h, kind);
+    let _g = SpinGuardOwned(p);
     h.in_use.fetch_and(!(1u32 << idx), Relaxed);
     h.dirty.fetch_or(1u32 << idx, Relaxed);
     h.released_ms[idx].store(now_ms, Relaxed);
@@ -312,8 +355,11 @@ pub fn decay(force: bool) -> usize {
     }
     let due = |t: u32| force || now.wrapping_sub(t) >= delay;
     let mut freed = 0;
-    for kind in [SlabKind::Small, SlabKind::Medium] {
-        let p = pool(kind);
+    for (kind, node) in [SlabKind::Small, SlabKind::Medium]
+        .into_iter()
+        .flat_map(|k| (0..NODES as u8).map(move |n| (k, n)))
+    {
+        let p = pool(kind, node);
         let _g = p.lock.lock();
         // Empty superslabs first: unmap those that are due.
         let mut ss = p.lists[FREE as usize].head.load(Relaxed);
@@ -359,7 +405,7 @@ pub fn decay(force: bool) -> usize {
 /// `(hot_listed, draining, empty)`.
 pub fn tier_counts() -> (usize, usize, usize) {
     let mut t = (0, 0, 0);
-    for p in POOLS.iter() {
+    for p in all_pools() {
         t.0 += p.lists[HOT as usize].len.load(Relaxed);
         t.1 += p.lists[DRAINING as usize].len.load(Relaxed);
         t.2 += p.lists[FREE as usize].len.load(Relaxed);
@@ -369,7 +415,7 @@ pub fn tier_counts() -> (usize, usize, usize) {
 
 /// Holds every pool lock (fork prepare handler).
 pub fn lock_all_for_fork() {
-    for p in POOLS.iter() {
+    for p in all_pools() {
         core::mem::forget(p.lock.lock());
     }
 }
@@ -379,8 +425,66 @@ pub fn lock_all_for_fork() {
 /// # Safety
 /// Only after [`lock_all_for_fork`].
 pub unsafe fn unlock_all_after_fork() {
-    for p in POOLS.iter() {
+    for p in all_pools() {
         // SAFETY: forwarded contract.
         unsafe { p.lock.force_unlock() };
     }
+}
+
+/// Locks the pool of `h`'s current home node. The home node can change
+/// (by [`move_superslab`], under both pools' locks), so re-check after
+/// locking.
+fn lock_home_pool(h: &SuperslabHeader, kind: SlabKind) -> &'static Pool {
+    loop {
+        let node = h.node.load(Relaxed);
+        let p = pool(kind, node);
+        core::mem::forget(p.lock.lock());
+        if h.node.load(Relaxed) == node {
+            return p;
+        }
+        // SAFETY: we hold this lock (forgotten guard just above).
+        unsafe { p.lock.force_unlock() };
+    }
+}
+
+/// Releases a pool lock taken by [`lock_home_pool`] when dropped.
+struct SpinGuardOwned(&'static Pool);
+
+impl Drop for SpinGuardOwned {
+    fn drop(&mut self) {
+        // SAFETY: constructed only right after `lock_home_pool` locked it.
+        unsafe { self.0.lock.force_unlock() };
+    }
+}
+
+/// Moves superslab `ss` to `node`: it leaves its pool's lists for the same
+/// tier in the target node's pool, and its home node changes. Its slabs and
+/// live blocks are untouched (addresses do not change; on a machine with
+/// several NUMA nodes this is where its pages would follow with
+/// `move_pages`). Returns false when it already lives there.
+///
+/// # Safety
+/// `ss` is a live superslab of ours.
+pub unsafe fn move_superslab(ss: *mut SuperslabHeader, node: u8) -> bool {
+    // SAFETY: caller contract.
+    let h = unsafe { &*ss };
+    let kind = kind_of_header(h);
+    let to = node % NODES as u8;
+    // Lock both pools in node order so two moves cannot deadlock.
+    let (a, b) = (pool(kind, 0), pool(kind, 1));
+    let _ga = a.lock.lock();
+    let _gb = b.lock.lock();
+    let from = h.node.load(Relaxed);
+    if from == to {
+        return false;
+    }
+    let which = h.listed.load(Relaxed);
+    // SAFETY: live, of this kind, and both pools are locked.
+    unsafe { unlink(pool(kind, from), ss) };
+    h.node.store(to, Relaxed);
+    if which != UNLISTED {
+        // SAFETY: as above; back into the same tier's list, new node.
+        unsafe { link(pool(kind, to), which, ss) };
+    }
+    true
 }
