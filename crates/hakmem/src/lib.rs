@@ -35,8 +35,7 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use ptr_bridge::{class_for, class_of, slab_meta_at, CLASS_SIZE, MIN_ALIGN, SMALL_MAX};
-use refill_engine::{EXITED, UNREGISTERED};
-use remote_queue::RemoteFree;
+use refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
 use superslab_backend::registry;
 
 pub use config::report_at_exit;
@@ -214,10 +213,19 @@ unsafe fn free_slow(p: *mut u8) {
             let t = thread::state();
             // SAFETY: `p` is inside a live superslab; `t` is ours.
             let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
-            if r == RemoteFree::NotAllocated {
-                diag::invalid_free(p);
+            match r {
+                FreeOutcome::NotAllocated => diag::invalid_free(p),
+                FreeOutcome::Adopted { class } => {
+                    // SAFETY: we own the block's slab now; `t` is ours.
+                    unsafe {
+                        if (*t).front.push(class, p) {
+                            flush_cold(t, class);
+                        }
+                    }
+                }
+                FreeOutcome::Remote => {}
             }
-            // SAFETY: our own state; the call above has returned.
+            // SAFETY: our own state; the calls above have returned.
             unsafe { stats::tick(&mut *t) };
         }
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
@@ -225,9 +233,40 @@ unsafe fn free_slow(p: *mut u8) {
                 diag::invalid_free(p);
             }
         }
-        _ => diag::invalid_free(p),
+        _ => {
+            let h = FOREIGN_FREE.load(Relaxed);
+            if !h.is_null() {
+                // SAFETY: only `set_foreign_free_handler` stores here, and it
+                // stores a `ForeignFreeHandler` cast to a data pointer.
+                let h: ForeignFreeHandler = unsafe { core::mem::transmute(h) };
+                // SAFETY: the handler's contract is the caller's of `free`.
+                if unsafe { h(p) } {
+                    return;
+                }
+            }
+            diag::invalid_free(p)
+        }
     }
 }
+
+/// A handler for frees of pointers hakmem did not allocate (for example
+/// to forward them to the next allocator in the chain). Returns true when
+/// it took care of the pointer.
+pub type ForeignFreeHandler = unsafe fn(*mut u8) -> bool;
+
+static FOREIGN_FREE: core::sync::atomic::AtomicPtr<()> =
+    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+/// Installs (or removes) the handler that [`free`] calls, on its slow path
+/// and with no lock held, for a pointer that is not hakmem's. Without one,
+/// such a pointer gets a one-line diagnostic and is left alone.
+pub fn set_foreign_free_handler(h: Option<ForeignFreeHandler>) {
+    let p = h.map_or(ptr::null_mut(), |f| f as *mut ());
+    FOREIGN_FREE.store(p, Relaxed);
+}
+
+/// Size of a superslab (for `mallinfo`-style reports).
+pub const SUPERSLAB_SIZE: usize = ptr_bridge::SUPERSLAB_SIZE;
 
 /// Usable size of block `p` (0 for null or a pointer that is not ours).
 pub fn usable_size(p: *const u8) -> usize {

@@ -1,18 +1,28 @@
 //! preload: `libhakmem.so`, the C allocation API over the hakmem facade, for
-//! `LD_PRELOAD=target/release/libhakmem.so program`.
+//! `LD_PRELOAD=target/release/libhakmem.so program`. See `docs/preload.md`.
 //!
 //! Semantics follow glibc where the standards leave a choice: failures
 //! return NULL with `errno = ENOMEM`, sizes above `PTRDIFF_MAX` fail,
 //! `realloc(p, 0)` frees and returns NULL, `malloc(0)` returns a unique
-//! pointer. Nothing here allocates or calls `dlsym`.
+//! pointer, `aligned_alloc` with an alignment that is not a power of two
+//! fails with `EINVAL` (glibc 2.38).
+//!
+//! **Architecture Invariant:** `malloc` and `free` are tail calls into the
+//! facade with no check of their own. Nothing here allocates, and nothing
+//! calls `dlsym` except the opt-in foreign-pointer path ([`foreign`]), which
+//! resolves the next allocator only when the first foreign pointer shows up.
 
 use core::ffi::c_void;
 use core::ptr;
 
 use api as hakmem;
 
+mod foreign;
+mod info;
+
+pub use info::{mallinfo, mallinfo2, malloc_stats, malloc_trim, mallopt, Mallinfo, Mallinfo2};
+
 const PTRDIFF_MAX: usize = isize::MAX as usize;
-const PAGE: usize = 4096;
 
 #[inline]
 fn set_errno(e: i32) {
@@ -25,6 +35,30 @@ fn nomem() -> *mut c_void {
     set_errno(libc::ENOMEM);
     ptr::null_mut()
 }
+
+/// The system page size (`sysconf(_SC_PAGESIZE)`, read once; 4096 until
+/// then or if it fails).
+fn page_size() -> usize {
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let p = PAGE.load(Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let v = if v > 0 && (v as usize).is_power_of_two() {
+        v as usize
+    } else {
+        4096
+    };
+    PAGE.store(v, Relaxed);
+    v
+}
+
+// ---------------------------------------------------------------------------
+// malloc / free: the hot path, tail calls only.
+// ---------------------------------------------------------------------------
 
 /// C `malloc`.
 ///
@@ -57,7 +91,33 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
     unsafe { hakmem::free(p as *mut u8) }
 }
 
-/// C `calloc`.
+/// C23 `free_sized`: frees `p`, which was allocated with `size` bytes. The
+/// size is not needed (the slab record knows it) and is not checked.
+///
+/// # Safety
+/// As for [`free`].
+#[no_mangle]
+pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
+    // SAFETY: C caller contract.
+    unsafe { hakmem::free(p as *mut u8) }
+}
+
+/// C23 `free_aligned_sized`: frees `p`, which was allocated by
+/// `aligned_alloc(align, size)`. Neither value is needed nor checked.
+///
+/// # Safety
+/// As for [`free`].
+#[no_mangle]
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
+    // SAFETY: C caller contract.
+    unsafe { hakmem::free(p as *mut u8) }
+}
+
+// ---------------------------------------------------------------------------
+// calloc / realloc.
+// ---------------------------------------------------------------------------
+
+/// C `calloc`: ENOMEM when `n * size` overflows or exceeds `PTRDIFF_MAX`.
 ///
 /// # Safety
 /// Callable from C with any arguments.
@@ -73,7 +133,9 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     p as *mut c_void
 }
 
-/// C `realloc`.
+/// C `realloc`: `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees
+/// `p` and returns NULL (glibc); on failure returns NULL with ENOMEM and
+/// leaves `p` intact.
 ///
 /// # Safety
 /// `p` is null or a live pointer from this allocator.
@@ -85,11 +147,15 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     }
     if size == 0 {
         // SAFETY: C caller contract.
-        unsafe { hakmem::free(p as *mut u8) };
+        unsafe { free(p) };
         return ptr::null_mut();
     }
     if size > PTRDIFF_MAX {
         return nomem();
+    }
+    if foreign::forwarding() && !hakmem::owns(p as *const u8) {
+        // SAFETY: C caller contract: `p` is live, and not ours.
+        return unsafe { foreign::realloc(p, size) };
     }
     // SAFETY: C caller contract.
     let q = unsafe { hakmem::realloc(p as *mut u8, size) };
@@ -99,7 +165,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     q as *mut c_void
 }
 
-/// C `reallocarray`.
+/// C `reallocarray`: `realloc(p, n * size)`, ENOMEM if the product overflows.
 ///
 /// # Safety
 /// As for [`realloc`].
@@ -112,6 +178,11 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
     }
 }
 
+// ---------------------------------------------------------------------------
+// Aligned allocation.
+// ---------------------------------------------------------------------------
+
+/// `size` bytes aligned to `align` (a power of two); null on failure.
 fn aligned(align: usize, size: usize) -> *mut c_void {
     if size > PTRDIFF_MAX || align > PTRDIFF_MAX / 2 {
         return ptr::null_mut();
@@ -138,7 +209,9 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     0
 }
 
-/// C11 `aligned_alloc` (glibc accepts any power-of-two alignment).
+/// C11 `aligned_alloc`: any power-of-two alignment (smaller ones give the
+/// usual 16); EINVAL for 0 or a non-power of two, as glibc 2.38 does; `size`
+/// need not be a multiple of `align`.
 ///
 /// # Safety
 /// Callable from C with any arguments.
@@ -155,7 +228,8 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
     p
 }
 
-/// Legacy `memalign` (non-power-of-two alignments round up, like glibc).
+/// Legacy `memalign`: a non-power-of-two alignment rounds up to the next
+/// power of two, one above `SIZE_MAX / 2 + 1` fails with EINVAL (glibc).
 ///
 /// # Safety
 /// Callable from C with any arguments.
@@ -163,8 +237,9 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     let a = if align.is_power_of_two() {
         align
-    } else if align > PTRDIFF_MAX / 2 {
-        return nomem();
+    } else if align > usize::MAX / 2 + 1 {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
     } else {
         align.next_power_of_two()
     };
@@ -182,20 +257,22 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
     // SAFETY: forwarded.
-    unsafe { memalign(PAGE, size) }
+    unsafe { memalign(page_size(), size) }
 }
 
-/// Legacy `pvalloc`: page-aligned, size rounded up to whole pages.
+/// Legacy `pvalloc`: page-aligned, size rounded up to whole pages (at least
+/// one).
 ///
 /// # Safety
 /// Callable from C with any argument.
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    let Some(s) = size.checked_add(PAGE - 1) else {
+    let page = page_size();
+    let Some(s) = size.checked_add(page - 1) else {
         return nomem();
     };
     // SAFETY: forwarded.
-    unsafe { memalign(PAGE, (s & !(PAGE - 1)).max(PAGE)) }
+    unsafe { memalign(page, (s & !(page - 1)).max(page)) }
 }
 
 /// `malloc_usable_size`: bytes usable in block `p` (0 for null).
@@ -207,8 +284,101 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
-    hakmem::usable_size(p as *const u8)
+    let n = hakmem::usable_size(p as *const u8);
+    if n == 0 && foreign::forwarding() && !hakmem::owns(p as *const u8) {
+        // SAFETY: C caller contract: `p` is live, and not ours.
+        return unsafe { foreign::usable_size(p) };
+    }
+    n
 }
+
+// ---------------------------------------------------------------------------
+// glibc-internal aliases. Some programs and libraries (and glibc itself, in
+// older versions) call these names directly; each is its public twin.
+// ---------------------------------------------------------------------------
+
+/// glibc alias of [`malloc`].
+///
+/// # Safety
+/// As for [`malloc`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
+    hakmem::malloc(size) as *mut c_void
+}
+
+/// glibc alias of [`free`].
+///
+/// # Safety
+/// As for [`free`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
+    // SAFETY: C caller contract.
+    unsafe { hakmem::free(p as *mut u8) }
+}
+
+/// glibc alias of [`calloc`].
+///
+/// # Safety
+/// As for [`calloc`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { calloc(n, size) }
+}
+
+/// glibc alias of [`realloc`].
+///
+/// # Safety
+/// As for [`realloc`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { realloc(p, size) }
+}
+
+/// glibc alias of [`memalign`].
+///
+/// # Safety
+/// As for [`memalign`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { memalign(align, size) }
+}
+
+/// glibc alias of [`valloc`].
+///
+/// # Safety
+/// As for [`valloc`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { valloc(size) }
+}
+
+/// glibc alias of [`pvalloc`].
+///
+/// # Safety
+/// As for [`pvalloc`].
+#[no_mangle]
+pub unsafe extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { pvalloc(size) }
+}
+
+/// glibc alias of [`posix_memalign`].
+///
+/// # Safety
+/// As for [`posix_memalign`].
+#[no_mangle]
+pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { posix_memalign(out, align, size) }
+}
+
+// ---------------------------------------------------------------------------
+// Process life cycle: fork handlers, installed at load time.
+// ---------------------------------------------------------------------------
 
 extern "C" fn atfork_prepare() {
     hakmem::fork_prepare();
@@ -218,9 +388,14 @@ extern "C" fn atfork_parent() {
 }
 extern "C" fn atfork_child() {
     hakmem::fork_child();
+    foreign::after_fork_child();
 }
 
 extern "C" fn hakmem_preload_init() {
+    page_size();
+    if foreign::forwarding() {
+        hakmem::set_foreign_free_handler(Some(foreign::free));
+    }
     // SAFETY: the handlers are `extern "C"` functions living for the process.
     unsafe {
         libc::pthread_atfork(
@@ -236,3 +411,14 @@ extern "C" fn hakmem_preload_init() {
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = hakmem_preload_init;
+
+extern "C" fn hakmem_preload_fini() {
+    hakmem::report_at_exit();
+}
+
+/// Runs when the library is unloaded at process exit (after the program's
+/// own `atexit` handlers): prints the `HAKMEM_STATS` report if it has not
+/// been printed yet.
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = hakmem_preload_fini;

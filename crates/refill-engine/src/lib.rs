@@ -336,23 +336,62 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) {
     event(EventKind::Flush, class, k, heap);
 }
 
+/// Outcome of [`free_remote`].
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum FreeOutcome {
+    /// The block went to its slab's remote stack.
+    Remote,
+    /// The slab was FULL (ownerless, unlisted): the freeing thread adopted
+    /// it, so the block is now a local free of class `class` and the caller
+    /// pushes it on its cache.
+    Adopted {
+        /// Size class of the block.
+        class: usize,
+    },
+    /// Not a block hakmem handed out; nothing was written.
+    NotAllocated,
+}
+
 /// A free of `b` by a thread that does not own its slab.
 ///
+/// When the slab is FULL — every block was handed out and its owner let go
+/// of it — a registered thread adopts it on the spot (CAS FULL→ACTIVE), so
+/// that a thread freeing many blocks of one slab (the common
+/// allocate-many-then-free-all pattern, where the slabs ran out while
+/// allocating) pays the slow path once per slab instead of once per block.
+///
 /// # Safety
-/// `b` is a pointer into a live superslab that the program frees.
+/// `b` is a pointer into a live superslab that the program frees; `heap` is
+/// the calling thread's.
 #[cold]
-pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> RemoteFree {
+pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
     // SAFETY: caller contract.
     let s = unsafe { slab_meta_of(b) };
     if !s.is_block_start(b as usize) {
-        return RemoteFree::NotAllocated;
+        return FreeOutcome::NotAllocated;
+    }
+    let class = s.class.load(Relaxed) as usize;
+    if heap.id != UNREGISTERED
+        && heap.id != EXITED
+        && s.state.load(Relaxed) == slab_state::FULL
+        && s.state
+            .compare_exchange(slab_state::FULL, slab_state::ACTIVE, SeqCst, Relaxed)
+            .is_ok()
+    {
+        s.owner.store(heap.id, SeqCst);
+        heap.link(class, s);
+        heap.counters.adopted += 1;
+        event(EventKind::Adopt, class, 1, heap);
+        return FreeOutcome::Adopted { class };
     }
     // SAFETY: caller contract; the block start was validated.
-    let r = unsafe { remote_queue::remote_free(s, b) };
-    if r == RemoteFree::Queued {
-        heap.counters.class[s.class.load(Relaxed) as usize].remote_frees += 1;
+    match unsafe { remote_queue::remote_free(s, b) } {
+        RemoteFree::Queued => {
+            heap.counters.class[class].remote_frees += 1;
+            FreeOutcome::Remote
+        }
+        RemoteFree::NotAllocated => FreeOutcome::NotAllocated,
     }
-    r
 }
 
 /// Thread exit: empties every cache, then for each owned slab releases it

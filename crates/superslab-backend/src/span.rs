@@ -362,3 +362,17 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     LARGE_BYTES.fetch_add(new_len - len, Relaxed);
     user as *mut u8
 }
+
+/// Holds the span cache lock across `fork()` (prepare handler).
+pub(crate) fn lock_for_fork() {
+    core::mem::forget(CACHE.lock.lock());
+}
+
+/// Releases it after `fork()` (parent and child).
+///
+/// # Safety
+/// Only after [`lock_for_fork`].
+pub(crate) unsafe fn unlock_after_fork() {
+    // SAFETY: forwarded contract.
+    unsafe { CACHE.lock.force_unlock() };
+}

@@ -415,6 +415,9 @@ pub fn tier_counts() -> (usize, usize, usize) {
 
 /// Holds every pool lock (fork prepare handler).
 pub fn lock_all_for_fork() {
+    // No path takes a pool lock while holding the span cache lock, so the
+    // cache lock first, then the pools in a fixed order.
+    crate::span::lock_for_fork();
     for p in all_pools() {
         core::mem::forget(p.lock.lock());
     }
@@ -429,6 +432,8 @@ pub unsafe fn unlock_all_after_fork() {
         // SAFETY: forwarded contract.
         unsafe { p.lock.force_unlock() };
     }
+    // SAFETY: forwarded contract.
+    unsafe { crate::span::unlock_after_fork() };
 }
 
 /// Locks the pool of `h`'s current home node. The home node can change

@@ -1,0 +1,234 @@
+//! Foreign pointers: blocks hakmem did not allocate (the superslab registry
+//! does not know them), e.g. memory another allocator in the process handed
+//! out, or memory obtained before the preload took effect.
+//!
+//! Policy (`HAKMEM_FOREIGN_FREE`, read with `getenv`, which does not
+//! allocate):
+//!
+//! - `ignore` (default): the facade prints a one-line diagnostic and the
+//!   block is leaked (in checked mode, `HAKMEM_CHECK=1`, it aborts). Handing
+//!   an arbitrary pointer to the next allocator is no safer than leaking it:
+//!   glibc's `free` would corrupt its heap or abort on a pointer it does not
+//!   own, and there is no reliable way to ask it first (its
+//!   `malloc_usable_size` reads the chunk header in front of the pointer,
+//!   which is just as unsafe on a stranger's memory).
+//! - `forward`: the call goes to the next definition in the symbol chain
+//!   (`dlsym(RTLD_NEXT, ..)`, normally glibc): `realloc` and
+//!   `malloc_usable_size` now, `free` once the facade calls
+//!   [`free`] from its slow path (see the function).
+//!
+//! The next definitions are resolved lazily, at the first foreign pointer,
+//! never during `malloc` or initialisation. `dlsym` may itself call
+//! `malloc`/`calloc`/`free`; that is fine because hakmem works by then and
+//! no hakmem lock is held on this path. A foreign pointer freed *by* `dlsym`
+//! while this thread resolves is diagnosed and leaked instead of recursing.
+
+use core::ffi::{c_void, CStr};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicU8, AtomicUsize};
+
+// ---------------------------------------------------------------------------
+// The mode.
+// ---------------------------------------------------------------------------
+
+const MODE_UNREAD: u8 = 0;
+const MODE_IGNORE: u8 = 1;
+const MODE_FORWARD: u8 = 2;
+
+static MODE: AtomicU8 = AtomicU8::new(MODE_UNREAD);
+
+#[cold]
+fn read_mode() -> u8 {
+    // SAFETY: a NUL-terminated name; getenv does not allocate and returns
+    // null or a NUL-terminated string in the environment, which we only read.
+    let v = unsafe { libc::getenv(c"HAKMEM_FOREIGN_FREE".as_ptr()) };
+    // SAFETY: non-null getenv results are NUL-terminated strings.
+    let forward = !v.is_null() && unsafe { CStr::from_ptr(v) }.to_bytes() == b"forward";
+    let m = if forward { MODE_FORWARD } else { MODE_IGNORE };
+    MODE.store(m, Relaxed);
+    m
+}
+
+/// Whether foreign pointers go to the next allocator
+/// (`HAKMEM_FOREIGN_FREE=forward`).
+#[inline]
+pub(crate) fn forwarding() -> bool {
+    let m = MODE.load(Relaxed);
+    let m = if m == MODE_UNREAD { read_mode() } else { m };
+    m == MODE_FORWARD
+}
+
+// ---------------------------------------------------------------------------
+// The next allocator, resolved once.
+// ---------------------------------------------------------------------------
+
+const UNRESOLVED: u8 = 0;
+const RESOLVING: u8 = 1;
+const RESOLVED: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
+/// `pthread_self()` of the thread running `dlsym` (while RESOLVING).
+static RESOLVER: AtomicUsize = AtomicUsize::new(0);
+static NEXT_FREE: AtomicUsize = AtomicUsize::new(0);
+static NEXT_REALLOC: AtomicUsize = AtomicUsize::new(0);
+static NEXT_USABLE: AtomicUsize = AtomicUsize::new(0);
+
+/// `dlsym(RTLD_NEXT, name)`, or 0 when missing or when it is our own
+/// definition (`ours`), which would loop.
+fn next(name: &CStr, ours: usize) -> usize {
+    // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
+    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+    if f == ours {
+        0
+    } else {
+        f
+    }
+}
+
+/// Resolves the next allocator's functions once; false if this thread is
+/// the one resolving (a nested call from inside `dlsym`).
+#[cold]
+fn resolve() -> bool {
+    loop {
+        match STATE.load(Acquire) {
+            RESOLVED => return true,
+            UNRESOLVED => {
+                if STATE
+                    .compare_exchange(UNRESOLVED, RESOLVING, AcqRel, Acquire)
+                    .is_err()
+                {
+                    continue;
+                }
+                // SAFETY: pthread_self has no preconditions.
+                RESOLVER.store(unsafe { libc::pthread_self() } as usize, Relaxed);
+                NEXT_FREE.store(next(c"free", crate::free as *const () as usize), Relaxed);
+                NEXT_REALLOC.store(
+                    next(c"realloc", crate::realloc as *const () as usize),
+                    Relaxed,
+                );
+                NEXT_USABLE.store(
+                    next(
+                        c"malloc_usable_size",
+                        crate::malloc_usable_size as *const () as usize,
+                    ),
+                    Relaxed,
+                );
+                RESOLVER.store(0, Relaxed);
+                STATE.store(RESOLVED, Release);
+                return true;
+            }
+            _ => {
+                // SAFETY: pthread_self has no preconditions.
+                if RESOLVER.load(Relaxed) == unsafe { libc::pthread_self() } as usize {
+                    return false;
+                }
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+    }
+}
+
+/// In a child after `fork`: a resolution that was under way in the parent
+/// belongs to a thread that does not exist here; start over.
+pub(crate) fn after_fork_child() {
+    if STATE.load(Relaxed) == RESOLVING {
+        RESOLVER.store(0, Relaxed);
+        STATE.store(UNRESOLVED, Relaxed);
+    }
+}
+
+/// The resolved function in `slot`, or 0.
+fn resolved(slot: &AtomicUsize) -> usize {
+    if resolve() {
+        slot.load(Relaxed)
+    } else {
+        0
+    }
+}
+
+/// One-line diagnostic for a foreign pointer we cannot hand on.
+#[cold]
+fn unforwardable(what: &[u8]) {
+    let mut buf = [0u8; 128];
+    let mut n = 0;
+    for &b in b"hakmem: "
+        .iter()
+        .chain(what)
+        .chain(b": foreign pointer, no next allocator to forward it to\n")
+    {
+        if n < buf.len() {
+            buf[n] = b;
+            n += 1;
+        }
+    }
+    // SAFETY: writing our own stack buffer to fd 2; a short or failed write
+    // only loses the message.
+    unsafe { libc::write(2, buf.as_ptr() as *const c_void, n) };
+}
+
+// ---------------------------------------------------------------------------
+// The forwarded calls.
+// ---------------------------------------------------------------------------
+
+/// The facade's foreign-free hook: hands `p`, which the registry does not
+/// know, to the next `free`. Returns whether it did; on false the facade
+/// prints its diagnostic (and aborts in checked mode).
+///
+/// Installed with `hakmem::set_foreign_free_handler` by the library
+/// constructor when forwarding is on.
+///
+/// # Safety
+/// `p` is a live block of another allocator, not ours.
+pub(crate) unsafe fn free(p: *mut u8) -> bool {
+    if !forwarding() {
+        return false;
+    }
+    let f = resolved(&NEXT_FREE);
+    if f == 0 {
+        return false;
+    }
+    // SAFETY: `f` is the next definition of `free`, found by dlsym;
+    // `p` belongs to that allocator (caller contract).
+    unsafe {
+        let f: unsafe extern "C" fn(*mut c_void) = core::mem::transmute(f);
+        f(p as *mut c_void);
+    }
+    true
+}
+
+/// `realloc` of a foreign block: the next `realloc`. Its result belongs to
+/// that allocator too (and is forwarded again when freed).
+///
+/// # Safety
+/// `p` is a live block of another allocator, not ours.
+pub(crate) unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let f = resolved(&NEXT_REALLOC);
+    if f == 0 {
+        unforwardable(b"realloc()");
+        return crate::nomem();
+    }
+    // SAFETY: `f` is the next definition of `realloc`, found by dlsym; `p`
+    // belongs to that allocator (caller contract).
+    unsafe {
+        let f: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void = core::mem::transmute(f);
+        f(p, size)
+    }
+}
+
+/// `malloc_usable_size` of a foreign block: the next one's answer, or 0.
+///
+/// # Safety
+/// `p` is a live block of another allocator, not ours.
+pub(crate) unsafe fn usable_size(p: *mut c_void) -> usize {
+    let f = resolved(&NEXT_USABLE);
+    if f == 0 {
+        return 0;
+    }
+    // SAFETY: `f` is the next definition of `malloc_usable_size`, found by
+    // dlsym; `p` belongs to that allocator (caller contract).
+    unsafe {
+        let f: unsafe extern "C" fn(*mut c_void) -> usize = core::mem::transmute(f);
+        f(p)
+    }
+}

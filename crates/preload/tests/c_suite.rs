@@ -1,0 +1,295 @@
+//! The C test suite of `libhakmem.so`: compiles each program under
+//! `tests/c/` with the system C compiler (`$CC`, default `cc`) and runs it
+//! with `LD_PRELOAD` set to the `libhakmem.so` of the profile under test
+//! (cargo builds the package's cdylib before its integration tests).
+//!
+//! Each program prints `test_xxx: N passed, M failed` as its last line and
+//! exits 0 only if every check passed; a failure here shows its stdout and
+//! stderr. See `docs/preload.md`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A program that runs longer than this is killed and fails its test.
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// `target/<profile>/libhakmem.so`, beside the directory holding this test
+/// binary (`target/<profile>/deps/`), so it follows `--release`, `--profile`
+/// and `CARGO_TARGET_DIR`.
+///
+/// Cargo does not build a cdylib-only package's library before its
+/// integration tests, so the first call runs `cargo build -p preload` for
+/// the same profile and target directory. (Cargo releases its build lock
+/// before it runs test binaries, so the nested build does not deadlock.)
+fn library() -> PathBuf {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("target/<profile>");
+        let profile = profile_dir
+            .file_name()
+            .expect("profile directory name")
+            .to_string_lossy()
+            .into_owned();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "preload"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CARGO_TARGET_DIR", target_dir);
+        match profile.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = cmd.output().expect("run cargo build -p preload");
+        assert!(
+            out.status.success(),
+            "cargo build -p preload failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let so = profile_dir.join("libhakmem.so");
+        assert!(so.is_file(), "{} is missing after the build", so.display());
+        so
+    })
+    .clone()
+}
+
+/// Compiles `tests/c/<name>.c` once per test binary and returns the
+/// executable (tests sharing a program wait for one compilation).
+fn compile(name: &str) -> PathBuf {
+    static DONE: Mutex<BTreeMap<String, Arc<OnceLock<PathBuf>>>> = Mutex::new(BTreeMap::new());
+    let cell = DONE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(name.to_owned())
+        .or_default()
+        .clone();
+    cell.get_or_init(|| compile_now(name)).clone()
+}
+
+fn compile_now(name: &str) -> PathBuf {
+    let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
+    let src = src_dir.join(format!("{name}.c"));
+    let profile = library()
+        .parent()
+        .and_then(Path::file_name)
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("preload-c")
+        .join(profile);
+    std::fs::create_dir_all(&out_dir).expect("create the output directory");
+    let exe = out_dir.join(name);
+    // Built under a private name and renamed, so that a concurrent run of
+    // the suite never executes a half-written file.
+    let tmp = out_dir.join(format!(".{name}.{}", std::process::id()));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let out = Command::new(&cc)
+        .args(["-O2", "-g", "-pthread", "-Wall", "-Wextra", "-fno-builtin"])
+        .arg("-I")
+        .arg(&src_dir)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&src)
+        .arg("-ldl")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "compiling {} failed ({}):\n{stderr}",
+        src.display(),
+        out.status
+    );
+    if !stderr.trim().is_empty() {
+        // Warnings are shown (with --nocapture) but do not fail the test.
+        eprintln!("{cc} warnings for {name}.c:\n{stderr}");
+    }
+    std::fs::rename(&tmp, &exe).expect("move the compiled program into place");
+    exe
+}
+
+/// What one run of a C program produced.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!(
+            "status: {} (signal {:?}) after {:.2?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            self.status.signal(),
+            self.elapsed,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs `exe` with `args` under `LD_PRELOAD=libhakmem.so`, with every
+/// `HAKMEM_*` variable removed from the environment except `env`.
+fn run(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .env("LD_PRELOAD", library())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("HAKMEM_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = pipe.read_to_end(&mut s);
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the C program") {
+            break s;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            break child.wait().expect("wait for the killed C program");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    Run {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+        elapsed,
+    }
+}
+
+/// Compiles and runs `name`, asserting exit status 0 and the summary line.
+fn suite(name: &str) -> Run {
+    suite_with(name, &[], &[])
+}
+
+/// [`suite`] with arguments and `HAKMEM_*` settings.
+fn suite_with(name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let exe = compile(name);
+    let r = run(&exe, args, env);
+    assert!(
+        r.status.success(),
+        "{name} failed under LD_PRELOAD:\n{}",
+        r.describe()
+    );
+    let last = r.stdout.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with(&format!("{name}: ")) && last.ends_with(" passed, 0 failed"),
+        "{name}: unexpected summary line {last:?}\n{}",
+        r.describe()
+    );
+    eprintln!("{last} ({:.2?})", r.elapsed);
+    r
+}
+
+#[test]
+fn too_large_requests_fail_with_enomem() {
+    suite("test_too_large");
+}
+
+#[test]
+fn alignment_matrix_up_to_4_mib() {
+    suite("test_align");
+}
+
+#[test]
+fn calloc_zeroes_after_dirty_frees() {
+    suite("test_calloc");
+}
+
+#[test]
+fn realloc_preserves_contents_and_survives_failure() {
+    suite("test_realloc");
+}
+
+#[test]
+fn basic_api_frees_and_introspection() {
+    let r = suite("test_basic");
+    assert!(
+        r.stderr.contains("hakmem statistics") && r.stderr.contains("superslabs"),
+        "malloc_stats printed nothing recognisable:\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn fork_from_a_thread_while_others_allocate() {
+    suite("test_fork");
+}
+
+#[test]
+fn thread_create_join_cycles_keep_rss_bounded() {
+    suite("test_threads");
+}
+
+#[test]
+fn foreign_pointers_are_diagnosed_not_corrupted() {
+    let r = suite_with("test_foreign", &["ignore"], &[]);
+    assert!(
+        r.stderr.contains("invalid pointer"),
+        "no diagnostic for a foreign free:\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn foreign_pointers_forwarded_on_request() {
+    let r = suite_with(
+        "test_foreign",
+        &["forward"],
+        &[("HAKMEM_FOREIGN_FREE", "forward")],
+    );
+    // `free` is forwarded once the facade calls the preload's foreign-free
+    // hook; until then it is diagnosed and leaked. Either is safe.
+    assert!(
+        r.stdout.contains("forwarded free: "),
+        "no forwarding report:\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn foreign_free_aborts_in_checked_mode() {
+    let exe = compile("test_foreign");
+    let r = run(&exe, &["checked"], &[("HAKMEM_CHECK", "1")]);
+    assert_eq!(
+        r.status.signal(),
+        Some(libc::SIGABRT),
+        "HAKMEM_CHECK=1 free(foreign) should abort:\n{}",
+        r.describe()
+    );
+    assert!(r.stderr.contains("invalid pointer"), "{}", r.describe());
+}
