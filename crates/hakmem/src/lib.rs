@@ -211,6 +211,13 @@ unsafe fn free_slow(p: *mut u8) {
     match registry::kind_of(a) {
         k if registry::is_superslab(k) => {
             let t = thread::state();
+            // SAFETY: our own state, no reference into it is live.
+            if unsafe { (*t).heap.id() } == UNREGISTERED {
+                // A thread that only frees still needs its exit hook, which
+                // publishes its counters (and lets it adopt FULL slabs).
+                // SAFETY: as above.
+                unsafe { thread::register(t) };
+            }
             // SAFETY: `p` is inside a live superslab; `t` is ours.
             let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
             match r {
