@@ -5,6 +5,7 @@
 //! in [`USAGE`]. Exit status: 0 success, 1 the task failed, 2 bad usage.
 
 mod acceptance;
+mod bench;
 mod contracts;
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ usage: cargo xtask <task> [args]
 tasks:
   check-contracts   check the box dependency graph against docs/contracts.md
   acceptance        run the slab-migration acceptance matrix [--quick]
+  bench             run the benchmark suite (= cargo run --release -p hakmem-bench --) [--quick] ...
   help              print this message
 ";
 
@@ -27,7 +29,7 @@ fn main() -> ExitCode {
     match task.as_str() {
         "check-contracts" => contracts::run(rest),
         "acceptance" => acceptance::run(rest),
-        // Tasks to come, one module each: "bench" => bench::run(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS

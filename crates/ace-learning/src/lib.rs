@@ -1,22 +1,44 @@
 //! ace-learning: the learning layer (ACE: observe → decide → apply).
 //!
-//! This crate holds the three things the rest of the allocator touches:
+//! This crate holds what the rest of the allocator touches and the
+//! policies themselves, all `no_std` and allocation-free:
 //! - [`Event`]: a small `Copy` record built on the stack by a slow path;
 //! - [`EventRing`]: a pre-allocated, fixed-capacity, **non-blocking** ring —
 //!   a full ring drops the event and counts the drop (Contract A), events
 //!   are copied in, never referenced (Contract C);
 //! - [`PolicyTable`]: the atomics the learning layer writes and the refill
-//!   engine reads (Contract B: learning never touches anything else).
+//!   engine reads. The learner writes it only through a [`PolicyWriter`],
+//!   the one handle it is given (Contract B);
+//! - the policies: [`Ucb1`] bandits over refill counts and cache caps,
+//!   [`Elo`]-rated strategies for a discrete knob with the LEARN → CANARY →
+//!   FROZEN lifecycle, and the [`Learner`] that runs them on drained events
+//!   (workload-shift and idle detection included);
+//! - [`profile`]: the learned state as a versioned, checksummed byte image.
+//!
+//! The background thread that drains the ring lives in the facade
+//! (`hakmem::ace`), which owns the OS; this crate only decides.
 //!
 //! **Architecture Invariant:** this crate never sees a thread cache
 //! (it does not depend on `tls-front`), and nothing here allocates.
 #![no_std]
 
+mod bandit;
+mod elo;
+mod learner;
+pub mod math;
+pub mod profile;
 mod ring;
+
+pub use bandit::Ucb1;
+pub use elo::{Elo, EloConfig, Phase, Transition};
+pub use learner::{
+    arm_policy, Arm, Change, Learner, LearnerConfig, Sample, TickResult, ARMS, ARM_TABLE,
+    DECAY_STRATEGIES, MAX_CACHE_BYTES, REGIMES, REGIME_NAMES,
+};
 pub use ring::EventRing;
 
-use core::sync::atomic::Ordering::Relaxed;
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 
@@ -56,8 +78,12 @@ pub struct Event {
 
 const _: () = assert!(core::mem::size_of::<Event>() == 12);
 
-/// The ring every slow path writes to (4096 events, pre-allocated in .bss).
-pub static EVENTS: EventRing<4096> = EventRing::new();
+/// Capacity of [`EVENTS`]: 16 384 events of 16 bytes (256 KiB in `.bss`,
+/// untouched until learning is switched on).
+pub const EVENT_RING_CAPACITY: usize = 16384;
+
+/// The ring every slow path writes to.
+pub static EVENTS: EventRing<EVENT_RING_CAPACITY> = EventRing::new();
 
 /// Default number of blocks a refill brings for a class: about 16 KiB worth,
 /// at least 2 and at most 64 blocks.
@@ -75,15 +101,51 @@ pub const fn default_refill(class: usize) -> u32 {
 
 /// Default cache cap of a class: two refills' worth.
 pub const fn default_cap(class: usize) -> u32 {
-    2 * default_refill(class)
+    let two = 2 * default_refill(class);
+    // Tiny classes keep at least 128 blocks (at most 128 KiB at 1 KiB), so a
+    // thread cycling a batch of ~100 blocks stays in its cache.
+    if class < ptr_bridge::NUM_TINY_CLASSES && two < 128 {
+        128
+    } else {
+        two
+    }
 }
 
-/// The policy values the refill engine reads on every refill. Written only
-/// by the learning layer (and by configuration at start-up).
+/// A process-wide knob, besides the per-class values, that the learner
+/// may set through the policy table. The facade applies it to the box
+/// that owns the real setting (it has no reader on any fast path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Knob {
+    /// Delay before released memory goes back to the OS, in ms
+    /// (applied with `superslab_backend::set_decay_ms`).
+    DecayMs = 0,
+}
+
+/// Number of [`Knob`]s.
+pub const KNOBS: usize = 1;
+
+impl Knob {
+    /// Lower-case name (for logs and profiles).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Knob::DecayMs => "decay_ms",
+        }
+    }
+}
+
+/// The policy values the refill engine reads on every refill. Written by
+/// configuration at start-up and, while learning runs, only through the
+/// one [`PolicyWriter`] the learner holds.
 pub struct PolicyTable {
     refill: [AtomicU32; NUM_CLASSES],
     cap: [AtomicU32; NUM_CLASSES],
+    knobs: [AtomicU32; KNOBS],
     observe: AtomicBool,
+    sample_shift: AtomicU32,
+    auto_sample: AtomicBool,
+    writer: AtomicBool,
+    writes: AtomicU64,
 }
 
 impl PolicyTable {
@@ -111,7 +173,12 @@ impl PolicyTable {
         PolicyTable {
             refill,
             cap,
+            knobs: [const { AtomicU32::new(0) }; KNOBS],
             observe: AtomicBool::new(false),
+            sample_shift: AtomicU32::new(0),
+            auto_sample: AtomicBool::new(false),
+            writer: AtomicBool::new(false),
+            writes: AtomicU64::new(0),
         }
     }
 
@@ -128,13 +195,21 @@ impl PolicyTable {
     }
 
     /// Sets the refill count of `class` (clamped to 1..=1024).
+    /// Configuration at start-up; the learner uses its [`PolicyWriter`].
     pub fn set_refill_count(&self, class: usize, n: u32) {
         self.refill[class].store(n.clamp(1, 1024), Relaxed);
     }
 
     /// Sets the cache cap of `class` (clamped to 0..=4096).
+    /// Configuration at start-up; the learner uses its [`PolicyWriter`].
     pub fn set_cache_cap(&self, class: usize, n: u32) {
         self.cap[class].store(n.min(4096), Relaxed);
+    }
+
+    /// The value the learner last wrote for `knob` (0: never written).
+    #[inline]
+    pub fn knob(&self, knob: Knob) -> u32 {
+        self.knobs[knob as usize].load(Relaxed)
     }
 
     /// True when slow paths should emit events.
@@ -147,16 +222,172 @@ impl PolicyTable {
     pub fn set_observing(&self, on: bool) {
         self.observe.store(on, Relaxed);
     }
+
+    /// Observation samples one slow-path event in `2^sample_shift`
+    /// (0: every event). The learner raises it when events come faster
+    /// than it needs them, so that the ring does not overflow and the
+    /// producers rarely touch the ring's shared cursor.
+    #[inline]
+    pub fn sample_shift(&self) -> u32 {
+        self.sample_shift.load(Relaxed)
+    }
+
+    /// A push found the ring full while sampling was `shift`: with
+    /// automatic sampling on, sample a quarter as often from now on (until the
+    /// learner lowers it again), so that a burst of slow-path activity
+    /// costs a few drops rather than a ring's worth.
+    #[cold]
+    fn ring_full(&self, shift: u32) {
+        if self.auto_sample.load(Relaxed) && shift < MAX_SAMPLE_SHIFT {
+            let _ = self.sample_shift.compare_exchange(
+                shift,
+                (shift + 2).min(MAX_SAMPLE_SHIFT),
+                Relaxed,
+                Relaxed,
+            );
+        }
+    }
+
+    /// Values written through writers so far (changes only).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Relaxed)
+    }
+
+    /// Claims the table's one writer handle; `None` while another handle
+    /// is alive. The handle is released when dropped.
+    pub fn writer(&self) -> Option<PolicyWriter<'_>> {
+        self.writer
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .ok()
+            .map(|_| PolicyWriter { table: self })
+    }
+
+    /// True while a writer handle is alive.
+    pub fn has_writer(&self) -> bool {
+        self.writer.load(Relaxed)
+    }
+
+    /// Forgets the writer handle held by a thread that no longer exists.
+    ///
+    /// # Safety
+    /// Only in a child process right after `fork()`, when the thread that
+    /// held the handle was not copied into the child (so the handle can
+    /// never be used or dropped there).
+    pub unsafe fn forget_writer_after_fork(&self) {
+        self.writer.store(false, Release);
+    }
+}
+
+/// The only way the learner changes allocator state (Contract B): it can
+/// write the next refill count and cache cap of a class and the process
+/// knobs, and nothing else — no thread cache, no slab, no OS call. Each
+/// value takes effect when a reader next looks at it (the refill engine at
+/// the next refill of that class).
+///
+/// There is at most one per table ([`PolicyTable::writer`]).
+pub struct PolicyWriter<'a> {
+    table: &'a PolicyTable,
+}
+
+impl core::fmt::Debug for PolicyWriter<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("PolicyWriter")
+    }
+}
+
+impl PolicyWriter<'_> {
+    /// The table, for reading.
+    pub fn table(&self) -> &PolicyTable {
+        self.table
+    }
+
+    /// Sets the next refill count of `class`; returns true if it changed.
+    pub fn set_refill_count(&self, class: usize, n: u32) -> bool {
+        let n = n.clamp(1, 1024);
+        let old = self.table.refill[class].swap(n, Relaxed);
+        self.count(old != n)
+    }
+
+    /// Sets the cache cap of `class` (applied by each thread at its next
+    /// refill of the class); returns true if it changed.
+    pub fn set_cache_cap(&self, class: usize, n: u32) -> bool {
+        let n = n.min(4096);
+        let old = self.table.cap[class].swap(n, Relaxed);
+        self.count(old != n)
+    }
+
+    /// Sets a process knob; returns true if it changed.
+    pub fn set_knob(&self, knob: Knob, v: u32) -> bool {
+        let old = self.table.knobs[knob as usize].swap(v, Relaxed);
+        self.count(old != v)
+    }
+
+    /// Sets the observation sampling (one event in `2^shift`, at most
+    /// [`MAX_SAMPLE_SHIFT`]); returns true if it changed. Not counted as a
+    /// policy write: it changes what is observed, not the allocator.
+    pub fn set_sample_shift(&self, shift: u32) -> bool {
+        let s = shift.min(MAX_SAMPLE_SHIFT);
+        self.table.sample_shift.swap(s, Relaxed) != s
+    }
+
+    /// Lets producers that find the ring full quarter the sampling rate
+    /// themselves (see [`observe`]). Off: a full ring only drops.
+    pub fn set_auto_sampling(&self, on: bool) {
+        self.table.auto_sample.store(on, Relaxed);
+    }
+
+    fn count(&self, changed: bool) -> bool {
+        if changed {
+            self.table.writes.fetch_add(1, Relaxed);
+        }
+        changed
+    }
+}
+
+impl Drop for PolicyWriter<'_> {
+    fn drop(&mut self) {
+        self.table.writer.store(false, Release);
+    }
 }
 
 /// The one policy table of the process.
 pub static POLICY: PolicyTable = PolicyTable::new();
 
-/// Records an event if observation is on. Never blocks, never allocates.
+/// Largest observation sampling shift (one event in 1024).
+pub const MAX_SAMPLE_SHIFT: u32 = 10;
+
+/// Records an event if observation is on (one in `2^sample_shift` when the
+/// learner asked for sampling). Never blocks, never allocates: the event is
+/// copied into [`EVENTS`], or dropped and counted when the ring is full
+/// (and, with automatic sampling on, the sampling rate is quartered).
 #[inline]
 pub fn observe(ev: Event) {
     if POLICY.observing() {
-        EVENTS.push(ev);
+        let s = POLICY.sample_shift();
+        if (s == 0 || sampled(s)) && !EVENTS.push(ev) {
+            POLICY.ring_full(s);
+        }
+    }
+}
+
+/// True for about one call in `2^shift`, without shared state: the
+/// time-stamp counter's low bits (below the ~30 ns granule) are
+/// independent of when slow paths run.
+#[inline]
+fn sampled(shift: u32) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no preconditions and touches no memory.
+        let t = unsafe { core::arch::x86_64::_rdtsc() };
+        (t >> 6) & ((1u64 << shift) - 1) == 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // A racy counter: lost updates only perturb the sampling.
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.load(Relaxed).wrapping_add(1);
+        N.store(n, Relaxed);
+        n & ((1u32 << shift) - 1) == 0
     }
 }
 
@@ -169,7 +400,13 @@ mod tests {
         for c in 0..NUM_CLASSES {
             let r = default_refill(c);
             assert!((2..=64).contains(&r));
-            assert_eq!(default_cap(c), 2 * r);
+            let cap = default_cap(c);
+            assert!(cap >= 2 * r, "class {c}: a cap below two refills thrashes");
+            if c >= ptr_bridge::NUM_TINY_CLASSES {
+                assert_eq!(cap, 2 * r);
+            } else {
+                assert!(cap >= 128);
+            }
         }
         assert_eq!(default_refill(0), 64);
         assert_eq!(default_refill(NUM_CLASSES - 1), 2);
@@ -184,5 +421,53 @@ mod tests {
         assert_eq!(p.refill_count(3), 1024);
         p.set_cache_cap(3, 10);
         assert_eq!(p.cache_cap(3), 10);
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let p = PolicyTable::new();
+        let w = p.writer().expect("first writer");
+        assert!(p.writer().is_none(), "a second writer must be refused");
+        assert!(w.set_refill_count(5, 7));
+        assert!(!w.set_refill_count(5, 7), "unchanged value is no write");
+        assert!(w.set_cache_cap(5, 9));
+        assert!(w.set_knob(Knob::DecayMs, 250));
+        assert_eq!(p.writes(), 3);
+        assert_eq!((p.refill_count(5), p.cache_cap(5)), (7, 9));
+        assert_eq!(p.knob(Knob::DecayMs), 250);
+        drop(w);
+        assert!(p.writer().is_some());
+    }
+
+    #[test]
+    fn a_full_ring_halves_sampling_only_when_automatic() {
+        let p = PolicyTable::new();
+        p.ring_full(0);
+        assert_eq!(p.sample_shift(), 0, "off: a full ring only drops");
+        let w = p.writer().unwrap();
+        w.set_auto_sampling(true);
+        p.ring_full(0);
+        p.ring_full(0); // a second producer that saw the same shift
+        assert_eq!(p.sample_shift(), 2);
+        p.ring_full(2);
+        assert_eq!(p.sample_shift(), 4);
+        w.set_sample_shift(MAX_SAMPLE_SHIFT);
+        p.ring_full(MAX_SAMPLE_SHIFT);
+        assert_eq!(p.sample_shift(), MAX_SAMPLE_SHIFT);
+    }
+
+    #[test]
+    fn sampling_keeps_about_one_in_two_to_the_shift() {
+        let hits = (0..200_000).filter(|_| sampled(4)).count();
+        assert!((6_000..=20_000).contains(&hits), "{hits} of 200000 at 1/16");
+        assert!((0..1000).all(|_| sampled(0)));
+    }
+
+    #[test]
+    fn events_are_small_plain_data() {
+        fn is_copy<T: Copy + Send + 'static>() {}
+        is_copy::<Event>();
+        assert_eq!(core::mem::size_of::<Event>(), 12);
+        assert!(!core::mem::needs_drop::<Event>());
     }
 }

@@ -378,6 +378,8 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Spread the agents over both logical memory nodes.
+    migrate::set_node_spread(migrate::NODES);
     #[cfg(feature = "fault-injection")]
     migrate::inject_fault(cfg.fault);
     #[cfg(not(feature = "fault-injection"))]

@@ -15,7 +15,7 @@ static CHECKED: AtomicBool = AtomicBool::new(false);
 static STATS_MODE: AtomicU8 = AtomicU8::new(0);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
-fn var(name: &CStr) -> Option<&'static [u8]> {
+pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
     // SAFETY: `name` is NUL-terminated; getenv returns null or a pointer
     // into the environment, which we only read.
     let p = unsafe { libc::getenv(name.as_ptr()) };
@@ -27,7 +27,7 @@ fn var(name: &CStr) -> Option<&'static [u8]> {
     }
 }
 
-fn parse_u32(s: &[u8]) -> Option<u32> {
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || s.len() > 9 {
         return None;
     }
@@ -41,7 +41,7 @@ fn parse_u32(s: &[u8]) -> Option<u32> {
     Some(v)
 }
 
-fn truthy(s: &[u8]) -> bool {
+pub(crate) fn truthy(s: &[u8]) -> bool {
     matches!(s, b"1" | b"yes" | b"true" | b"on")
 }
 
@@ -72,6 +72,9 @@ pub(crate) fn init() {
     }
     if let Some(v) = var(c"HAKMEM_CHECK") {
         CHECKED.store(truthy(v), Relaxed);
+    }
+    if let Some(n) = var(c"HAKMEM_NODES").and_then(parse_u32) {
+        superslab_backend::set_node_spread(n as usize);
     }
     if let Some(n) = var(c"HAKMEM_DECAY_MS").and_then(parse_u32) {
         superslab_backend::set_decay_ms(n);

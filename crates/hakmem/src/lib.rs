@@ -23,6 +23,10 @@
 //! allocates from the global heap: every box below is `no_std` without
 //! `alloc`, and this crate only uses `core` APIs on those paths.
 
+// --- ACE (issue 6): the learning layer's worker and its diagnostics.
+pub mod ace;
+pub use ace::debug;
+// --- end ACE
 mod config;
 mod diag;
 #[doc(hidden)]
@@ -121,6 +125,11 @@ fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
     if p.is_null() {
         set_enomem();
     }
+    // --- ACE: span events (cold path; one relaxed load when learning is off).
+    else if ace_learning::POLICY.observing() {
+        ace::span_event(ace_learning::EventKind::SpanMap, size);
+    }
+    // --- end ACE
     p
 }
 
@@ -236,6 +245,12 @@ unsafe fn free_slow(p: *mut u8) {
             unsafe { stats::tick(&mut *t) };
         }
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
+            // --- ACE: span events (cold path).
+            if ace_learning::POLICY.observing() {
+                let n = superslab_backend::large_usable_size(p).unwrap_or(0);
+                ace::span_event(ace_learning::EventKind::SpanUnmap, n);
+            }
+            // --- end ACE
             if !superslab_backend::large_free(p) {
                 diag::invalid_free(p);
             }
@@ -370,6 +385,19 @@ pub fn trim() -> usize {
     }
     superslab_backend::decay(true)
 }
+
+// --- ACE: idle trim (called by the ACE worker when the process is idle).
+/// Gives back to the OS what no thread holds, without touching any
+/// thread's cache or slabs: ownerless slabs whose blocks have all been
+/// freed are released (`refill_engine::sweep_empty`), then the pages of
+/// free slabs, empty superslabs and cached spans go back at once (a forced
+/// decay). Any thread may call it, registered or not. Returns the bytes
+/// given back by the decay.
+pub fn trim_idle() -> usize {
+    refill_engine::sweep_empty();
+    superslab_backend::decay(true)
+}
+// --- end ACE
 
 /// Returns whether hakmem owns the memory at `p` (a block, a span, or any
 /// address inside a superslab).

@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use ptr_bridge::{block_next, slab_state, SlabMeta, SuperslabHeader, FIRST_SLAB, NO_OWNER};
 pub use refill_engine::migrate::{Migration, Step};
 use superslab_backend::registry;
-pub use superslab_backend::NODES;
+pub use superslab_backend::{set_node_spread, NODES};
 
 use crate::thread::{self, ThreadState};
 

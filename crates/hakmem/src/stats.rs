@@ -19,7 +19,7 @@ use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 use crate::thread::ThreadState;
 
 /// Slow-path events between two publications of a thread's counters.
-pub(crate) const PUBLISH_EVERY: u32 = 64;
+pub(crate) const PUBLISH_EVERY: u32 = 256;
 
 struct ClassTotals {
     pushes: AtomicU64,
@@ -64,6 +64,10 @@ pub struct ClassStats {
     pub live_bytes: u64,
     /// Bytes in blocks sitting in thread caches.
     pub cached_bytes: u64,
+    /// Policy now: blocks the next refill of this class brings.
+    pub refill_count: u32,
+    /// Policy now: most blocks a thread caches in this class.
+    pub cache_cap: u32,
 }
 
 /// A snapshot of allocator statistics.
@@ -109,6 +113,14 @@ pub struct Stats {
     pub classes: [ClassStats; NUM_CLASSES],
 }
 
+impl Stats {
+    /// Share of learning events dropped because the ring was full:
+    /// `ace_dropped / (ace_events + ace_dropped)`.
+    pub fn ace_drop_rate(&self) -> f64 {
+        crate::ace::drop_rate(self.ace_events, self.ace_dropped)
+    }
+}
+
 /// Publishes the counters of one class of thread `ts` (its own thread).
 fn publish_class(ts: &mut ThreadState, class: usize) {
     let c = ts.heap.counters.take_class(class);
@@ -142,7 +154,7 @@ pub(crate) fn publish_all(ts: &mut ThreadState) {
 #[inline]
 pub(crate) fn tick(ts: &mut ThreadState) {
     ts.slow_events += 1;
-    if ts.slow_events.is_multiple_of(8) {
+    if ts.slow_events.is_multiple_of(32) {
         // Delayed return of memory to the OS (rate-limited inside).
         superslab_backend::decay(false);
     }
@@ -151,6 +163,8 @@ pub(crate) fn tick(ts: &mut ThreadState) {
         refill_engine::sweep_empty();
     }
     if ts.slow_events >= PUBLISH_EVERY {
+        // Batched remote frees must not wait for long either.
+        refill_engine::flush_remote_batches(&mut ts.heap);
         publish_all(ts);
     }
 }
@@ -190,7 +204,7 @@ pub fn stats() -> Stats {
         peak_rss_bytes: peak_rss(),
         ace_events: ace_learning::EVENTS.pushed(),
         ace_dropped: ace_learning::EVENTS.dropped(),
-        ace_decisions: 0,
+        ace_decisions: crate::ace::decisions(),
         classes: [ClassStats::default(); NUM_CLASSES],
     };
     for c in 0..NUM_CLASSES {
@@ -211,6 +225,8 @@ pub fn stats() -> Stats {
             flushes: t.flushes.load(Relaxed),
             live_bytes: allocs.saturating_sub(frees) * size as u64,
             cached_bytes: cached * size as u64,
+            refill_count: ace_learning::POLICY.refill_count(c),
+            cache_cap: ace_learning::POLICY.cache_cap(c),
         };
         s.allocs += allocs;
         s.frees += frees;
@@ -331,8 +347,16 @@ fn write_table(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
     )?;
     writeln!(
         w,
-        "ace: events {}, dropped {}, decisions {}",
-        s.ace_events, s.ace_dropped, s.ace_decisions
+        "ace: {}, events {}, dropped {} ({:.3} %), decisions {}",
+        if crate::ace::is_running() {
+            "running"
+        } else {
+            "off"
+        },
+        s.ace_events,
+        s.ace_dropped,
+        s.ace_drop_rate() * 100.0,
+        s.ace_decisions
     )
 }
 
@@ -367,7 +391,7 @@ fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
         write!(
             w,
             "{{\"size\":{},\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"refills\":{},\
-             \"flushes\":{},\"live_bytes\":{},\"cached_bytes\":{}}}",
+             \"flushes\":{},\"live_bytes\":{},\"cached_bytes\":{},\"refill\":{},\"cap\":{}}}",
             c.size,
             c.allocs,
             c.frees,
@@ -375,13 +399,20 @@ fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
             c.refills,
             c.flushes,
             c.live_bytes,
-            c.cached_bytes
+            c.cached_bytes,
+            c.refill_count,
+            c.cache_cap
         )?;
     }
     writeln!(
         w,
-        "],\"ace\":{{\"events\":{},\"dropped\":{},\"decisions\":{}}}}}",
-        s.ace_events, s.ace_dropped, s.ace_decisions
+        "],\"ace\":{{\"events\":{},\"dropped\":{},\"decisions\":{},\"drop_rate\":{:.6},\
+         \"running\":{}}}}}",
+        s.ace_events,
+        s.ace_dropped,
+        s.ace_decisions,
+        s.ace_drop_rate(),
+        crate::ace::is_running()
     )
 }
 

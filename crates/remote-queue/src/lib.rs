@@ -198,6 +198,35 @@ pub fn adopt(class: usize, heap_id: usize) -> Option<&'static SlabMeta> {
     Some(m)
 }
 
+/// Pushes a chain of `n` blocks of `meta`'s slab (`head..=tail`, linked
+/// through their first words) on the slab's remote stack with one CAS, then
+/// finishes like [`remote_free`]: publish a FULL slab, and decrement `used`
+/// by `n` as the very last step (the release guard).
+///
+/// # Safety
+/// The chain holds `n` distinct blocks of `meta`'s slab that the program
+/// freed, and the slab is not FREE (they are counted in `used`).
+pub unsafe fn remote_free_chain(meta: &SlabMeta, head: *mut u8, tail: *mut u8, n: u32) {
+    let mut h = meta.remote.load(Relaxed);
+    loop {
+        // SAFETY: the chain is ours until the CAS publishes it.
+        unsafe { set_block_next(tail, h) };
+        match meta.remote.compare_exchange_weak(h, head, SeqCst, Relaxed) {
+            Ok(_) => break,
+            Err(x) => h = x,
+        }
+    }
+    if meta.state.load(SeqCst) == slab_state::FULL
+        && meta
+            .state
+            .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, Relaxed)
+            .is_ok()
+    {
+        publish(meta);
+    }
+    meta.used.fetch_sub(n, Release);
+}
+
 /// Outcome of [`remote_free`].
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum RemoteFree {

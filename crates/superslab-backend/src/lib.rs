@@ -26,8 +26,9 @@ pub use span::{
     large_usable_size, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
 };
 pub use superslab::{
-    acquire_slab, decay_ms, lock_all_for_fork, move_superslab, node_of_address, release_slab,
-    set_decay_ms, tier_counts, unlock_all_after_fork, MAX_EMPTY_SUPERSLABS, NODES,
+    acquire_slab, decay_ms, lock_all_for_fork, move_superslab, node_of_address, node_spread,
+    release_slab, set_decay_ms, set_node_spread, tier_counts, unlock_all_after_fork,
+    MAX_EMPTY_SUPERSLABS, NODES,
 };
 
 /// Counters of what the backend holds from the OS.

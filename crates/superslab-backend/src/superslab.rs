@@ -70,6 +70,21 @@ static NODE_HINT: [AtomicUsize; NODES] = [
     AtomicUsize::new(0x6000_0000_0000),
 ];
 
+static NODE_SPREAD: AtomicUsize = AtomicUsize::new(1);
+
+/// Over how many nodes threads are spread (1..=NODES).
+#[inline]
+pub fn node_spread() -> usize {
+    NODE_SPREAD.load(Relaxed)
+}
+
+/// Spreads threads over `n` nodes (clamped to 1..=NODES). With one real
+/// NUMA node the default is 1: every thread uses node 0's pools, and a
+/// second logical node only costs memory; tests spread over both.
+pub fn set_node_spread(n: usize) {
+    NODE_SPREAD.store(n.clamp(1, NODES), Relaxed);
+}
+
 /// The node whose half of the address space holds `addr`.
 pub fn node_of_address(addr: usize) -> u8 {
     u8::from(addr >= NODE_SPLIT)

@@ -1,0 +1,108 @@
+//! The four allocators under test, as statics usable side by side.
+//!
+//! None of them is this binary's `#[global_allocator]` (that stays the system
+//! allocator): the workloads call `GlobalAlloc::alloc`/`dealloc` on these
+//! statics directly.
+//!
+//! What each binding calls, for reading instruction counts: `HakMem` inlines
+//! hakmem's `malloc`/`free`; `System` calls glibc `malloc`/`free` (alignment
+//! 8 ≤ 16 and ≤ size); `MiMalloc` calls `mi_malloc_aligned`/`mi_free`;
+//! `Jemalloc` calls `malloc` and the sized `sdallocx`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+
+/// hakmem.
+pub static HAKMEM: hakmem::HakMem = hakmem::HakMem;
+/// The system allocator (glibc malloc on Linux).
+pub static SYSTEM: System = System;
+/// mimalloc (the `mimalloc` crate, built from its bundled C source).
+pub static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc called the way a C program calls it (see [`MiDirect`]).
+pub static MI_DIRECT: MiDirect = MiDirect;
+/// jemalloc (the `tikv-jemallocator` crate, built from its bundled C source).
+pub static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// mimalloc through its plain C entry points: `mi_malloc` for alignments
+/// up to 16 (which `mi_malloc` guarantees), `mi_malloc_aligned` above, and
+/// `mi_free`. `mimalloc::MiMalloc` always calls `mi_malloc_aligned`, which
+/// costs extra instructions per call; this is the baseline a C program (or
+/// `LD_PRELOAD`) sees.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MiDirect;
+
+// SAFETY: mi_malloc returns blocks aligned to at least 16 bytes (so any
+// layout with align ≤ 16 is met), mi_malloc_aligned meets larger alignments,
+// and mi_free accepts every block either returned.
+unsafe impl GlobalAlloc for MiDirect {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: plain C allocation calls with a valid size/alignment.
+        unsafe {
+            if layout.align() <= 16 {
+                libmimalloc_sys::mi_malloc(layout.size()).cast()
+            } else {
+                libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: GlobalAlloc's contract: `p` came from `alloc` above.
+        unsafe { libmimalloc_sys::mi_free(p.cast()) }
+    }
+}
+
+/// Names one of the allocators under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Allocator {
+    Hakmem,
+    System,
+    Mimalloc,
+    MiDirect,
+    Jemalloc,
+}
+
+impl Allocator {
+    /// All of them, in report order.
+    pub const ALL: [Allocator; 4] = [
+        Allocator::Hakmem,
+        Allocator::Mimalloc,
+        Allocator::Jemalloc,
+        Allocator::System,
+    ];
+
+    /// The baseline every ratio is taken against.
+    pub const BASELINE: Allocator = Allocator::Mimalloc;
+
+    /// The name used on the command line, in tables and in CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            Allocator::Hakmem => "hakmem",
+            Allocator::System => "system",
+            Allocator::Mimalloc => "mimalloc",
+            Allocator::MiDirect => "mi-direct",
+            Allocator::Jemalloc => "jemalloc",
+        }
+    }
+
+    /// Parses a name as printed by [`Allocator::name`] (also `glibc`, `je`, `mi`).
+    pub fn parse(s: &str) -> Option<Allocator> {
+        match s {
+            "hakmem" | "hak" => Some(Allocator::Hakmem),
+            "system" | "glibc" | "sys" => Some(Allocator::System),
+            "mimalloc" | "mi" => Some(Allocator::Mimalloc),
+            "mi-direct" => Some(Allocator::MiDirect),
+            "jemalloc" | "je" => Some(Allocator::Jemalloc),
+            _ => None,
+        }
+    }
+
+    /// Parses a comma-separated list of names.
+    pub fn parse_list(s: &str) -> Result<Vec<Allocator>, String> {
+        s.split(',')
+            .filter(|n| !n.is_empty())
+            .map(|n| Allocator::parse(n).ok_or_else(|| format!("unknown allocator `{n}`")))
+            .collect()
+    }
+}

@@ -1,0 +1,438 @@
+//! Instructions per malloc+free pair on tiny-hot, for every allocator.
+//!
+//! Instruction counts are stable on shared machines where times are not.
+//! Each measurement runs a tiny-hot process twice, with `small` and `large`
+//! rounds, and reports
+//!
+//! ```text
+//! instructions per pair = (I(large) − I(small)) / (pairs(large) − pairs(small))
+//! ```
+//!
+//! which cancels process start-up, allocator initialisation and the first
+//! refills: what is left is the steady-state hot path, loop included.
+//!
+//! The counter is `perf stat -e instructions:u` when the kernel exposes it,
+//! else callgrind (`valgrind --tool=callgrind`, whose `Collected` total is
+//! the instructions executed in user space, all threads). Two harnesses:
+//! - `rust`: this binary's `run-one <allocator> tiny-hot`, calling each
+//!   allocator's `GlobalAlloc` directly;
+//! - `c-preload`: `benches/c/tiny_hot.c` built with `cc`, run with plain
+//!   glibc and with `LD_PRELOAD` of `libhakmem.so` (and of mimalloc, jemalloc
+//!   or tcmalloc when the system has them).
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::allocators::Allocator;
+use crate::runner::child_args;
+use crate::workloads::{TinyHot, Workload};
+
+/// The C harness source, carried inside the binary.
+const TINY_HOT_C: &str = include_str!("../c/tiny_hot.c");
+
+/// Shared libraries tried for the C harness besides hakmem (skipped when
+/// absent).
+const SYSTEM_LIBS: [(&str, &str); 4] = [
+    ("mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"),
+    ("jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
+    (
+        "tcmalloc",
+        "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+    ),
+    ("tcmalloc", "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4"),
+];
+
+/// Options of the `instructions` mode.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub allocators: Vec<Allocator>,
+    pub sizes: Vec<usize>, // block sizes measured (one tiny-hot each)
+    pub batch: usize,
+    pub small: u64,          // rounds of the small run
+    pub large: u64,          // rounds of the large run
+    pub preload: bool,       // also run the C harness
+    pub build_preload: bool, // `cargo build --release -p preload` first
+    pub out: PathBuf,        // where the C harness and the CSV go
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            allocators: vec![
+                Allocator::Hakmem,
+                Allocator::Mimalloc,
+                Allocator::MiDirect,
+                Allocator::Jemalloc,
+                Allocator::System,
+            ],
+            sizes: vec![64],
+            batch: 100,
+            small: 1_000,
+            large: 11_000,
+            preload: true,
+            build_preload: true,
+            out: crate::out_dir(),
+        }
+    }
+}
+
+/// How instructions are counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Perf,
+    Callgrind,
+}
+
+impl Counter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Perf => "perf",
+            Counter::Callgrind => "callgrind",
+        }
+    }
+}
+
+/// One measured line.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub harness: &'static str,
+    pub size: usize,
+    pub allocator: String,
+    pub counter: Counter,
+    pub small: u64, // instructions of the small run
+    pub large: u64, // instructions of the large run
+    pub pairs: u64, // pairs(large) − pairs(small)
+}
+
+impl Line {
+    pub fn per_pair(&self) -> f64 {
+        (self.large as f64 - self.small as f64) / self.pairs as f64
+    }
+}
+
+/// Finds a working counter: perf if it counts instructions, else valgrind.
+pub fn detect() -> Result<Counter, String> {
+    let perf = Command::new("perf")
+        .args(["stat", "-x,", "-e", "instructions:u", "--", "true"])
+        .stdout(Stdio::null())
+        .output();
+    let perf_note = match perf {
+        Ok(o) => match parse_perf(&String::from_utf8_lossy(&o.stderr)) {
+            Some(_) => return Ok(Counter::Perf),
+            None => "perf cannot count instructions here (<not supported>)".to_string(),
+        },
+        Err(e) => format!("perf not runnable ({e})"),
+    };
+    match Command::new("valgrind").arg("--version").output() {
+        Ok(o) if o.status.success() => {
+            eprintln!("instructions: {perf_note}; using callgrind");
+            Ok(Counter::Callgrind)
+        }
+        _ => Err(format!("{perf_note}, and valgrind is not installed")),
+    }
+}
+
+/// The `instructions:u` count from `perf stat -x,` output.
+fn parse_perf(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        let mut f = l.split(',');
+        let v = f.next()?;
+        let _unit = f.next()?;
+        let ev = f.next()?;
+        if ev.starts_with("instructions") {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// The total from callgrind's `==pid== Collected : N` line.
+fn parse_callgrind(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        let (_, rest) = l.split_once("Collected :")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Counts the instructions of `prog args…` with `env` added.
+fn count(
+    c: Counter,
+    prog: &Path,
+    args: &[String],
+    env: &[(&str, OsString)],
+) -> Result<u64, String> {
+    let mut cmd = match c {
+        Counter::Perf => {
+            let mut k = Command::new("perf");
+            k.args(["stat", "-x,", "-e", "instructions:u", "--"]);
+            k
+        }
+        Counter::Callgrind => {
+            let mut k = Command::new("valgrind");
+            k.args([
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                "--dump-instr=no",
+                "--dump-line=no",
+            ]);
+            k
+        }
+    };
+    cmd.arg(prog)
+        .args(args)
+        .stdout(Stdio::null())
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().map_err(|e| format!("{}: {e}", c.name()))?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() {
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        return Err(format!(
+            "{} exited with {}: {}",
+            c.name(),
+            o.status,
+            tail.join(" | ")
+        ));
+    }
+    match c {
+        Counter::Perf => parse_perf(&err),
+        Counter::Callgrind => parse_callgrind(&err),
+    }
+    .ok_or_else(|| format!("no instruction count in {} output", c.name()))
+}
+
+/// Runs the mode: prints progress on stderr, returns the lines measured and
+/// the notes about what was skipped.
+pub fn run(opts: &Options) -> Result<(Vec<Line>, Vec<String>), String> {
+    let counter = detect()?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let pairs = (opts.large - opts.small) * opts.batch as u64;
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    let tiny = |size, rounds| {
+        Workload::TinyHot(TinyHot {
+            size,
+            batch: opts.batch,
+            rounds,
+        })
+    };
+    for &size in &opts.sizes {
+        for &a in &opts.allocators {
+            eprintln!(
+                "instructions: rust  {:<9} size {size:<5} ({})",
+                a.name(),
+                counter.name()
+            );
+            let small = count(counter, &exe, &child_args(a, &tiny(size, opts.small)), &[]);
+            let large = count(counter, &exe, &child_args(a, &tiny(size, opts.large)), &[]);
+            match (small, large) {
+                (Ok(small), Ok(large)) => lines.push(Line {
+                    harness: "rust",
+                    size,
+                    allocator: a.name().into(),
+                    counter,
+                    small,
+                    large,
+                    pairs,
+                }),
+                (Err(e), _) | (_, Err(e)) => {
+                    notes.push(format!("rust {} size {size}: {e}", a.name()))
+                }
+            }
+        }
+    }
+    if opts.preload {
+        match preload_harness(opts, counter, pairs) {
+            Ok((l, n)) => {
+                lines.extend(l);
+                notes.extend(n);
+            }
+            Err(e) => notes.push(format!("C/LD_PRELOAD harness skipped: {e}")),
+        }
+    }
+    Ok((lines, notes))
+}
+
+/// Builds and runs the C harness under each available allocator library.
+fn preload_harness(
+    opts: &Options,
+    counter: Counter,
+    pairs: u64,
+) -> Result<(Vec<Line>, Vec<String>), String> {
+    let bin = build_c(&opts.out)?;
+    let mut notes = Vec::new();
+    let mut libs: Vec<(String, Option<PathBuf>)> = vec![("glibc".into(), None)];
+    let hak = hakmem_so(opts.build_preload, &mut notes);
+    if hak.exists() {
+        libs.push(("hakmem".into(), Some(hak)));
+    } else {
+        notes.push(format!(
+            "{} not found (build it with `cargo build --release -p preload`)",
+            hak.display()
+        ));
+    }
+    for (name, path) in SYSTEM_LIBS {
+        let p = Path::new(path);
+        if p.exists() && !libs.iter().any(|(n, _)| n == name) {
+            libs.push((name.into(), Some(p.to_path_buf())));
+        } else if !p.exists() && name == "mimalloc" {
+            notes.push(format!("{path} not installed: no C-level mimalloc line"));
+        }
+    }
+    let args = |size: usize, rounds: u64| {
+        vec![size.to_string(), opts.batch.to_string(), rounds.to_string()]
+    };
+    let mut lines = Vec::new();
+    for &size in &opts.sizes {
+        for (name, lib) in &libs {
+            eprintln!(
+                "instructions: C     {name:<9} size {size:<5} ({})",
+                counter.name()
+            );
+            let env: Vec<(&str, OsString)> = match lib {
+                Some(p) => vec![("LD_PRELOAD", p.as_os_str().to_os_string())],
+                None => vec![],
+            };
+            let small = count(counter, &bin, &args(size, opts.small), &env);
+            let large = count(counter, &bin, &args(size, opts.large), &env);
+            match (small, large) {
+                (Ok(small), Ok(large)) => lines.push(Line {
+                    harness: "c-preload",
+                    size,
+                    allocator: name.clone(),
+                    counter,
+                    small,
+                    large,
+                    pairs,
+                }),
+                (Err(e), _) | (_, Err(e)) => notes.push(format!("C {name} size {size}: {e}")),
+            }
+        }
+    }
+    Ok((lines, notes))
+}
+
+/// Writes `tiny_hot.c` into `dir` and compiles it with `cc -O2`.
+fn build_c(dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let src = dir.join("tiny_hot.c");
+    let bin = dir.join("tiny_hot");
+    std::fs::write(&src, TINY_HOT_C).map_err(|e| e.to_string())?;
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let o = Command::new(&cc)
+        .args(["-O2", "-fno-builtin", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", cc.to_string_lossy()))?;
+    if !o.status.success() {
+        return Err(format!(
+            "cc failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    Ok(bin)
+}
+
+/// The path of `libhakmem.so`, after (re)building it if asked to.
+fn hakmem_so(build: bool, notes: &mut Vec<String>) -> PathBuf {
+    let so = crate::target_dir().join("release").join("libhakmem.so");
+    if build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        eprintln!("instructions: cargo build --release -p preload");
+        let st = Command::new(cargo)
+            .args(["build", "--release", "-p", "preload", "--quiet"])
+            .current_dir(crate::workspace_root())
+            .status();
+        match st {
+            Ok(s) if s.success() => {}
+            Ok(s) => notes.push(format!(
+                "building libhakmem.so failed ({s}); using what is there"
+            )),
+            Err(e) => notes.push(format!("cannot run cargo ({e}); using what is there")),
+        }
+    }
+    so
+}
+
+/// The plain-text table.
+pub fn table(lines: &[Line]) -> String {
+    let mut s = format!(
+        "{:<10} {:>5} {:<9} {:<9} {:>14} {:>14} {:>10} {:>10}\n",
+        "harness", "size", "allocator", "counter", "I(small)", "I(large)", "Δpairs", "instr/pair"
+    );
+    for l in lines {
+        let _ = writeln!(
+            s,
+            "{:<10} {:>5} {:<9} {:<9} {:>14} {:>14} {:>10} {:>10.1}",
+            l.harness,
+            l.size,
+            l.allocator,
+            l.counter.name(),
+            l.small,
+            l.large,
+            l.pairs,
+            l.per_pair()
+        );
+    }
+    s
+}
+
+/// `instructions.csv`.
+pub fn csv(lines: &[Line], opts: &Options) -> String {
+    let mut s = String::from(
+        "harness,allocator,counter,size,batch,rounds_small,rounds_large,instr_small,instr_large,pairs_diff,instr_per_pair\n",
+    );
+    for l in lines {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{:.2}",
+            l.harness,
+            l.allocator,
+            l.counter.name(),
+            l.size,
+            opts.batch,
+            opts.small,
+            opts.large,
+            l.small,
+            l.large,
+            l.pairs,
+            l.per_pair()
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_counter_output() {
+        assert_eq!(
+            parse_perf("1234567,,instructions:u,1000,100.00,,\n"),
+            Some(1_234_567)
+        );
+        assert_eq!(
+            parse_perf("<not supported>,,instructions:u,0,100.00,,\n"),
+            None
+        );
+        let cg = "==12== Events    : Ir\n==12== Collected : 98765\n==12==\n";
+        assert_eq!(parse_callgrind(cg), Some(98_765));
+        let l = Line {
+            harness: "rust",
+            size: 64,
+            allocator: "x".into(),
+            counter: Counter::Callgrind,
+            small: 1_000,
+            large: 6_000,
+            pairs: 100,
+        };
+        assert_eq!(l.per_pair(), 50.0);
+    }
+}

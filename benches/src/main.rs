@@ -1,0 +1,267 @@
+//! hakmem-bench: the benchmark runner (`cargo xtask bench` =
+//! `cargo run --release -p hakmem-bench --`). See `docs/benchmarks.md`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use hakmem_bench::allocators::Allocator;
+use hakmem_bench::workloads::Workload;
+use hakmem_bench::{instructions, out_dir, report, runner, suite};
+
+const USAGE: &str = "\
+usage: hakmem-bench [options]              run the suite (table, CSV, SVG)
+       hakmem-bench instructions [options] instructions per malloc+free pair
+       hakmem-bench list [--threads N]     list the workloads and their parameters
+
+suite options:
+  --quick              smoke run: tiny op counts, 1 repetition
+  --only LIST          comma-separated workloads (`tiny-hot` = all its sizes,
+                       `tiny-hot/64` = one)
+  --threads N          threads of the multi-threaded workloads (default 2)
+  --reps N             repetitions (default 5; --quick: 1)
+  --allocators LIST    subset of hakmem,mimalloc,jemalloc,system
+  --scale F            multiply every op count by F (default 1)
+  --timeout S          kill a run after S seconds (default 300)
+  --out DIR            write results to DIR instead
+
+instructions options:
+  --allocators LIST    as above
+  --size LIST          block sizes, comma-separated (default 64)
+  --small R, --large R rounds of the two runs (default 1000, 11000)
+  --no-preload         skip the C program under LD_PRELOAD
+  --no-build           do not rebuild libhakmem.so first
+  --out DIR            write instructions.csv (and the C harness) to DIR
+
+Results go to $CARGO_TARGET_DIR/hakmem-bench (default target/hakmem-bench).
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("run-one") => return run_one(&args[1..]),
+        Some("instructions") => instructions_mode(&args[1..]),
+        Some("list") => list(&args[1..]),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => suite_mode(&args),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hakmem-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Takes the value after a flag.
+fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
+    it.next()
+        .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
+}
+
+fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("{flag}: bad value `{s}`"))
+}
+
+fn suite_mode(args: &[String]) -> Result<(), String> {
+    let mut quick = false;
+    let mut only = Vec::new();
+    let mut threads = 2usize;
+    let mut reps = None;
+    let mut allocators = Allocator::ALL.to_vec();
+    let mut scale = 1.0f64;
+    let mut timeout = 300u64;
+    let mut dir = out_dir();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--only" => only.extend(value(&mut it, a)?.split(',').map(String::from)),
+            "--threads" => threads = number(value(&mut it, a)?, a)?,
+            "--reps" => reps = Some(number::<usize>(value(&mut it, a)?, a)?),
+            "--allocators" => allocators = Allocator::parse_list(value(&mut it, a)?)?,
+            "--scale" => scale = number(value(&mut it, a)?, a)?,
+            "--timeout" => timeout = number(value(&mut it, a)?, a)?,
+            "--out" => dir = value(&mut it, a)?.into(),
+            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+        }
+    }
+    if threads == 0 || allocators.is_empty() || scale <= 0.0 {
+        return Err("--threads, --allocators and --scale must be positive".into());
+    }
+    let reps = reps.unwrap_or(if quick { 1 } else { 5 }).max(1);
+    let size = suite::Size {
+        quick,
+        threads,
+        scale,
+    };
+    let specs = suite::select(suite::all(size), &only)?;
+    let plan = runner::Plan {
+        reps,
+        allocators: allocators.clone(),
+        timeout: Duration::from_secs(timeout),
+    };
+    let command = std::iter::once("hakmem-bench".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let machine = report::machine();
+    eprintln!(
+        "hakmem-bench: {} workloads × {} allocators × {} reps, one child process per run",
+        specs.len(),
+        allocators.len(),
+        reps
+    );
+    let samples = runner::run_suite(&specs, &plan);
+    let machine = format!("{machine} (start) / {} (end)", report::load_average());
+    let rows = report::summarize(&specs, &samples, &allocators);
+
+    println!("\n{machine}\n$ {command}\n");
+    print!("{}", report::table(&rows));
+    if allocators.contains(&Allocator::Hakmem) && allocators.contains(&Allocator::BASELINE) {
+        println!("\nhakmem against the targets of issue 3 (ratios to mimalloc):");
+        print!("{}", report::targets(&rows));
+    }
+
+    let note = format!("{machine}; {command}");
+    let md = format!("{machine}\n\n`{command}`\n\n{}", report::markdown(&rows));
+    let mut written = Vec::new();
+    for (name, text) in [
+        ("results.csv", report::csv(&specs, &samples, &rows)),
+        ("results.md", md),
+        (
+            "throughput.svg",
+            report::svg(
+                &rows,
+                &allocators,
+                "hakmem-bench: throughput relative to mimalloc (median; higher is better)",
+                &note,
+                |r| r.mops_ratio,
+            ),
+        ),
+        (
+            "rss.svg",
+            report::svg(
+                &rows,
+                &allocators,
+                "hakmem-bench: peak RSS relative to mimalloc (median; lower is better)",
+                &note,
+                |r| r.rss_ratio,
+            ),
+        ),
+    ] {
+        let p = report::write(&dir, name, &text).map_err(|e| format!("{name}: {e}"))?;
+        written.push(p.display().to_string());
+    }
+    println!("\nwrote {}", written.join(", "));
+    let bad = report::checksum_mismatches(&specs, &samples);
+    for b in &bad {
+        println!("WARNING: {b}");
+    }
+    let failed = samples.iter().filter(|s| s.result.is_err()).count();
+    if failed > 0 || !bad.is_empty() {
+        return Err(format!(
+            "{failed} run(s) failed, {} checksum mismatch(es) (see above)",
+            bad.len()
+        ));
+    }
+    Ok(())
+}
+
+fn instructions_mode(args: &[String]) -> Result<(), String> {
+    let mut o = instructions::Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--allocators" => o.allocators = Allocator::parse_list(value(&mut it, a)?)?,
+            "--size" => {
+                o.sizes = value(&mut it, a)?
+                    .split(',')
+                    .map(|v| number(v, a))
+                    .collect::<Result<_, _>>()?
+            }
+            "--small" => o.small = number(value(&mut it, a)?, a)?,
+            "--large" => o.large = number(value(&mut it, a)?, a)?,
+            "--no-preload" => o.preload = false,
+            "--no-build" => o.build_preload = false,
+            "--out" => o.out = value(&mut it, a)?.into(),
+            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+        }
+    }
+    if o.large <= o.small || o.sizes.is_empty() || o.sizes.iter().any(|&s| s < 8) {
+        return Err("need --large > --small and every --size ≥ 8".into());
+    }
+    let (lines, notes) = match instructions::run(&o) {
+        Ok(r) => r,
+        Err(e) => {
+            // No counter on this machine: not an error of the suite.
+            println!("instructions: skipped: {e}");
+            return Ok(());
+        }
+    };
+    println!(
+        "\n{}\ninstructions per malloc+free pair, tiny-hot batch={} \
+         (difference of {} and {} rounds; loop included)\n",
+        report::machine(),
+        o.batch,
+        o.large,
+        o.small
+    );
+    print!("{}", instructions::table(&lines));
+    for n in &notes {
+        println!("note: {n}");
+    }
+    let p = report::write(&o.out, "instructions.csv", &instructions::csv(&lines, &o))
+        .map_err(|e| e.to_string())?;
+    println!("\nwrote {}", p.display());
+    Ok(())
+}
+
+fn list(args: &[String]) -> Result<(), String> {
+    let threads = match args {
+        [] => 2,
+        [flag, n] if flag == "--threads" => number(n, flag)?,
+        _ => return Err(format!("usage: hakmem-bench list [--threads N]\n\n{USAGE}")),
+    };
+    for quick in [false, true] {
+        println!("{}:", if quick { "--quick" } else { "default" });
+        let size = suite::Size {
+            quick,
+            threads,
+            scale: 1.0,
+        };
+        for s in suite::all(size) {
+            println!(
+                "  {:<20} {} {}",
+                s.name,
+                s.workload.family(),
+                s.workload.describe()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The hidden child side: `run-one <allocator> <family> key=value…`.
+fn run_one(args: &[String]) -> ExitCode {
+    let parsed = (|| {
+        let alloc = args.first().ok_or("run-one: missing allocator")?;
+        let alloc = Allocator::parse(alloc).ok_or(format!("unknown allocator `{alloc}`"))?;
+        let family = args.get(1).ok_or("run-one: missing workload")?;
+        Ok::<_, String>((alloc, Workload::parse(family, &args[2..])?))
+    })();
+    match parsed {
+        Ok((alloc, w)) => {
+            let (o, cpu) = runner::run_one(alloc, &w);
+            println!("{}", runner::result_line(&o, cpu));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hakmem-bench run-one: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Runs the suite: every (workload, repetition, allocator) in its own child
+//! process, allocators alternating within each repetition.
+//!
+//! ```text
+//! parent: for workload: for rep: for allocator (order rotated per rep)
+//!           spawn `<this exe> run-one <allocator> <family> key=value…`
+//!           wait4 → exit status, ru_maxrss;  stdout → RESULT line
+//! child:  run the workload once, then print
+//!           RESULT ops=… ns=… hwm_kib=… rss_kib=… check=…
+//! ```
+//!
+//! The child's peak RSS is its `VmHWM` from `/proc/self/status`, read after
+//! the workload, so it covers exactly that process (binary, std, the
+//! allocator under test and its workload). `ru_maxrss` from `wait4` is kept
+//! in the CSV as a cross-check; the two agree within a few hundred KiB.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::allocators::{Allocator, HAKMEM, JEMALLOC, MIMALLOC, MI_DIRECT, SYSTEM};
+use crate::suite::Spec;
+use crate::workloads::{Outcome, Workload};
+
+/// What one child run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Measured {
+    pub ops: u64,
+    pub secs: f64,
+    pub cpu_secs: f64,   // CPU time of the child's run (all threads)
+    pub hwm_kib: u64,    // the child's VmHWM (peak RSS)
+    pub maxrss_kib: u64, // wait4's ru_maxrss (cross-check)
+    pub check: u64,
+}
+
+impl Measured {
+    pub fn mops(&self) -> f64 {
+        self.ops as f64 / self.secs.max(1e-9) / 1e6
+    }
+
+    /// Ops per CPU-second (0 when the CPU time is unknown).
+    pub fn mops_cpu(&self) -> f64 {
+        if self.cpu_secs > 0.0 {
+            self.ops as f64 / self.cpu_secs / 1e6
+        } else {
+            0.0
+        }
+    }
+
+    pub fn rss_mib(&self) -> f64 {
+        self.hwm_kib as f64 / 1024.0
+    }
+}
+
+/// One run of the suite: which workload (index into the spec list), which
+/// allocator, which repetition, and what came of it.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub spec: usize,
+    pub alloc: Allocator,
+    pub rep: usize,
+    pub result: Result<Measured, String>,
+}
+
+/// How to run the suite.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub reps: usize,
+    pub allocators: Vec<Allocator>,
+    pub timeout: Duration,
+}
+
+/// Runs every spec × rep × allocator; one progress line per run on stderr.
+pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
+    let exe = std::env::current_exe().expect("cannot find this executable");
+    let total = specs.len() * plan.reps * plan.allocators.len();
+    let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(8);
+    let mut samples = Vec::with_capacity(total);
+    let started = Instant::now();
+    for (si, spec) in specs.iter().enumerate() {
+        for rep in 0..plan.reps {
+            let n = plan.allocators.len();
+            for k in 0..n {
+                let alloc = plan.allocators[(k + rep) % n];
+                let result = run_child(&exe, alloc, &spec.workload, plan.timeout);
+                let done = samples.len() + 1;
+                let line = match &result {
+                    Ok(m) => format!(
+                        "{:>9.2} Mops/s {:>8.1} MiB {:>7.3} s",
+                        m.mops(),
+                        m.rss_mib(),
+                        m.secs
+                    ),
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                eprintln!(
+                    "[{done:>w$}/{total}] {:<width$}  {:<8}  rep {}/{}  {line}   ({:.0} s)",
+                    spec.name,
+                    alloc.name(),
+                    rep + 1,
+                    plan.reps,
+                    started.elapsed().as_secs_f64(),
+                    w = total.to_string().len(),
+                );
+                samples.push(Sample {
+                    spec: si,
+                    alloc,
+                    rep,
+                    result,
+                });
+            }
+        }
+    }
+    samples
+}
+
+/// The arguments of the hidden `run-one` subcommand for this run.
+pub fn child_args(alloc: Allocator, w: &Workload) -> Vec<String> {
+    let mut a = vec![
+        "run-one".to_string(),
+        alloc.name().to_string(),
+        w.family().to_string(),
+    ];
+    a.extend(w.args());
+    a
+}
+
+/// Runs one child and collects its measurement.
+fn run_child(
+    exe: &std::path::Path,
+    alloc: Allocator,
+    w: &Workload,
+    timeout: Duration,
+) -> Result<Measured, String> {
+    let mut child = Command::new(exe)
+        .args(child_args(alloc, w))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    // The child writes one short line, so the pipe cannot fill up while we
+    // poll for its exit.
+    let start = Instant::now();
+    let mut status: libc::c_int = 0;
+    // SAFETY: all-zero is a valid `rusage`.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut killed = false;
+    loop {
+        // SAFETY: `pid` is our child, not yet reaped; the out-pointers are
+        // valid for the call.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("wait4: {e}"));
+        }
+        if !killed && start.elapsed() > timeout {
+            // SAFETY: signalling our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut out = String::new();
+    let _ = stdout.read_to_string(&mut out);
+    if killed {
+        return Err(format!("timed out after {} s", timeout.as_secs()));
+    }
+    if libc::WIFSIGNALED(status) {
+        return Err(format!("killed by signal {}", libc::WTERMSIG(status)));
+    }
+    if libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("exit status {}", libc::WEXITSTATUS(status)));
+    }
+    let mut m = parse_result(&out).ok_or_else(|| format!("no RESULT line in {out:?}"))?;
+    m.maxrss_kib = ru.ru_maxrss as u64;
+    Ok(m)
+}
+
+/// Parses the child's `RESULT key=value…` line.
+pub fn parse_result(out: &str) -> Option<Measured> {
+    let line = out.lines().find_map(|l| l.strip_prefix("RESULT "))?;
+    let get = |key: &str| -> Option<u64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    Some(Measured {
+        ops: get("ops")?,
+        secs: get("ns")? as f64 / 1e9,
+        cpu_secs: get("cpu_ns").unwrap_or(0) as f64 / 1e9,
+        hwm_kib: get("hwm_kib")?,
+        maxrss_kib: 0,
+        check: get("check")?,
+    })
+}
+
+/// The child side: runs `w` once against `alloc` in this process.
+/// Also returns the CPU time (user + system, all threads) the run took,
+/// set-up included: less disturbed by other load than wall-clock time.
+pub fn run_one(alloc: Allocator, w: &Workload) -> (Outcome, Duration) {
+    let c0 = cpu_time();
+    let o = match alloc {
+        Allocator::Hakmem => w.run(&HAKMEM),
+        Allocator::System => w.run(&SYSTEM),
+        Allocator::Mimalloc => w.run(&MIMALLOC),
+        Allocator::MiDirect => w.run(&MI_DIRECT),
+        Allocator::Jemalloc => w.run(&JEMALLOC),
+    };
+    (o, cpu_time().saturating_sub(c0))
+}
+
+/// User + system CPU time of this process (all threads) so far.
+pub fn cpu_time() -> Duration {
+    // SAFETY: all-zero is a valid `rusage`.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid out-pointer for the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The child side's report line.
+pub fn result_line(o: &Outcome, cpu: Duration) -> String {
+    let (hwm, rss) = vm_status();
+    format!(
+        "RESULT ops={} ns={} cpu_ns={} hwm_kib={} rss_kib={} check={}",
+        o.ops,
+        o.elapsed.as_nanos(),
+        cpu.as_nanos(),
+        hwm,
+        rss,
+        o.check
+    )
+}
+
+/// `VmHWM` and `VmRSS` of this process in KiB (0 where unreadable).
+pub fn vm_status() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_line_round_trips() {
+        let o = Outcome {
+            ops: 1234,
+            elapsed: Duration::from_millis(5),
+            check: 77,
+        };
+        let line = result_line(&o, Duration::from_millis(4));
+        let m = parse_result(&format!("noise\n{line}\n")).unwrap();
+        assert!((m.cpu_secs - 0.004).abs() < 1e-12);
+        assert_eq!(m.ops, 1234);
+        assert_eq!(m.check, 77);
+        assert!((m.secs - 0.005).abs() < 1e-12);
+        assert!(m.hwm_kib > 0, "VmHWM is readable on Linux");
+    }
+}

@@ -1,0 +1,163 @@
+//! Which workloads a suite run contains, with which parameters.
+//!
+//! Default mode sizes each run to roughly 0.2–1 s on a 2-core machine (for
+//! the fast allocators); `--quick` shrinks every count so that the whole
+//! suite is a smoke test of a few seconds; `--scale F` multiplies the op
+//! counts of either mode.
+
+use crate::workloads::{
+    CacheScratch, Larson, MidMt, ProducerConsumer, RandomMixed, TinyHot, Workload,
+};
+
+/// One entry of the suite: a display name and the workload it runs.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub name: String,
+    pub workload: Workload,
+}
+
+/// How big the suite is.
+#[derive(Clone, Copy, Debug)]
+pub struct Size {
+    pub quick: bool,
+    pub threads: usize,
+    pub scale: f64,
+}
+
+/// The tiny-hot block sizes.
+pub const TINY_SIZES: [usize; 5] = [16, 64, 128, 256, 1024];
+
+/// Every workload of the suite, in report order.
+pub fn all(sz: Size) -> Vec<Spec> {
+    let q = sz.quick;
+    // `n(default, quick)`: an op count for this mode, scaled.
+    let n = |d: u64, quick: u64| (((if q { quick } else { d }) as f64) * sz.scale).max(1.0) as u64;
+    let t = sz.threads.max(1);
+    let mut v = Vec::new();
+    for size in TINY_SIZES {
+        v.push(Spec {
+            name: format!("tiny-hot/{size}"),
+            workload: Workload::TinyHot(TinyHot {
+                size,
+                batch: 100,
+                rounds: n(500_000, 1_000),
+            }),
+        });
+    }
+    let rm = |ops, max| RandomMixed {
+        ops,
+        slots: 400,
+        seed: 42,
+        min: 16,
+        max,
+    };
+    v.push(Spec {
+        name: "random-mixed".into(),
+        workload: Workload::RandomMixed(rm(n(20_000_000, 100_000), 1024)),
+    });
+    v.push(Spec {
+        name: "random-mixed-64k".into(),
+        workload: Workload::RandomMixed(rm(n(10_000_000, 50_000), 65536)),
+    });
+    let mut larson_threads = vec![1];
+    if t > 1 {
+        larson_threads.push(t);
+    }
+    for lt in larson_threads {
+        v.push(Spec {
+            name: format!("larson/{lt}t"),
+            workload: Workload::Larson(Larson {
+                threads: lt,
+                slots: 1000,
+                min: 16,
+                max: 1000,
+                gen_ops: n(100_000, 5_000),
+                generations: if q { 3 } else { 150 },
+                seed: 4141,
+            }),
+        });
+    }
+    v.push(Spec {
+        name: "producer-consumer".into(),
+        workload: Workload::ProducerConsumer(ProducerConsumer {
+            pairs: (t / 2).max(1),
+            objects: n(10_000_000, 20_000),
+            min: 16,
+            max: 512,
+            queue: 1024,
+            seed: 7,
+        }),
+    });
+    v.push(Spec {
+        name: "cache-scratch".into(),
+        workload: Workload::CacheScratch(CacheScratch {
+            threads: t,
+            iterations: 1000,
+            objsize: 8,
+            repetitions: n(50_000, 100),
+        }),
+    });
+    v.push(Spec {
+        name: "mid-mt".into(),
+        workload: Workload::MidMt(MidMt {
+            threads: t,
+            ops: n(8_000_000, 20_000),
+            slots: 256,
+            min: 2048,
+            max: 65536,
+            seed: 99,
+        }),
+    });
+    v
+}
+
+/// The suite restricted to `only` (comma-separated): an entry selects the
+/// workload of that exact name and every `name/variant` below it, so
+/// `tiny-hot` selects all five sizes and `tiny-hot/64` one of them.
+pub fn select(all: Vec<Spec>, only: &[String]) -> Result<Vec<Spec>, String> {
+    if only.is_empty() {
+        return Ok(all);
+    }
+    for o in only {
+        if !all.iter().any(|s| matches(&s.name, o)) {
+            let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!("no workload `{o}`; known: {}", names.join(", ")));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|s| only.iter().any(|o| matches(&s.name, o)))
+        .collect())
+}
+
+fn matches(name: &str, sel: &str) -> bool {
+    name == sel || (name.starts_with(sel) && name[sel.len()..].starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection() {
+        let sz = Size {
+            quick: true,
+            threads: 2,
+            scale: 1.0,
+        };
+        let names = |v: Vec<Spec>| v.into_iter().map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(select(all(sz), &["tiny-hot".into()]).unwrap()).len(),
+            5
+        );
+        assert_eq!(
+            names(select(all(sz), &["random-mixed".into()]).unwrap()),
+            ["random-mixed"]
+        );
+        assert_eq!(
+            names(select(all(sz), &["larson".into()]).unwrap()),
+            ["larson/1t", "larson/2t"]
+        );
+        assert!(select(all(sz), &["tiny".into()]).is_err());
+    }
+}

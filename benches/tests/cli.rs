@@ -1,0 +1,57 @@
+//! End-to-end: the runner spawns its children, and writes its table, CSV and
+//! charts (to a temporary directory, not target/hakmem-bench).
+
+use std::process::Command;
+
+const EXE: &str = env!("CARGO_BIN_EXE_hakmem-bench");
+
+#[test]
+fn run_one_prints_a_result_for_every_allocator() {
+    for a in ["hakmem", "system", "mimalloc", "mi-direct", "jemalloc"] {
+        let o = Command::new(EXE)
+            .args([
+                "run-one",
+                a,
+                "tiny-hot",
+                "size=64",
+                "batch=100",
+                "rounds=100",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{a}: {o:?}");
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(out.starts_with("RESULT ops=20000 "), "{a}: {out}");
+    }
+    let bad = Command::new(EXE)
+        .args(["run-one", "nope", "tiny-hot"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn quick_suite_writes_table_csv_and_svg() {
+    let dir = std::env::temp_dir().join(format!("hakmem-bench-test-{}", std::process::id()));
+    let o = Command::new(EXE)
+        .args(["--quick", "--only", "tiny-hot/64,larson,producer-consumer"])
+        .args(["--allocators", "hakmem,mimalloc", "--scale", "0.1", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    // One progress line per run: 4 workloads × 2 allocators × 1 rep.
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with('[')).count(),
+        8,
+        "{stderr}"
+    );
+    assert!(stdout.contains("larson/2t"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8 + 8, "{csv}");
+    let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
+    assert!(svg.contains("<rect") && svg.trim_end().ends_with("</svg>"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,399 @@
+//! The learning layer (ACE): its contracts A and B, the worker's life
+//! cycle, the persisted profile, idle trim, fork, and the diagnostics.
+//! Contract C (no allocation on the event path) is in `ace_alloc.rs`,
+//! which needs its own `#[global_allocator]`.
+//!
+//! The event ring, the policy table and the worker are process-wide: the
+//! tests here run one at a time.
+
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ace_learning::{observe, Event, EventKind, Knob, EVENTS, POLICY};
+use hakmem::ace::{self, AceConfig};
+use hakmem::debug;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    ace::stop();
+    ace::reset_policy();
+    g
+}
+
+fn drain() {
+    while EVENTS.pop().is_some() {}
+}
+
+/// Runs `f` on `threads` threads and waits at most `limit` for all of
+/// them; a thread that does not finish in time fails the test (instead of
+/// hanging it). Returns their results.
+fn run_bounded<T: Send + 'static>(
+    threads: usize,
+    limit: Duration,
+    f: impl Fn(usize) -> T + Send + Sync + Copy + 'static,
+) -> Vec<T> {
+    let (tx, rx) = mpsc::channel();
+    for t in 0..threads {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let r = f(t);
+            let _ = tx.send(r);
+        });
+    }
+    drop(tx);
+    let deadline = Instant::now() + limit;
+    (0..threads)
+        .map(|_| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            rx.recv_timeout(left)
+                .expect("a producer did not finish in time: a push blocked")
+        })
+        .collect()
+}
+
+/// Allocates and frees a mix of tiny, mid and span sizes, then hands the
+/// thread's caches back so that the next round refills again.
+fn churn(rounds: usize) {
+    const SIZES: [usize; 7] = [16, 48, 200, 1000, 5000, 40_000, 100_000];
+    let mut v = Vec::with_capacity(64 * SIZES.len());
+    for _ in 0..rounds {
+        for &s in &SIZES {
+            for _ in 0..64 {
+                let p = hakmem::malloc(s);
+                assert!(!p.is_null());
+                v.push(p);
+            }
+        }
+        for p in v.drain(..) {
+            // SAFETY: blocks allocated above, freed once.
+            unsafe { hakmem::free(p) };
+        }
+        hakmem::flush_thread();
+    }
+}
+
+fn ev(i: u32) -> Event {
+    Event {
+        kind: EventKind::Refill,
+        class: (i % 80) as u8,
+        count: i,
+        thread: 7,
+    }
+}
+
+/// Contract A: with the consumer stopped, producers fill the real ring
+/// (through `observe`, the function the slow paths call); every push
+/// returns promptly, the overflow is dropped and counted exactly.
+/// A push that waited for room would never return here (nobody pops), and
+/// `run_bounded` would fail the test.
+#[test]
+fn contract_a_full_ring_drops_counts_and_never_blocks() {
+    let _g = serial();
+    assert!(!ace::is_running());
+    drain();
+    POLICY.set_observing(true);
+    let (p0, d0) = (EVENTS.pushed(), EVENTS.dropped());
+    const THREADS: usize = 4;
+    const PER: usize = 100_000;
+    let worst = run_bounded(THREADS, Duration::from_secs(60), |t| {
+        let mut worst = Duration::ZERO;
+        for i in 0..PER {
+            let s = Instant::now();
+            observe(ev((t * PER + i) as u32));
+            worst = worst.max(s.elapsed());
+        }
+        worst
+    });
+    let accepted = EVENTS.pushed() - p0;
+    let dropped = EVENTS.dropped() - d0;
+    assert_eq!(
+        accepted + dropped,
+        (THREADS * PER) as u64,
+        "every push is accepted or counted as dropped"
+    );
+    assert_eq!(accepted, EVENTS.capacity() as u64, "the ring filled up");
+    assert_eq!(EVENTS.len(), EVENTS.capacity());
+    let worst = worst.into_iter().max().unwrap();
+    assert!(worst < Duration::from_millis(200), "slowest push {worst:?}");
+
+    // The real slow paths on a full ring: refills, flushes and span maps
+    // keep running; their events are dropped and counted.
+    let d1 = EVENTS.dropped();
+    run_bounded(THREADS, Duration::from_secs(120), |_| churn(20));
+    assert!(
+        EVENTS.dropped() >= d1 + 100,
+        "slow-path events were dropped: {}",
+        EVENTS.dropped() - d1
+    );
+    let s = hakmem::stats();
+    assert!(s.ace_dropped >= dropped && s.ace_drop_rate() > 0.5);
+    POLICY.set_observing(false);
+    drain();
+}
+
+/// Contract B by API: while the worker runs it holds the policy table's
+/// only writer, so nothing else can write policy behind its back — and the
+/// worker has nothing but that writer to change the allocator with.
+#[test]
+fn contract_b_worker_holds_the_only_writer() {
+    let _g = serial();
+    assert!(POLICY.writer().is_some(), "free while stopped");
+    assert!(ace::start_with(AceConfig::default()));
+    assert!(ace::is_running());
+    assert!(
+        POLICY.observing(),
+        "observation is on while the worker runs"
+    );
+    assert!(POLICY.has_writer());
+    assert!(POLICY.writer().is_none(), "the worker holds the writer");
+    assert!(ace::stop());
+    assert!(!POLICY.observing(), "observation is off once it stops");
+    assert!(POLICY.writer().is_some(), "released at stop");
+}
+
+/// Contract B: a policy change does not touch any thread cache; a thread
+/// applies the new cap only at its next refill of the class — not while it
+/// keeps hitting in its cache.
+#[test]
+fn contract_b_policy_change_waits_for_the_next_refill() {
+    let _g = serial();
+    const SIZE: usize = 48;
+    let class = ptr_bridge::class_of(SIZE);
+    hakmem::flush_thread();
+    let first = hakmem::malloc(SIZE);
+    let cap0 = debug::thread_cache_cap(class);
+    let len0 = debug::thread_cache_len(class);
+    assert_eq!(cap0, POLICY.cache_cap(class));
+    assert!(len0 > 4, "a refill left blocks in the cache ({len0})");
+    let (r0, c0) = (POLICY.refill_count(class), POLICY.cache_cap(class));
+    {
+        let w = POLICY.writer().expect("no worker running");
+        assert!(w.set_refill_count(class, 5));
+        assert!(w.set_cache_cap(class, 9));
+    }
+    // Written, but no cache changed.
+    assert_eq!(debug::thread_cache_cap(class), cap0);
+    assert_eq!(debug::thread_cache_len(class), len0);
+    // Hits do not apply it either.
+    let mut held: Vec<*mut u8> = (0..len0).map(|_| hakmem::malloc(SIZE)).collect();
+    assert_eq!(debug::thread_cache_len(class), 0);
+    assert_eq!(debug::thread_cache_cap(class), cap0);
+    // The next miss refills: the new cap and count apply now.
+    held.push(hakmem::malloc(SIZE));
+    assert_eq!(debug::thread_cache_cap(class), 9);
+    assert_eq!(debug::thread_cache_len(class), 4, "a refill of 5 left 4");
+    // Restore and clean up.
+    {
+        let w = POLICY.writer().unwrap();
+        w.set_refill_count(class, r0);
+        w.set_cache_cap(class, c0);
+    }
+    held.push(first);
+    for p in held {
+        // SAFETY: allocated above, freed once.
+        unsafe { hakmem::free(p) };
+    }
+    hakmem::flush_thread();
+}
+
+/// The worker drains the events the slow paths push, learns, applies the
+/// decay knob to the backend and reports it all through `state()` and
+/// `stats()`.
+#[test]
+fn worker_learns_from_slow_path_events() {
+    let _g = serial();
+    let cfg = AceConfig {
+        tick_ms: 10,
+        ..AceConfig::default()
+    };
+    assert!(ace::start_with(cfg.clone()));
+    assert!(!ace::start_with(cfg), "a second start is refused");
+    let before = ace::state();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        run_bounded(3, Duration::from_secs(60), |_| churn(10));
+        let s = ace::state();
+        if s.drained > before.drained + 1000 && s.ticks > before.ticks + 20 && s.decisions > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = ace::state();
+    assert!(s.running);
+    assert!(s.drained > before.drained + 1000, "drained {}", s.drained);
+    assert!(s.ticks > before.ticks + 20);
+    assert!(s.decisions > 0, "no decision after {} ticks", s.ticks);
+    assert_eq!(
+        s.decay_ms,
+        POLICY.knob(Knob::DecayMs),
+        "the knob is applied to the backend"
+    );
+    assert!(s.worker_cpu_ns > 0);
+    let st = hakmem::stats();
+    assert_eq!(st.ace_decisions, ace::decisions());
+    for c in 0..80 {
+        assert_eq!(st.classes[c].refill_count, POLICY.refill_count(c));
+        assert_eq!(st.classes[c].cache_cap, POLICY.cache_cap(c));
+    }
+    assert!(ace::stop());
+    assert!(!ace::stop(), "already stopped");
+    assert!(!ace::state().running);
+    assert!(ace::reset_policy());
+    for c in 0..80 {
+        assert_eq!(POLICY.refill_count(c), ace_learning::default_refill(c));
+        assert_eq!(POLICY.cache_cap(c), ace_learning::default_cap(c));
+    }
+}
+
+/// Idle detection: no event for `idle_ms` → one trim, which returns the
+/// memory released by a thread that exited.
+#[test]
+fn idle_process_is_trimmed() {
+    let _g = serial();
+    let mut cfg = AceConfig {
+        tick_ms: 10,
+        ..AceConfig::default()
+    };
+    cfg.learner.idle_ms = 100;
+    assert!(ace::start_with(cfg));
+    let t0 = ace::state().trims;
+    std::thread::spawn(|| {
+        let v: Vec<*mut u8> = (0..4000).map(|_| hakmem::malloc(16 << 10)).collect();
+        for p in v {
+            // SAFETY: allocated above, freed once.
+            unsafe { hakmem::free(p) };
+        }
+    })
+    .join()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ace::state().trims == t0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = ace::state();
+    assert!(s.trims > t0, "no idle trim");
+    assert!(ace::stop());
+}
+
+fn tmp_profile(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hakmem-ace-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// The persisted context: saved at stop, loaded at the next start; a
+/// corrupt or foreign file is rejected and the defaults are used.
+#[test]
+fn profile_round_trip_and_rejection() {
+    let _g = serial();
+    let path = tmp_profile("round-trip.prof");
+    let _ = std::fs::remove_file(&path);
+    let cfg = AceConfig {
+        tick_ms: 10,
+        profile: Some(path.clone()),
+        ..AceConfig::default()
+    };
+    assert!(ace::start_with(cfg.clone()));
+    assert!(!ace::state().profile_loaded, "no file yet");
+    run_bounded(2, Duration::from_secs(60), |_| churn(10));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(ace::stop());
+    let img = std::fs::read(&path).expect("profile written at stop");
+    assert_eq!(img.len(), ace_learning::profile::PROFILE_LEN);
+    assert_eq!(&img[..8], b"HKACEPRF");
+    let learned: Vec<(u32, u32)> = (0..80)
+        .map(|c| (POLICY.refill_count(c), POLICY.cache_cap(c)))
+        .collect();
+
+    // Warm start: the saved policy is in force as soon as start returns.
+    assert!(ace::reset_policy());
+    assert!(ace::start_with(cfg.clone()));
+    let s = ace::state();
+    assert!(s.profile_loaded);
+    let now: Vec<(u32, u32)> = (0..80)
+        .map(|c| (POLICY.refill_count(c), POLICY.cache_cap(c)))
+        .collect();
+    assert_eq!(now, learned);
+    assert!(ace::stop());
+
+    // Corrupt: one flipped byte.
+    let mut bad = img.clone();
+    bad[200] ^= 0x40;
+    std::fs::write(&path, &bad).unwrap();
+    assert!(ace::reset_policy());
+    let cfg_nosave = AceConfig {
+        profile: Some(path.clone()),
+        ..cfg.clone()
+    };
+    assert!(ace::start_with(cfg_nosave));
+    assert!(!ace::state().profile_loaded, "corrupt profile rejected");
+    for c in 0..80 {
+        assert_eq!(POLICY.refill_count(c), ace_learning::default_refill(c));
+    }
+    assert!(ace::stop());
+
+    // Foreign: not a profile at all.
+    std::fs::write(&path, b"#!/bin/sh\necho not a profile\n").unwrap();
+    assert!(ace::reset_policy());
+    assert!(ace::start_with(cfg));
+    assert!(!ace::state().profile_loaded, "foreign file rejected");
+    assert!(ace::stop());
+    assert!(ace::reset_policy());
+    let _ = std::fs::remove_file(&path);
+}
+
+/// After fork the child has no worker: it is marked stopped, the writer
+/// is free, observation is off, and a new worker can be started there.
+#[test]
+fn fork_child_restarts_cleanly() {
+    let _g = serial();
+    assert!(ace::start_with(AceConfig {
+        tick_ms: 10,
+        ..AceConfig::default()
+    }));
+    // SAFETY: the child only uses hakmem's API, the ACE worker and _exit;
+    // an alarm kills it rather than letting a bug hang the test.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: plain libc calls in the child.
+        unsafe { libc::alarm(20) };
+        ace::after_fork_child();
+        let mut ok = !ace::is_running()
+            && ace::restart_pending()
+            && !POLICY.observing()
+            && !POLICY.has_writer()
+            && EVENTS.is_empty();
+        ok &= ace::start_with(AceConfig::default());
+        ok &= ace::is_running() && !ace::restart_pending();
+        churn(2);
+        ok &= ace::stop();
+        // SAFETY: leaves the child without running the test harness's
+        // exit path.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status:#x}"
+    );
+    assert!(ace::is_running(), "the parent's worker is untouched");
+    assert!(ace::stop());
+    assert!(ace::reset_policy());
+}
+
+/// `start_from_env` starts nothing unless HAKMEM_ACE says so.
+#[test]
+fn learning_is_off_by_default() {
+    let _g = serial();
+    if std::env::var_os("HAKMEM_ACE").is_none() {
+        assert!(!ace::start_from_env());
+        assert!(!ace::is_running());
+        assert!(!POLICY.observing());
+    }
+}
