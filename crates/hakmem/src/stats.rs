@@ -19,7 +19,7 @@ use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 use crate::thread::ThreadState;
 
 /// Slow-path events between two publications of a thread's counters.
-pub(crate) const PUBLISH_EVERY: u32 = 256;
+pub(crate) const PUBLISH_EVERY: u32 = 4096;
 
 struct ClassTotals {
     pushes: AtomicU64,
@@ -158,13 +158,13 @@ pub(crate) fn tick(ts: &mut ThreadState) {
         // Delayed return of memory to the OS (rate-limited inside).
         superslab_backend::decay(false);
     }
-    if ts.slow_events == PUBLISH_EVERY / 2 {
-        // Ownerless slabs emptied by remote frees go back to the backend.
+    if ts.slow_events.is_multiple_of(256) {
+        // Ownerless slabs emptied by remote frees go back to the backend,
+        // and batched remote frees must not wait for long either.
         refill_engine::sweep_empty();
+        refill_engine::flush_remote_batches(&mut ts.heap);
     }
     if ts.slow_events >= PUBLISH_EVERY {
-        // Batched remote frees must not wait for long either.
-        refill_engine::flush_remote_batches(&mut ts.heap);
         publish_all(ts);
     }
 }

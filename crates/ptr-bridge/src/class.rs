@@ -42,6 +42,11 @@ const fn build_class_sizes() -> [u32; NUM_CLASSES] {
     t
 }
 
+/// Block size of class `c` (const context).
+pub const fn class_size_const(c: usize) -> u32 {
+    build_class_sizes()[c]
+}
+
 /// Block size of each class, in bytes.
 pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_class_sizes();
 

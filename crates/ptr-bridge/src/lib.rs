@@ -211,15 +211,21 @@ impl SlabMeta {
     }
 
     /// True when `p` is the start of one of this slab's carved blocks.
-    /// Costs a division: slow paths and checked mode only.
+    /// Divides by the block size with a multiply by a per-class reciprocal
+    /// ([`block_index`]): a few cycles, still only on slow paths.
     pub fn is_block_start(&self, p: usize) -> bool {
         let start = self.data_start();
         let bs = self.block_size.load(Ordering::Relaxed) as usize;
-        if p < start || bs == 0 {
+        let class = self.class.load(Ordering::Relaxed) as usize;
+        if p < start || bs == 0 || class >= NUM_CLASSES {
             return false;
         }
         let off = p - start;
-        off.is_multiple_of(bs) && (off / bs) < self.carved.load(Ordering::Relaxed) as usize
+        if off >= 1 << MEDIUM_SLAB_SHIFT {
+            return false;
+        }
+        let q = block_index(off, class);
+        q * bs == off && q < self.carved.load(Ordering::Relaxed) as usize
     }
 
     /// Blocks this slab has never handed out and never will again without a
@@ -347,6 +353,43 @@ pub unsafe fn slab_meta_at(p: *mut u8, shift: u32) -> &'static SlabMeta {
     unsafe { &*(m as *const SlabMeta) }
 }
 
+const RECIP_SHIFT: u32 = 52;
+
+const fn build_reciprocals() -> [u64; NUM_CLASSES] {
+    let sizes = build_class_sizes_for_recip();
+    let mut t = [0u64; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let bs = sizes[c] as u64;
+        t[c] = (1u64 << RECIP_SHIFT).div_ceil(bs);
+        c += 1;
+    }
+    t
+}
+
+const fn build_class_sizes_for_recip() -> [u32; NUM_CLASSES] {
+    let mut t = [0u32; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        t[c] = class_size_const(c);
+        c += 1;
+    }
+    t
+}
+
+/// `ceil(2^52 / CLASS_SIZE[c])` per class.
+static RECIPROCAL: [u64; NUM_CLASSES] = build_reciprocals();
+
+/// `off / CLASS_SIZE[class]` for `off < 512 KiB`, by multiplication: with
+/// `m = ceil(2^52 / bs) = (2^52 + e) / bs`, `0 <= e < bs`, the error term
+/// `off * e / 2^52` stays below `2^19 * 2^16 / 2^52 < 1 / bs`, so the
+/// truncated product is exact.
+#[inline]
+pub fn block_index(off: usize, class: usize) -> usize {
+    debug_assert!(off < 1 << MEDIUM_SLAB_SHIFT);
+    ((off as u128 * RECIPROCAL[class] as u128) >> RECIP_SHIFT) as usize
+}
+
 /// Reads the free-list link stored in a free block's first word.
 ///
 /// # Safety
@@ -413,6 +456,25 @@ mod tests {
             let kind = SlabKind::of_class(c);
             let cap = slab_capacity(kind.shift(), CLASS_SIZE[c] as usize);
             assert!(cap >= 8, "class {c} holds {cap}");
+        }
+    }
+
+    #[test]
+    fn reciprocal_division_is_exact() {
+        for c in 0..NUM_CLASSES {
+            let bs = CLASS_SIZE[c] as usize;
+            let limit = 1usize << MEDIUM_SLAB_SHIFT;
+            // Every multiple and its neighbours, across the whole range.
+            let mut off = 0;
+            while off < limit {
+                for d in [0usize, 1, bs - 1] {
+                    let o = off + d;
+                    if o < limit {
+                        assert_eq!(block_index(o, c), o / bs, "class {c} off {o}");
+                    }
+                }
+                off += bs;
+            }
         }
     }
 
