@@ -8,6 +8,9 @@
 //! hakmem's `malloc`/`free`; `System` calls glibc `malloc`/`free` (alignment
 //! 8 ≤ 16 and ≤ size); `MiMalloc` calls `mi_malloc_aligned`/`mi_free`;
 //! `Jemalloc` calls `malloc` and the sized `sdallocx`.
+//!
+//! [`Trim`] is how each of them is asked to give memory back to the OS
+//! (`hakmem::trim`, `malloc_trim`, `mi_collect`, jemalloc's arena purge).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -50,6 +53,82 @@ unsafe impl GlobalAlloc for MiDirect {
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
         // SAFETY: GlobalAlloc's contract: `p` came from `alloc` above.
         unsafe { libmimalloc_sys::mi_free(p.cast()) }
+    }
+}
+
+/// Giving freed memory back to the OS on request: what `rss-return` calls
+/// after everything has been freed (and the worker threads have exited).
+pub trait Trim {
+    /// What [`Trim::trim`] calls, for the documentation and `list`.
+    const TRIM_CALL: &'static str;
+
+    /// Asks the allocator to return the memory it caches to the OS now.
+    fn trim(&self);
+}
+
+impl Trim for hakmem::HakMem {
+    const TRIM_CALL: &'static str = "hakmem::trim()";
+
+    fn trim(&self) {
+        hakmem::trim();
+    }
+}
+
+impl Trim for System {
+    const TRIM_CALL: &'static str = "malloc_trim(0)";
+
+    fn trim(&self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim takes no pointers; any thread may call it.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// `mi_collect(true)`: collects the calling thread's heap and the pages of
+/// exited threads, and returns free memory to the OS.
+fn mi_collect() {
+    // SAFETY: mi_collect takes no pointers; any thread may call it.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+impl Trim for mimalloc::MiMalloc {
+    const TRIM_CALL: &'static str = "mi_collect(true)";
+
+    fn trim(&self) {
+        mi_collect();
+    }
+}
+
+impl Trim for MiDirect {
+    const TRIM_CALL: &'static str = "mi_collect(true)";
+
+    fn trim(&self) {
+        mi_collect();
+    }
+}
+
+impl Trim for tikv_jemallocator::Jemalloc {
+    const TRIM_CALL: &'static str = "mallctl(\"arena.4096.purge\")";
+
+    fn trim(&self) {
+        // MALLCTL_ARENAS_ALL (4096 in jemalloc 5): purge the dirty and muzzy
+        // pages of every arena. The calling thread's tcache is flushed first
+        // so that its cached blocks can be purged too.
+        for name in [&b"thread.tcache.flush\0"[..], &b"arena.4096.purge\0"[..]] {
+            // SAFETY: `name` is NUL-terminated; these controls take no old
+            // or new value, so null pointers and lengths of 0 are valid.
+            unsafe {
+                tikv_jemalloc_sys::mallctl(
+                    name.as_ptr().cast(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    0,
+                );
+            }
+        }
     }
 }
 

@@ -122,7 +122,7 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
     println!("\n{machine}\n$ {command}\n");
     print!("{}", report::table(&rows));
     if allocators.contains(&Allocator::Hakmem) && allocators.contains(&Allocator::BASELINE) {
-        println!("\nhakmem against the targets of issue 3 (ratios to mimalloc):");
+        println!("\nhakmem against the targets of issues 3 and 5:");
         print!("{}", report::targets(&rows));
     }
 

@@ -12,18 +12,20 @@ use crate::suite::Spec;
 #[derive(Clone, Debug)]
 pub struct Row {
     pub name: String,
+    pub family: &'static str, // the workload family (`scenario`, …)
     pub alloc: Allocator,
-    pub ok: usize,               // successful repetitions
-    pub runs: usize,             // repetitions attempted
-    pub mops: Option<f64>,       // median throughput
-    pub best: Option<f64>,       // highest throughput (least disturbed run)
-    pub mops_cpu: Option<f64>,   // median ops per CPU-second
-    pub cpu_ratio: Option<f64>,  // mops_cpu / mimalloc's mops_cpu
-    pub rss_mib: Option<f64>,    // median peak RSS (VmHWM)
-    pub mops_ratio: Option<f64>, // mops / mimalloc's mops
-    pub rss_ratio: Option<f64>,  // rss / mimalloc's rss
-    pub spread: Option<f64>,     // (max - min) / median of throughput
-    pub error: Option<String>,   // the first failure, if any
+    pub ok: usize,                       // successful repetitions
+    pub runs: usize,                     // repetitions attempted
+    pub mops: Option<f64>,               // median throughput
+    pub best: Option<f64>,               // highest throughput (least disturbed run)
+    pub mops_cpu: Option<f64>,           // median ops per CPU-second
+    pub cpu_ratio: Option<f64>,          // mops_cpu / mimalloc's mops_cpu
+    pub rss_mib: Option<f64>,            // median peak RSS (VmHWM)
+    pub mops_ratio: Option<f64>,         // mops / mimalloc's mops
+    pub rss_ratio: Option<f64>,          // rss / mimalloc's rss
+    pub spread: Option<f64>,             // (max - min) / median of throughput
+    pub error: Option<String>,           // the first failure, if any
+    pub rss_after_free_mib: Option<f64>, // rss-return: median RSS(end) − RSS(start)
 }
 
 /// The median of `v` (the mean of the middle two for even lengths).
@@ -61,8 +63,10 @@ pub fn summarize(specs: &[Spec], samples: &[Sample], allocators: &[Allocator]) -
                 .map(|m| m.mops_cpu())
                 .filter(|&v| v > 0.0)
                 .collect();
+            let mut after: Vec<f64> = ok.iter().filter_map(|m| m.rss_after_free_mib()).collect();
             rows.push(Row {
                 name: spec.name.clone(),
+                family: spec.workload.family(),
                 alloc,
                 ok: ok.len(),
                 runs: mine.len(),
@@ -75,6 +79,7 @@ pub fn summarize(specs: &[Spec], samples: &[Sample], allocators: &[Allocator]) -
                 rss_ratio: None,
                 spread,
                 error: mine.iter().find_map(|s| s.result.as_ref().err().cloned()),
+                rss_after_free_mib: median(&mut after),
             });
         }
         let base = rows[first..]
@@ -111,9 +116,20 @@ fn mops_str(v: Option<f64>) -> String {
     match v {
         Some(v) if v >= 100.0 => format!("{v:.1}"),
         Some(v) if v >= 1.0 => format!("{v:.2}"),
-        Some(v) => format!("{v:.4}"),
+        Some(v) if v > 0.0 => {
+            // 0.0177 → 4 decimals, 0.00123 → 5.
+            let prec = (2.0 - v.log10().floor()).clamp(3.0, 9.0) as usize;
+            format!("{v:.prec$}")
+        }
+        Some(v) => format!("{v}"),
         None => "-".into(),
     }
+}
+
+/// Whether any row has the `rss-return` metric (the tables then get its
+/// column).
+fn has_rss_after_free(rows: &[Row]) -> bool {
+    rows.iter().any(|r| r.rss_after_free_mib.is_some())
 }
 
 /// Workloads whose runs disagree on the checksum of the values read back
@@ -140,15 +156,21 @@ pub fn checksum_mismatches(specs: &[Spec], samples: &[Sample]) -> Vec<String> {
     out
 }
 
-/// The plain-text table.
+/// The plain-text table (with an `after free` column, RSS after free in
+/// MiB, when an `rss-return` workload ran).
 pub fn table(rows: &[Row]) -> String {
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(8).max(8);
+    let after = has_rss_after_free(rows);
     let mut s = String::new();
-    let _ = writeln!(
+    let _ = write!(
         s,
         "{:<w$}  {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  runs",
         "workload", "allocator", "Mops/s", "×mimalloc", "CPU ×mi", "RSS MiB", "×mimalloc", "spread"
     );
+    if after {
+        let _ = write!(s, "  RSS after free MiB");
+    }
+    s.push('\n');
     let mut last = "";
     for r in rows {
         if r.name != last && !last.is_empty() {
@@ -157,7 +179,7 @@ pub fn table(rows: &[Row]) -> String {
         last = &r.name;
         let _ = write!(
             s,
-            "{:<w$}  {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  {}/{}",
+            "{:<w$}  {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  {:>4}",
             r.name,
             r.alloc.name(),
             mops_str(r.mops),
@@ -167,9 +189,11 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.rss_ratio, 2),
             r.spread
                 .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
-            r.ok,
-            r.runs,
+            format!("{}/{}", r.ok, r.runs),
         );
+        if after {
+            let _ = write!(s, "  {:>18}", opt(r.rss_after_free_mib, 1));
+        }
         if let Some(e) = &r.error {
             let _ = write!(s, "  ({e})");
         }
@@ -180,14 +204,19 @@ pub fn table(rows: &[Row]) -> String {
 
 /// The same table in Markdown.
 pub fn markdown(rows: &[Row]) -> String {
+    let after = has_rss_after_free(rows);
     let mut s = String::from(
-        "| workload | allocator | Mops/s | × mimalloc | CPU-time × mimalloc | peak RSS MiB | × mimalloc | spread |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| workload | allocator | Mops/s | × mimalloc | CPU-time × mimalloc | peak RSS MiB | × mimalloc | spread |",
     );
+    s.push_str(if after {
+        " RSS after free MiB |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    } else {
+        "\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    });
     for r in rows {
         let bold = r.alloc == Allocator::Hakmem;
         let b = if bold { "**" } else { "" };
-        let _ = writeln!(
+        let _ = write!(
             s,
             "| {} | {b}{}{b} | {} | {b}{}{b} | {} | {} | {b}{}{b} | {} |",
             r.name,
@@ -200,23 +229,87 @@ pub fn markdown(rows: &[Row]) -> String {
             r.spread
                 .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
         );
+        if after {
+            let v = opt(r.rss_after_free_mib, 1);
+            let _ = write!(s, " {b}{v}{b} |");
+        }
+        s.push('\n');
     }
     s
 }
 
-/// hakmem against the targets of issue 3, one line per workload.
+/// The issue-5 bound on `rss-return`: RSS after free, above the start.
+pub const RSS_AFTER_FREE_MAX_MIB: f64 = 16.0;
+/// The issue-5 bound on the suite's geometric-mean peak RSS ÷ mimalloc's.
+pub const SUITE_RSS_MAX: f64 = 0.9;
+
+/// What hakmem's throughput is held against on one workload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Goal {
+    /// At least this many times mimalloc's median.
+    Mimalloc(f64),
+    /// At least the median of the fastest other allocator in the run.
+    FastestOther,
+}
+
+/// The throughput target of a workload family: issue 3 (tiny-hot and
+/// random-mixed ≥ 1.1× mimalloc, larson and producer-consumer ≥ 1.0×,
+/// anything else ≥ 0.8×), issue 5 (large-churn ≥ 3× mimalloc; the seeds'
+/// scenarios at least as fast as the fastest other allocator).
+fn goal(family: &str) -> Goal {
+    match family {
+        "tiny-hot" | "random-mixed" => Goal::Mimalloc(1.1),
+        "larson" | "producer-consumer" => Goal::Mimalloc(1.0),
+        "large-churn" => Goal::Mimalloc(3.0),
+        "scenario" => Goal::FastestOther,
+        _ => Goal::Mimalloc(0.8),
+    }
+}
+
+/// The geometric mean of hakmem's peak RSS ÷ mimalloc's over the
+/// workloads where both have a median, and the number of those workloads.
+pub fn suite_rss_geomean(rows: &[Row]) -> Option<(f64, usize)> {
+    let logs: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.alloc == Allocator::Hakmem)
+        .filter_map(|r| r.rss_ratio)
+        .filter(|&x| x > 0.0)
+        .map(f64::ln)
+        .collect();
+    if logs.is_empty() {
+        return None;
+    }
+    Some((
+        (logs.iter().sum::<f64>() / logs.len() as f64).exp(),
+        logs.len(),
+    ))
+}
+
+/// hakmem against the targets of issues 3 and 5: one line per workload
+/// (throughput, peak RSS, and for `rss-return` the RSS after free), then the
+/// suite-wide peak-RSS geometric mean.
 pub fn targets(rows: &[Row]) -> String {
     let mut s = String::new();
     for r in rows.iter().filter(|r| r.alloc == Allocator::Hakmem) {
-        let want = if r.name.starts_with("tiny-hot") || r.name.starts_with("random-mixed") {
-            1.1
-        } else if r.name.starts_with("larson") || r.name.starts_with("producer-consumer") {
-            1.0
-        } else {
-            0.8
+        let (ratio, want) = match goal(r.family) {
+            Goal::Mimalloc(x) => (r.mops_ratio, (x, format!("{x:.1}× mimalloc"))),
+            Goal::FastestOther => {
+                let best = rows
+                    .iter()
+                    .filter(|o| o.name == r.name && o.alloc != Allocator::Hakmem)
+                    .filter_map(|o| o.mops.map(|m| (m, o.alloc)))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                match best {
+                    Some((m, a)) => (
+                        ratio(r.mops, Some(m)),
+                        (1.0, format!("the fastest, {}", a.name())),
+                    ),
+                    None => (None, (1.0, "the fastest other".into())),
+                }
+            }
         };
-        let t = match r.mops_ratio {
-            Some(x) if x >= want => format!("{x:.2}× ok"),
+        let t = match ratio {
+            Some(x) if x >= want.0 => format!("{x:.2}× ok"),
             Some(x) => format!("{x:.2}× BELOW"),
             None => "n/a".into(),
         };
@@ -225,10 +318,33 @@ pub fn targets(rows: &[Row]) -> String {
             Some(x) => format!("{x:.2}× ABOVE"),
             None => "n/a".into(),
         };
+        let _ = write!(
+            s,
+            "  {:<20} throughput {:<13} {:<33} peak RSS {:<13} (target ≤ 1.1×)",
+            r.name,
+            t,
+            format!("(target ≥ {})", want.1),
+            m
+        );
+        if r.family == "rss-return" {
+            let a = match r.rss_after_free_mib {
+                Some(x) if x < RSS_AFTER_FREE_MAX_MIB => format!("{x:+.1} MiB ok"),
+                Some(x) => format!("{x:+.1} MiB ABOVE"),
+                None => "n/a".into(),
+            };
+            let _ = write!(
+                s,
+                "   RSS after free {a} (target < {RSS_AFTER_FREE_MAX_MIB:.0} MiB above start)"
+            );
+        }
+        s.push('\n');
+    }
+    if let Some((g, n)) = suite_rss_geomean(rows) {
+        let v = if g <= SUITE_RSS_MAX { "ok" } else { "ABOVE" };
         let _ = writeln!(
             s,
-            "  {:<20} throughput {:<13} (target ≥ {want:.1}×)   peak RSS {:<13} (target ≤ 1.1×)",
-            r.name, t, m
+            "  suite peak RSS: geometric mean of hakmem ÷ mimalloc over {n} workloads {g:.2}× {v} \
+             (target ≤ {SUITE_RSS_MAX:.1}×)"
         );
     }
     s
@@ -238,7 +354,8 @@ pub fn targets(rows: &[Row]) -> String {
 pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
     let mut s = String::from(
         "kind,workload,family,params,allocator,rep,threads,ops,seconds,cpu_seconds,mops,\
-         mops_cpu,best_mops,peak_rss_kib,maxrss_kib,mops_ratio_mimalloc,rss_ratio_mimalloc,status\n",
+         mops_cpu,best_mops,peak_rss_kib,maxrss_kib,mops_ratio_mimalloc,rss_ratio_mimalloc,\
+         rss_after_free_kib,status\n",
     );
     for smp in samples {
         let spec = &specs[smp.spec];
@@ -256,19 +373,21 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
             Ok(m) => {
                 let _ = writeln!(
                     s,
-                    "{head},{},{:.6},{:.6},{:.4},{:.4},,{},{},,,ok",
+                    "{head},{},{:.6},{:.6},{:.4},{:.4},,{},{},,,{},ok",
                     m.ops,
                     m.secs,
                     m.cpu_secs,
                     m.mops(),
                     m.mops_cpu(),
                     m.hwm_kib,
-                    m.maxrss_kib
+                    m.maxrss_kib,
+                    m.rss_after_free_kib
+                        .map_or(String::new(), |k| k.to_string())
                 );
             }
             Err(e) => {
                 let e = e.replace([',', '\n', '"'], " ");
-                let _ = writeln!(s, "{head},,,,,,,,,,,{e}");
+                let _ = writeln!(s, "{head},,,,,,,,,,,,{e}");
             }
         }
     }
@@ -280,7 +399,7 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
         let w = &spec.workload;
         let _ = writeln!(
             s,
-            "median,{},{},{},{},median,{},,,,{},{},{},{},,{},{},{}/{} ok",
+            "median,{},{},{},{},median,{},,,,{},{},{},{},,{},{},{},{}/{} ok",
             r.name,
             w.family(),
             w.describe(),
@@ -293,6 +412,8 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
                 .map_or(String::new(), |m| format!("{:.0}", m * 1024.0)),
             opt(r.mops_ratio, 4),
             opt(r.rss_ratio, 4),
+            r.rss_after_free_mib
+                .map_or(String::new(), |m| format!("{:.0}", m * 1024.0)),
             r.ok,
             r.runs
         );
@@ -553,6 +674,7 @@ mod tests {
             hwm_kib: 2048,
             maxrss_kib: 4096,
             check: 0,
+            rss_after_free_kib: None,
         };
         let samples = vec![
             Sample {
@@ -597,5 +719,80 @@ mod tests {
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(table(&rows).contains("boom"));
         assert!(targets(&rows).contains("1.50× ok"));
+    }
+
+    #[test]
+    fn issue5_targets() {
+        let specs = all(Size {
+            quick: true,
+            threads: 2,
+            scale: 1.0,
+        });
+        let idx = |n: &str| specs.iter().position(|s| s.name == n).unwrap();
+        let (churn, json, own) = (
+            idx("large-churn"),
+            idx("scenario/json"),
+            idx("rss-return/own"),
+        );
+        let m = |mops: f64, rss_kib: u64, after: Option<i64>| Measured {
+            ops: (mops * 1e6) as u64,
+            secs: 1.0,
+            cpu_secs: 1.0,
+            hwm_kib: rss_kib,
+            maxrss_kib: rss_kib,
+            check: 0,
+            rss_after_free_kib: after,
+        };
+        let mut samples = Vec::new();
+        let mut add = |spec, alloc, r| {
+            samples.push(Sample {
+                spec,
+                alloc,
+                rep: 0,
+                result: Ok(r),
+            })
+        };
+        // large-churn: 2.5× mimalloc (below 3×); json: 1.2× mimalloc but
+        // below jemalloc; rss-return: 3 MiB left after free.
+        add(churn, Allocator::Hakmem, m(2.5, 800, None));
+        add(churn, Allocator::Mimalloc, m(1.0, 1000, None));
+        add(churn, Allocator::Jemalloc, m(0.5, 1000, None));
+        add(json, Allocator::Hakmem, m(1.2, 1000, None));
+        add(json, Allocator::Mimalloc, m(1.0, 1000, None));
+        add(json, Allocator::Jemalloc, m(1.5, 1000, None));
+        add(own, Allocator::Hakmem, m(1.0, 1000, Some(3 << 10)));
+        add(own, Allocator::Mimalloc, m(1.0, 1000, Some(40 << 10)));
+        add(own, Allocator::Jemalloc, m(1.0, 1000, None));
+        let allocs = [Allocator::Hakmem, Allocator::Mimalloc, Allocator::Jemalloc];
+        let rows = summarize(&specs, &samples, &allocs);
+        let t = targets(&rows);
+        let line = |n: &str| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{n} ")))
+                .unwrap_or_else(|| panic!("no {n} in\n{t}"))
+                .to_string()
+        };
+        assert!(line("large-churn").contains("2.50× BELOW"), "{t}");
+        assert!(line("large-churn").contains("3.0× mimalloc"), "{t}");
+        assert!(line("scenario/json").contains("0.80× BELOW"), "{t}");
+        assert!(line("scenario/json").contains("jemalloc"), "{t}");
+        assert!(line("rss-return/own").contains("+3.0 MiB ok"), "{t}");
+        // Peak RSS ratios 0.8, 1.0, 1.0: geometric mean 0.928.
+        let (g, n) = suite_rss_geomean(&rows).unwrap();
+        assert_eq!(n, 3);
+        assert!((g - 0.8f64.cbrt()).abs() < 1e-9);
+        assert!(t.contains("over 3 workloads 0.93× ABOVE"), "{t}");
+        let tab = table(&rows);
+        assert!(
+            tab.contains("RSS after free MiB") && tab.contains("40.0"),
+            "{tab}"
+        );
+        assert!(markdown(&rows).contains("| **3.0** |"));
+        let c = csv(&specs, &samples, &rows);
+        let cols = c.lines().next().unwrap().split(',').count();
+        assert!(c.lines().all(|l| l.split(',').count() == cols), "{c}");
+        assert!(c.contains(",3072,ok"), "{c}");
+        assert_eq!(mops_str(Some(0.00123)), "0.00123");
+        assert_eq!(mops_str(Some(0.0177)), "0.0177");
     }
 }

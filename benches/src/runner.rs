@@ -7,6 +7,7 @@
 //!           wait4 → exit status, ru_maxrss;  stdout → RESULT line
 //! child:  run the workload once, then print
 //!           RESULT ops=… ns=… hwm_kib=… rss_kib=… check=…
+//!                  [rss_after_free_kib=…]   (rss-return only)
 //! ```
 //!
 //! The child's peak RSS is its `VmHWM` from `/proc/self/status`, read after
@@ -31,6 +32,7 @@ pub struct Measured {
     pub hwm_kib: u64,    // the child's VmHWM (peak RSS)
     pub maxrss_kib: u64, // wait4's ru_maxrss (cross-check)
     pub check: u64,
+    pub rss_after_free_kib: Option<i64>, // rss-return: RSS(end) − RSS(start)
 }
 
 impl Measured {
@@ -49,6 +51,11 @@ impl Measured {
 
     pub fn rss_mib(&self) -> f64 {
         self.hwm_kib as f64 / 1024.0
+    }
+
+    /// `rss-return`: RSS after everything was freed minus RSS at the start.
+    pub fn rss_after_free_mib(&self) -> Option<f64> {
+        self.rss_after_free_kib.map(|k| k as f64 / 1024.0)
     }
 }
 
@@ -201,6 +208,10 @@ pub fn parse_result(out: &str) -> Option<Measured> {
         hwm_kib: get("hwm_kib")?,
         maxrss_kib: 0,
         check: get("check")?,
+        rss_after_free_kib: line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("rss_after_free_kib="))
+            .and_then(|v| v.parse().ok()),
     })
 }
 
@@ -234,7 +245,7 @@ pub fn cpu_time() -> Duration {
 /// The child side's report line.
 pub fn result_line(o: &Outcome, cpu: Duration) -> String {
     let (hwm, rss) = vm_status();
-    format!(
+    let mut line = format!(
         "RESULT ops={} ns={} cpu_ns={} hwm_kib={} rss_kib={} check={}",
         o.ops,
         o.elapsed.as_nanos(),
@@ -242,7 +253,11 @@ pub fn result_line(o: &Outcome, cpu: Duration) -> String {
         hwm,
         rss,
         o.check
-    )
+    );
+    if let Some(k) = o.rss_after_free_kib {
+        line.push_str(&format!(" rss_after_free_kib={k}"));
+    }
+    line
 }
 
 /// `VmHWM` and `VmRSS` of this process in KiB (0 where unreadable).
@@ -267,9 +282,17 @@ mod tests {
             ops: 1234,
             elapsed: Duration::from_millis(5),
             check: 77,
+            rss_after_free_kib: None,
         };
         let line = result_line(&o, Duration::from_millis(4));
         let m = parse_result(&format!("noise\n{line}\n")).unwrap();
+        assert_eq!(m.rss_after_free_kib, None);
+        let o2 = Outcome {
+            rss_after_free_kib: Some(-12),
+            ..o
+        };
+        let m2 = parse_result(&result_line(&o2, Duration::ZERO)).unwrap();
+        assert_eq!(m2.rss_after_free_kib, Some(-12));
         assert!((m.cpu_secs - 0.004).abs() < 1e-12);
         assert_eq!(m.ops, 1234);
         assert_eq!(m.check, 77);

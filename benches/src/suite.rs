@@ -6,7 +6,8 @@
 //! counts of either mode.
 
 use crate::workloads::{
-    CacheScratch, Larson, MidMt, ProducerConsumer, RandomMixed, TinyHot, Workload,
+    CacheScratch, LargeChurn, Larson, MidMt, ProducerConsumer, RandomMixed, RssReturn, Scenario,
+    TinyHot, Workload,
 };
 
 /// One entry of the suite: a display name and the workload it runs.
@@ -26,6 +27,20 @@ pub struct Size {
 
 /// The tiny-hot block sizes.
 pub const TINY_SIZES: [usize; 5] = [16, 64, 128, 256, 1024];
+
+/// The seeds' scenarios: name, block size, default and quick rounds.
+pub const SCENARIOS: [(&str, usize, u64, u64); 3] = [
+    ("json", 64 << 10, 4_000_000, 20_000),
+    ("mir", 256 << 10, 1_000_000, 10_000),
+    ("vm", 2 << 20, 200_000, 2_000),
+];
+
+/// The `rss-return` variants: name, cross-thread frees, trim, wait (ms).
+pub const RSS_RETURN: [(&str, bool, bool, u64); 3] = [
+    ("own", false, true, 0),
+    ("cross", true, true, 0),
+    ("wait", false, false, 600),
+];
 
 /// Every workload of the suite, in report order.
 pub fn all(sz: Size) -> Vec<Spec> {
@@ -108,6 +123,45 @@ pub fn all(sz: Size) -> Vec<Spec> {
             seed: 99,
         }),
     });
+    // Issue 5: memory. rss-return is sized in bytes, not ops; --scale
+    // scales it too.
+    let total = if q { 16 << 20 } else { 512 << 20 };
+    for (name, cross, trim, wait_ms) in RSS_RETURN {
+        v.push(Spec {
+            name: format!("rss-return/{name}"),
+            workload: Workload::RssReturn(RssReturn {
+                threads: 2,
+                total: ((total as f64 * sz.scale) as usize).max(1 << 20),
+                small: 64,
+                large: 4096,
+                cross,
+                trim,
+                wait_ms: if q { wait_ms.min(100) } else { wait_ms },
+            }),
+        });
+    }
+    v.push(Spec {
+        name: "large-churn".into(),
+        workload: Workload::LargeChurn(LargeChurn {
+            slots: 20,
+            iterations: n(2_000, 20),
+            min: 5 << 20,
+            max: 25 << 20,
+            seed: 42,
+            fill: false,
+        }),
+    });
+    for (name, size, rounds, quick) in SCENARIOS {
+        v.push(Spec {
+            name: format!("scenario/{name}"),
+            workload: Workload::Scenario(Scenario {
+                size,
+                window: 4,
+                rounds: n(rounds, quick),
+                fill: false,
+            }),
+        });
+    }
     v
 }
 
@@ -159,5 +213,18 @@ mod tests {
             ["larson/1t", "larson/2t"]
         );
         assert!(select(all(sz), &["tiny".into()]).is_err());
+        assert_eq!(
+            names(select(all(sz), &["scenario".into(), "large-churn".into()]).unwrap()),
+            [
+                "large-churn",
+                "scenario/json",
+                "scenario/mir",
+                "scenario/vm"
+            ]
+        );
+        assert_eq!(
+            names(select(all(sz), &["rss-return".into()]).unwrap()).len(),
+            3
+        );
     }
 }

@@ -34,7 +34,8 @@ fn run_one_prints_a_result_for_every_allocator() {
 fn quick_suite_writes_table_csv_and_svg() {
     let dir = std::env::temp_dir().join(format!("hakmem-bench-test-{}", std::process::id()));
     let o = Command::new(EXE)
-        .args(["--quick", "--only", "tiny-hot/64,larson,producer-consumer"])
+        .args(["--quick", "--only"])
+        .arg("tiny-hot/64,larson,producer-consumer,rss-return/own,scenario/vm")
         .args(["--allocators", "hakmem,mimalloc", "--scale", "0.1", "--out"])
         .arg(&dir)
         .output()
@@ -42,15 +43,20 @@ fn quick_suite_writes_table_csv_and_svg() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stdout}\n{stderr}");
-    // One progress line per run: 4 workloads × 2 allocators × 1 rep.
+    // One progress line per run: 6 workloads × 2 allocators × 1 rep.
     assert_eq!(
         stderr.lines().filter(|l| l.starts_with('[')).count(),
-        8,
+        12,
         "{stderr}"
     );
     assert!(stdout.contains("larson/2t"), "{stdout}");
+    assert!(stdout.contains("RSS after free MiB"), "{stdout}");
+    assert!(
+        stdout.contains("suite peak RSS: geometric mean"),
+        "{stdout}"
+    );
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 8 + 8, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 12 + 12, "{csv}");
     let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
     assert!(svg.contains("<rect") && svg.trim_end().ends_with("</svg>"));
     let _ = std::fs::remove_dir_all(&dir);

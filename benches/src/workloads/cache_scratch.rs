@@ -109,6 +109,7 @@ impl CacheScratch {
             ops: self.threads as u64 * (1 + 2 * self.iterations),
             elapsed,
             check,
+            rss_after_free_kib: None,
         }
     }
 }

@@ -120,6 +120,7 @@ impl Larson {
             ops: 2 * self.gen_ops * (self.threads * self.generations) as u64,
             elapsed,
             check,
+            rss_after_free_kib: None,
         }
     }
 }

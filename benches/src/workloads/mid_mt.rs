@@ -93,6 +93,7 @@ impl MidMt {
             ops,
             elapsed,
             check,
+            rss_after_free_kib: None,
         }
     }
 }

@@ -14,21 +14,29 @@
 //!   starts where the workload allows it.
 
 mod cache_scratch;
+mod large_churn;
 mod larson;
 mod mid_mt;
 mod producer_consumer;
 mod random_mixed;
+mod rss_return;
+mod scenario;
 mod tiny_hot;
 
 use std::alloc::{handle_alloc_error, GlobalAlloc, Layout};
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::allocators::Trim;
+
 pub use cache_scratch::CacheScratch;
+pub use large_churn::LargeChurn;
 pub use larson::Larson;
 pub use mid_mt::MidMt;
 pub use producer_consumer::ProducerConsumer;
 pub use random_mixed::RandomMixed;
+pub use rss_return::RssReturn;
+pub use scenario::Scenario;
 pub use tiny_hot::TinyHot;
 
 /// The alignment every block is requested with.
@@ -47,6 +55,9 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// A checksum of values read back from the blocks (keeps the work live).
     pub check: u64,
+    /// `rss-return` only: resident memory after everything was freed (and
+    /// trimmed) minus resident memory at the start, in KiB.
+    pub rss_after_free_kib: Option<i64>,
 }
 
 impl Outcome {
@@ -65,16 +76,22 @@ pub enum Workload {
     ProducerConsumer(ProducerConsumer),
     CacheScratch(CacheScratch),
     MidMt(MidMt),
+    RssReturn(RssReturn),
+    LargeChurn(LargeChurn),
+    Scenario(Scenario),
 }
 
 /// The workload families, as named on the command line.
-pub const FAMILIES: [&str; 6] = [
+pub const FAMILIES: [&str; 9] = [
     "tiny-hot",
     "random-mixed",
     "larson",
     "producer-consumer",
     "cache-scratch",
     "mid-mt",
+    "rss-return",
+    "large-churn",
+    "scenario",
 ];
 
 impl Workload {
@@ -87,6 +104,9 @@ impl Workload {
             Workload::ProducerConsumer(_) => "producer-consumer",
             Workload::CacheScratch(_) => "cache-scratch",
             Workload::MidMt(_) => "mid-mt",
+            Workload::RssReturn(_) => "rss-return",
+            Workload::LargeChurn(_) => "large-churn",
+            Workload::Scenario(_) => "scenario",
         }
     }
 
@@ -99,6 +119,9 @@ impl Workload {
             Workload::ProducerConsumer(w) => w.params(),
             Workload::CacheScratch(w) => w.params(),
             Workload::MidMt(w) => w.params(),
+            Workload::RssReturn(w) => w.params(),
+            Workload::LargeChurn(w) => w.params(),
+            Workload::Scenario(w) => w.params(),
         }
     }
 
@@ -128,6 +151,9 @@ impl Workload {
             }
             "cache-scratch" => Workload::CacheScratch(CacheScratch::from_params(&mut kv)?),
             "mid-mt" => Workload::MidMt(MidMt::from_params(&mut kv)?),
+            "rss-return" => Workload::RssReturn(RssReturn::from_params(&mut kv)?),
+            "large-churn" => Workload::LargeChurn(LargeChurn::from_params(&mut kv)?),
+            "scenario" => Workload::Scenario(Scenario::from_params(&mut kv)?),
             other => return Err(format!("unknown workload `{other}`")),
         };
         kv.finish(family)?;
@@ -137,16 +163,20 @@ impl Workload {
     /// Threads the workload runs (besides the main thread, which waits).
     pub fn threads(&self) -> usize {
         match self {
-            Workload::TinyHot(_) | Workload::RandomMixed(_) => 1,
+            Workload::TinyHot(_)
+            | Workload::RandomMixed(_)
+            | Workload::LargeChurn(_)
+            | Workload::Scenario(_) => 1,
             Workload::Larson(w) => w.threads,
             Workload::ProducerConsumer(w) => 2 * w.pairs,
             Workload::CacheScratch(w) => w.threads,
             Workload::MidMt(w) => w.threads,
+            Workload::RssReturn(w) => w.threads,
         }
     }
 
     /// Runs the workload against allocator `a`.
-    pub fn run<A: GlobalAlloc + Sync + 'static>(&self, a: &'static A) -> Outcome {
+    pub fn run<A: GlobalAlloc + Trim + Sync + 'static>(&self, a: &'static A) -> Outcome {
         match self {
             Workload::TinyHot(w) => w.run(a),
             Workload::RandomMixed(w) => w.run(a),
@@ -154,6 +184,9 @@ impl Workload {
             Workload::ProducerConsumer(w) => w.run(a),
             Workload::CacheScratch(w) => w.run(a),
             Workload::MidMt(w) => w.run(a),
+            Workload::RssReturn(w) => w.run(a),
+            Workload::LargeChurn(w) => w.run(a),
+            Workload::Scenario(w) => w.run(a),
         }
     }
 }
@@ -309,6 +342,101 @@ impl Blocks {
     }
 }
 
+/// The page size assumed by the workloads that touch every page of a block.
+pub const PAGE: usize = 4096;
+
+/// Touches block `p` of `size` bytes the way a program that uses it would:
+/// with `fill`, writes every byte (a `memset`, what C++'s
+/// `make_unique<char[]>` does); without, writes one byte every [`PAGE`]
+/// bytes from the start (so every page the block spans is faulted in when
+/// it is not resident). The first word and the last byte are left for the
+/// stamp; the page bytes get `mark`.
+///
+/// # Safety
+/// `p` is a live block of `size` ≥ [`MIN_STAMPED`] bytes.
+#[inline]
+pub(crate) unsafe fn touch(p: *mut u8, size: usize, mark: u8, fill: bool) {
+    // SAFETY: the caller's contract; every offset written, in both
+    // branches, is below `size`.
+    unsafe {
+        if fill {
+            p.write_bytes(mark, size);
+        } else {
+            let mut off = PAGE;
+            while off < size {
+                p.add(off).write_volatile(mark);
+                off += PAGE;
+            }
+        }
+    }
+}
+
+/// Reads back the byte [`touch`] wrote in the middle page of block `p`
+/// (the first word when the block is one page or less).
+///
+/// # Safety
+/// `p` is a live block of `size` ≥ [`MIN_STAMPED`] bytes.
+#[inline]
+pub(crate) unsafe fn middle_mark(p: *mut u8, size: usize) -> Option<u8> {
+    let pages = size / PAGE;
+    if pages < 2 {
+        return None;
+    }
+    // SAFETY: (pages / 2) * PAGE < size (pages ≥ 2).
+    Some(unsafe { p.add((pages / 2) * PAGE).read_volatile() })
+}
+
+/// The byte [`touch`] writes into the pages of a block stamped `stamp`.
+#[inline(always)]
+fn mark_of(stamp: u64) -> u8 {
+    (stamp >> 8) as u8
+}
+
+/// Allocates `size` bytes (at least [`MIN_STAMPED`]), touches every page
+/// (see [`touch`]) and stamps the block: the large-block counterpart of
+/// [`alloc_stamped`].
+#[inline]
+pub(crate) fn alloc_touched<A: GlobalAlloc>(a: &A, size: usize, stamp: u64, fill: bool) -> *mut u8 {
+    debug_assert!(size >= MIN_STAMPED);
+    let l = layout(size);
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { a.alloc(l) };
+    if p.is_null() {
+        handle_alloc_error(l);
+    }
+    // SAFETY: `p` is a fresh block of `size` ≥ 16 bytes aligned to 8; the
+    // stamp is written after the pages so that it overwrites them.
+    unsafe {
+        touch(p, size, mark_of(stamp), fill);
+        p.cast::<u64>().write(stamp);
+        p.add(size - 1).write(stamp as u8 ^ 0xA5);
+    }
+    p
+}
+
+/// Checks a block of [`alloc_touched`] (stamp and middle page) and frees
+/// it; returns the first word plus the middle page's byte.
+///
+/// # Safety
+/// `p` was returned by `alloc_touched(a, size, stamp, _)` and not freed since.
+#[inline]
+pub(crate) unsafe fn free_touched<A: GlobalAlloc>(
+    a: &A,
+    p: *mut u8,
+    size: usize,
+    stamp: u64,
+) -> u64 {
+    // SAFETY: caller contract: `p` is a live block of `size` ≥ 16 bytes.
+    let m = unsafe { middle_mark(p, size) }.unwrap_or(mark_of(stamp));
+    if m != mark_of(stamp) {
+        // The middle page lost its byte: report mark expected / found.
+        corrupt(p, size, u64::from(mark_of(stamp)), u64::from(m));
+    }
+    // SAFETY: forwarded caller contract.
+    let w = unsafe { free_stamped(a, p, size, stamp) };
+    w.wrapping_add(u64::from(m))
+}
+
 /// The stamp of slot `i` (any value whose low byte varies with `i`).
 #[inline(always)]
 pub(crate) fn stamp_of(i: usize) -> u64 {
@@ -348,6 +476,17 @@ mod tests {
                 &["threads=2", "iterations=20", "repetitions=10"],
             ),
             p("mid-mt", &["threads=2", "ops=2000", "slots=32"]),
+            p("rss-return", &["threads=2", "total=1m", "cross=1"]),
+            p(
+                "rss-return",
+                &["threads=1", "total=64k", "small=32", "large=256", "trim=0"],
+            ),
+            p(
+                "large-churn",
+                &["slots=3", "iterations=12", "min=64k", "max=3m"],
+            ),
+            p("scenario", &["size=64k", "rounds=50"]),
+            p("scenario", &["size=2m", "window=2", "rounds=9", "fill=1"]),
         ]
     }
 
@@ -366,6 +505,8 @@ mod tests {
                 // Same parameters, same sequence: same op count and checksum.
                 assert_eq!(o.ops, runs[0].1.ops, "{} on {name}", w.describe());
                 assert_eq!(o.check, runs[0].1.check, "{} on {name}", w.describe());
+                let rss_return = matches!(w, Workload::RssReturn(_));
+                assert_eq!(o.rss_after_free_kib.is_some(), rss_return, "{name}");
             }
         }
     }
@@ -379,6 +520,9 @@ mod tests {
         assert!(Workload::parse("tiny-hot", &["bogus=1".into()]).is_err());
         assert!(Workload::parse("tiny-hot", &["size=0".into()]).is_err());
         assert!(Workload::parse("nope", &[]).is_err());
+        assert!(Workload::parse("rss-return", &["large=100".into()]).is_err());
+        assert!(Workload::parse("rss-return", &["cross=2".into()]).is_err());
+        assert!(Workload::parse("large-churn", &["min=2m".into(), "max=1m".into()]).is_err());
         assert_eq!(parse_u64("64k"), Some(65536));
         assert_eq!(parse_u64("2M"), Some(2_000_000));
         assert_eq!(parse_u64("2_000"), Some(2000));

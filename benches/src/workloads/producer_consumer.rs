@@ -92,6 +92,7 @@ impl ProducerConsumer {
             ops: 2 * self.objects * self.pairs as u64,
             elapsed,
             check,
+            rss_after_free_kib: None,
         }
     }
 }

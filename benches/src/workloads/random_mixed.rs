@@ -73,6 +73,7 @@ impl RandomMixed {
             ops: self.ops + tail,
             elapsed,
             check,
+            rss_after_free_kib: None,
         }
     }
 }

@@ -67,6 +67,7 @@ impl TinyHot {
             ops: 2 * self.rounds * self.batch as u64,
             elapsed,
             check,
+            rss_after_free_kib: None,
         }
     }
 }

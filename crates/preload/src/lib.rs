@@ -389,6 +389,7 @@ extern "C" fn atfork_parent() {
 extern "C" fn atfork_child() {
     hakmem::fork_child();
     foreign::after_fork_child();
+    hakmem::ace::after_fork_child();
 }
 
 extern "C" fn hakmem_preload_init() {
@@ -396,6 +397,8 @@ extern "C" fn hakmem_preload_init() {
     if foreign::forwarding() {
         hakmem::set_foreign_free_handler(Some(foreign::free));
     }
+    // HAKMEM_ACE=1: start the learning worker now, outside any malloc call.
+    hakmem::ace::start_from_env();
     // SAFETY: the handlers are `extern "C"` functions living for the process.
     unsafe {
         libc::pthread_atfork(
