@@ -73,6 +73,9 @@ pub(crate) fn init() {
     if let Some(v) = var(c"HAKMEM_CHECK") {
         CHECKED.store(truthy(v), Relaxed);
     }
+    if let Some(n) = var(c"HAKMEM_SPAN_THRESHOLD").and_then(parse_u32) {
+        ptr_bridge::set_span_threshold(n as usize);
+    }
     if let Some(n) = var(c"HAKMEM_NODES").and_then(parse_u32) {
         superslab_backend::set_node_spread(n as usize);
     }

@@ -38,7 +38,10 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
-use ptr_bridge::{class_for, class_of, slab_meta_at, CLASS_SIZE, MIN_ALIGN, SMALL_MAX};
+use ptr_bridge::{
+    class_for, class_of, slab_meta_at, CLASS_SIZE, MIN_ALIGN, NUM_CLASSES, SMALL_MAX,
+};
+pub use ptr_bridge::{set_span_threshold, span_threshold};
 use refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
 use superslab_backend::registry;
 
@@ -74,6 +77,10 @@ fn alloc_class(class: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
+    if class >= NUM_CLASSES {
+        // A span twin: the size is above the span threshold.
+        return alloc_span(CLASS_SIZE[class - NUM_CLASSES] as usize, MIN_ALIGN);
+    }
     // SAFETY: caller contract (reads of our own state).
     let id = unsafe { (*t).heap.id() };
     if id == UNREGISTERED {
@@ -330,7 +337,7 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
         }
         if align <= MIN_ALIGN
             && new_size <= SMALL_MAX
-            && CLASS_SIZE[class_of(new_size)] as usize == old
+            && CLASS_SIZE[ptr_bridge::size_class(new_size)] as usize == old
         {
             return p;
         }

@@ -75,12 +75,61 @@ const fn build_class_table() -> [u8; SMALL_MAX / 16 + 1] {
     t
 }
 
-/// `SIZE_CLASS[(size + 15) / 16]` is the class of a request of `size`
-/// bytes (every class size is a multiple of 16, so rounding the request up
-/// to 16 does not change its class). 4 KiB; the tiny part is 65 bytes.
-static SIZE_CLASS: [u8; SMALL_MAX / 16 + 1] = build_class_table();
+/// `SIZE_CLASS[(size + 15) / 16]` is the *route* of a request of `size`
+/// bytes: its class (every class size is a multiple of 16, so rounding the
+/// request up to 16 does not change its class), or, for sizes above the
+/// span threshold, that class's *span twin* `class + NUM_CLASSES`
+/// ([`set_span_threshold`]). 16 KiB; the tiny part is 260 bytes. Entries
+/// are 32-bit atomics so the threshold can change while threads allocate; a
+/// relaxed 32-bit load is one plain `mov` straight into an index register
+/// (a byte would need an extra zero-extension).
+static SIZE_CLASS: [core::sync::atomic::AtomicU32; SMALL_MAX / 16 + 1] = {
+    let t = build_class_table();
+    let mut a = [const { core::sync::atomic::AtomicU32::new(0) }; SMALL_MAX / 16 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        a[i] = core::sync::atomic::AtomicU32::new(t[i] as u32);
+        i += 1;
+    }
+    a
+};
 
-/// The class of a request of `size` bytes (alignment ≤ [`MIN_ALIGN`]).
+/// Number of routes: every class plus its span twin. A thread cache has a
+/// list head per route; the twins' lists stay empty, so a request routed to
+/// a twin misses in the unchanged fast path and the miss path maps a span.
+pub const NUM_ROUTES: usize = 2 * NUM_CLASSES;
+
+static SPAN_THRESHOLD: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(SMALL_MAX);
+
+/// Sets the pool/span threshold: requests of more than `t` bytes (at 16-byte
+/// alignment) become spans instead of slab blocks. Clamped to
+/// `TINY_MAX..=SMALL_MAX`; the default is `SMALL_MAX` (every slab class in
+/// use). Costs nothing on the fast path: it rewrites the route table.
+pub fn set_span_threshold(t: usize) {
+    let t = t.clamp(TINY_MAX, SMALL_MAX);
+    SPAN_THRESHOLD.store(t, core::sync::atomic::Ordering::Relaxed);
+    for (i, e) in SIZE_CLASS.iter().enumerate() {
+        let c = class_of_slow(i * 16);
+        let route = if i * 16 > t { c + NUM_CLASSES } else { c };
+        e.store(route as u32, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The current pool/span threshold.
+pub fn span_threshold() -> usize {
+    SPAN_THRESHOLD.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The class of a request of `size` bytes (≤ [`SMALL_MAX`]) whatever the
+/// span threshold (slow: a few arithmetic instructions).
+pub const fn size_class(size: usize) -> usize {
+    class_of_slow(size)
+}
+
+/// The route of a request of `size` bytes (alignment ≤ [`MIN_ALIGN`]): its
+/// class, or `class + NUM_CLASSES` when the span threshold sends it to a
+/// span.
 ///
 /// Cost: one add, one shift and one table load.
 ///
@@ -90,7 +139,7 @@ pub fn class_of(size: usize) -> usize {
     debug_assert!(size <= SMALL_MAX);
     // Callers test `size <= SMALL_MAX` first, which lets the compiler drop
     // this bounds check after inlining.
-    SIZE_CLASS[size.wrapping_add(15) >> 4] as usize
+    SIZE_CLASS[size.wrapping_add(15) >> 4].load(core::sync::atomic::Ordering::Relaxed) as usize
 }
 
 const ALIGN_LEVELS: usize = 8; // 32, 64, ..., 4096
@@ -133,13 +182,13 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
         return None;
     }
     if align <= MIN_ALIGN {
-        return Some(class_of(size));
+        return Some(class_of_slow(size));
     }
     if align > crate::PAGE_SIZE {
         return None;
     }
     let level = align.trailing_zeros() as usize - 5;
-    let c = ALIGNED_CLASS[level][class_of(size.max(align))];
+    let c = ALIGNED_CLASS[level][class_of_slow(size.max(align))];
     if c == u8::MAX {
         None
     } else {

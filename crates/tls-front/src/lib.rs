@@ -11,7 +11,7 @@
 
 use core::ptr;
 
-use ptr_bridge::{block_next, set_block_next, NUM_CLASSES};
+use ptr_bridge::{block_next, set_block_next, NUM_CLASSES, NUM_ROUTES};
 
 /// One thread's caches. Lives in a thread-local; never shared.
 ///
@@ -24,10 +24,10 @@ use ptr_bridge::{block_next, set_block_next, NUM_CLASSES};
 /// struct can live in zero-initialised TLS (`.tbss`).
 #[repr(C)]
 pub struct Front {
-    heads: [*mut u8; NUM_CLASSES], // list heads
-    room: [i32; NUM_CLASSES],      // cap minus length; < 0 means overfull
-    caps: [u32; NUM_CLASSES],      // most blocks kept before a flush
-    pushes: [u64; NUM_CLASSES],    // frees pushed since the last drain (statistics)
+    heads: [*mut u8; NUM_ROUTES], // list heads; span twins stay null
+    room: [i32; NUM_CLASSES],     // cap minus length; < 0 means overfull
+    caps: [u32; NUM_CLASSES],     // most blocks kept before a flush
+    pushes: [u64; NUM_CLASSES],   // frees pushed since the last drain (statistics)
 }
 
 impl Front {
@@ -36,7 +36,7 @@ impl Front {
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Front {
-            heads: [ptr::null_mut(); NUM_CLASSES],
+            heads: [ptr::null_mut(); NUM_ROUTES],
             room: [0; NUM_CLASSES],
             caps: [0; NUM_CLASSES],
             pushes: [0; NUM_CLASSES],
@@ -49,7 +49,7 @@ impl Front {
     /// head, increment room — 5 instructions and one branch.
     #[inline(always)]
     pub fn pop(&mut self, class: usize) -> *mut u8 {
-        debug_assert!(class < NUM_CLASSES);
+        debug_assert!(class < NUM_ROUTES);
         // SAFETY: class < NUM_CLASSES is the caller's contract, checked in
         // debug builds; the list only holds free blocks we own.
         unsafe {
