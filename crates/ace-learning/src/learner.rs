@@ -93,6 +93,24 @@ pub const ARM_TABLE: [Arm; ARMS] = [
     },
 ];
 
+/// Prior mean reward of each arm (index as [`ARM_TABLE`]), given to every
+/// class's bandit at start as [`PRIOR_PULLS`] pseudo-pulls. It encodes what
+/// the static sweep of the `phases` workload shows (2 × refill with a cap
+/// of 4 refills best, then 4 × refill; half batches worst), so a class
+/// starts on arm 3 and explores only when its own windows disagree with the
+/// prior: the real rewards of the played arm hover around 0.5 (they are
+/// relative to the class's typical cost), so an arm whose prior is `d`
+/// below is tried once the played arm's measured mean falls `d` below 0.5
+/// or the exploration bonus of the less-played arms outgrows `d`.
+pub const ARM_PRIOR: [f64; ARMS] = [0.44, 0.47, 0.45, 0.50, 0.49, 0.38];
+
+/// Pseudo-pulls behind each [`ARM_PRIOR`] mean (real pulls outweigh them
+/// after a few windows; the count cap `ucb_window` bounds both).
+pub const PRIOR_PULLS: u32 = 8;
+
+/// The arm the prior favours (played from the first tick on).
+pub const PRIOR_ARM: usize = 3;
+
 /// Most bytes an arm lets one thread cache in one class (unless the base
 /// policy already allows more).
 pub const MAX_CACHE_BYTES: u32 = 1 << 20;
@@ -120,6 +138,9 @@ pub struct LearnerConfig {
     /// Ask for a trim when idle, and when the workload moves to another
     /// regime (what the old regime released is unlikely to be reused soon).
     pub idle: bool,
+    /// Start every class's bandit from [`ARM_PRIOR`] (on [`PRIOR_ARM`])
+    /// instead of from no statistics on arm 0.
+    pub prior: bool,
     /// UCB1 exploration constant.
     pub ucb_c: f64,
     /// UCB1 pull-count cap (memory of the means).
@@ -159,6 +180,7 @@ impl LearnerConfig {
         bandit: true,
         elo: true,
         idle: true,
+        prior: true,
         ucb_c: 0.15,
         ucb_window: 32,
         window_events: 16,
@@ -380,6 +402,16 @@ impl Learner {
         for (c, st) in classes.iter_mut().enumerate() {
             st.base = table.refill_count(c);
             st.base_cap = table.cache_cap(c);
+            // The prior is for the tiny classes (≤ 1 KiB), where bigger
+            // batches pay in every sweep; the mid classes' memory share is
+            // larger and workload-specific, so they start on arm 0 with no
+            // statistics, as before.
+            if cfg.bandit && cfg.prior && c < NUM_TINY_CLASSES {
+                for (a, &m) in ARM_PRIOR.iter().enumerate() {
+                    st.ucb.set_arm(a, PRIOR_PULLS, m);
+                }
+                st.arm = PRIOR_ARM as u8;
+            }
         }
         let decay = core::array::from_fn(|r| {
             let mut e = Elo::new(
@@ -467,6 +499,9 @@ impl Learner {
             self.epoch_faults = s.minor_faults;
             if self.cfg.elo {
                 self.apply_knob(w, log, &mut out);
+            }
+            if self.cfg.bandit {
+                self.apply_arms(w, log, &mut out);
             }
         }
         let dt_ms = now.saturating_sub(self.last_tick_ms).max(1);
@@ -661,6 +696,34 @@ impl Learner {
                         reward,
                     });
                 }
+            }
+        }
+    }
+
+    /// Writes every class's current arm (the prior's, or a loaded
+    /// profile's) at the first tick; values already in force are no writes.
+    fn apply_arms(
+        &mut self,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        for c in 0..NUM_CLASSES {
+            let st = &self.classes[c];
+            let arm = st.arm as usize;
+            let (nr, ncap) = arm_policy(st.base, st.base_cap, arm, CLASS_SIZE[c]);
+            let before = (w.table().refill_count(c), w.table().cache_cap(c));
+            let n = w.set_refill_count(c, nr) as u32 + w.set_cache_cap(c, ncap) as u32;
+            if n > 0 {
+                out.writes += n;
+                self.decisions += 1;
+                log(Change::Class {
+                    class: c,
+                    refill: (before.0, nr),
+                    cap: (before.1, ncap),
+                    arm,
+                    reward: f64::NAN,
+                });
             }
         }
     }
@@ -977,7 +1040,8 @@ mod tests {
         assert_eq!(l.regime(), 0);
         assert_eq!(l.decay().phase(), Phase::Frozen, "resumed from the cache");
         assert_eq!(l.decay().confirmed(), tiny);
-        run(&mut l, EventKind::Refill, 2, 40 * 64, 60); // tiny, 64× the rate
+        // Tiny at 64× the rate: 0.5 s, shorter than a LEARN cycle.
+        run(&mut l, EventKind::Refill, 2, 40 * 64, 20);
         assert_eq!(l.regime(), 0);
         assert_eq!(l.decay().phase(), Phase::Learn, "same regime, new workload");
         assert_eq!(
