@@ -275,6 +275,14 @@ mod tests {
     }
 
     #[test]
+    fn node_lists_parse() {
+        assert_eq!(os::count_node_list(b"0\n"), 1);
+        assert_eq!(os::count_node_list(b"0-1\n"), 2);
+        assert_eq!(os::count_node_list(b"0,2-3\n"), 3);
+        assert!(os::numa_nodes() >= 1);
+    }
+
+    #[test]
     fn slabs_come_and_go() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let m = acquire_slab(3, 42, 0).unwrap();

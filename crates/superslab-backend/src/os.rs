@@ -159,3 +159,85 @@ pub fn map_aligned_hint(len: usize, align: usize, hint: usize) -> *mut u8 {
     }
     aligned as *mut u8
 }
+
+/// Number of NUMA nodes the kernel reports online (1 when unknown), read
+/// once from `/sys/devices/system/node/online` ("0", "0-1", "0,2-3", ...)
+/// with plain system calls (no allocation).
+pub fn numa_nodes() -> usize {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static NODES: AtomicUsize = AtomicUsize::new(0);
+    let n = NODES.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let mut buf = [0u8; 128];
+    let path = c"/sys/devices/system/node/online";
+    // SAFETY: a NUL-terminated path; read into our own buffer.
+    let len = unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            -1
+        } else {
+            let r = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
+            libc::close(fd);
+            r
+        }
+    };
+    let count = if len <= 0 {
+        1
+    } else {
+        count_node_list(&buf[..len as usize])
+    };
+    NODES.store(count.max(1), Ordering::Relaxed);
+    count.max(1)
+}
+
+/// Counts the nodes in a kernel list like "0-1,3".
+pub fn count_node_list(s: &[u8]) -> usize {
+    let mut total = 0;
+    for part in s.split(|&b| b == b',') {
+        let part: &[u8] = match part.iter().position(|b| b.is_ascii_whitespace()) {
+            Some(i) => &part[..i],
+            None => part,
+        };
+        if part.is_empty() {
+            continue;
+        }
+        let num = |x: &[u8]| {
+            x.iter().fold(0usize, |a, &d| {
+                a * 10 + (d.wrapping_sub(b'0') as usize % 10)
+            })
+        };
+        match part.iter().position(|&b| b == b'-') {
+            Some(i) => total += num(&part[i + 1..]).saturating_sub(num(&part[..i])) + 1,
+            None => total += 1,
+        }
+    }
+    total
+}
+
+/// Binds `[p, p+len)` to NUMA node `node` (preferred policy); with
+/// `move_existing`, pages already there migrate (`MPOL_MF_MOVE`). Only
+/// meaningful on machines with several nodes; failures are ignored (the
+/// memory stays usable where it is).
+pub fn bind_to_node(p: *mut u8, len: usize, node: usize, move_existing: bool) {
+    const MPOL_PREFERRED: libc::c_long = 1;
+    const MPOL_MF_MOVE: libc::c_long = 1 << 1;
+    if node >= 64 {
+        return;
+    }
+    let mask: u64 = 1 << node;
+    // SAFETY: mbind on a range we own, with a one-word node mask; it only
+    // changes placement policy (and may move pages), never contents.
+    unsafe {
+        libc::syscall(
+            libc::SYS_mbind,
+            p as libc::c_long,
+            len as libc::c_long,
+            MPOL_PREFERRED,
+            &mask as *const u64 as libc::c_long,
+            65 as libc::c_long,
+            if move_existing { MPOL_MF_MOVE } else { 0 },
+        );
+    }
+}

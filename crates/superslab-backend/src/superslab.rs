@@ -70,17 +70,26 @@ static NODE_HINT: [AtomicUsize; NODES] = [
     AtomicUsize::new(0x6000_0000_0000),
 ];
 
-static NODE_SPREAD: AtomicUsize = AtomicUsize::new(1);
+/// 0 = not set: one node, or all real NUMA nodes (up to NODES).
+static NODE_SPREAD: AtomicUsize = AtomicUsize::new(0);
 
 /// Over how many nodes threads are spread (1..=NODES).
 #[inline]
 pub fn node_spread() -> usize {
-    NODE_SPREAD.load(Relaxed)
+    match NODE_SPREAD.load(Relaxed) {
+        0 => {
+            let n = os::numa_nodes().clamp(1, NODES);
+            NODE_SPREAD.store(n, Relaxed);
+            n
+        }
+        n => n,
+    }
 }
 
 /// Spreads threads over `n` nodes (clamped to 1..=NODES). With one real
 /// NUMA node the default is 1: every thread uses node 0's pools, and a
-/// second logical node only costs memory; tests spread over both.
+/// second logical node only costs memory; tests spread over both. With
+/// several real nodes the default is all of them (see [`node_spread`]).
 pub fn set_node_spread(n: usize) {
     NODE_SPREAD.store(n.clamp(1, NODES), Relaxed);
 }
@@ -186,7 +195,15 @@ fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
     let h = unsafe { &*ss };
     h.slab_shift.store(kind.shift() as u8, Relaxed);
     h.kind.store(kind as u8, Relaxed);
-    h.node.store(node_of_address(base as usize), Relaxed);
+    // With real NUMA nodes the superslab is bound to the requested node;
+    // with one node, its logical node is the address half it got.
+    let home = if os::numa_nodes() > 1 {
+        os::bind_to_node(base, SUPERSLAB_SIZE, node as usize, false);
+        node % NODES as u8
+    } else {
+        node_of_address(base as usize)
+    };
+    h.node.store(home, Relaxed);
     h.listed.store(UNLISTED, Relaxed);
     h.tier.store(HOT, Relaxed);
     for (i, m) in h.slabs.iter().enumerate() {
@@ -502,6 +519,10 @@ pub unsafe fn move_superslab(ss: *mut SuperslabHeader, node: u8) -> bool {
     // SAFETY: live, of this kind, and both pools are locked.
     unsafe { unlink(pool(kind, from), ss) };
     h.node.store(to, Relaxed);
+    if os::numa_nodes() > 1 {
+        // Real NUMA: its pages follow (addresses do not change).
+        os::bind_to_node(ss as *mut u8, SUPERSLAB_SIZE, to as usize, true);
+    }
     if which != UNLISTED {
         // SAFETY: as above; back into the same tier's list, new node.
         unsafe { link(pool(kind, to), which, ss) };
