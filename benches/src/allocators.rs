@@ -132,6 +132,14 @@ impl Trim for tikv_jemallocator::Jemalloc {
     }
 }
 
+/// The version of the bundled mimalloc, e.g. `3.3.2` (`2.x` with the
+/// `mimalloc-v2` feature).
+pub fn mimalloc_version() -> String {
+    // SAFETY: mi_version takes no arguments and only returns a constant.
+    let v = unsafe { libmimalloc_sys::mi_version() };
+    format!("{}.{}.{}", v / 10000, v / 100 % 100, v % 100)
+}
+
 /// Names one of the allocators under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Allocator {

@@ -230,8 +230,12 @@ pub fn markdown(rows: &[Row]) -> String {
                 .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
         );
         if after {
-            let v = opt(r.rss_after_free_mib, 1);
-            let _ = write!(s, " {b}{v}{b} |");
+            match r.rss_after_free_mib {
+                Some(v) => {
+                    let _ = write!(s, " {b}{v:.1}{b} |");
+                }
+                None => s.push_str(" - |"),
+            }
         }
         s.push('\n');
     }
@@ -343,7 +347,7 @@ pub fn targets(rows: &[Row]) -> String {
         let v = if g <= SUITE_RSS_MAX { "ok" } else { "ABOVE" };
         let _ = writeln!(
             s,
-            "  suite peak RSS: geometric mean of hakmem ÷ mimalloc over {n} workloads {g:.2}× {v} \
+            "  suite peak RSS: geometric mean of hakmem ÷ mimalloc over {n} workload(s) {g:.2}× {v} \
              (target ≤ {SUITE_RSS_MAX:.1}×)"
         );
     }
@@ -582,10 +586,12 @@ pub fn machine() -> String {
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
-        "{}, {}, {model}, {cpus} logical CPUs, {mem_gib:.0} GiB RAM, Linux {}, load average {}",
+        "{}, {}, {model}, {cpus} logical CPUs, {mem_gib:.0} GiB RAM, Linux {}, \
+         mimalloc {}, load average {}",
         today(),
         revision(),
         kernel.trim(),
+        crate::allocators::mimalloc_version(),
         load_average()
     )
 }
@@ -781,7 +787,7 @@ mod tests {
         let (g, n) = suite_rss_geomean(&rows).unwrap();
         assert_eq!(n, 3);
         assert!((g - 0.8f64.cbrt()).abs() < 1e-9);
-        assert!(t.contains("over 3 workloads 0.93× ABOVE"), "{t}");
+        assert!(t.contains("over 3 workload(s) 0.93× ABOVE"), "{t}");
         let tab = table(&rows);
         assert!(
             tab.contains("RSS after free MiB") && tab.contains("40.0"),

@@ -7,7 +7,7 @@
 
 use crate::workloads::{
     CacheScratch, LargeChurn, Larson, MidMt, ProducerConsumer, RandomMixed, RssReturn, Scenario,
-    TinyHot, Workload,
+    TinyHot, Touch, Workload,
 };
 
 /// One entry of the suite: a display name and the workload it runs.
@@ -148,7 +148,7 @@ pub fn all(sz: Size) -> Vec<Spec> {
             min: 5 << 20,
             max: 25 << 20,
             seed: 42,
-            fill: false,
+            touch: Touch::Page,
         }),
     });
     for (name, size, rounds, quick) in SCENARIOS {
@@ -158,7 +158,7 @@ pub fn all(sz: Size) -> Vec<Spec> {
                 size,
                 window: 4,
                 rounds: n(rounds, quick),
-                fill: false,
+                touch: Touch::Page,
             }),
         });
     }

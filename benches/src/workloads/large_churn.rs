@@ -14,17 +14,18 @@
 //! Up to `slots + 1` blocks of 5–25 MiB are live, so an allocator that
 //! unmaps (or `MADV_DONTNEED`s) each freed block and maps a fresh one pays
 //! the page faults of every page it touches on every iteration; one that
-//! keeps freed spans for reuse does not. `fill=0` (default) writes one byte
+//! keeps freed spans for reuse does not. `touch=0` (default) writes one byte
 //! per 4 KiB page — every page is faulted in if it is not resident, at a
 //! cost that is the same for every allocator whose memory is resident;
-//! `fill=1` writes every byte, as `make_unique<char[]>` (value-initialised,
+//! `touch=1` writes every byte, as `make_unique<char[]>` (value-initialised,
 //! so zeroed) does in the original, which adds about 15 MiB of `memset` per
-//! iteration to every allocator alike.
+//! iteration to every allocator alike; `touch=2` staggers the page bytes
+//! (see [`Touch`]).
 
 use std::alloc::GlobalAlloc;
 use std::time::Instant;
 
-use super::{alloc_touched, free_touched, stamp_of, Outcome, Params, MAX_SIZE, MIN_STAMPED};
+use super::{alloc_touched, free_touched, stamp_of, Outcome, Params, Touch, MAX_SIZE, MIN_STAMPED};
 use crate::rng::Rng;
 
 /// Parameters of `large-churn`.
@@ -35,7 +36,7 @@ pub struct LargeChurn {
     pub min: usize,      // smallest block size (5 MiB)
     pub max: usize,      // largest block size (25 MiB)
     pub seed: u64,       // random seed
-    pub fill: bool,      // write every byte instead of one per page
+    pub touch: Touch,    // how each new block is written (see `Touch`)
 }
 
 impl LargeChurn {
@@ -46,7 +47,7 @@ impl LargeChurn {
             ("min", self.min as u64),
             ("max", self.max as u64),
             ("seed", self.seed),
-            ("fill", self.fill as u64),
+            ("touch", self.touch as u64),
         ]
     }
 
@@ -57,7 +58,7 @@ impl LargeChurn {
             min: p.take_in("min", 5 << 20, MIN_STAMPED, MAX_SIZE)?,
             max: p.take_in("max", 25 << 20, MIN_STAMPED, MAX_SIZE)?,
             seed: p.take("seed", 42),
-            fill: p.take_in("fill", 0, 0, 1)? == 1,
+            touch: Touch::from_param(p)?,
         };
         if w.min > w.max {
             return Err(format!("min={} > max={}", w.min, w.max));
@@ -77,12 +78,12 @@ impl LargeChurn {
             let i = rng.below(self.slots);
             let size = rng.range(self.min, self.max);
             let stamp = stamp_of(it as usize);
-            let p = alloc_touched(a, size, stamp, self.fill);
+            let p = alloc_touched(a, size, stamp, self.touch);
             let old = ptrs[i];
             if !old.is_null() {
                 // SAFETY: live slot `i` holds a block of `a` with this size
                 // and stamp.
-                let w = unsafe { free_touched(a, old, sizes[i], stamps[i]) };
+                let w = unsafe { free_touched(a, old, sizes[i], stamps[i], self.touch) };
                 check = check.wrapping_add(w);
                 ops += 1;
             }
@@ -92,7 +93,7 @@ impl LargeChurn {
         for i in 0..self.slots {
             if !ptrs[i].is_null() {
                 // SAFETY: as above.
-                let w = unsafe { free_touched(a, ptrs[i], sizes[i], stamps[i]) };
+                let w = unsafe { free_touched(a, ptrs[i], sizes[i], stamps[i], self.touch) };
                 check = check.wrapping_add(w);
                 ops += 1;
             }

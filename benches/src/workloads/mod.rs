@@ -345,45 +345,86 @@ impl Blocks {
 /// The page size assumed by the workloads that touch every page of a block.
 pub const PAGE: usize = 4096;
 
-/// Touches block `p` of `size` bytes the way a program that uses it would:
-/// with `fill`, writes every byte (a `memset`, what C++'s
-/// `make_unique<char[]>` does); without, writes one byte every [`PAGE`]
-/// bytes from the start (so every page the block spans is faulted in when
-/// it is not resident). The first word and the last byte are left for the
-/// stamp; the page bytes get `mark`.
+/// How the large-block workloads write a block after allocating it (the
+/// `touch` parameter). Every mode writes every 4 KiB page the block spans,
+/// so a page that is not resident is faulted in; they differ in how much
+/// else they cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Touch {
+    /// `touch=0`: one byte per page, at the same offset in every page
+    /// (block start + k × 4096). Cheap; but the bytes of one block all fall
+    /// into the same L1 cache set, as do those of other blocks with the same
+    /// alignment, so page- or 64 KiB-aligned blocks pay set conflicts.
+    Page = 0,
+    /// `touch=1`: every byte (a `memset`, what `make_unique<char[]>`'s
+    /// zero-initialisation does). The memset then dominates the time.
+    Fill = 1,
+    /// `touch=2`: one byte per page, at offset 64 × (k mod 64) in page k, so
+    /// that the touched bytes spread over all 64 L1 sets: the page-fault
+    /// cost without the cache-set conflicts of `touch=0`.
+    Stagger = 2,
+}
+
+impl Touch {
+    pub(crate) fn from_param(p: &mut Params) -> Result<Touch, String> {
+        match p.take_in("touch", 0, 0, 2)? {
+            0 => Ok(Touch::Page),
+            1 => Ok(Touch::Fill),
+            _ => Ok(Touch::Stagger),
+        }
+    }
+
+    /// The offset of the byte written in page `k` (k ≥ 1) of a block.
+    #[inline(always)]
+    fn offset(self, k: usize) -> usize {
+        match self {
+            Touch::Page | Touch::Fill => k * PAGE,
+            Touch::Stagger => k * PAGE + 64 * (k % 64),
+        }
+    }
+}
+
+/// Touches block `p` of `size` bytes as `mode` says, writing `mark`. The
+/// first word and the last byte are left for the stamp (written after).
 ///
 /// # Safety
 /// `p` is a live block of `size` ≥ [`MIN_STAMPED`] bytes.
 #[inline]
-pub(crate) unsafe fn touch(p: *mut u8, size: usize, mark: u8, fill: bool) {
-    // SAFETY: the caller's contract; every offset written, in both
-    // branches, is below `size`.
+pub(crate) unsafe fn touch(p: *mut u8, size: usize, mark: u8, mode: Touch) {
+    // SAFETY: the caller's contract; every offset written is below `size`.
     unsafe {
-        if fill {
+        if mode == Touch::Fill {
             p.write_bytes(mark, size);
-        } else {
-            let mut off = PAGE;
-            while off < size {
-                p.add(off).write_volatile(mark);
-                off += PAGE;
+            return;
+        }
+        let mut k = 1;
+        loop {
+            let off = mode.offset(k);
+            if off >= size {
+                break;
             }
+            p.add(off).write_volatile(mark);
+            k += 1;
         }
     }
 }
 
 /// Reads back the byte [`touch`] wrote in the middle page of block `p`
-/// (the first word when the block is one page or less).
+/// (none when the block spans fewer than two pages).
 ///
 /// # Safety
 /// `p` is a live block of `size` ≥ [`MIN_STAMPED`] bytes.
 #[inline]
-pub(crate) unsafe fn middle_mark(p: *mut u8, size: usize) -> Option<u8> {
+pub(crate) unsafe fn middle_mark(p: *mut u8, size: usize, mode: Touch) -> Option<u8> {
     let pages = size / PAGE;
     if pages < 2 {
         return None;
     }
-    // SAFETY: (pages / 2) * PAGE < size (pages ≥ 2).
-    Some(unsafe { p.add((pages / 2) * PAGE).read_volatile() })
+    // k = pages/2 ∈ 1..pages, so offset(k) < (k + 1) × PAGE ≤ size.
+    let off = mode.offset(pages / 2);
+    debug_assert!(off < size);
+    // SAFETY: `off` < `size` (above).
+    Some(unsafe { p.add(off).read_volatile() })
 }
 
 /// The byte [`touch`] writes into the pages of a block stamped `stamp`.
@@ -393,10 +434,15 @@ fn mark_of(stamp: u64) -> u8 {
 }
 
 /// Allocates `size` bytes (at least [`MIN_STAMPED`]), touches every page
-/// (see [`touch`]) and stamps the block: the large-block counterpart of
-/// [`alloc_stamped`].
+/// as `mode` says (see [`Touch`]) and stamps the block: the large-block
+/// counterpart of [`alloc_stamped`].
 #[inline]
-pub(crate) fn alloc_touched<A: GlobalAlloc>(a: &A, size: usize, stamp: u64, fill: bool) -> *mut u8 {
+pub(crate) fn alloc_touched<A: GlobalAlloc>(
+    a: &A,
+    size: usize,
+    stamp: u64,
+    mode: Touch,
+) -> *mut u8 {
     debug_assert!(size >= MIN_STAMPED);
     let l = layout(size);
     // SAFETY: the layout has a non-zero size.
@@ -407,7 +453,7 @@ pub(crate) fn alloc_touched<A: GlobalAlloc>(a: &A, size: usize, stamp: u64, fill
     // SAFETY: `p` is a fresh block of `size` ≥ 16 bytes aligned to 8; the
     // stamp is written after the pages so that it overwrites them.
     unsafe {
-        touch(p, size, mark_of(stamp), fill);
+        touch(p, size, mark_of(stamp), mode);
         p.cast::<u64>().write(stamp);
         p.add(size - 1).write(stamp as u8 ^ 0xA5);
     }
@@ -418,16 +464,18 @@ pub(crate) fn alloc_touched<A: GlobalAlloc>(a: &A, size: usize, stamp: u64, fill
 /// it; returns the first word plus the middle page's byte.
 ///
 /// # Safety
-/// `p` was returned by `alloc_touched(a, size, stamp, _)` and not freed since.
+/// `p` was returned by `alloc_touched(a, size, stamp, mode)` and not freed
+/// since.
 #[inline]
 pub(crate) unsafe fn free_touched<A: GlobalAlloc>(
     a: &A,
     p: *mut u8,
     size: usize,
     stamp: u64,
+    mode: Touch,
 ) -> u64 {
     // SAFETY: caller contract: `p` is a live block of `size` ≥ 16 bytes.
-    let m = unsafe { middle_mark(p, size) }.unwrap_or(mark_of(stamp));
+    let m = unsafe { middle_mark(p, size, mode) }.unwrap_or(mark_of(stamp));
     if m != mark_of(stamp) {
         // The middle page lost its byte: report mark expected / found.
         corrupt(p, size, u64::from(mark_of(stamp)), u64::from(m));
@@ -486,7 +534,8 @@ mod tests {
                 &["slots=3", "iterations=12", "min=64k", "max=3m"],
             ),
             p("scenario", &["size=64k", "rounds=50"]),
-            p("scenario", &["size=2m", "window=2", "rounds=9", "fill=1"]),
+            p("scenario", &["size=2m", "window=2", "rounds=9", "touch=1"]),
+            p("scenario", &["size=256k", "rounds=20", "touch=2"]),
         ]
     }
 

@@ -11,14 +11,14 @@
 //!
 //! A window of 4 live blocks means an allocation can never be served by the
 //! block freed just before it without a cache of freed blocks of that size.
-//! Touching (one byte per 4 KiB page, or every byte with `fill=1`) makes an
+//! Touching (one byte per 4 KiB page by default; see [`Touch`]) makes an
 //! allocator that returns each freed block to the OS pay the page faults on
 //! the next use — the seeds found munmap at 41 % of all cycles here.
 
 use std::alloc::GlobalAlloc;
 use std::time::Instant;
 
-use super::{alloc_touched, free_touched, stamp_of, Outcome, Params, MAX_SIZE, MIN_STAMPED};
+use super::{alloc_touched, free_touched, stamp_of, Outcome, Params, Touch, MAX_SIZE, MIN_STAMPED};
 
 /// Parameters of `scenario`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct Scenario {
     pub size: usize,   // block size (json 64 KiB, mir 256 KiB, vm 2 MiB)
     pub window: usize, // blocks live at once
     pub rounds: u64,   // allocations (each but the first `window` after a free)
-    pub fill: bool,    // write every byte instead of one per page
+    pub touch: Touch,  // how each new block is written (see `Touch`)
 }
 
 impl Scenario {
@@ -35,7 +35,7 @@ impl Scenario {
             ("size", self.size as u64),
             ("window", self.window as u64),
             ("rounds", self.rounds),
-            ("fill", self.fill as u64),
+            ("touch", self.touch as u64),
         ]
     }
 
@@ -44,7 +44,7 @@ impl Scenario {
             size: p.take_in("size", 64 << 10, MIN_STAMPED, MAX_SIZE)?,
             window: p.take_in("window", 4, 1, 1 << 20)?,
             rounds: p.take("rounds", 100_000),
-            fill: p.take_in("fill", 0, 0, 1)? == 1,
+            touch: Touch::from_param(p)?,
         })
     }
 
@@ -59,19 +59,19 @@ impl Scenario {
             if !ring[i].is_null() {
                 // SAFETY: live slot `i` holds a block of `a` of `size` bytes
                 // with this stamp.
-                let w = unsafe { free_touched(a, ring[i], self.size, stamps[i]) };
+                let w = unsafe { free_touched(a, ring[i], self.size, stamps[i], self.touch) };
                 check = check.wrapping_add(w);
                 ops += 1;
             }
             let stamp = stamp_of(r as usize);
-            ring[i] = alloc_touched(a, self.size, stamp, self.fill);
+            ring[i] = alloc_touched(a, self.size, stamp, self.touch);
             stamps[i] = stamp;
             ops += 1;
         }
         for (i, &p) in ring.iter().enumerate() {
             if !p.is_null() {
                 // SAFETY: as above.
-                let w = unsafe { free_touched(a, p, self.size, stamps[i]) };
+                let w = unsafe { free_touched(a, p, self.size, stamps[i], self.touch) };
                 check = check.wrapping_add(w);
                 ops += 1;
             }
