@@ -115,8 +115,10 @@ int main(void) {
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < WORKERS; i++)
         pthread_join(w[i], NULL);
+    /* Take the blocks out of the slots as they are freed: the child forked
+     * below frees whatever is left in them. */
     for (int j = 0; j < SLOTS; j++)
-        free(slots[j]);
+        free(__atomic_exchange_n(&slots[j], NULL, __ATOMIC_ACQ_REL));
     /* The parent can fork from main as well, after all that. */
     pid_t pid = fork();
     if (pid == 0)
