@@ -160,7 +160,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
 
 /// Allocates `size` zeroed bytes aligned to `align`.
 pub fn calloc_aligned(size: usize, align: usize) -> *mut u8 {
-    if size > SMALL_MAX || (align > ptr_bridge::PAGE_SIZE && class_for(size, align).is_none()) {
+    if class_for(size, align).is_none() {
         // Fresh spans come zeroed from the OS; cached ones are cleared.
         return alloc_span_z(size, align.max(MIN_ALIGN), true);
     }

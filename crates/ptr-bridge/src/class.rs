@@ -20,7 +20,7 @@ pub const SMALL_MAX: usize = 65536;
 /// Minimum alignment of every block (malloc's guarantee on x86-64).
 pub const MIN_ALIGN: usize = 16;
 
-const fn build_class_sizes() -> [u32; NUM_CLASSES] {
+pub(crate) const fn build_class_sizes() -> [u32; NUM_CLASSES] {
     let mut t = [0u32; NUM_CLASSES];
     let mut c = 0;
     while c < 8 {
@@ -40,11 +40,6 @@ const fn build_class_sizes() -> [u32; NUM_CLASSES] {
         g += 1;
     }
     t
-}
-
-/// Block size of class `c` (const context).
-pub const fn class_size_const(c: usize) -> u32 {
-    build_class_sizes()[c]
 }
 
 /// Block size of each class, in bytes.
@@ -194,12 +189,6 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
     } else {
         Some(c as usize)
     }
-}
-
-/// True when `class` is a tiny class (≤ 1 KiB).
-#[inline]
-pub const fn is_tiny(class: usize) -> bool {
-    class < NUM_TINY_CLASSES
 }
 
 #[cfg(test)]

@@ -356,22 +356,12 @@ pub unsafe fn slab_meta_at(p: *mut u8, shift: u32) -> &'static SlabMeta {
 const RECIP_SHIFT: u32 = 52;
 
 const fn build_reciprocals() -> [u64; NUM_CLASSES] {
-    let sizes = build_class_sizes_for_recip();
+    let sizes = class::build_class_sizes();
     let mut t = [0u64; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
         let bs = sizes[c] as u64;
         t[c] = (1u64 << RECIP_SHIFT).div_ceil(bs);
-        c += 1;
-    }
-    t
-}
-
-const fn build_class_sizes_for_recip() -> [u32; NUM_CLASSES] {
-    let mut t = [0u32; NUM_CLASSES];
-    let mut c = 0;
-    while c < NUM_CLASSES {
-        t[c] = class_size_const(c);
         c += 1;
     }
     t

@@ -150,11 +150,6 @@ impl Heap {
         (self.id % superslab_backend::node_spread()) as u8
     }
 
-    /// True when the heap owns no slab at all.
-    pub fn owns_nothing(&self) -> bool {
-        self.partial.iter().all(|p| p.is_null())
-    }
-
     fn link(&mut self, class: usize, s: &SlabMeta) {
         let sp = s as *const SlabMeta as *mut SlabMeta;
         let head = self.partial[class];
@@ -467,6 +462,21 @@ pub fn flush_remote_batches(heap: &mut Heap) {
     }
 }
 
+/// Moves a slab's whole remote stack onto its local free list; returns how
+/// many blocks moved. The caller owns the slab (or has quiesced its owner).
+pub(crate) fn drain_remote(s: &SlabMeta) -> u32 {
+    let r = remote_queue::take_remote(s);
+    if r.is_null() {
+        return 0;
+    }
+    // SAFETY: `r` is a chain of free blocks of `s`.
+    let (n, tail) = unsafe { remote_queue::chain_len(r) };
+    // SAFETY: the local list is the caller's; the chain goes in front of it.
+    unsafe { set_block_next(tail, s.free.load(Relaxed)) };
+    s.free.store(r, Relaxed);
+    n
+}
+
 /// Thread exit: empties every cache, then for each owned slab releases it
 /// when empty or publishes it for adoption. Afterwards the heap owns
 /// nothing and the front is empty.
@@ -492,14 +502,7 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
             // SAFETY: linked slabs are live records owned by this heap.
             let s: &SlabMeta = unsafe { &*heap.partial[class] };
             heap.unlink(class, s);
-            let r = remote_queue::take_remote(s);
-            if !r.is_null() {
-                // SAFETY: `r` is a chain of free blocks of `s`.
-                let (_, tail) = unsafe { remote_queue::chain_len(r) };
-                // SAFETY: appending our own slab's local list after the chain.
-                unsafe { set_block_next(tail, s.free.load(Relaxed)) };
-                s.free.store(r, Relaxed);
-            }
+            drain_remote(s);
             if s.used.load(SeqCst) == 0 {
                 // SAFETY: owned, empty, unlinked.
                 unsafe { superslab_backend::release_slab(s) };

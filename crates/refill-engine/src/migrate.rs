@@ -100,15 +100,8 @@ pub unsafe fn migrate_slab(
     // 1. drain: the remote stack joins the local free list, so the new
     //    owner receives every free block of the slab.
     if !skipped(Step::Drain) {
-        let r = remote_queue::take_remote(s);
-        if !r.is_null() {
-            // SAFETY: `r` is a chain of free blocks of `s`.
-            let (n, tail) = unsafe { remote_queue::chain_len(r) };
-            // SAFETY: the old owner is quiesced, so its local list is ours.
-            unsafe { set_block_next(tail, s.free.load(Relaxed)) };
-            s.free.store(r, Relaxed);
-            m.drained = n;
-        }
+        // The old owner is quiesced, so its local list is ours.
+        m.drained = crate::drain_remote(s);
     }
     // 3. flush: the old owner's cached blocks of this slab go back to it.
     if !skipped(Step::Flush) {

@@ -32,16 +32,25 @@ use ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta, NUM_CLASSES};
 /// being freed) and that nobody else references.
 #[inline]
 pub unsafe fn push_remote(meta: &SlabMeta, block: *mut u8) -> bool {
-    let mut head = meta.remote.load(Relaxed);
+    // SAFETY: forwarded contract; a chain of one block.
+    unsafe { push_remote_chain(meta, block, block) }
+}
+
+/// Pushes the chain `head..=tail` (linked through the blocks' first words)
+/// onto the slab's remote stack with one CAS. Returns true when the stack
+/// was empty before.
+///
+/// # Safety
+/// The chain holds blocks of `meta`'s slab that the caller is freeing and
+/// that nobody else references.
+pub unsafe fn push_remote_chain(meta: &SlabMeta, head: *mut u8, tail: *mut u8) -> bool {
+    let mut h = meta.remote.load(Relaxed);
     loop {
-        // SAFETY: the block is ours until the CAS publishes it.
-        unsafe { set_block_next(block, head) };
-        match meta
-            .remote
-            .compare_exchange_weak(head, block, SeqCst, Relaxed)
-        {
-            Ok(_) => return head.is_null(),
-            Err(h) => head = h,
+        // SAFETY: the chain is ours until the CAS publishes it.
+        unsafe { set_block_next(tail, h) };
+        match meta.remote.compare_exchange_weak(h, head, SeqCst, Relaxed) {
+            Ok(_) => return h.is_null(),
+            Err(x) => h = x,
         }
     }
 }
@@ -207,15 +216,8 @@ pub fn adopt(class: usize, heap_id: usize) -> Option<&'static SlabMeta> {
 /// The chain holds `n` distinct blocks of `meta`'s slab that the program
 /// freed, and the slab is not FREE (they are counted in `used`).
 pub unsafe fn remote_free_chain(meta: &SlabMeta, head: *mut u8, tail: *mut u8, n: u32) {
-    let mut h = meta.remote.load(Relaxed);
-    loop {
-        // SAFETY: the chain is ours until the CAS publishes it.
-        unsafe { set_block_next(tail, h) };
-        match meta.remote.compare_exchange_weak(h, head, SeqCst, Relaxed) {
-            Ok(_) => break,
-            Err(x) => h = x,
-        }
-    }
+    // SAFETY: forwarded contract.
+    unsafe { push_remote_chain(meta, head, tail) };
     if meta.state.load(SeqCst) == slab_state::FULL
         && meta
             .state
@@ -254,17 +256,8 @@ pub unsafe fn remote_free(meta: &SlabMeta, block: *mut u8) -> RemoteFree {
     if meta.state.load(Acquire) == slab_state::FREE {
         return RemoteFree::NotAllocated;
     }
-    // SAFETY: forwarded contract.
-    unsafe { push_remote(meta, block) };
-    if meta.state.load(SeqCst) == slab_state::FULL
-        && meta
-            .state
-            .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, Relaxed)
-            .is_ok()
-    {
-        publish(meta);
-    }
-    meta.used.fetch_sub(1, Release);
+    // SAFETY: forwarded contract; a chain of one block.
+    unsafe { remote_free_chain(meta, block, block, 1) };
     RemoteFree::Queued
 }
 

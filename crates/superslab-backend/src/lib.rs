@@ -19,8 +19,6 @@ mod superslab;
 
 use core::sync::atomic::Ordering::Relaxed;
 
-use ptr_bridge::PAGE_SIZE;
-
 pub use span::{
     cached_bytes as span_cache_bytes, large_alloc, large_free, large_header, large_realloc,
     large_usable_size, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
@@ -76,17 +74,12 @@ pub fn decay(force: bool) -> usize {
     }
 }
 
-/// Page size rounding helper for callers (valloc and friends).
-pub const fn page_round(x: usize) -> usize {
-    (x + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
     use super::*;
     use core::ptr;
-    use ptr_bridge::{slab_state, superslab_tier, SlabKind, SlabMeta, FIRST_SLAB};
+    use ptr_bridge::{slab_state, superslab_tier, SlabKind, SlabMeta, FIRST_SLAB, PAGE_SIZE};
     use std::sync::Mutex;
     use std::vec::Vec;
 

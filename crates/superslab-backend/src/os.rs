@@ -24,48 +24,10 @@ pub fn map(len: usize) -> *mut u8 {
     }
 }
 
-/// Maps `len` bytes of address space that is only backed when touched and
-/// never counted against overcommit limits (for the registry table).
-pub fn map_noreserve(len: usize) -> *mut u8 {
-    // SAFETY: as in `map`.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        ptr::null_mut()
-    } else {
-        p as *mut u8
-    }
-}
-
 /// Maps `len` bytes (a multiple of the page size) at an address aligned to
 /// `align` (a power of two, at least a page). Null on failure or overflow.
 pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
-    let Some(total) = len.checked_add(align) else {
-        return ptr::null_mut();
-    };
-    let raw = map(total);
-    if raw.is_null() {
-        return raw;
-    }
-    let start = raw as usize;
-    let aligned = (start + align - 1) & !(align - 1);
-    let head = aligned - start;
-    let tail = total - head - len;
-    if head > 0 {
-        unmap(raw, head);
-    }
-    if tail > 0 {
-        unmap((aligned + len) as *mut u8, tail);
-    }
-    aligned as *mut u8
+    map_aligned_hint(len, align, 0)
 }
 
 /// Unmaps `len` bytes at `p`.
@@ -127,7 +89,7 @@ pub fn now_ms() -> u32 {
 }
 
 /// Like [`map_aligned`], asking the kernel for an address near `hint`
-/// (not forced: the kernel may place it elsewhere).
+/// (not forced: the kernel may place it elsewhere; 0 = no preference).
 pub fn map_aligned_hint(len: usize, align: usize, hint: usize) -> *mut u8 {
     let Some(total) = len.checked_add(align) else {
         return ptr::null_mut();

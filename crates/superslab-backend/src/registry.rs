@@ -41,12 +41,6 @@ fn entry(idx: usize) -> &'static AtomicU8 {
     unsafe { &*(TABLE.0.as_ptr() as *const AtomicU8).add(idx) }
 }
 
-/// Kept for API stability: the table needs no initialisation.
-#[inline]
-pub fn init() -> bool {
-    true
-}
-
 /// The kind recorded for the chunk holding `p` ([`KIND_NONE`] when unknown).
 ///
 /// Cost: a shift, a mask and one byte load. The mask folds addresses at or

@@ -16,7 +16,7 @@ use ptr_bridge::{
     slab_capacity, slab_data_start, slab_state, SlabKind, SlabMeta, SuperslabHeader, CLASS_SIZE,
     FIRST_SLAB, SUPERSLAB_MAGIC, SUPERSLAB_SIZE,
 };
-use remote_queue::primitive::SpinLock;
+use remote_queue::primitive::{SpinGuard, SpinLock};
 
 use crate::{os, registry};
 
@@ -326,8 +326,7 @@ pub unsafe fn release_slab(meta: &SlabMeta) {
     let kind = kind_of_header(h);
     let idx = meta.slab_index();
     let now_ms = os::now_ms();
-    let p = lock_home_pool(h, kind);
-    let _g = SpinGuardOwned(p);
+    let (p, _g) = lock_home_pool(h, kind);
     h.in_use.fetch_and(!(1u32 << idx), Relaxed);
     h.dirty.fetch_or(1u32 << idx, Relaxed);
     h.released_ms[idx].store(now_ms, Relaxed);
@@ -471,26 +470,14 @@ pub unsafe fn unlock_all_after_fork() {
 /// Locks the pool of `h`'s current home node. The home node can change
 /// (by [`move_superslab`], under both pools' locks), so re-check after
 /// locking.
-fn lock_home_pool(h: &SuperslabHeader, kind: SlabKind) -> &'static Pool {
+fn lock_home_pool(h: &SuperslabHeader, kind: SlabKind) -> (&'static Pool, SpinGuard<'static>) {
     loop {
         let node = h.node.load(Relaxed);
         let p = pool(kind, node);
-        core::mem::forget(p.lock.lock());
+        let g = p.lock.lock();
         if h.node.load(Relaxed) == node {
-            return p;
+            return (p, g);
         }
-        // SAFETY: we hold this lock (forgotten guard just above).
-        unsafe { p.lock.force_unlock() };
-    }
-}
-
-/// Releases a pool lock taken by [`lock_home_pool`] when dropped.
-struct SpinGuardOwned(&'static Pool);
-
-impl Drop for SpinGuardOwned {
-    fn drop(&mut self) {
-        // SAFETY: constructed only right after `lock_home_pool` locked it.
-        unsafe { self.0.lock.force_unlock() };
     }
 }
 
