@@ -59,9 +59,10 @@ pub struct HakMem;
 /// [`alloc_miss`] (cold). Cost of the whole `malloc` hit in `libhakmem.so`
 /// (x86-64): 13 instructions to `ret` — size check 2, route lookup 4
 /// (`add`, `shr`, `lea`, load), TLS address 2 (GOT load + `fs:` add), pop 5.
-/// The benchmark suite's `instructions` mode measures malloc+free pairs:
-/// 56 per pair in a C loop under LD_PRELOAD, loop included (mimalloc 2.0.9:
-/// 58), see docs/benchmarks.md.
+/// `cargo run --release -p hakmem-bench -- instructions --size 64,1024`
+/// measures malloc+free pairs with callgrind: 60.1 per pair for the C
+/// batch loop under LD_PRELOAD, loop included (Debian's mimalloc 2.0.9:
+/// 62.2), and 52.2 in the Rust harness; see docs/benchmarks.md.
 #[inline(always)]
 fn alloc_class(class: usize) -> *mut u8 {
     let t = thread::state();
