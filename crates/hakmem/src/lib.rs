@@ -39,7 +39,7 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use ptr_bridge::{
-    class_for, class_of, slab_meta_at, CLASS_SIZE, MIN_ALIGN, NUM_CLASSES, SMALL_MAX,
+    class_for, class_of, slab_meta_at, CLASS_SIZE, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES, SMALL_MAX,
 };
 pub use ptr_bridge::{set_span_threshold, span_threshold};
 use refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
@@ -345,7 +345,7 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
         }
         if align <= MIN_ALIGN
             && new_size <= SMALL_MAX
-            && CLASS_SIZE[ptr_bridge::size_class(new_size)] as usize == old
+            && CLASS_STRIDE[ptr_bridge::size_class(new_size)] as usize == old
         {
             return p;
         }

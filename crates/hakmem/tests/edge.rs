@@ -558,3 +558,38 @@ fn foreign_frees_are_reported_and_ignored() {
     }
     free_all([warm, span]);
 }
+
+/// Blocks of the classes from 8 KiB up are cache-coloured: consecutive
+/// blocks of one class start at different offsets within a page (so the
+/// same field of each falls into a different L1 set), each block's usable
+/// size covers its colour gap without reaching the next block, and
+/// 128-byte alignment still comes from the slab.
+#[test]
+fn large_classes_are_cache_coloured() {
+    for size in [8192usize, 9000, 40_000, 65_536] {
+        let blocks: Vec<*mut u8> = (0..6).map(|_| hakmem::malloc(size)).collect();
+        let mut offsets: Vec<usize> = blocks.iter().map(|&p| p as usize % 4096).collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert!(offsets.len() >= 4, "size {size}: page offsets {offsets:?}");
+        for &p in &blocks {
+            let usable = hakmem::usable_size(p);
+            assert!(usable >= size && usable < size + size / 8, "size {size}: {usable}");
+            // SAFETY: `p` is live with `usable` bytes; a neighbour's bytes
+            // overlapping would show up in the checks below.
+            unsafe { p.write_bytes((p as usize >> 4) as u8, usable) };
+        }
+        for &p in &blocks {
+            let usable = hakmem::usable_size(p);
+            // SAFETY: as above.
+            let s = unsafe { std::slice::from_raw_parts(p, usable) };
+            assert!(s.iter().all(|&b| b == (p as usize >> 4) as u8), "size {size}");
+            // SAFETY: live block from hakmem::malloc.
+            unsafe { hakmem::free(p) };
+        }
+        let a = hakmem::malloc_aligned(size, 128);
+        assert!(!a.is_null() && a as usize % 128 == 0);
+        // SAFETY: live block.
+        unsafe { hakmem::free(a) };
+    }
+}

@@ -152,7 +152,9 @@ pub struct SlabMeta {
     pub carved: AtomicU32,
     /// Number of blocks the slab holds.
     pub capacity: AtomicU32,
-    /// Block size in bytes (== `CLASS_SIZE[class]`).
+    /// Distance between blocks in bytes, which is also each block's usable
+    /// size (== `CLASS_STRIDE[class]`: the class size, plus the colour gap
+    /// from 8 KiB up).
     pub block_size: AtomicU32,
     /// Size class (a u32 so the free path loads it straight into an index
     /// register).
@@ -353,10 +355,10 @@ pub unsafe fn slab_meta_at(p: *mut u8, shift: u32) -> &'static SlabMeta {
     unsafe { &*(m as *const SlabMeta) }
 }
 
-const RECIP_SHIFT: u32 = 52;
+const RECIP_SHIFT: u32 = 56;
 
 const fn build_reciprocals() -> [u64; NUM_CLASSES] {
-    let sizes = class::build_class_sizes();
+    let sizes = class::build_class_strides();
     let mut t = [0u64; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
@@ -367,12 +369,13 @@ const fn build_reciprocals() -> [u64; NUM_CLASSES] {
     t
 }
 
-/// `ceil(2^52 / CLASS_SIZE[c])` per class.
+/// `ceil(2^56 / CLASS_STRIDE[c])` per class.
 static RECIPROCAL: [u64; NUM_CLASSES] = build_reciprocals();
 
-/// `off / CLASS_SIZE[class]` for `off < 512 KiB`, by multiplication: with
-/// `m = ceil(2^52 / bs) = (2^52 + e) / bs`, `0 <= e < bs`, the error term
-/// `off * e / 2^52` stays below `2^19 * 2^16 / 2^52 < 1 / bs`, so the
+/// `off / CLASS_STRIDE[class]` for `off < 512 KiB`, by multiplication: with
+/// `m = ceil(2^56 / bs) = (2^56 + e) / bs`, `0 <= e < bs`, the error term
+/// `off * e / 2^56` stays below `2^19 * 2^17 / 2^56 = 2^-20 < 1 / bs`
+/// (strides stay below 2^17), so the
 /// truncated product is exact.
 #[inline]
 pub fn block_index(off: usize, class: usize) -> usize {
@@ -444,15 +447,16 @@ mod tests {
     fn capacities_hold_at_least_eight_blocks() {
         for c in 0..NUM_CLASSES {
             let kind = SlabKind::of_class(c);
-            let cap = slab_capacity(kind.shift(), CLASS_SIZE[c] as usize);
-            assert!(cap >= 8, "class {c} holds {cap}");
+            let cap = slab_capacity(kind.shift(), CLASS_STRIDE[c] as usize);
+            // Seven for the 64 KiB class: its colour gap costs the eighth.
+            assert!(cap >= 7, "class {c} holds {cap}");
         }
     }
 
     #[test]
     fn reciprocal_division_is_exact() {
         for c in 0..NUM_CLASSES {
-            let bs = CLASS_SIZE[c] as usize;
+            let bs = CLASS_STRIDE[c] as usize;
             let limit = 1usize << MEDIUM_SLAB_SHIFT;
             // Every multiple and its neighbours, across the whole range.
             let mut off = 0;

@@ -107,6 +107,44 @@ mod tests {
     }
 
     #[test]
+    fn spans_are_coloured_and_counted() {
+        let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let before = stats();
+        let mut spans = Vec::new();
+        for align in [16usize, 64, 128] {
+            for _ in 0..4 {
+                let p = large_alloc(256 << 10, align, false);
+                assert!(!p.is_null());
+                assert_eq!(p as usize % align, 0);
+                assert!(large_usable_size(p).unwrap() >= 256 << 10);
+                spans.push(p);
+            }
+        }
+        // Consecutive mappings start their blocks at different offsets
+        // within a page, so their first bytes do not share an L1 set.
+        let mut offsets: Vec<usize> = spans.iter().map(|&p| p as usize % 4096).collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert!(offsets.len() >= 4, "page offsets {offsets:?}");
+        // Above 128 bytes the alignment wins over colouring.
+        let q = large_alloc(256 << 10, 4096, false);
+        assert_eq!(q as usize % 4096, 0);
+        spans.push(q);
+        let mid = stats();
+        assert_eq!(mid.large_allocs - before.large_allocs, 13);
+        assert_eq!(mid.large_spans - before.large_spans, 13);
+        for p in spans {
+            // SAFETY: each is a live span written within its usable size.
+            unsafe { p.write_bytes(0x5A, 256 << 10) };
+            assert!(large_free(p));
+        }
+        let after = stats();
+        assert_eq!(after.large_frees - before.large_frees, 13);
+        assert_eq!(after.large_spans, before.large_spans);
+        assert_eq!(after.large_bytes, before.large_bytes);
+    }
+
+    #[test]
     fn huge_alignment() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for align in [4096usize, 1 << 20, 2 << 20, 8 << 20] {

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
 
 use ptr_bridge::superslab_tier::{DRAINING, FREE, HOT, UNLISTED};
 use ptr_bridge::{
-    slab_capacity, slab_data_start, slab_state, SlabKind, SlabMeta, SuperslabHeader, CLASS_SIZE,
+    slab_capacity, slab_data_start, slab_state, SlabKind, SlabMeta, SuperslabHeader, CLASS_STRIDE,
     FIRST_SLAB, SUPERSLAB_MAGIC, SUPERSLAB_SIZE,
 };
 use remote_queue::primitive::{SpinGuard, SpinLock};
@@ -289,7 +289,7 @@ pub fn acquire_slab(class: usize, owner: usize, node: u8) -> Option<&'static Sla
         drop(guard);
         &h.slabs[idx]
     };
-    let bs = CLASS_SIZE[class] as usize;
+    let bs = CLASS_STRIDE[class] as usize;
     meta.free.store(ptr::null_mut(), Relaxed);
     meta.remote.store(ptr::null_mut(), Relaxed);
     meta.next.store(ptr::null_mut(), Relaxed);
