@@ -574,7 +574,10 @@ fn large_classes_are_cache_coloured() {
         assert!(offsets.len() >= 4, "size {size}: page offsets {offsets:?}");
         for &p in &blocks {
             let usable = hakmem::usable_size(p);
-            assert!(usable >= size && usable < size + size / 8, "size {size}: {usable}");
+            assert!(
+                usable >= size && usable < size + size / 8,
+                "size {size}: {usable}"
+            );
             // SAFETY: `p` is live with `usable` bytes; a neighbour's bytes
             // overlapping would show up in the checks below.
             unsafe { p.write_bytes((p as usize >> 4) as u8, usable) };
@@ -583,12 +586,15 @@ fn large_classes_are_cache_coloured() {
             let usable = hakmem::usable_size(p);
             // SAFETY: as above.
             let s = unsafe { std::slice::from_raw_parts(p, usable) };
-            assert!(s.iter().all(|&b| b == (p as usize >> 4) as u8), "size {size}");
+            assert!(
+                s.iter().all(|&b| b == (p as usize >> 4) as u8),
+                "size {size}"
+            );
             // SAFETY: live block from hakmem::malloc.
             unsafe { hakmem::free(p) };
         }
         let a = hakmem::malloc_aligned(size, 128);
-        assert!(!a.is_null() && a as usize % 128 == 0);
+        assert!(!a.is_null() && (a as usize).is_multiple_of(128));
         // SAFETY: live block.
         unsafe { hakmem::free(a) };
     }

@@ -145,6 +145,37 @@ mod tests {
     }
 
     #[test]
+    fn span_cache_grows_a_short_mapping_instead_of_mapping_afresh() {
+        let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        decay(true); // empty cache
+        let small = large_alloc(3 << 20, 16, false);
+        assert!(!small.is_null());
+        // SAFETY: live span of 3 MiB.
+        unsafe { small.write_bytes(0x11, 3 << 20) };
+        assert!(large_free(small));
+        let before = stats();
+        // Longer than anything cached: the cached 4 MiB mapping grows.
+        let big = large_alloc(9 << 20, 16, true);
+        assert!(!big.is_null());
+        let after = stats();
+        assert_eq!(after.span_cache_hits, before.span_cache_hits + 1);
+        assert_eq!(after.span_cache_bytes, 0);
+        assert!(large_usable_size(big).unwrap() >= 9 << 20);
+        // SAFETY: live span of 9 MiB, asked zeroed.
+        let s = unsafe { core::slice::from_raw_parts(big, 9 << 20) };
+        assert!(s.iter().all(|&b| b == 0), "calloc-style span not zeroed");
+        // SAFETY: as above.
+        unsafe { big.write_bytes(0x22, 9 << 20) };
+        assert!(large_free(big));
+        // A shorter request now reuses the long mapping whole.
+        let again = large_alloc(1 << 20, 16, false);
+        assert_eq!(stats().span_cache_hits, after.span_cache_hits + 1);
+        assert!(large_usable_size(again).unwrap() >= 9 << 20);
+        assert!(large_free(again));
+        decay(true);
+    }
+
+    #[test]
     fn huge_alignment() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for align in [4096usize, 1 << 20, 2 << 20, 8 << 20] {

@@ -22,9 +22,6 @@ const HDR: usize = core::mem::size_of::<LargeHeader>();
 pub const SPAN_CACHE_SLOTS: usize = 16;
 /// Bytes the span cache holds at most.
 pub const SPAN_CACHE_BYTES: usize = 256 << 20;
-/// A cached mapping serves a request needing at least this share of it
-/// (1/2): larger mappings would waste too much.
-const FIT_DIVISOR: usize = 2;
 
 // The span counters. They are written only with `CACHE.lock` held, so an
 // update is a plain load and store ([`bump`]) rather than a locked
@@ -118,30 +115,76 @@ fn span_geometry(size: usize, align: usize) -> Option<(usize, usize)> {
     Some((off, len))
 }
 
-/// Takes the best-fitting cached mapping of at least `len` bytes (and at
-/// most `FIT_DIVISOR * len`).
-fn cache_take(len: usize) -> Option<(usize, usize)> {
+/// Takes a cached mapping for a request of `len` bytes: the smallest one of
+/// at least `len` bytes, else (with `grow`) the largest smaller one, which
+/// the caller grows. `None` when the cache is empty (or has nothing large
+/// enough and `grow` is off). Counts the allocation.
+fn cache_take(len: usize, grow: bool) -> Option<(usize, usize)> {
     if CACHE.bytes.load(Relaxed) == 0 {
         return None;
     }
     let _g = CACHE.lock.lock();
     // SAFETY: lock held.
     let slots = unsafe { &mut *CACHE.slots.get() };
-    let mut best: Option<usize> = None;
+    let mut fit: Option<usize> = None; // smallest with len >= request
+    let mut below: Option<usize> = None; // largest with len < request
     for (i, s) in slots.iter().enumerate() {
-        if s.base != 0 && s.len >= len && s.len / FIT_DIVISOR <= len {
-            match best {
-                Some(b) if slots[b].len <= s.len => {}
-                _ => best = Some(i),
+        if s.base == 0 {
+            continue;
+        }
+        if s.len >= len {
+            if fit.is_none_or(|b| slots[b].len > s.len) {
+                fit = Some(i);
             }
+        } else if below.is_none_or(|b| slots[b].len < s.len) {
+            below = Some(i);
         }
     }
-    let i = best?;
+    let i = fit.or(if grow { below } else { None })?;
     let s = slots[i];
     slots[i].base = 0;
     bump(&CACHE.bytes, s.len.wrapping_neg());
     count_alloc(s.len, true);
     Some((s.base, s.len))
+}
+
+/// Grows the mapping `base..base+len` to `new_len` bytes without copying:
+/// in place, or by moving its pages (`mremap`) to a fresh aligned
+/// reservation. The new base, or `None` (the mapping untouched) when the OS
+/// refuses.
+fn grow_mapping(base: usize, len: usize, new_len: usize, align: usize) -> Option<usize> {
+    if os::remap_in_place(base as *mut u8, len, new_len) {
+        return Some(base);
+    }
+    let dest = os::map_aligned(new_len, align.max(SUPERSLAB_SIZE));
+    if dest.is_null() || !registry::covers(dest as usize + new_len) {
+        if !dest.is_null() {
+            os::unmap(dest, new_len);
+        }
+        return None;
+    }
+    if !os::remap_to(base as *mut u8, len, new_len, dest) {
+        os::unmap(dest, new_len);
+        return None;
+    }
+    Some(dest as usize)
+}
+
+/// Corrects the span byte count after a taken mapping changed from `old`
+/// to `new` bytes.
+fn adjust_bytes(new: usize, old: usize) {
+    let _g = CACHE.lock.lock();
+    bump(&LARGE_BYTES, new.wrapping_sub(old));
+}
+
+/// Undoes [`count_alloc`] for a taken mapping of `len` bytes that was
+/// unmapped instead of used.
+fn uncount_alloc(len: usize) {
+    let _g = CACHE.lock.lock();
+    bump(&LARGE_LIVE, usize::MAX);
+    bump(&LARGE_BYTES, len.wrapping_neg());
+    LARGE_ALLOCS.store(LARGE_ALLOCS.load(Relaxed) - 1, Relaxed);
+    CACHE_HITS.store(CACHE_HITS.load(Relaxed) - 1, Relaxed);
 }
 
 /// Counts the free of a span of `len` bytes and, with `cache`, offers its
@@ -249,10 +292,31 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let mut map_len = len;
     let mut fresh = true;
     if align < SUPERSLAB_SIZE {
-        if let Some((b, l)) = cache_take(len) {
-            base = b;
-            map_len = l;
+        // Reuse a cached mapping whatever its size, so that its pages —
+        // already faulted in — serve the request: the smallest one large
+        // enough is used whole (giving a tail back would only make the
+        // next large request fault it in again), else the largest smaller
+        // one grows by `mremap` and only its new part faults. Only an
+        // empty cache maps from scratch.
+        if let Some((b, l)) = cache_take(len, true) {
             fresh = false;
+            if l < len {
+                match grow_mapping(b, l, len, align) {
+                    Some(nb) => {
+                        adjust_bytes(len, l);
+                        (base, map_len) = (nb, len);
+                    }
+                    None => {
+                        // Keep the request failing cleanly: give the small
+                        // mapping back and map afresh below.
+                        os::unmap(b as *mut u8, l);
+                        uncount_alloc(l);
+                        fresh = true;
+                    }
+                }
+            } else {
+                (base, map_len) = (b, l);
+            }
         }
     }
     if base == 0 {
@@ -389,32 +453,18 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     if new_len < len {
         os::unmap((base + new_len) as *mut u8, len - new_len);
         write_header(p as usize, base, new_len, align);
-        let _g = CACHE.lock.lock();
-        bump(&LARGE_BYTES, (len - new_len).wrapping_neg());
+        adjust_bytes(new_len, len);
         return p;
     }
-    if os::remap_in_place(base as *mut u8, len, new_len) {
-        write_header(p as usize, base, new_len, align);
-        let _g = CACHE.lock.lock();
-        bump(&LARGE_BYTES, new_len - len);
-        return p;
-    }
-    let dest = os::map_aligned(new_len, align.max(SUPERSLAB_SIZE));
-    if dest.is_null() || !registry::covers(dest as usize + new_len) {
-        if !dest.is_null() {
-            os::unmap(dest, new_len);
-        }
+    let Some(dest) = grow_mapping(base, len, new_len, align) else {
         return ptr::null_mut();
+    };
+    if dest != base {
+        registry::set(chunk_of(p as usize), registry::KIND_NONE);
     }
-    if !os::remap_to(base as *mut u8, len, new_len, dest) {
-        os::unmap(dest, new_len);
-        return ptr::null_mut();
-    }
-    registry::set(chunk_of(p as usize), registry::KIND_NONE);
-    let user = dest as usize + off;
-    write_header(user, dest as usize, new_len, align);
-    let _g = CACHE.lock.lock();
-    bump(&LARGE_BYTES, new_len - len);
+    let user = dest + off;
+    write_header(user, dest, new_len, align);
+    adjust_bytes(new_len, len);
     user as *mut u8
 }
 
