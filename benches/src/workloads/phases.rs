@@ -63,9 +63,9 @@ impl Phases {
     pub(crate) fn from_params(p: &mut Params) -> Result<Phases, String> {
         Ok(Phases {
             threads: p.take_in("threads", 2, 1, 256)?,
-            steps: p.take("steps", 200_000),
-            bursts: p.take("bursts", 60_000),
-            spans: p.take("spans", 40_000),
+            steps: p.take("steps", 60_000),
+            bursts: p.take("bursts", 10_000),
+            spans: p.take("spans", 2_000),
             idle_ms: p.take_in("idle_ms", 600, 0, 60_000)? as u64,
             seed: p.take("seed", 6),
         })
