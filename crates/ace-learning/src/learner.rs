@@ -402,6 +402,7 @@ struct Shift {
     slow_rate: f64,
     samples: u32,
     quiet_until_ms: u64,
+    named: bool,
 }
 
 /// The learner's whole state (about 10 KiB; the facade boxes it).
@@ -504,6 +505,7 @@ impl Learner {
                 slow_rate: 0.0,
                 samples: 0,
                 quiet_until_ms: 0,
+                named: false,
             },
             bins: [0; BINS],
             tick_events: 0,
@@ -686,8 +688,9 @@ impl Learner {
             sh.fast_rate = rate;
             sh.slow_rate = rate;
             sh.samples = 1;
-            if self.shifts == 0 {
+            if !sh.named {
                 // The first activity names the starting regime.
+                sh.named = true;
                 self.regime = regime_of(&mix);
             }
             return None;
@@ -900,6 +903,13 @@ impl Learner {
         let (v, phase, rating) = self.knob_state(knob);
         let before = w.table().knob(knob);
         if w.set_knob(knob, v) {
+            if knob == Knob::SpanThreshold {
+                // Moving the threshold moves mid traffic between slab and
+                // span events: the learner's own change, not a workload
+                // shift. The detector starts a new baseline (the regime
+                // stays).
+                self.shift.samples = 0;
+            }
             out.writes += 1;
             self.decisions += 1;
             log(Change::Knob {
