@@ -1,4 +1,4 @@
-//! The four allocators under test, as statics usable side by side.
+//! The allocators under test, as statics usable side by side.
 //!
 //! None of them is this binary's `#[global_allocator]` (that stays the system
 //! allocator): the workloads call `GlobalAlloc::alloc`/`dealloc` on these
@@ -144,6 +144,10 @@ pub fn mimalloc_version() -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Allocator {
     Hakmem,
+    /// hakmem with the learning layer on: `hakmem::ace::start()` in the
+    /// child before the workload, `ace::stop()` after it (same `HakMem`
+    /// binding, so the allocation calls are the same instructions).
+    HakmemAce,
     System,
     Mimalloc,
     MiDirect,
@@ -151,9 +155,12 @@ pub enum Allocator {
 }
 
 impl Allocator {
-    /// All of them, in report order.
-    pub const ALL: [Allocator; 4] = [
+    /// The default list, in report order (`mi-direct` is for
+    /// `instructions`). `hakmem+ace` runs every workload a second time with
+    /// learning on, for the ACE on/off overhead of issue 6.
+    pub const ALL: [Allocator; 5] = [
         Allocator::Hakmem,
+        Allocator::HakmemAce,
         Allocator::Mimalloc,
         Allocator::Jemalloc,
         Allocator::System,
@@ -166,6 +173,7 @@ impl Allocator {
     pub fn name(self) -> &'static str {
         match self {
             Allocator::Hakmem => "hakmem",
+            Allocator::HakmemAce => "hakmem+ace",
             Allocator::System => "system",
             Allocator::Mimalloc => "mimalloc",
             Allocator::MiDirect => "mi-direct",
@@ -177,6 +185,7 @@ impl Allocator {
     pub fn parse(s: &str) -> Option<Allocator> {
         match s {
             "hakmem" | "hak" => Some(Allocator::Hakmem),
+            "hakmem+ace" | "ace" => Some(Allocator::HakmemAce),
             "system" | "glibc" | "sys" => Some(Allocator::System),
             "mimalloc" | "mi" => Some(Allocator::Mimalloc),
             "mi-direct" => Some(Allocator::MiDirect),

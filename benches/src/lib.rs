@@ -8,6 +8,8 @@
 //!                re-exec this binary as `run-one` in a child process,
 //!                read its throughput and peak RSS
 //!      ─ report: median table, CSV, SVG charts under target/hakmem-bench/
+//!      ─ sweep: issue 6's `phases` sweep (ACE, default, static grid)
+//!                and warm start, CSV and a scatter SVG
 //!      ─ instructions: instructions per malloc+free pair on tiny-hot
 //!                (perf when it works, else callgrind; difference method),
 //!                for the Rust harness and for a C program under LD_PRELOAD
@@ -26,6 +28,7 @@ pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod suite;
+pub mod sweep;
 pub mod workloads;
 
 mod spsc;

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use hakmem_bench::allocators::Allocator;
 use hakmem_bench::workloads::Workload;
-use hakmem_bench::{instructions, out_dir, report, runner, suite};
+use hakmem_bench::{instructions, out_dir, report, runner, suite, sweep};
 
 const USAGE: &str = "\
 usage: hakmem-bench [options]              run the suite (table, CSV, SVG)
        hakmem-bench instructions [options] instructions per malloc+free pair
        hakmem-bench list [--threads N]     list the workloads and their parameters
+       hakmem-bench sweep [options]        issue 6: `phases` with ACE, the default
+                                           and a grid of static configurations
+       hakmem-bench warm [options]         issue 6: ACE cold vs warm (saved profile)
 
 suite options:
   --quick              smoke run: tiny op counts, 1 repetition
@@ -19,10 +22,20 @@ suite options:
                        `tiny-hot/64` = one)
   --threads N          threads of the multi-threaded workloads (default 2)
   --reps N             repetitions (default 5; --quick: 1)
-  --allocators LIST    subset of hakmem,mimalloc,jemalloc,system
+  --allocators LIST    subset of hakmem,hakmem+ace,mimalloc,jemalloc,system
+                       (default: all five; hakmem+ace = hakmem with
+                       hakmem::ace::start() before the workload)
   --scale F            multiply every op count by F (default 1)
   --timeout S          kill a run after S seconds (default 300)
   --out DIR            write results to DIR instead
+
+sweep / warm options:
+  --quick              quick phases and (sweep) a 6-configuration grid
+  --reps N             repetitions (default 3; --quick: 1)
+  --threads N, --scale F, --timeout S, --out DIR   as above
+  --configs LIST       sweep only: default,ace,static:R:C:D:S,… (R = refill
+                       in quarters of the default, C = cap in refills,
+                       D = decay ms, S = span threshold KiB)
 
 instructions options:
   --allocators LIST    as above
@@ -41,6 +54,7 @@ fn main() -> ExitCode {
         Some("run-one") => return run_one(&args[1..]),
         Some("instructions") => instructions_mode(&args[1..]),
         Some("list") => list(&args[1..]),
+        Some(m @ ("sweep" | "warm")) => sweep_mode(m == "warm", &args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
@@ -125,9 +139,17 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
         println!("\nhakmem against the targets of issues 3 and 5:");
         print!("{}", report::targets(&rows));
     }
+    let ace = report::ace_overhead(&rows);
+    if !ace.is_empty() {
+        println!("\nACE on (hakmem+ace) vs off (hakmem), issue 6:");
+        print!("{ace}");
+    }
 
     let note = format!("{machine}; {command}");
-    let md = format!("{machine}\n\n`{command}`\n\n{}", report::markdown(&rows));
+    let mut md = format!("{machine}\n\n`{command}`\n\n{}", report::markdown(&rows));
+    if !ace.is_empty() {
+        md.push_str(&format!("\nACE on vs off:\n\n```text\n{ace}```\n"));
+    }
     let mut written = Vec::new();
     for (name, text) in [
         ("results.csv", report::csv(&specs, &samples, &rows)),
@@ -168,6 +190,89 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
             bad.len()
         ));
     }
+    Ok(())
+}
+
+fn sweep_mode(warm: bool, args: &[String]) -> Result<(), String> {
+    let mut quick = false;
+    let mut threads = 2usize;
+    let mut reps = None;
+    let mut scale = 1.0f64;
+    let mut timeout = 300u64;
+    let mut dir = out_dir();
+    let mut configs = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--threads" => threads = number(value(&mut it, a)?, a)?,
+            "--reps" => reps = Some(number::<usize>(value(&mut it, a)?, a)?),
+            "--scale" => scale = number(value(&mut it, a)?, a)?,
+            "--timeout" => timeout = number(value(&mut it, a)?, a)?,
+            "--out" => dir = value(&mut it, a)?.into(),
+            "--configs" if !warm => {
+                configs = Some(
+                    value(&mut it, a)?
+                        .split(',')
+                        .map(sweep::Config::parse)
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+            }
+            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+        }
+    }
+    if threads == 0 || scale <= 0.0 {
+        return Err("--threads and --scale must be positive".into());
+    }
+    let o = sweep::Options {
+        size: suite::Size {
+            quick,
+            threads,
+            scale,
+        },
+        reps: reps.unwrap_or(if quick { 1 } else { 3 }).max(1),
+        configs: configs.unwrap_or_else(|| sweep::grid(quick)),
+        timeout: Duration::from_secs(timeout),
+        out: dir,
+    };
+    let command = std::iter::once(format!(
+        "hakmem-bench {}",
+        if warm { "warm" } else { "sweep" }
+    ))
+    .chain(args.iter().cloned())
+    .collect::<Vec<_>>()
+    .join(" ");
+    let machine = report::machine();
+    let phases = hakmem_bench::workloads::Workload::Phases(suite::phases(o.size));
+    eprintln!("hakmem-bench: phases {}", phases.describe());
+    let (text, files) = if warm {
+        let pairs = sweep::warm(&o)?;
+        let summary = sweep::warm_summary(&pairs);
+        (summary, vec![("ace_warm.csv", sweep::warm_csv(&pairs))])
+    } else {
+        eprintln!(
+            "hakmem-bench: {} configurations × {} reps, one child process per run",
+            o.configs.len(),
+            o.reps
+        );
+        let points = sweep::sweep(&o)?;
+        let note = format!("{machine}; {command}");
+        (
+            format!("{}\n{}", sweep::table(&points), sweep::verdict(&points)),
+            vec![
+                ("ace_sweep.csv", sweep::csv(&points, o.reps)),
+                ("ace_sweep.svg", sweep::scatter(&points, &note)),
+            ],
+        )
+    };
+    let machine = format!("{machine} (start) / {} (end)", report::load_average());
+    println!("\n{machine}\n$ {command}\n\n{text}");
+    let mut written = Vec::new();
+    for (name, body) in files {
+        let p = report::write(&o.out, name, &body).map_err(|e| format!("{name}: {e}"))?;
+        written.push(p.display().to_string());
+    }
+    println!("wrote {}", written.join(", "));
     Ok(())
 }
 
@@ -253,10 +358,9 @@ fn run_one(args: &[String]) -> ExitCode {
         let family = args.get(1).ok_or("run-one: missing workload")?;
         Ok::<_, String>((alloc, Workload::parse(family, &args[2..])?))
     })();
-    match parsed {
-        Ok((alloc, w)) => {
-            let (o, cpu) = runner::run_one(alloc, &w);
-            println!("{}", runner::result_line(&o, cpu));
+    match parsed.and_then(|(alloc, w)| runner::run_one(alloc, &w)) {
+        Ok((o, cpu, ace)) => {
+            println!("{}", runner::result_line(&o, cpu, ace));
             ExitCode::SUCCESS
         }
         Err(e) => {

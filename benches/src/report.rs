@@ -26,6 +26,8 @@ pub struct Row {
     pub spread: Option<f64>,             // (max - min) / median of throughput
     pub error: Option<String>,           // the first failure, if any
     pub rss_after_free_mib: Option<f64>, // rss-return: median RSS(end) − RSS(start)
+    pub ace_cpu_pct: Option<f64>,        // hakmem+ace: median worker CPU, % of one core
+    pub ace_drop_rate: Option<f64>,      // hakmem+ace: median event drop rate
 }
 
 /// The median of `v` (the mean of the middle two for even lengths).
@@ -64,6 +66,14 @@ pub fn summarize(specs: &[Spec], samples: &[Sample], allocators: &[Allocator]) -
                 .filter(|&v| v > 0.0)
                 .collect();
             let mut after: Vec<f64> = ok.iter().filter_map(|m| m.rss_after_free_mib()).collect();
+            let mut ace_cpu: Vec<f64> = ok
+                .iter()
+                .filter_map(|m| m.ace.map(|a| a.worker_cpu_pct()))
+                .collect();
+            let mut ace_drop: Vec<f64> = ok
+                .iter()
+                .filter_map(|m| m.ace.map(|a| a.drop_rate()))
+                .collect();
             rows.push(Row {
                 name: spec.name.clone(),
                 family: spec.workload.family(),
@@ -80,6 +90,8 @@ pub fn summarize(specs: &[Spec], samples: &[Sample], allocators: &[Allocator]) -
                 spread,
                 error: mine.iter().find_map(|s| s.result.as_ref().err().cloned()),
                 rss_after_free_mib: median(&mut after),
+                ace_cpu_pct: median(&mut ace_cpu),
+                ace_drop_rate: median(&mut ace_drop),
             });
         }
         let base = rows[first..]
@@ -164,7 +176,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{:<w$}  {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  runs",
+        "{:<w$}  {:<10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  runs",
         "workload", "allocator", "Mops/s", "×mimalloc", "CPU ×mi", "RSS MiB", "×mimalloc", "spread"
     );
     if after {
@@ -179,7 +191,7 @@ pub fn table(rows: &[Row]) -> String {
         last = &r.name;
         let _ = write!(
             s,
-            "{:<w$}  {:<9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  {:>4}",
+            "{:<w$}  {:<10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}  {:>4}",
             r.name,
             r.alloc.name(),
             mops_str(r.mops),
@@ -354,12 +366,78 @@ pub fn targets(rows: &[Row]) -> String {
     s
 }
 
+/// The issue-6 overhead targets: ACE on vs off within 2 % on tiny-hot and
+/// random-mixed, worker CPU under 1 % of one core, drop rate under 0.1 %
+/// on every workload.
+pub const ACE_ON_OFF_MIN: f64 = 0.98;
+/// Worker CPU time, % of one core.
+pub const ACE_CPU_MAX_PCT: f64 = 1.0;
+/// Events dropped by the ring.
+pub const ACE_DROP_MAX: f64 = 0.001;
+
+/// ACE on (`hakmem+ace`) against off (`hakmem`), one line per workload
+/// where both ran: the throughput ratio (medians), the worker's CPU time
+/// and the drop rate; then the geometric mean of the ratios.
+pub fn ace_overhead(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let mut logs = Vec::new();
+    for on in rows.iter().filter(|r| r.alloc == Allocator::HakmemAce) {
+        let off = rows
+            .iter()
+            .find(|r| r.name == on.name && r.alloc == Allocator::Hakmem);
+        let r = ratio(on.mops, off.and_then(|o| o.mops));
+        // Ops per CPU-second (the worker's CPU time counts against ACE):
+        // steadier than wall time on a loaded machine.
+        let rc = ratio(on.mops_cpu, off.and_then(|o| o.mops_cpu));
+        if let Some(x) = r.filter(|&x| x > 0.0) {
+            logs.push(x.ln());
+        }
+        let targeted = matches!(on.family, "tiny-hot" | "random-mixed");
+        let t = match r {
+            Some(x) if !targeted => format!("{x:.3}×"),
+            Some(x) if x >= ACE_ON_OFF_MIN => format!("{x:.3}× ok"),
+            Some(x) => format!("{x:.3}× BELOW"),
+            None => "n/a".into(),
+        };
+        let cpu = match on.ace_cpu_pct {
+            Some(c) if c < ACE_CPU_MAX_PCT => format!("{c:.2} % ok"),
+            Some(c) => format!("{c:.2} % ABOVE"),
+            None => "n/a".into(),
+        };
+        let drop = match on.ace_drop_rate {
+            Some(d) if d < ACE_DROP_MAX => format!("{:.3} % ok", d * 100.0),
+            Some(d) => format!("{:.3} % ABOVE", d * 100.0),
+            None => "n/a".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<20} on/off {:<12} per CPU-s {:<7} worker CPU {:<12} drops {:<12}",
+            on.name,
+            t,
+            opt(rc, 3),
+            cpu,
+            drop
+        );
+    }
+    if !logs.is_empty() {
+        let g = (logs.iter().sum::<f64>() / logs.len() as f64).exp();
+        let _ = writeln!(
+            s,
+            "  geometric mean of on/off over {} workload(s): {g:.3}× (targets: on/off ≥ {ACE_ON_OFF_MIN} on tiny-hot and random-mixed, \
+             worker CPU < {ACE_CPU_MAX_PCT:.0} % of one core, drops < {:.1} %)",
+            logs.len(),
+            ACE_DROP_MAX * 100.0
+        );
+    }
+    s
+}
+
 /// `results.csv`: one line per run, then one `median` line per row.
 pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
     let mut s = String::from(
         "kind,workload,family,params,allocator,rep,threads,ops,seconds,cpu_seconds,mops,\
          mops_cpu,best_mops,peak_rss_kib,maxrss_kib,mops_ratio_mimalloc,rss_ratio_mimalloc,\
-         rss_after_free_kib,status\n",
+         rss_after_free_kib,ace_worker_cpu_pct,ace_drop_rate,status\n",
     );
     for smp in samples {
         let spec = &specs[smp.spec];
@@ -377,7 +455,7 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
             Ok(m) => {
                 let _ = writeln!(
                     s,
-                    "{head},{},{:.6},{:.6},{:.4},{:.4},,{},{},,,{},ok",
+                    "{head},{},{:.6},{:.6},{:.4},{:.4},,{},{},,,{},{},{},ok",
                     m.ops,
                     m.secs,
                     m.cpu_secs,
@@ -386,12 +464,16 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
                     m.hwm_kib,
                     m.maxrss_kib,
                     m.rss_after_free_kib
-                        .map_or(String::new(), |k| k.to_string())
+                        .map_or(String::new(), |k| k.to_string()),
+                    m.ace
+                        .map_or(String::new(), |a| format!("{:.4}", a.worker_cpu_pct())),
+                    m.ace
+                        .map_or(String::new(), |a| format!("{:.6}", a.drop_rate())),
                 );
             }
             Err(e) => {
                 let e = e.replace([',', '\n', '"'], " ");
-                let _ = writeln!(s, "{head},,,,,,,,,,,,{e}");
+                let _ = writeln!(s, "{head},,,,,,,,,,,,,,{e}");
             }
         }
     }
@@ -403,7 +485,7 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
         let w = &spec.workload;
         let _ = writeln!(
             s,
-            "median,{},{},{},{},median,{},,,,{},{},{},{},,{},{},{},{}/{} ok",
+            "median,{},{},{},{},median,{},,,,{},{},{},{},,{},{},{},{},{},{}/{} ok",
             r.name,
             w.family(),
             w.describe(),
@@ -418,6 +500,8 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
             opt(r.rss_ratio, 4),
             r.rss_after_free_mib
                 .map_or(String::new(), |m| format!("{:.0}", m * 1024.0)),
+            r.ace_cpu_pct.map_or(String::new(), |c| format!("{c:.4}")),
+            r.ace_drop_rate.map_or(String::new(), |d| format!("{d:.6}")),
             r.ok,
             r.runs
         );
@@ -429,6 +513,7 @@ pub fn csv(specs: &[Spec], samples: &[Sample], rows: &[Row]) -> String {
 fn colour(a: Allocator) -> &'static str {
     match a {
         Allocator::Hakmem => "#d62728",
+        Allocator::HakmemAce => "#ff9896",
         Allocator::Mimalloc => "#1f77b4",
         Allocator::MiDirect => "#9ecae1",
         Allocator::Jemalloc => "#2ca02c",
@@ -436,10 +521,28 @@ fn colour(a: Allocator) -> &'static str {
     }
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for SVG.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// The start of an SVG document of `width` × `height` on a white
+/// background, with `title` at (`left`, 20).
+pub fn svg_open(width: f64, height: f64, left: f64, title: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    s
 }
 
 /// A grouped bar chart, hand-written SVG: one group per workload, one bar
@@ -467,17 +570,7 @@ pub fn svg(
     let vmax = rows.iter().filter_map(value).fold(1.2f64, f64::max);
     let ymax = (vmax * 2.0).ceil() / 2.0; // round up to 0.5
     let y = |v: f64| top + plot_h - v / ymax * plot_h;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    let mut s = svg_open(width, height, left, title);
     // Legend.
     for (i, a) in allocators.iter().enumerate() {
         let x = left + i as f64 * 90.0;
@@ -681,6 +774,8 @@ mod tests {
             maxrss_kib: 4096,
             check: 0,
             rss_after_free_kib: None,
+            phases: None,
+            ace: None,
         };
         let samples = vec![
             Sample {
@@ -725,6 +820,32 @@ mod tests {
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(table(&rows).contains("boom"));
         assert!(targets(&rows).contains("1.50× ok"));
+        assert_eq!(ace_overhead(&rows), "", "no hakmem+ace rows");
+        let ace = |mops: f64, cpu_ns: u64, dropped: u64| Measured {
+            ace: Some(crate::runner::AceRun {
+                events: 10_000,
+                dropped,
+                decisions: 4,
+                worker_cpu_ns: cpu_ns,
+                worker_wall_ms: 1000,
+            }),
+            ..m(mops)
+        };
+        let mut with_ace = samples.clone();
+        with_ace.push(Sample {
+            spec: 0,
+            alloc: Allocator::HakmemAce,
+            rep: 0,
+            result: Ok(ace(297.0, 5_000_000, 0)),
+        });
+        let allocs = [Allocator::Hakmem, Allocator::HakmemAce, Allocator::Mimalloc];
+        let rows = summarize(&specs[..2], &with_ace, &allocs);
+        let o = ace_overhead(&rows);
+        assert!(o.contains("on/off 0.990× ok"), "{o}");
+        assert!(o.contains("worker CPU 0.50 % ok"), "{o}");
+        assert!(o.contains("drops 0.000 % ok"), "{o}");
+        let c = csv(&specs, &with_ace, &rows);
+        assert!(c.contains(",0.5000,0.000000,ok"), "{c}");
     }
 
     #[test]
@@ -748,6 +869,8 @@ mod tests {
             maxrss_kib: rss_kib,
             check: 0,
             rss_after_free_kib: after,
+            phases: None,
+            ace: None,
         };
         let mut samples = Vec::new();
         let mut add = |spec, alloc, r| {
@@ -797,7 +920,7 @@ mod tests {
         let c = csv(&specs, &samples, &rows);
         let cols = c.lines().next().unwrap().split(',').count();
         assert!(c.lines().all(|l| l.split(',').count() == cols), "{c}");
-        assert!(c.contains(",3072,ok"), "{c}");
+        assert!(c.contains(",3072,,,ok"), "{c}");
         assert_eq!(mops_str(Some(0.00123)), "0.00123");
         assert_eq!(mops_str(Some(0.0177)), "0.0177");
     }

@@ -8,7 +8,15 @@
 //! child:  run the workload once, then print
 //!           RESULT ops=… ns=… hwm_kib=… rss_kib=… check=…
 //!                  [rss_after_free_kib=…]   (rss-return only)
+//!                  [p0_ns=… p0_dec=… … p4_dec=…]   (phases only)
+//!                  [ace_events=… ace_dropped=… ace_decisions=…
+//!                   ace_cpu_ns=… ace_wall_ms=…]   (hakmem+ace only)
 //! ```
+//!
+//! `hakmem+ace` children call `hakmem::ace::start()` before the workload
+//! and `ace::stop()` after it, and report the worker's figures
+//! (`ace::state()`). A child whose environment has `HAKMEM_BENCH_POLICY`
+//! applies that static configuration first (see [`crate::sweep`]).
 //!
 //! The child's peak RSS is its `VmHWM` from `/proc/self/status`, read after
 //! the workload, so it covers exactly that process (binary, std, the
@@ -21,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::allocators::{Allocator, HAKMEM, JEMALLOC, MIMALLOC, MI_DIRECT, SYSTEM};
 use crate::suite::Spec;
-use crate::workloads::{Outcome, Workload};
+use crate::workloads::{Outcome, PhaseTimes, Workload, PHASES};
 
 /// What one child run measured.
 #[derive(Clone, Copy, Debug)]
@@ -33,6 +41,42 @@ pub struct Measured {
     pub maxrss_kib: u64, // wait4's ru_maxrss (cross-check)
     pub check: u64,
     pub rss_after_free_kib: Option<i64>, // rss-return: RSS(end) − RSS(start)
+    pub phases: Option<PhaseTimes>,      // phases: per-phase time and decisions
+    pub ace: Option<AceRun>,             // hakmem+ace: the worker's figures
+}
+
+/// What the ACE worker of a `hakmem+ace` child reported (`ace::state()`
+/// after `ace::stop()`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AceRun {
+    pub events: u64,        // events the ring accepted
+    pub dropped: u64,       // events dropped because the ring was full
+    pub decisions: u64,     // policy decisions applied
+    pub worker_cpu_ns: u64, // CPU time of the worker thread
+    pub worker_wall_ms: u64,
+}
+
+impl AceRun {
+    /// `dropped / (events + dropped)` (0 when nothing was offered).
+    pub fn drop_rate(&self) -> f64 {
+        hakmem::ace::drop_rate(self.events, self.dropped)
+    }
+
+    /// The worker's CPU time as a percentage of one core over its life.
+    pub fn worker_cpu_pct(&self) -> f64 {
+        self.worker_cpu_ns as f64 / (self.worker_wall_ms.max(1) as f64 * 1e6) * 100.0
+    }
+
+    fn read() -> AceRun {
+        let st = hakmem::ace::state();
+        AceRun {
+            events: st.events,
+            dropped: st.dropped,
+            decisions: st.decisions,
+            worker_cpu_ns: st.worker_cpu_ns,
+            worker_wall_ms: st.worker_wall_ms,
+        }
+    }
 }
 
 impl Measured {
@@ -89,7 +133,7 @@ pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
             let n = plan.allocators.len();
             for k in 0..n {
                 let alloc = plan.allocators[(k + rep) % n];
-                let result = run_child(&exe, alloc, &spec.workload, plan.timeout);
+                let result = run_child(&exe, alloc, &spec.workload, &[], plan.timeout);
                 let done = samples.len() + 1;
                 let line = match &result {
                     Ok(m) => format!(
@@ -101,7 +145,7 @@ pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
                     Err(e) => format!("FAILED: {e}"),
                 };
                 eprintln!(
-                    "[{done:>w$}/{total}] {:<width$}  {:<8}  rep {}/{}  {line}   ({:.0} s)",
+                    "[{done:>w$}/{total}] {:<width$}  {:<10}  rep {}/{}  {line}   ({:.0} s)",
                     spec.name,
                     alloc.name(),
                     rep + 1,
@@ -132,15 +176,18 @@ pub fn child_args(alloc: Allocator, w: &Workload) -> Vec<String> {
     a
 }
 
-/// Runs one child and collects its measurement.
-fn run_child(
+/// Runs one child (with `env` added to its environment) and collects its
+/// measurement.
+pub fn run_child(
     exe: &std::path::Path,
     alloc: Allocator,
     w: &Workload,
+    env: &[(&str, String)],
     timeout: Duration,
 ) -> Result<Measured, String> {
     let mut child = Command::new(exe)
         .args(child_args(alloc, w))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -201,7 +248,24 @@ pub fn parse_result(out: &str) -> Option<Measured> {
             .parse()
             .ok()
     };
+    let phases = get("p0_ns").map(|_| {
+        let mut t = PhaseTimes::default();
+        for k in 0..PHASES {
+            t.ns[k] = get(&format!("p{k}_ns")).unwrap_or(0);
+            t.decisions[k] = get(&format!("p{k}_dec")).unwrap_or(0);
+        }
+        t
+    });
+    let ace = get("ace_events").map(|events| AceRun {
+        events,
+        dropped: get("ace_dropped").unwrap_or(0),
+        decisions: get("ace_decisions").unwrap_or(0),
+        worker_cpu_ns: get("ace_cpu_ns").unwrap_or(0),
+        worker_wall_ms: get("ace_wall_ms").unwrap_or(0),
+    });
     Some(Measured {
+        phases,
+        ace,
         ops: get("ops")?,
         secs: get("ns")? as f64 / 1e9,
         cpu_secs: get("cpu_ns").unwrap_or(0) as f64 / 1e9,
@@ -215,19 +279,37 @@ pub fn parse_result(out: &str) -> Option<Measured> {
     })
 }
 
+/// What a child run produced: the outcome, the CPU time and, for
+/// `hakmem+ace`, the worker's figures.
+pub type ChildRun = (Outcome, Duration, Option<AceRun>);
+
 /// The child side: runs `w` once against `alloc` in this process.
 /// Also returns the CPU time (user + system, all threads) the run took,
-/// set-up included: less disturbed by other load than wall-clock time.
-pub fn run_one(alloc: Allocator, w: &Workload) -> (Outcome, Duration) {
+/// set-up included: less disturbed by other load than wall-clock time,
+/// and for `hakmem+ace` the worker's figures.
+pub fn run_one(alloc: Allocator, w: &Workload) -> Result<ChildRun, String> {
+    if matches!(alloc, Allocator::Hakmem | Allocator::HakmemAce) {
+        crate::sweep::apply_env_policy()?;
+    }
     let c0 = cpu_time();
+    let mut ace = None;
     let o = match alloc {
         Allocator::Hakmem => w.run(&HAKMEM),
+        Allocator::HakmemAce => {
+            if !hakmem::ace::start() {
+                return Err("hakmem::ace::start() failed".into());
+            }
+            let o = w.run(&HAKMEM);
+            hakmem::ace::stop();
+            ace = Some(AceRun::read());
+            o
+        }
         Allocator::System => w.run(&SYSTEM),
         Allocator::Mimalloc => w.run(&MIMALLOC),
         Allocator::MiDirect => w.run(&MI_DIRECT),
         Allocator::Jemalloc => w.run(&JEMALLOC),
     };
-    (o, cpu_time().saturating_sub(c0))
+    Ok((o, cpu_time().saturating_sub(c0), ace))
 }
 
 /// User + system CPU time of this process (all threads) so far.
@@ -243,7 +325,7 @@ pub fn cpu_time() -> Duration {
 }
 
 /// The child side's report line.
-pub fn result_line(o: &Outcome, cpu: Duration) -> String {
+pub fn result_line(o: &Outcome, cpu: Duration, ace: Option<AceRun>) -> String {
     let (hwm, rss) = vm_status();
     let mut line = format!(
         "RESULT ops={} ns={} cpu_ns={} hwm_kib={} rss_kib={} check={}",
@@ -256,6 +338,17 @@ pub fn result_line(o: &Outcome, cpu: Duration) -> String {
     );
     if let Some(k) = o.rss_after_free_kib {
         line.push_str(&format!(" rss_after_free_kib={k}"));
+    }
+    if let Some(t) = o.phases {
+        for k in 0..PHASES {
+            line.push_str(&format!(" p{k}_ns={} p{k}_dec={}", t.ns[k], t.decisions[k]));
+        }
+    }
+    if let Some(a) = ace {
+        line.push_str(&format!(
+            " ace_events={} ace_dropped={} ace_decisions={} ace_cpu_ns={} ace_wall_ms={}",
+            a.events, a.dropped, a.decisions, a.worker_cpu_ns, a.worker_wall_ms
+        ));
     }
     line
 }
@@ -283,16 +376,37 @@ mod tests {
             elapsed: Duration::from_millis(5),
             check: 77,
             rss_after_free_kib: None,
+            phases: None,
         };
-        let line = result_line(&o, Duration::from_millis(4));
+        let line = result_line(&o, Duration::from_millis(4), None);
         let m = parse_result(&format!("noise\n{line}\n")).unwrap();
         assert_eq!(m.rss_after_free_kib, None);
         let o2 = Outcome {
             rss_after_free_kib: Some(-12),
             ..o
         };
-        let m2 = parse_result(&result_line(&o2, Duration::ZERO)).unwrap();
+        let m2 = parse_result(&result_line(&o2, Duration::ZERO, None)).unwrap();
         assert_eq!(m2.rss_after_free_kib, Some(-12));
+        assert_eq!((m2.phases, m2.ace), (None, None));
+        let t = PhaseTimes {
+            ns: [1, 2, 3, 4, 5],
+            decisions: [6, 7, 8, 9, 10],
+        };
+        let a = AceRun {
+            events: 1000,
+            dropped: 1,
+            decisions: 3,
+            worker_cpu_ns: 5_000_000,
+            worker_wall_ms: 1000,
+        };
+        let o3 = Outcome {
+            phases: Some(t),
+            ..o
+        };
+        let m3 = parse_result(&result_line(&o3, Duration::ZERO, Some(a))).unwrap();
+        assert_eq!((m3.phases, m3.ace), (Some(t), Some(a)));
+        assert!((a.worker_cpu_pct() - 0.5).abs() < 1e-12);
+        assert!((a.drop_rate() - 1.0 / 1001.0).abs() < 1e-12);
         assert!((m.cpu_secs - 0.004).abs() < 1e-12);
         assert_eq!(m.ops, 1234);
         assert_eq!(m.check, 77);

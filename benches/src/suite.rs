@@ -6,8 +6,8 @@
 //! counts of either mode.
 
 use crate::workloads::{
-    CacheScratch, LargeChurn, Larson, MidMt, ProducerConsumer, RandomMixed, RssReturn, Scenario,
-    TinyHot, Touch, Workload,
+    CacheScratch, LargeChurn, Larson, MidMt, Phases, ProducerConsumer, RandomMixed, RssReturn,
+    Scenario, TinyHot, Touch, Workload,
 };
 
 /// One entry of the suite: a display name and the workload it runs.
@@ -162,7 +162,31 @@ pub fn all(sz: Size) -> Vec<Spec> {
             }),
         });
     }
+    v.push(Spec {
+        name: "phases".into(),
+        workload: Workload::Phases(phases(sz)),
+    });
     v
+}
+
+/// The `phases` workload of issue 6 at this size (also what
+/// `hakmem-bench sweep` and `warm` run): about 4 s per run in default
+/// mode on a 2-core machine (three busy phases of roughly 1 s each, the
+/// idle one, the last tiny churn), a quarter of a second with `--quick`.
+pub fn phases(sz: Size) -> Phases {
+    let n = |d: u64, quick: u64| {
+        (((if sz.quick { quick } else { d }) as f64) * sz.scale).max(1.0) as u64
+    };
+    Phases {
+        threads: sz.threads.max(1),
+        steps: n(60_000, 1_000),
+        bursts: n(10_000, 100),
+        spans: n(2_000, 100),
+        // Longer than ACE's idle threshold (250 ms) plus a tick, so the
+        // idle trim fires; not scaled.
+        idle_ms: if sz.quick { 50 } else { 600 },
+        seed: 6,
+    }
 }
 
 /// The suite restricted to `only` (comma-separated): an entry selects the

@@ -110,6 +110,7 @@ impl CacheScratch {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

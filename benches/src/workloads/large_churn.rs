@@ -104,6 +104,7 @@ impl LargeChurn {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

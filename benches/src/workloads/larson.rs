@@ -121,6 +121,7 @@ impl Larson {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

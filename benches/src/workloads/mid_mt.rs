@@ -94,6 +94,7 @@ impl MidMt {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

@@ -17,6 +17,7 @@ mod cache_scratch;
 mod large_churn;
 mod larson;
 mod mid_mt;
+mod phases;
 mod producer_consumer;
 mod random_mixed;
 mod rss_return;
@@ -33,6 +34,7 @@ pub use cache_scratch::CacheScratch;
 pub use large_churn::LargeChurn;
 pub use larson::Larson;
 pub use mid_mt::MidMt;
+pub use phases::Phases;
 pub use producer_consumer::ProducerConsumer;
 pub use random_mixed::RandomMixed;
 pub use rss_return::RssReturn;
@@ -58,6 +60,19 @@ pub struct Outcome {
     /// `rss-return` only: resident memory after everything was freed (and
     /// trimmed) minus resident memory at the start, in KiB.
     pub rss_after_free_kib: Option<i64>,
+    /// `phases` only: each phase's time and ACE decisions.
+    pub phases: Option<PhaseTimes>,
+}
+
+/// Phases of the `phases` workload (the idle one included).
+pub const PHASES: usize = 5;
+
+/// `phases` only: per phase (tiny churn, mid bursts, large spans, idle,
+/// tiny churn), its wall time and the ACE policy decisions made during it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    pub ns: [u64; PHASES],
+    pub decisions: [u64; PHASES],
 }
 
 impl Outcome {
@@ -79,10 +94,11 @@ pub enum Workload {
     RssReturn(RssReturn),
     LargeChurn(LargeChurn),
     Scenario(Scenario),
+    Phases(Phases),
 }
 
 /// The workload families, as named on the command line.
-pub const FAMILIES: [&str; 9] = [
+pub const FAMILIES: [&str; 10] = [
     "tiny-hot",
     "random-mixed",
     "larson",
@@ -92,6 +108,7 @@ pub const FAMILIES: [&str; 9] = [
     "rss-return",
     "large-churn",
     "scenario",
+    "phases",
 ];
 
 impl Workload {
@@ -107,6 +124,7 @@ impl Workload {
             Workload::RssReturn(_) => "rss-return",
             Workload::LargeChurn(_) => "large-churn",
             Workload::Scenario(_) => "scenario",
+            Workload::Phases(_) => "phases",
         }
     }
 
@@ -122,6 +140,7 @@ impl Workload {
             Workload::RssReturn(w) => w.params(),
             Workload::LargeChurn(w) => w.params(),
             Workload::Scenario(w) => w.params(),
+            Workload::Phases(w) => w.params(),
         }
     }
 
@@ -154,6 +173,7 @@ impl Workload {
             "rss-return" => Workload::RssReturn(RssReturn::from_params(&mut kv)?),
             "large-churn" => Workload::LargeChurn(LargeChurn::from_params(&mut kv)?),
             "scenario" => Workload::Scenario(Scenario::from_params(&mut kv)?),
+            "phases" => Workload::Phases(Phases::from_params(&mut kv)?),
             other => return Err(format!("unknown workload `{other}`")),
         };
         kv.finish(family)?;
@@ -172,6 +192,7 @@ impl Workload {
             Workload::CacheScratch(w) => w.threads,
             Workload::MidMt(w) => w.threads,
             Workload::RssReturn(w) => w.threads,
+            Workload::Phases(w) => w.threads,
         }
     }
 
@@ -187,6 +208,7 @@ impl Workload {
             Workload::RssReturn(w) => w.run(a),
             Workload::LargeChurn(w) => w.run(a),
             Workload::Scenario(w) => w.run(a),
+            Workload::Phases(w) => w.run(a),
         }
     }
 }
@@ -536,6 +558,10 @@ mod tests {
             p("scenario", &["size=64k", "rounds=50"]),
             p("scenario", &["size=2m", "window=2", "rounds=9", "touch=1"]),
             p("scenario", &["size=256k", "rounds=20", "touch=2"]),
+            p(
+                "phases",
+                &["steps=200", "bursts=20", "spans=20", "idle_ms=1"],
+            ),
         ]
     }
 
@@ -556,6 +582,8 @@ mod tests {
                 assert_eq!(o.check, runs[0].1.check, "{} on {name}", w.describe());
                 let rss_return = matches!(w, Workload::RssReturn(_));
                 assert_eq!(o.rss_after_free_kib.is_some(), rss_return, "{name}");
+                let phases = matches!(w, Workload::Phases(_));
+                assert_eq!(o.phases.is_some(), phases, "{name}");
             }
         }
     }

@@ -93,6 +93,7 @@ impl ProducerConsumer {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

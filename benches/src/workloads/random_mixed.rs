@@ -74,6 +74,7 @@ impl RandomMixed {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

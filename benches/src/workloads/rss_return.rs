@@ -140,6 +140,7 @@ impl RssReturn {
             elapsed,
             check,
             rss_after_free_kib: Some(after_kib - start_kib),
+            phases: None,
         }
     }
 

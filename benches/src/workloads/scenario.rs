@@ -82,6 +82,7 @@ impl Scenario {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

@@ -68,6 +68,7 @@ impl TinyHot {
             elapsed,
             check,
             rss_after_free_kib: None,
+            phases: None,
         }
     }
 }

@@ -128,13 +128,21 @@ pub fn arm_policy(base_refill: u32, base_cap: u32, arm: usize, block: u32) -> (u
 /// The decay delays (ms) the Elo knob chooses among.
 pub const DECAY_STRATEGIES: [u32; 6] = [25, 50, 100, 250, 500, 1000];
 
+/// The pool/span thresholds (bytes) the second Elo knob chooses among:
+/// requests above the threshold become spans, those at or below it slab
+/// blocks (`ptr_bridge::set_span_threshold` accepts 1 KiB – 64 KiB).
+pub const SPAN_STRATEGIES: [u32; 3] = [16 << 10, 32 << 10, 64 << 10];
+
 /// Tuning of the learner (the defaults are what `hakmem::ace` runs).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LearnerConfig {
     /// Run the per-class bandits.
     pub bandit: bool,
-    /// Run the Elo knob (decay delay).
+    /// Run the Elo knob of the decay delay.
     pub elo: bool,
+    /// Run the Elo knob of the pool/span threshold (in the mid and span
+    /// regimes, once the decay knob is FROZEN there).
+    pub span: bool,
     /// Ask for a trim when idle, and when the workload moves to another
     /// regime (what the old regime released is unlikely to be reused soon).
     pub idle: bool,
@@ -162,6 +170,9 @@ pub struct LearnerConfig {
     pub epoch_ms: u32,
     /// Estimated cost of one minor page fault, ns.
     pub fault_ns: f64,
+    /// Estimated cost of one span allocation or free beyond a slab
+    /// block's (registry, span cache or mapping), ns.
+    pub span_ns: f64,
     /// No event for this long is idleness (one trim per idle period).
     pub idle_ms: u32,
     /// Mix distance (L1, 0..2) that is a workload shift.
@@ -179,6 +190,7 @@ impl LearnerConfig {
     pub const DEFAULT: LearnerConfig = LearnerConfig {
         bandit: true,
         elo: true,
+        span: true,
         idle: true,
         prior: true,
         ucb_c: 0.15,
@@ -191,6 +203,7 @@ impl LearnerConfig {
         elo_cfg: EloConfig::DEFAULT,
         epoch_ms: 100,
         fault_ns: 250.0,
+        span_ns: 1000.0,
         idle_ms: 250,
         shift_l1: 0.6,
         shift_rate_log2: 3.0,
@@ -296,6 +309,28 @@ pub const REGIMES: usize = 3;
 /// Names of the [`REGIMES`].
 pub const REGIME_NAMES: [&str; REGIMES] = ["tiny", "mid", "span"];
 
+/// The tiny regime (index into [`REGIME_NAMES`]).
+const TINY_REGIME: usize = 0;
+
+/// Reports `score` to `e` (the Elo state of `knob` in `regime`) and logs
+/// a lifecycle transition.
+fn report<const K: usize>(
+    e: &mut Elo<K>,
+    knob: Knob,
+    regime: usize,
+    score: f64,
+    log: &mut dyn FnMut(Change),
+) {
+    if let Some(t) = e.report(score) {
+        log(Change::Phase {
+            knob,
+            transition: t,
+            confirmed_value: e.value(t.confirmed),
+            regime,
+        });
+    }
+}
+
 fn regime_of(mix: &[f64; BINS]) -> usize {
     let w = [
         mix[0] + mix[2] + mix[4],
@@ -323,10 +358,20 @@ fn bin(ev: &Event) -> usize {
                 4
             }
         }
+        // A span no bigger than the largest slab class is mid traffic that
+        // the threshold knob sent to spans: binned with the mid refills and
+        // flushes, so that moving the threshold does not look like a
+        // workload shift (nor move the regime).
+        EventKind::SpanMap if ev.count <= MID_SPAN_KIB => 1,
+        EventKind::SpanUnmap if ev.count <= MID_SPAN_KIB => 3,
         EventKind::SpanMap => 5,
         EventKind::SpanUnmap => 6,
     }
 }
+
+/// Largest span (KiB, as events count them) that is binned as mid traffic:
+/// the largest slab class plus a page of rounding.
+const MID_SPAN_KIB: u32 = (ptr_bridge::SMALL_MAX >> 10) as u32 + 4;
 
 fn thread_bit(thread: u32) -> u64 {
     1u64 << (thread.wrapping_mul(0x9E37_79B9) >> 26)
@@ -357,6 +402,7 @@ struct Shift {
     slow_rate: f64,
     samples: u32,
     quiet_until_ms: u64,
+    named: bool,
 }
 
 /// The learner's whole state (about 10 KiB; the facade boxes it).
@@ -365,7 +411,11 @@ pub struct Learner {
     cfg: LearnerConfig,
     pub(crate) classes: [ClassState; NUM_CLASSES],
     pub(crate) decay: [Elo<{ DECAY_STRATEGIES.len() }>; REGIMES],
+    pub(crate) span: [Elo<{ SPAN_STRATEGIES.len() }>; REGIMES],
     pub(crate) regime: usize,
+    epoch_span: bool,
+    epoch_slow: f64,
+    epoch_spans: f64,
     epoch_start_ms: u64,
     epoch_faults: u64,
     epoch_rss_sum: f64,
@@ -424,11 +474,23 @@ impl Learner {
             e.restore([1500.0; DECAY_STRATEGIES.len()], d, Phase::Learn);
             e
         });
+        let span = core::array::from_fn(|r| {
+            Elo::new(
+                SPAN_STRATEGIES,
+                SPAN_STRATEGIES.len() - 1,
+                cfg.elo_cfg,
+                0x5EED_5FA0 ^ now_ms ^ ((r as u64) << 40),
+            )
+        });
         Learner {
             cfg,
             classes,
             decay,
+            span,
             regime: 0,
+            epoch_span: false,
+            epoch_slow: 0.0,
+            epoch_spans: 0.0,
             epoch_start_ms: now_ms,
             epoch_faults: 0,
             epoch_rss_sum: 0.0,
@@ -443,6 +505,7 @@ impl Learner {
                 slow_rate: 0.0,
                 samples: 0,
                 quiet_until_ms: 0,
+                named: false,
             },
             bins: [0; BINS],
             tick_events: 0,
@@ -455,6 +518,16 @@ impl Learner {
             shifts: 0,
             trims: 0,
         }
+    }
+
+    /// The pool/span threshold in force at start (bytes): the confirmed
+    /// strategy of the threshold knob in every regime is the nearest one.
+    pub fn with_span_threshold(mut self, bytes: u32) -> Self {
+        for e in self.span.iter_mut() {
+            let i = e.nearest(bytes);
+            e.restore([1500.0; SPAN_STRATEGIES.len()], i, Phase::Learn);
+        }
+        self
     }
 
     /// The configuration.
@@ -475,6 +548,10 @@ impl Learner {
         self.tick_events = self.tick_events.saturating_add(w);
         self.bins[bin(ev)] = self.bins[bin(ev)].saturating_add(w);
         self.epoch_threads |= thread_bit(ev.thread);
+        match ev.kind {
+            EventKind::SpanMap | EventKind::SpanUnmap => self.epoch_spans += w as f64,
+            _ => self.epoch_slow += w as f64,
+        }
         if matches!(ev.kind, EventKind::Refill | EventKind::Flush) {
             if let Some(st) = self.classes.get_mut(ev.class as usize) {
                 st.win_events = st.win_events.saturating_add(w);
@@ -498,7 +575,7 @@ impl Learner {
             self.epoch_start_ms = now;
             self.epoch_faults = s.minor_faults;
             if self.cfg.elo {
-                self.apply_knob(w, log, &mut out);
+                self.apply_knob(Knob::DecayMs, w, log, &mut out);
             }
             if self.cfg.bandit {
                 self.apply_arms(w, log, &mut out);
@@ -515,19 +592,20 @@ impl Learner {
                 // The regime of the tick that showed the shift.
                 let r = regime_of(&self.shift.last);
                 let same = r == self.regime;
-                if self.cfg.elo {
+                if self.cfg.elo || self.cfg.span {
                     // The same regime changed: learn it again. Another
-                    // regime: resume its own knob state (FROZEN stays
+                    // regime: resume its own knob states (FROZEN stays
                     // FROZEN: the strategy cache).
                     self.regime = r;
-                    let e = &mut self.decay[r];
+                    let (e, t) = (&mut self.decay[r], &mut self.span[r]);
                     if same {
                         e.relearn();
+                        t.relearn();
                     } else {
                         e.resume();
+                        t.resume();
                     }
                     self.rss_ref = 0.0;
-                    self.restart_epoch(s);
                 }
                 log(Change::Shift {
                     l1,
@@ -537,7 +615,16 @@ impl Learner {
                 });
                 if self.cfg.elo {
                     self.decay[self.regime].choose();
-                    self.apply_knob(w, log, &mut out);
+                    self.apply_knob(Knob::DecayMs, w, log, &mut out);
+                }
+                if self.cfg.span && self.regime != TINY_REGIME {
+                    // This regime's threshold (its confirmed one unless it
+                    // is being learned) is in force from now on.
+                    self.span[self.regime].choose();
+                    self.apply_knob(Knob::SpanThreshold, w, log, &mut out);
+                }
+                if self.cfg.elo || self.cfg.span {
+                    self.restart_epoch(s);
                 }
                 for st in self.classes.iter_mut() {
                     st.ucb.soften(2);
@@ -568,8 +655,8 @@ impl Learner {
             self.run_bandits(s, w, log, &mut out);
         }
 
-        // 2. The Elo knob: epochs count active time only.
-        if self.cfg.elo {
+        // 2. The Elo knobs: epochs count active time only.
+        if self.cfg.elo || self.cfg.span {
             if active {
                 self.epoch_rss_sum += s.rss_bytes as f64;
                 self.epoch_ticks += 1;
@@ -601,8 +688,9 @@ impl Learner {
             sh.fast_rate = rate;
             sh.slow_rate = rate;
             sh.samples = 1;
-            if self.shifts == 0 {
+            if !sh.named {
                 // The first activity names the starting regime.
+                sh.named = true;
                 self.regime = regime_of(&mix);
             }
             return None;
@@ -734,6 +822,22 @@ impl Learner {
         self.epoch_rss_sum = 0.0;
         self.epoch_ticks = 0;
         self.epoch_threads = 0;
+        self.epoch_slow = 0.0;
+        self.epoch_spans = 0.0;
+        self.epoch_span = self.span_turn();
+    }
+
+    /// Whether the next epoch belongs to the threshold knob: the knobs of
+    /// a regime are learned one after the other — the decay delay first,
+    /// then, once it is FROZEN, the threshold (so that neither's score is
+    /// measured while the other explores). Not in the tiny regime, where
+    /// no request comes near the threshold.
+    fn span_turn(&self) -> bool {
+        let r = self.regime;
+        self.cfg.span
+            && r != TINY_REGIME
+            && self.span[r].phase() != Phase::Frozen
+            && (!self.cfg.elo || self.decay[r].phase() == Phase::Frozen)
     }
 
     fn close_epoch(
@@ -750,36 +854,66 @@ impl Learner {
         if self.rss_ref <= 0.0 {
             self.rss_ref = rss.max(1.0);
         }
-        let score = -(faults * self.cfg.fault_ns / (dur_ns * threads) + rss / self.rss_ref);
-        let e = &mut self.decay[self.regime];
-        if let Some(t) = e.report(score) {
-            log(Change::Phase {
-                knob: Knob::DecayMs,
-                transition: t,
-                confirmed_value: e.value(t.confirmed),
-                regime: self.regime,
-            });
+        // The epoch's cost: the threads' time in page faults, slow paths
+        // (refills, flushes, slab traffic) and span allocations and frees,
+        // plus the memory held relative to the cycle's start.
+        let time = faults * self.cfg.fault_ns
+            + self.epoch_slow * self.cfg.event_ns
+            + self.epoch_spans * self.cfg.span_ns;
+        let score = -(time / (dur_ns * threads) + rss / self.rss_ref);
+        let regime = self.regime;
+        if self.epoch_span {
+            let e = &mut self.span[regime];
+            report(e, Knob::SpanThreshold, regime, score, log);
+            e.choose();
+            self.apply_knob(Knob::SpanThreshold, w, log, out);
+        } else if self.cfg.elo {
+            let e = &mut self.decay[regime];
+            report(e, Knob::DecayMs, regime, score, log);
+            e.choose();
+            self.apply_knob(Knob::DecayMs, w, log, out);
+            if self.span_turn() {
+                // The decay knob just froze: the threshold's turn.
+                self.span[regime].choose();
+                self.apply_knob(Knob::SpanThreshold, w, log, out);
+            }
         }
-        e.choose();
-        self.apply_knob(w, log, out);
         self.restart_epoch(s);
+    }
+
+    /// The strategy of `knob`'s last decision in the current regime:
+    /// (value, phase, rating).
+    fn knob_state(&self, knob: Knob) -> (u32, Phase, f64) {
+        fn get<const K: usize>(e: &Elo<K>) -> (u32, Phase, f64) {
+            (e.value(e.current()), e.phase(), e.rating(e.current()))
+        }
+        match knob {
+            Knob::DecayMs => get(&self.decay[self.regime]),
+            Knob::SpanThreshold => get(&self.span[self.regime]),
+        }
     }
 
     fn apply_knob(
         &mut self,
+        knob: Knob,
         w: &PolicyWriter<'_>,
         log: &mut dyn FnMut(Change),
         out: &mut TickResult,
     ) {
-        let e = &self.decay[self.regime];
-        let (i, phase) = (e.current(), e.phase());
-        let (v, rating) = (e.value(i), e.rating(i));
-        let before = w.table().knob(Knob::DecayMs);
-        if w.set_knob(Knob::DecayMs, v) {
+        let (v, phase, rating) = self.knob_state(knob);
+        let before = w.table().knob(knob);
+        if w.set_knob(knob, v) {
+            if knob == Knob::SpanThreshold {
+                // Moving the threshold moves mid traffic between slab and
+                // span events: the learner's own change, not a workload
+                // shift. The detector starts a new baseline (the regime
+                // stays).
+                self.shift.samples = 0;
+            }
             out.writes += 1;
             self.decisions += 1;
             log(Change::Knob {
-                knob: Knob::DecayMs,
+                knob,
                 value: (before, v),
                 phase,
                 rating,
@@ -799,8 +933,10 @@ impl Learner {
             n += w.set_refill_count(c, r) as u32 + w.set_cache_cap(c, cap) as u32;
         }
         if self.cfg.elo {
-            let e = &self.decay[self.regime];
-            n += w.set_knob(Knob::DecayMs, e.value(e.current())) as u32;
+            n += w.set_knob(Knob::DecayMs, self.knob_state(Knob::DecayMs).0) as u32;
+        }
+        if self.cfg.span && self.regime != TINY_REGIME {
+            n += w.set_knob(Knob::SpanThreshold, self.knob_state(Knob::SpanThreshold).0) as u32;
         }
         n
     }
@@ -841,6 +977,14 @@ impl Learner {
     pub fn decay_in(&self, r: usize) -> &Elo<{ DECAY_STRATEGIES.len() }> {
         &self.decay[r]
     }
+    /// The threshold knob's Elo state in the current regime.
+    pub fn span(&self) -> &Elo<{ SPAN_STRATEGIES.len() }> {
+        &self.span[self.regime]
+    }
+    /// The threshold knob's Elo state in regime `r`.
+    pub fn span_in(&self, r: usize) -> &Elo<{ SPAN_STRATEGIES.len() }> {
+        &self.span[r]
+    }
     /// The current workload regime (an index into [`REGIME_NAMES`]).
     pub fn regime(&self) -> usize {
         self.regime
@@ -854,10 +998,12 @@ mod tests {
     use std::vec::Vec;
 
     fn ev(kind: EventKind, class: usize, thread: u32) -> Event {
+        let span = matches!(kind, EventKind::SpanMap | EventKind::SpanUnmap);
         Event {
             kind,
             class: class as u8,
-            count: 8,
+            // Spans of 512 KiB (above every slab class); 8 blocks otherwise.
+            count: if span { 512 } else { 8 },
             thread,
         }
     }
@@ -1048,6 +1194,98 @@ mod tests {
             shifts,
             [(2, Phase::Learn), (0, Phase::Frozen), (0, Phase::Learn)]
         );
+    }
+
+    /// The threshold knob: in the mid regime, after the decay knob has
+    /// frozen, it goes LEARN → CANARY → FROZEN on the threshold that costs
+    /// least (a world where 32 KiB faults least), writes only the table,
+    /// and goes back to LEARN (after the decay knob) on a shift inside the
+    /// regime. In the tiny regime it never plays.
+    #[test]
+    fn span_threshold_knob_learns_after_the_decay_knob() {
+        let table = PolicyTable::new();
+        let w = table.writer().unwrap();
+        let cfg = LearnerConfig {
+            bandit: false,
+            idle: false,
+            ..LearnerConfig::DEFAULT
+        };
+        let mut l = Learner::new(cfg, &table, 500, 0).with_span_threshold(64 << 10);
+        let mid = NUM_TINY_CLASSES + 2;
+        let mut faults = 0u64;
+        let mut phases = Vec::new();
+        let mut t = 0u64;
+        let mut run = |l: &mut Learner, n: u32, ticks: u64, phases: &mut Vec<(Phase, Phase)>| {
+            for _ in 0..ticks {
+                t += 1;
+                for i in 0..n {
+                    l.record(&ev(EventKind::Refill, mid, i % 2));
+                }
+                // Faults per tick by threshold: 16 KiB 3000, 32 KiB 1000,
+                // 64 KiB 2000 (the decay delay does not matter here).
+                faults += match table.knob(Knob::SpanThreshold) {
+                    0 | 65536 => 2000,
+                    32768 => 1000,
+                    _ => 3000,
+                };
+                let s = Sample {
+                    now_ms: t * 25,
+                    rss_bytes: 64 << 20,
+                    minor_faults: faults,
+                };
+                let decay_frozen = l.decay().phase() == Phase::Frozen;
+                let span_decisions = l.span().decisions();
+                l.tick(&s, &w, &mut |c| {
+                    if let Change::Phase {
+                        knob: Knob::SpanThreshold,
+                        transition,
+                        ..
+                    } = c
+                    {
+                        phases.push((transition.from, transition.to))
+                    }
+                });
+                if !decay_frozen && l.decay().phase() != Phase::Frozen {
+                    assert_eq!(
+                        l.span().decisions(),
+                        span_decisions,
+                        "the threshold waits for the decay knob"
+                    );
+                }
+            }
+        };
+        run(&mut l, 40, 800, &mut phases); // 20 s of mid traffic
+        assert_eq!(l.regime(), 1, "mid regime");
+        assert_eq!(l.decay().phase(), Phase::Frozen);
+        assert_eq!(
+            phases,
+            [
+                (Phase::Learn, Phase::Canary),
+                (Phase::Canary, Phase::Frozen)
+            ],
+            "{:?}",
+            l.span()
+        );
+        assert_eq!(l.span().value(l.span().confirmed()), 32 << 10);
+        assert_eq!(table.knob(Knob::SpanThreshold), 32 << 10);
+        // About 5 % of the CANARY decisions used the candidate.
+        assert_eq!(l.span().candidate_decisions(), 3);
+        // A shift inside the mid regime (64 × the rate): both knobs learn
+        // again, the decay delay first.
+        phases.clear();
+        run(&mut l, 40 * 64, 12, &mut phases);
+        assert_eq!(l.regime(), 1);
+        assert_eq!(l.span().phase(), Phase::Learn, "{phases:?}");
+        // The tiny regime never plays the threshold.
+        let mut tiny = Learner::new(cfg, &table, 500, 0);
+        for t in 1..=800u64 {
+            for i in 0..40 {
+                tiny.record(&ev(EventKind::Refill, 2, i % 2));
+            }
+            tiny.tick(&sample(t * 25), &w, &mut |_| {});
+        }
+        assert_eq!(tiny.regime(), 0);
+        assert_eq!(tiny.span().decisions(), 0);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   the one handle it is given (Contract B);
 //! - the policies: [`Ucb1`] bandits over refill counts and cache caps,
 //!   [`Elo`]-rated strategies for a discrete knob with the LEARN → CANARY →
-//!   FROZEN lifecycle, and the [`Learner`] that runs them on drained events
+//!   FROZEN lifecycle (the decay delay and the pool/span threshold), and
+//!   the [`Learner`] that runs them on drained events
 //!   (workload-shift and idle detection included);
 //! - [`profile`]: the learned state as a versioned, checksummed byte image.
 //!
@@ -33,7 +34,7 @@ pub use bandit::Ucb1;
 pub use elo::{Elo, EloConfig, Phase, Transition};
 pub use learner::{
     arm_policy, Arm, Change, Learner, LearnerConfig, Sample, TickResult, ARMS, ARM_TABLE,
-    DECAY_STRATEGIES, MAX_CACHE_BYTES, REGIMES, REGIME_NAMES,
+    DECAY_STRATEGIES, MAX_CACHE_BYTES, REGIMES, REGIME_NAMES, SPAN_STRATEGIES,
 };
 pub use ring::EventRing;
 
@@ -120,16 +121,21 @@ pub enum Knob {
     /// Delay before released memory goes back to the OS, in ms
     /// (applied with `superslab_backend::set_decay_ms`).
     DecayMs = 0,
+    /// The pool/span threshold in bytes: requests above it become spans
+    /// (applied with `hakmem::set_span_threshold`, which rewrites the
+    /// route table: no fast-path cost).
+    SpanThreshold = 1,
 }
 
 /// Number of [`Knob`]s.
-pub const KNOBS: usize = 1;
+pub const KNOBS: usize = 2;
 
 impl Knob {
     /// Lower-case name (for logs and profiles).
     pub const fn name(self) -> &'static str {
         match self {
             Knob::DecayMs => "decay_ms",
+            Knob::SpanThreshold => "span_threshold",
         }
     }
 }

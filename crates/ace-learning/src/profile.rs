@@ -12,12 +12,14 @@
 //! | 12 | 4 | number of size classes |
 //! | 16 | 8 | fingerprint of the class-size table (FNV-1a 64) |
 //! | 24 | 4 | bandit arms per class |
-//! | 28 | 4 | decay strategies × 256 + workload regimes |
+//! | 28 | 4 | span strategies × 65536 + decay strategies × 256 + workload regimes |
 //! | 32 | 4 | payload length |
 //! | 36 | 89 per class | arm (1), base refill (4), base cap (4), refill (4), cap (4), then per arm pulls (4) and mean reward (8, IEEE bits) |
 //! | … | 1 | current workload regime |
 //! | … | (2 + 12 per strategy) per regime | decay phase (1), confirmed (1), per strategy value (4) and rating (8) |
 //! | … | 4 | decay value in the table |
+//! | … | (2 + 12 per strategy) per regime | threshold knob: phase (1), confirmed (1), per strategy value (4) and rating (8) |
+//! | … | 4 | threshold value in the table |
 //! | end − 8 | 8 | FNV-1a 64 of every byte before it |
 //!
 //! A file that is short, has another magic, version, class table, arm or
@@ -26,19 +28,21 @@
 
 use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 
+use crate::elo::Elo;
 use crate::elo::Phase;
-use crate::learner::{Learner, ARMS, DECAY_STRATEGIES, REGIMES};
+use crate::learner::{Learner, ARMS, DECAY_STRATEGIES, REGIMES, SPAN_STRATEGIES};
 use crate::{Knob, PolicyTable};
 
 /// Magic bytes at offset 0.
 pub const MAGIC: [u8; 8] = *b"HKACEPRF";
 /// Format version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER: usize = 36;
 const CLASS_REC: usize = 1 + 4 * 4 + ARMS * 12;
 const DECAY_REC: usize = 1 + REGIMES * (2 + DECAY_STRATEGIES.len() * 12) + 4;
-const SHAPE: u32 = (DECAY_STRATEGIES.len() * 256 + REGIMES) as u32;
-const PAYLOAD: usize = NUM_CLASSES * CLASS_REC + DECAY_REC;
+const SPAN_REC: usize = REGIMES * (2 + SPAN_STRATEGIES.len() * 12) + 4;
+const SHAPE: u32 = (SPAN_STRATEGIES.len() * 65536 + DECAY_STRATEGIES.len() * 256 + REGIMES) as u32;
+const PAYLOAD: usize = NUM_CLASSES * CLASS_REC + DECAY_REC + SPAN_REC;
 /// Size of a profile image.
 pub const PROFILE_LEN: usize = HEADER + PAYLOAD + 8;
 /// Pull counts are capped at this on load, so a loaded run still adapts.
@@ -172,18 +176,50 @@ pub fn encode(l: &Learner, table: &PolicyTable, out: &mut [u8; PROFILE_LEN]) {
     }
     w.u8(l.regime() as u8);
     for r in 0..REGIMES {
-        let d = l.decay_in(r);
-        w.u8(d.phase() as u8);
-        w.u8(d.confirmed() as u8);
-        for i in 0..DECAY_STRATEGIES.len() {
-            w.u32(d.value(i));
-            w.f64(d.rating(i));
-        }
+        put_elo(&mut w, l.decay_in(r));
     }
     w.u32(table.knob(Knob::DecayMs));
+    for r in 0..REGIMES {
+        put_elo(&mut w, l.span_in(r));
+    }
+    w.u32(table.knob(Knob::SpanThreshold));
     let sum = fnv1a(&w.buf[..w.pos]);
     w.u64(sum);
     debug_assert_eq!(w.pos, PROFILE_LEN);
+}
+
+fn put_elo<const K: usize>(w: &mut Writer<'_>, e: &Elo<K>) {
+    w.u8(e.phase() as u8);
+    w.u8(e.confirmed() as u8);
+    for i in 0..K {
+        w.u32(e.value(i));
+        w.f64(e.rating(i));
+    }
+}
+
+/// Reads what [`put_elo`] wrote into `e` (checking the strategy values).
+fn get_elo<const K: usize>(
+    r: &mut Reader<'_>,
+    e: &mut Elo<K>,
+    values: &[u32; K],
+) -> Result<(), ProfileError> {
+    let phase = Phase::from_u8(r.u8()).ok_or(ProfileError::Value("phase"))?;
+    let confirmed = r.u8() as usize;
+    if confirmed >= K {
+        return Err(ProfileError::Value("confirmed strategy"));
+    }
+    let mut ratings = [0.0; K];
+    for (i, rating) in ratings.iter_mut().enumerate() {
+        if r.u32() != values[i] {
+            return Err(ProfileError::Foreign);
+        }
+        *rating = r.f64();
+        if !rating.is_finite() {
+            return Err(ProfileError::Value("rating"));
+        }
+    }
+    e.restore(ratings, confirmed, phase);
+    Ok(())
 }
 
 /// Checks `bytes` and, if it is a valid profile, loads it into `l`: each
@@ -239,24 +275,13 @@ pub fn decode_into(bytes: &[u8], l: &mut Learner) -> Result<(), ProfileError> {
     }
     n.regime = regime;
     for reg in 0..REGIMES {
-        let phase = Phase::from_u8(r.u8()).ok_or(ProfileError::Value("phase"))?;
-        let confirmed = r.u8() as usize;
-        if confirmed >= DECAY_STRATEGIES.len() {
-            return Err(ProfileError::Value("confirmed strategy"));
-        }
-        let mut ratings = [0.0; DECAY_STRATEGIES.len()];
-        for (i, rating) in ratings.iter_mut().enumerate() {
-            if r.u32() != DECAY_STRATEGIES[i] {
-                return Err(ProfileError::Foreign);
-            }
-            *rating = r.f64();
-            if !rating.is_finite() {
-                return Err(ProfileError::Value("rating"));
-            }
-        }
-        n.decay[reg].restore(ratings, confirmed, phase);
+        get_elo(&mut r, &mut n.decay[reg], &DECAY_STRATEGIES)?;
     }
     let _decay_value = r.u32();
+    for reg in 0..REGIMES {
+        get_elo(&mut r, &mut n.span[reg], &SPAN_STRATEGIES)?;
+    }
+    let _span_value = r.u32();
     *l = n;
     Ok(())
 }
@@ -276,6 +301,7 @@ mod tests {
         r[2] = 1620.0;
         l.decay[0].restore(r, 2, Phase::Frozen);
         l.decay[2].restore([1500.0; DECAY_STRATEGIES.len()], 5, Phase::Frozen);
+        l.span[1].restore([1490.0, 1580.0, 1430.0], 1, Phase::Frozen);
         (t, l)
     }
 
@@ -294,6 +320,13 @@ mod tests {
         assert_eq!(fresh.decay().rating(2), 1620.0);
         assert_eq!(fresh.decay_in(2).confirmed(), 5);
         assert_eq!(fresh.decay_in(1).phase(), Phase::Learn);
+        assert_eq!(fresh.span_in(1).phase(), Phase::Frozen);
+        assert_eq!(
+            fresh.span_in(1).value(fresh.span_in(1).confirmed()),
+            32 << 10
+        );
+        assert_eq!(fresh.span_in(1).rating(1), 1580.0);
+        assert_eq!(fresh.span_in(2).phase(), Phase::Learn);
         let w = t.writer().unwrap();
         assert!(fresh.apply_all(&w) >= 2);
         assert_eq!(t.refill_count(5), 4 * crate::default_refill(5));

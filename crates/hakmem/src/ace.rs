@@ -8,12 +8,14 @@
 //! - **Decide.** Every tick (25 ms by default) the worker drains the ring
 //!   into its [`Learner`] and runs the policies: per-class UCB1 bandits over
 //!   (refill count, cache cap), Elo-rated strategies for the decay delay
-//!   (LEARN → CANARY → FROZEN), workload-shift and idle detection.
+//!   and for the pool/span threshold (LEARN → CANARY → FROZEN),
+//!   workload-shift and idle detection.
 //! - **Apply.** The learner holds the policy table's one
 //!   [`PolicyWriter`](ace_learning::PolicyWriter): it writes the next
 //!   refill count and cache cap of a class (read by the refill engine at
-//!   the next refill of that class) and the decay-delay knob, which this
-//!   module hands to the backend. The only other thing the worker does is
+//!   the next refill of that class) and the decay-delay and threshold
+//!   knobs, which this module hands to the backend and to
+//!   [`crate::set_span_threshold`] (a route-table rewrite). The only other thing the worker does is
 //!   [`crate::trim_idle`] when the process is idle, which touches no
 //!   thread cache.
 //!
@@ -73,7 +75,7 @@ impl Default for AceConfig {
 impl AceConfig {
     /// The defaults, overridden by `HAKMEM_ACE_LOG`, `HAKMEM_ACE_PROFILE`,
     /// `HAKMEM_ACE_TICK_MS`, `HAKMEM_ACE_IDLE_MS` and `HAKMEM_ACE_POLICIES`
-    /// (a comma-separated subset of `bandit,elo,idle`).
+    /// (a comma-separated subset of `bandit,elo,span,idle`).
     pub fn from_env() -> Self {
         let mut c = AceConfig::default();
         if let Some(v) = var(c"HAKMEM_ACE_LOG") {
@@ -95,6 +97,7 @@ impl AceConfig {
             let has = |name: &[u8]| v.split(|&b| b == b',').any(|p| p == name);
             c.learner.bandit = has(b"bandit");
             c.learner.elo = has(b"elo");
+            c.learner.span = has(b"span");
             c.learner.idle = has(b"idle");
         }
         c
@@ -137,6 +140,7 @@ struct Base {
     refill: [AtomicU32; NUM_CLASSES],
     cap: [AtomicU32; NUM_CLASSES],
     decay_ms: AtomicU32,
+    span_threshold: AtomicU32,
 }
 
 static BASE: Base = Base {
@@ -144,6 +148,7 @@ static BASE: Base = Base {
     refill: [const { AtomicU32::new(0) }; NUM_CLASSES],
     cap: [const { AtomicU32::new(0) }; NUM_CLASSES],
     decay_ms: AtomicU32::new(0),
+    span_threshold: AtomicU32::new(0),
 };
 
 /// Starts the worker with [`AceConfig::from_env`]. Returns false when it
@@ -189,6 +194,8 @@ pub fn start_with(cfg: AceConfig) -> bool {
             BASE.cap[c].store(POLICY.cache_cap(c), Relaxed);
         }
         BASE.decay_ms.store(superslab_backend::decay_ms(), Relaxed);
+        BASE.span_threshold
+            .store(crate::span_threshold() as u32, Relaxed);
     }
     // Arm 0 of every bandit is the start-up policy, even if an earlier
     // worker left a learned one in the table.
@@ -197,12 +204,10 @@ pub fn start_with(cfg: AceConfig) -> bool {
         base.set_refill_count(c, BASE.refill[c].load(Relaxed));
         base.set_cache_cap(c, BASE.cap[c].load(Relaxed));
     }
-    let mut learner = Box::new(Learner::new(
-        cfg.learner,
-        &base,
-        BASE.decay_ms.load(Relaxed),
-        now_ms(),
-    ));
+    let mut learner = Box::new(
+        Learner::new(cfg.learner, &base, BASE.decay_ms.load(Relaxed), now_ms())
+            .with_span_threshold(BASE.span_threshold.load(Relaxed)),
+    );
     PROFILE_LOADED.store(false, Relaxed);
     if let Some(path) = &cfg.profile {
         load_profile(path, &mut learner, &w, cfg.log);
@@ -295,7 +300,8 @@ pub fn is_running() -> bool {
 }
 
 /// Restores the policy that was in force when the worker was first
-/// started (refill counts, cache caps, decay delay). Only while stopped;
+/// started (refill counts, cache caps, decay delay, pool/span threshold).
+/// Only while stopped;
 /// returns false otherwise (or if the worker never ran).
 pub fn reset_policy() -> bool {
     if STATE.load(Acquire) != STOPPED || !BASE.saved.load(Acquire) {
@@ -309,7 +315,9 @@ pub fn reset_policy() -> bool {
         w.set_cache_cap(c, BASE.cap[c].load(Relaxed));
     }
     w.set_knob(Knob::DecayMs, 0);
+    w.set_knob(Knob::SpanThreshold, 0);
     superslab_backend::set_decay_ms(BASE.decay_ms.load(Relaxed));
+    crate::set_span_threshold(BASE.span_threshold.load(Relaxed) as usize);
     true
 }
 
@@ -433,6 +441,8 @@ static WORKER_WALL_MS: AtomicU64 = AtomicU64::new(0);
 static DROP_WARNINGS: AtomicU64 = AtomicU64::new(0);
 static DECAY_PHASE: AtomicU8 = AtomicU8::new(Phase::Learn as u8);
 static DECAY_CONFIRMED: AtomicU32 = AtomicU32::new(0);
+static SPAN_PHASE: AtomicU8 = AtomicU8::new(Phase::Learn as u8);
+static SPAN_CONFIRMED: AtomicU32 = AtomicU32::new(0);
 static REGIME: AtomicU8 = AtomicU8::new(0);
 static CLASS_ARM: [AtomicU8; NUM_CLASSES] = [const { AtomicU8::new(0) }; NUM_CLASSES];
 // Decisions of earlier workers (a restarted worker's learner counts from 0).
@@ -444,6 +454,8 @@ fn publish_state(l: &Learner) {
     TRIMS.store(l.trims(), Relaxed);
     DECAY_PHASE.store(l.decay().phase() as u8, Relaxed);
     DECAY_CONFIRMED.store(l.decay().value(l.decay().confirmed()), Relaxed);
+    SPAN_PHASE.store(l.span().phase() as u8, Relaxed);
+    SPAN_CONFIRMED.store(l.span().value(l.span().confirmed()), Relaxed);
     REGIME.store(l.regime() as u8, Relaxed);
     for c in 0..NUM_CLASSES {
         CLASS_ARM[c].store(l.class_arm(c) as u8, Relaxed);
@@ -570,6 +582,7 @@ fn worker(
             superslab_backend::set_decay_ms(d);
             decay_applied = d;
         }
+        apply_span_knob(&w);
         if res.trim {
             let freed = crate::trim_idle();
             TRIMMED_BYTES.fetch_add(freed as u64, Relaxed);
@@ -644,6 +657,7 @@ fn load_profile(path: &Path, l: &mut Learner, w: &PolicyWriter<'_>, log: bool) {
                     superslab_backend::set_decay_ms(d);
                 }
             }
+            apply_span_knob(w);
             if log {
                 eprintln!(
                     "hakmem ace: profile {} loaded ({n} policy values applied, decay {})",
@@ -660,6 +674,17 @@ fn load_profile(path: &Path, l: &mut Learner, w: &PolicyWriter<'_>, log: bool) {
 }
 
 static PROFILE_LOADED: AtomicBool = AtomicBool::new(false);
+
+/// Hands the threshold knob to the route table when it differs from the
+/// threshold in force (0: never written). Requests see the new route from
+/// their next `malloc`; blocks already allocated are freed by what the
+/// registry says they are, whatever the threshold is now.
+fn apply_span_knob(w: &PolicyWriter<'_>) {
+    let t = w.table().knob(Knob::SpanThreshold) as usize;
+    if t != 0 && t != crate::span_threshold() {
+        crate::set_span_threshold(t);
+    }
+}
 
 fn save_profile(path: &Path, l: &Learner, log: bool) {
     let mut img = Box::new([0u8; PROFILE_LEN]);
@@ -730,6 +755,12 @@ pub struct AceState {
     pub decay_phase: Phase,
     /// The decay knob's confirmed value, ms.
     pub decay_confirmed_ms: u32,
+    /// The pool/span threshold in force, bytes.
+    pub span_threshold: usize,
+    /// Phase of the threshold knob's Elo lifecycle in the current regime.
+    pub span_phase: Phase,
+    /// The threshold knob's confirmed value, bytes.
+    pub span_confirmed: u32,
     /// A profile was loaded at start.
     pub profile_loaded: bool,
     /// Per size class.
@@ -776,14 +807,21 @@ pub fn state() -> AceState {
         sample_shift: SAMPLE_SHIFT.load(Relaxed),
         decay_ms: superslab_backend::decay_ms(),
         regime: REGIME_NAMES[(REGIME.load(Relaxed) as usize).min(REGIME_NAMES.len() - 1)],
-        decay_phase: match DECAY_PHASE.load(Relaxed) {
-            1 => Phase::Canary,
-            2 => Phase::Frozen,
-            _ => Phase::Learn,
-        },
+        decay_phase: phase(&DECAY_PHASE),
         decay_confirmed_ms: DECAY_CONFIRMED.load(Relaxed),
+        span_threshold: crate::span_threshold(),
+        span_phase: phase(&SPAN_PHASE),
+        span_confirmed: SPAN_CONFIRMED.load(Relaxed),
         profile_loaded: PROFILE_LOADED.load(Relaxed),
         classes,
+    }
+}
+
+fn phase(a: &AtomicU8) -> Phase {
+    match a.load(Relaxed) {
+        1 => Phase::Canary,
+        2 => Phase::Frozen,
+        _ => Phase::Learn,
     }
 }
 

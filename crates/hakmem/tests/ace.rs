@@ -397,3 +397,120 @@ fn learning_is_off_by_default() {
         assert!(!POLICY.observing());
     }
 }
+
+/// The threshold knob, end to end: the worker moves the pool/span
+/// threshold (its LEARN phase plays 16, 32 and 64 KiB) while threads keep
+/// 20–48 KiB blocks alive across the changes; every block allocated under
+/// one threshold keeps its contents and frees correctly under another
+/// (frees go by what the registry says the pointer is, not by its size).
+/// Then, with the worker stopped, a change takes effect at the very next
+/// allocation and a slab block from before it still frees as a slab block.
+#[test]
+fn span_threshold_knob_moves_and_live_blocks_survive() {
+    let _g = serial();
+    let mut cfg = AceConfig {
+        tick_ms: 10,
+        ..AceConfig::default()
+    };
+    // The threshold alone (it waits for a FROZEN decay knob otherwise),
+    // with short epochs.
+    cfg.learner.bandit = false;
+    cfg.learner.elo = false;
+    cfg.learner.idle = false;
+    cfg.learner.epoch_ms = 30;
+    assert_eq!(hakmem::span_threshold(), 65536);
+    assert!(ace::start_with(cfg));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // 32 live blocks of 20–48 KiB, each filled with its own
+                // byte; a random one is checked, freed and replaced.
+                let mut live: Vec<(*mut u8, usize, u8)> = Vec::new();
+                let mut x = 0x9E37_79B9u64 ^ t;
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || n < 1000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let size = (20 << 10) + (x as usize % (28 << 10));
+                    let fill = (x >> 32) as u8;
+                    let p = hakmem::malloc(size);
+                    assert!(!p.is_null());
+                    assert!(hakmem::usable_size(p) >= size);
+                    // SAFETY: a fresh block of `size` bytes.
+                    unsafe { std::ptr::write_bytes(p, fill, size) };
+                    live.push((p, size, fill));
+                    if live.len() > 32 {
+                        let (q, qs, qf) = live.swap_remove((x >> 16) as usize % live.len());
+                        // SAFETY: a live block of `qs` bytes we filled.
+                        let b = unsafe { std::slice::from_raw_parts(q, qs) };
+                        assert!(b.iter().all(|&v| v == qf), "block {q:p} corrupted");
+                        // SAFETY: freed once.
+                        unsafe { hakmem::free(q) };
+                    }
+                    n += 1;
+                }
+                for (q, qs, qf) in live {
+                    // SAFETY: as above.
+                    let b = unsafe { std::slice::from_raw_parts(q, qs) };
+                    assert!(b.iter().all(|&v| v == qf), "block {q:p} corrupted");
+                    // SAFETY: freed once.
+                    unsafe { hakmem::free(q) };
+                }
+                n
+            })
+        })
+        .collect();
+    let mut seen = vec![hakmem::span_threshold()];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !(seen.len() >= 3 && seen.contains(&(16 << 10))) {
+        let t = hakmem::span_threshold();
+        if !seen.contains(&t) {
+            seen.push(t);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        assert!(w.join().expect("a worker thread failed") >= 1000);
+    }
+    let s = ace::state();
+    assert!(ace::stop());
+    assert!(
+        seen.contains(&(16 << 10)) && seen.len() >= 2,
+        "thresholds seen {seen:?}, state {s:?}"
+    );
+    assert_eq!(s.regime, "mid", "moving the threshold is no regime change");
+    assert_eq!(
+        POLICY.knob(Knob::SpanThreshold) as usize,
+        hakmem::span_threshold()
+    );
+
+    // Deterministic part, worker stopped.
+    hakmem::set_span_threshold(64 << 10);
+    let spans = || hakmem::stats().large_allocs;
+    let old = hakmem::malloc(40 << 10);
+    let before = spans();
+    hakmem::set_span_threshold(16 << 10);
+    let new = hakmem::malloc(40 << 10);
+    assert_eq!(spans(), before + 1, "the next allocation is a span");
+    // SAFETY: live blocks of 40 KiB, written then freed once each.
+    unsafe {
+        std::ptr::write_bytes(old, 1, 40 << 10);
+        std::ptr::write_bytes(new, 2, 40 << 10);
+        hakmem::free(old);
+        hakmem::free(new);
+    }
+    let again = hakmem::malloc(40 << 10);
+    assert_eq!(spans(), before + 2);
+    // SAFETY: live block, freed once.
+    unsafe { hakmem::free(again) };
+    assert!(ace::reset_policy());
+    assert_eq!(
+        hakmem::span_threshold(),
+        65536,
+        "reset restores the threshold"
+    );
+}
