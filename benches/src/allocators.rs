@@ -150,8 +150,24 @@ pub enum Allocator {
     HakmemAce,
     System,
     Mimalloc,
+    /// mimalloc 2.x, for the issue-5 large-churn target (which names 2.x
+    /// while the `mimalloc` crate bundles 3.x): a second `hakmem-bench`
+    /// built with `--features mimalloc-v2`, named by [`MIMALLOC2_ENV`], runs
+    /// these children as its own `mimalloc`. Only in a run when that binary
+    /// is given (`cargo xtask bench` builds it except with `--quick`).
+    Mimalloc2,
     MiDirect,
     Jemalloc,
+}
+
+/// The environment variable naming the `hakmem-bench` binary built with
+/// `--features mimalloc-v2` (the children of [`Allocator::Mimalloc2`]).
+pub const MIMALLOC2_ENV: &str = "HAKMEM_BENCH_MIMALLOC2";
+
+/// The binary named by [`MIMALLOC2_ENV`], when set and present.
+pub fn mimalloc2_exe() -> Option<std::path::PathBuf> {
+    let p = std::path::PathBuf::from(std::env::var_os(MIMALLOC2_ENV)?);
+    p.is_file().then_some(p)
 }
 
 impl Allocator {
@@ -176,6 +192,7 @@ impl Allocator {
             Allocator::HakmemAce => "hakmem+ace",
             Allocator::System => "system",
             Allocator::Mimalloc => "mimalloc",
+            Allocator::Mimalloc2 => "mimalloc2",
             Allocator::MiDirect => "mi-direct",
             Allocator::Jemalloc => "jemalloc",
         }
@@ -188,6 +205,7 @@ impl Allocator {
             "hakmem+ace" | "ace" => Some(Allocator::HakmemAce),
             "system" | "glibc" | "sys" => Some(Allocator::System),
             "mimalloc" | "mi" => Some(Allocator::Mimalloc),
+            "mimalloc2" | "mi2" => Some(Allocator::Mimalloc2),
             "mi-direct" => Some(Allocator::MiDirect),
             "jemalloc" | "je" => Some(Allocator::Jemalloc),
             _ => None,

@@ -52,6 +52,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
         Some("run-one") => return run_one(&args[1..]),
+        Some("mimalloc-version") => {
+            println!("{}", hakmem_bench::allocators::mimalloc_version());
+            return ExitCode::SUCCESS;
+        }
         Some("instructions") => instructions_mode(&args[1..]),
         Some("list") => list(&args[1..]),
         Some(m @ ("sweep" | "warm")) => sweep_mode(m == "warm", &args[1..]),
@@ -103,6 +107,21 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
         }
     }
+    // The mimalloc 2.x column joins every run whose environment names its
+    // binary (`cargo xtask bench` does, except with --quick).
+    let mut mi2_note = String::new();
+    if let Some(exe2) = hakmem_bench::allocators::mimalloc2_exe() {
+        if !allocators.contains(&Allocator::Mimalloc2) && !args.iter().any(|a| a == "--allocators")
+        {
+            let at = allocators
+                .iter()
+                .position(|&a| a == Allocator::Mimalloc)
+                .map_or(allocators.len(), |i| i + 1);
+            allocators.insert(at, Allocator::Mimalloc2);
+        }
+        mi2_note = format!(", mimalloc2 = {}", mimalloc2_version(&exe2));
+        eprintln!("hakmem-bench{mi2_note} ({})", exe2.display());
+    }
     if threads == 0 || allocators.is_empty() || scale <= 0.0 {
         return Err("--threads, --allocators and --scale must be positive".into());
     }
@@ -130,7 +149,10 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
         reps
     );
     let samples = runner::run_suite(&specs, &plan);
-    let machine = format!("{machine} (start) / {} (end)", report::load_average());
+    let machine = format!(
+        "{machine} (start) / {} (end){mi2_note}",
+        report::load_average()
+    );
     let rows = report::summarize(&specs, &samples, &allocators);
 
     println!("\n{machine}\n$ {command}\n");
@@ -348,6 +370,16 @@ fn list(args: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The mimalloc version bundled in another `hakmem-bench` binary.
+fn mimalloc2_version(exe: &std::path::Path) -> String {
+    std::process::Command::new(exe)
+        .arg("mimalloc-version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "mimalloc ?".into(), |v| format!("mimalloc {}", v.trim()))
 }
 
 /// The hidden child side: `run-one <allocator> <family> key=value…`.

@@ -133,7 +133,24 @@ pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
             let n = plan.allocators.len();
             for k in 0..n {
                 let alloc = plan.allocators[(k + rep) % n];
-                let result = run_child(&exe, alloc, &spec.workload, &[], plan.timeout);
+                let result = match alloc {
+                    // The mimalloc of the other build (see `Allocator::Mimalloc2`).
+                    Allocator::Mimalloc2 => match crate::allocators::mimalloc2_exe() {
+                        Some(exe2) => run_child(
+                            &exe2,
+                            Allocator::Mimalloc,
+                            &spec.workload,
+                            &[],
+                            plan.timeout,
+                        ),
+                        None => Err(format!(
+                            "mimalloc2 needs {} (a hakmem-bench built with \
+                             --features mimalloc-v2)",
+                            crate::allocators::MIMALLOC2_ENV
+                        )),
+                    },
+                    _ => run_child(&exe, alloc, &spec.workload, &[], plan.timeout),
+                };
                 let done = samples.len() + 1;
                 let line = match &result {
                     Ok(m) => format!(
@@ -306,6 +323,11 @@ pub fn run_one(alloc: Allocator, w: &Workload) -> Result<ChildRun, String> {
         }
         Allocator::System => w.run(&SYSTEM),
         Allocator::Mimalloc => w.run(&MIMALLOC),
+        Allocator::Mimalloc2 => {
+            return Err("mimalloc2 runs as `mimalloc` in the binary named by \
+                        HAKMEM_BENCH_MIMALLOC2"
+                .into())
+        }
         Allocator::MiDirect => w.run(&MI_DIRECT),
         Allocator::Jemalloc => w.run(&JEMALLOC),
     };

@@ -1,7 +1,12 @@
-//! `cargo xtask bench [args]`: the benchmark suite, exactly
-//! `cargo run --release -p hakmem-bench -- [args]` (see docs/benchmarks.md).
+//! `cargo xtask bench [args]`: the benchmark suite,
+//! `cargo run --release -p hakmem-bench -- [args]` (see docs/benchmarks.md),
+//! with a mimalloc 2.x column: unless `--quick` is given, it first builds a
+//! second `hakmem-bench` with `--features mimalloc-v2` (its own target
+//! directory, `<target>/mimalloc2`) and names it in
+//! `HAKMEM_BENCH_MIMALLOC2`, so the issue-5 large-churn target (≥ 3×
+//! mimalloc 2.x) is measured in the same run as everything else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Runs the suite with `args` passed through.
@@ -10,10 +15,39 @@ pub fn run(args: &[String]) -> ExitCode {
         .parent()
         .expect("xtask lives in the workspace");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut env: Vec<(&str, PathBuf)> = Vec::new();
+    // Only the suite itself (options first, no subcommand), not a smoke run.
+    let suite = args.first().is_none_or(|a| a.starts_with("--"));
+    let wants_mi2 = suite && !args.iter().any(|a| a == "--quick" || a == "--help");
+    if wants_mi2 {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), PathBuf::from)
+            .join("mimalloc2");
+        eprintln!(
+            "xtask bench: building hakmem-bench with mimalloc 2.x in {}",
+            target.display()
+        );
+        let built = Command::new(&cargo)
+            .current_dir(root)
+            .args(["build", "--release", "--quiet", "-p", "hakmem-bench"])
+            .args(["--features", "mimalloc-v2", "--target-dir"])
+            .arg(&target)
+            .status();
+        match built {
+            Ok(s) if s.success() => {
+                env.push((
+                    "HAKMEM_BENCH_MIMALLOC2",
+                    target.join("release/hakmem-bench"),
+                ));
+            }
+            _ => eprintln!("xtask bench: the mimalloc 2.x build failed; running without it"),
+        }
+    }
     let status = Command::new(cargo)
         .current_dir(root)
         .args(["run", "--release", "--quiet", "-p", "hakmem-bench", "--"])
         .args(args)
+        .envs(env)
         .status();
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
