@@ -82,6 +82,9 @@ pub(crate) fn init() {
     if let Some(n) = var(c"HAKMEM_DECAY_MS").and_then(parse_u32) {
         superslab_backend::set_decay_ms(n);
     }
+    if let Some(n) = var(c"HAKMEM_THP_MIN").and_then(parse_u32) {
+        superslab_backend::set_huge_min(n as usize);
+    }
     if let Some(n) = var(c"HAKMEM_REFILL").and_then(parse_u32) {
         for c in 0..NUM_CLASSES {
             POLICY.set_refill_count(c, n);

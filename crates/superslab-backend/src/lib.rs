@@ -21,7 +21,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 pub use span::{
     cached_bytes as span_cache_bytes, large_alloc, large_free, large_header, large_realloc,
-    large_usable_size, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
+    large_usable_size, set_huge_min, HUGE_MIN_DEFAULT, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
 };
 pub use superslab::{
     acquire_slab, decay_ms, lock_all_for_fork, move_superslab, node_of_address, node_spread,
@@ -172,6 +172,51 @@ mod tests {
         assert_eq!(stats().span_cache_hits, after.span_cache_hits + 1);
         assert!(large_usable_size(again).unwrap() >= 9 << 20);
         assert!(large_free(again));
+        decay(true);
+    }
+
+    /// The `VmFlags` line of the mapping containing `p` in /proc/self/smaps.
+    fn vm_flags(p: *mut u8) -> std::string::String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((lo, hi)) = range.split_once('-') {
+                    if let (Ok(lo), Ok(hi)) =
+                        (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                    {
+                        inside = (lo..hi).contains(&(p as usize));
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(f) = line.strip_prefix("VmFlags:") {
+                    return f.into();
+                }
+            }
+        }
+        panic!("no mapping holds {p:p}");
+    }
+
+    #[test]
+    fn large_spans_ask_for_huge_pages_small_ones_do_not() {
+        let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists() {
+            return; // a kernel without THP has no flag to show
+        }
+        decay(true); // no cached mapping: these are fresh
+        let big = large_alloc(8 << 20, 16, false);
+        let small = large_alloc(1 << 20, 16, false);
+        assert!(vm_flags(big).split_whitespace().any(|f| f == "hg"));
+        assert!(!vm_flags(small).split_whitespace().any(|f| f == "hg"));
+        assert!(large_free(big) && large_free(small));
+        decay(true);
+        set_huge_min(0);
+        let off = large_alloc(8 << 20, 16, false);
+        assert!(!vm_flags(off).split_whitespace().any(|f| f == "hg"));
+        assert!(large_free(off));
+        set_huge_min(HUGE_MIN_DEFAULT);
         decay(true);
     }
 

@@ -75,6 +75,17 @@ pub fn discard(p: *mut u8, len: usize) {
     }
 }
 
+/// Asks for transparent huge pages on a range (`MADV_HUGEPAGE`): with THP
+/// in `madvise` mode the kernel then faults 2 MiB at a time there. A
+/// refusal (THP off, old kernel) changes nothing, so it is ignored.
+pub fn advise_huge(p: *mut u8, len: usize) {
+    // SAFETY: a hint on a private anonymous mapping we own; it never
+    // changes the range's contents.
+    unsafe {
+        libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
+}
+
 /// A coarse monotonic clock in milliseconds (wraps after 49 days; compare
 /// with `wrapping_sub`). Uses the vDSO's CLOCK_MONOTONIC_COARSE: tens of
 /// nanoseconds, no system call.

@@ -20,6 +20,20 @@ const HDR: usize = core::mem::size_of::<LargeHeader>();
 
 /// Mappings the span cache holds at most.
 pub const SPAN_CACHE_SLOTS: usize = 16;
+/// The default of [`set_huge_min`]: spans of 4 MiB and more.
+pub const HUGE_MIN_DEFAULT: usize = 4 << 20;
+
+static HUGE_MIN: AtomicUsize = AtomicUsize::new(HUGE_MIN_DEFAULT);
+
+/// Spans of at least `bytes` (0: none) ask for transparent huge pages on
+/// the 2 MiB pages their request covers (`MADV_HUGEPAGE`, see
+/// [`os::advise_huge`]) when they are mapped: with THP in `madvise` mode
+/// they then fault in 2 MiB at a time instead of 4 KiB. The cost is memory
+/// for a program that asks for a large block and touches it sparsely.
+/// `HAKMEM_THP_MIN` sets it at start-up.
+pub fn set_huge_min(bytes: usize) {
+    HUGE_MIN.store(if bytes == 0 { usize::MAX } else { bytes }, Relaxed);
+}
 /// Bytes the span cache holds at most.
 pub const SPAN_CACHE_BYTES: usize = 256 << 20;
 
@@ -337,6 +351,16 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         if !registry::covers(base + len) {
             os::unmap(base as *mut u8, len);
             return ptr::null_mut();
+        }
+        if size >= HUGE_MIN.load(Relaxed) {
+            // The 2 MiB pages the request covers (all of the first but the
+            // header and colour, under 4 KiB; not the last one when the
+            // request ends early in it): the program asked for them.
+            let lo = base;
+            let hi = (base + off + size) & !(SUPERSLAB_SIZE - 1);
+            if hi > lo {
+                os::advise_huge(lo as *mut u8, hi - lo);
+            }
         }
         let _g = CACHE.lock.lock();
         count_alloc(len, false);
