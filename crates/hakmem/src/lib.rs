@@ -133,7 +133,15 @@ fn alloc_span(size: usize, align: usize) -> *mut u8 {
 }
 
 fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
-    let p = superslab_backend::large_alloc(size, align, zero);
+    let t = thread::state();
+    // SAFETY: our own state, no reference into it is live.
+    let ts = unsafe { &mut *t };
+    let mut p = ts.span_stash.alloc(size, align, zero);
+    if !p.is_null() {
+        ts.stash_allocs += 1;
+    } else {
+        p = superslab_backend::large_alloc(size, align, zero);
+    }
     if p.is_null() {
         set_enomem();
     }
@@ -266,8 +274,30 @@ unsafe fn free_slow(p: *mut u8) {
                 ace::span_event(ace_learning::EventKind::SpanUnmap, n);
             }
             // --- end ACE
-            if !superslab_backend::large_free(p) {
-                diag::invalid_free(p);
+            let t = thread::state();
+            // SAFETY: our own state, no reference into it is live.
+            let id = unsafe { (*t).heap.id() };
+            if id == UNREGISTERED {
+                // The stash is handed back by the exit hook: register it.
+                // SAFETY: as above.
+                unsafe { thread::register(t) };
+            }
+            if id == EXITED {
+                // No exit hook will run again: nothing may stay stashed.
+                if !superslab_backend::large_free(p) {
+                    diag::invalid_free(p);
+                }
+                return;
+            }
+            // SAFETY: as above.
+            let ts = unsafe { &mut *t };
+            let was_full = ts.span_stash.is_full();
+            match ts.span_stash.free(p) {
+                None => diag::invalid_free(p),
+                // A mapping displaced from the stash went to the shared
+                // cache, which counted that free: the net count is even.
+                Some(true) if !was_full => ts.stash_frees += 1,
+                Some(_) => {}
             }
         }
         _ => {
@@ -377,6 +407,16 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     unsafe { realloc_aligned(p, new_size, MIN_ALIGN) }
 }
 
+/// Hands the thread's stashed span to the shared cache. A stashed free was
+/// counted in `stash_frees`; the shared cache now counts it as a free, so
+/// the thread's count gives it back.
+pub(crate) fn flush_span_stash(ts: &mut thread::ThreadState) {
+    if ts.span_stash.is_full() {
+        ts.span_stash.flush();
+        ts.stash_frees = ts.stash_frees.wrapping_sub(1);
+    }
+}
+
 /// Gives memory back to the OS now: the calling thread's caches and slabs
 /// are handed back (it stays usable), ownerless slabs that have become
 /// empty are released, the pages of free slabs are discarded, empty
@@ -395,6 +435,7 @@ pub fn trim() -> usize {
         if (*t).heap.id() != EXITED {
             let ts = &mut *t;
             refill_engine::trim(&mut ts.heap, &mut ts.front);
+            flush_span_stash(ts);
             stats::publish_all(ts);
         }
     }

@@ -44,6 +44,11 @@ static TOTALS: [ClassTotals; NUM_CLASSES] = [const {
 }; NUM_CLASSES];
 
 static ADOPTED: AtomicU64 = AtomicU64::new(0);
+/// Span requests served by threads' span stashes (published in batches).
+static STASH_ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Span frees kept in threads' stashes, net of the stashed spans handed
+/// to the shared cache since (which counts them itself).
+static STASH_FREES: AtomicU64 = AtomicU64::new(0);
 
 /// Statistics of one size class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,6 +152,9 @@ pub(crate) fn publish_all(ts: &mut ThreadState) {
         publish_class(ts, c);
     }
     ADOPTED.fetch_add(core::mem::take(&mut ts.heap.counters.adopted), Relaxed);
+    STASH_ALLOCS.fetch_add(core::mem::take(&mut ts.stash_allocs), Relaxed);
+    // Wrapping: a flush after publication makes the thread's net count -1.
+    STASH_FREES.fetch_add(core::mem::take(&mut ts.stash_frees), Relaxed);
     ts.slow_events = 0;
 }
 
@@ -187,8 +195,8 @@ pub fn stats() -> Stats {
     unsafe { publish_all(&mut *t) };
     let b = superslab_backend::stats();
     let mut s = Stats {
-        allocs: b.large_allocs,
-        frees: b.large_frees,
+        allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
+        frees: b.large_frees.wrapping_add(STASH_FREES.load(Relaxed)),
         remote_frees: 0,
         refills: 0,
         flushes: 0,
@@ -196,9 +204,9 @@ pub fn stats() -> Stats {
         superslabs: b.superslabs,
         large_spans: b.large_spans,
         large_bytes: b.large_bytes,
-        large_allocs: b.large_allocs,
-        large_frees: b.large_frees,
-        span_cache_hits: b.span_cache_hits,
+        large_allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
+        large_frees: b.large_frees.wrapping_add(STASH_FREES.load(Relaxed)),
+        span_cache_hits: b.span_cache_hits + STASH_ALLOCS.load(Relaxed),
         span_cache_bytes: b.span_cache_bytes,
         tiers: superslab_backend::tier_counts(),
         peak_rss_bytes: peak_rss(),

@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicU32, AtomicUsize};
 use ace_learning::POLICY;
 use ptr_bridge::NUM_CLASSES;
 use refill_engine::{Heap, EXITED, UNREGISTERED};
+use superslab_backend::SpanStash;
 use tls_front::Front;
 
 /// One thread's allocator state.
@@ -20,6 +21,9 @@ pub(crate) struct ThreadState {
     pub(crate) heap: Heap,   // warm path: owned slabs per class
     pub(crate) published_cached: [u32; NUM_CLASSES], // statistics: cached count last published
     pub(crate) slow_events: u32, // statistics: events since last publication
+    pub(crate) span_stash: SpanStash, // one freed span kept for this thread's next span
+    pub(crate) stash_allocs: u64, // statistics: span requests served by the stash, unpublished
+    pub(crate) stash_frees: u64, // statistics: span frees kept in the stash (net), unpublished
 }
 
 impl ThreadState {
@@ -30,6 +34,9 @@ impl ThreadState {
             heap: Heap::new(),
             published_cached: [0; NUM_CLASSES],
             slow_events: 0,
+            span_stash: SpanStash::new(),
+            stash_allocs: 0,
+            stash_frees: 0,
         }
     }
 }
@@ -165,6 +172,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     unsafe {
         let ts = &mut *t;
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+        crate::flush_span_stash(ts);
         crate::stats::publish_all(ts);
         ts.heap.set_id(EXITED);
     }
@@ -201,6 +209,7 @@ pub fn flush_thread() {
             return;
         }
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+        crate::flush_span_stash(ts);
         crate::stats::publish_all(ts);
     }
 }

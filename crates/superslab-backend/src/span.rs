@@ -452,6 +452,88 @@ pub fn large_free(p: *mut u8) -> bool {
     true
 }
 
+/// One freed span mapping that a thread keeps for its own next span
+/// request (the caller owns it: hakmem keeps one per thread, in TLS).
+///
+/// Reusing it takes no lock and no locked instruction: a locked
+/// instruction waits for the thread's pending stores to drain, which after
+/// a program has just written a large block costs more than the rest of
+/// the span path together. Only mappings of one chunk (requests up to
+/// 2 MiB − 64 B) are stashed, so a thread hoards at most 2 MiB of address
+/// space this way; the owner gives it to the shared cache with
+/// [`SpanStash::flush`] (at thread exit and on trim). A stashed mapping
+/// still counts as a live span in the backend's statistics.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub struct SpanStash {
+    base: usize, // 0: empty
+    len: usize,
+}
+
+impl SpanStash {
+    /// An empty stash (all zero).
+    pub const fn new() -> Self {
+        SpanStash { base: 0, len: 0 }
+    }
+
+    /// True when a mapping is kept.
+    pub fn is_full(&self) -> bool {
+        self.base != 0
+    }
+
+    /// Frees span `p` into the stash when it qualifies (one chunk, normal
+    /// alignment); a mapping already kept goes to the shared cache. Other
+    /// spans are freed as by [`large_free`]. Returns `None` when `p` is not
+    /// a span (nothing done), else whether it was stashed.
+    pub fn free(&mut self, p: *mut u8) -> Option<bool> {
+        let h = large_header(p)?;
+        let (base, len, align) = (h.map_base, h.map_len, h.align);
+        if len != SUPERSLAB_SIZE || align >= SUPERSLAB_SIZE {
+            return large_free(p).then_some(false);
+        }
+        // SAFETY: the header is ours; clearing the magic makes a second
+        // free of the same pointer fail validation.
+        unsafe { (*(h as *const LargeHeader as *mut LargeHeader)).magic = 0 };
+        registry::set(chunk_of(p as usize), registry::KIND_NONE);
+        self.flush();
+        (self.base, self.len) = (base, len);
+        Some(true)
+    }
+
+    /// Serves a span request from the stash when the kept mapping fits
+    /// (`size` bytes at `align` in one chunk); null otherwise (nothing
+    /// done). With `zero` the first `size` bytes read as zero.
+    pub fn alloc(&mut self, size: usize, align: usize, zero: bool) -> *mut u8 {
+        if self.base == 0 {
+            return ptr::null_mut();
+        }
+        let Some((off, len)) = span_geometry(size, align) else {
+            return ptr::null_mut();
+        };
+        if len != self.len || align >= SUPERSLAB_SIZE {
+            return ptr::null_mut();
+        }
+        let base = core::mem::take(&mut self.base);
+        let user = base + off + colour(base, len - off - size.max(1), align);
+        if zero {
+            // SAFETY: `user..user+size` is inside the mapping we own.
+            unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
+        }
+        write_header(user, base, len, align);
+        user as *mut u8
+    }
+
+    /// Gives the kept mapping (if any) to the shared span cache.
+    pub fn flush(&mut self) {
+        let base = core::mem::take(&mut self.base);
+        if base != 0 {
+            if let Some((b, l)) = cache_put(base, self.len, true) {
+                os::unmap(b as *mut u8, l);
+            }
+        }
+    }
+}
+
 /// Resizes span `p` to `new_size` usable bytes without copying: shrinks or
 /// grows in place, or moves the pages with `mremap` to a fresh aligned
 /// reservation. Returns the (possibly moved) user pointer; null when the OS
