@@ -260,11 +260,23 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
             unsafe { &*heap.partial[class] }
         };
         let mut taken = 0u32;
+        // Free blocks before never-used ones: the local list, and when it
+        // runs short the remote stack too, so that carving (which grows the
+        // set of blocks in circulation, and the cache footprint) only
+        // happens when nothing freed is left.
         let mut f = s.free.load(Relaxed);
-        if f.is_null() {
-            f = remote_queue::take_remote(s);
-        }
-        if n < want && !f.is_null() {
+        let mut took_remote = false;
+        while n < want {
+            if f.is_null() {
+                if took_remote {
+                    break;
+                }
+                took_remote = true;
+                f = remote_queue::take_remote(s);
+                if f.is_null() {
+                    break;
+                }
+            }
             // Take a prefix of the list as it is: walk (reading only) to its
             // last block, cut the list there and splice the prefix in front
             // of our chain — one write for the whole prefix.
