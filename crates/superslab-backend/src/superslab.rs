@@ -100,12 +100,7 @@ pub fn node_of_address(addr: usize) -> u8 {
 }
 
 pub(crate) static SUPERSLABS_MAPPED: AtomicUsize = AtomicUsize::new(0);
-/// Default decay delay (ms): short enough that memory released by exited
-/// threads goes back before many more threads have come and gone (larson's
-/// hand-overs are a few ms apart; 500 ms let its peak RSS exceed mimalloc's,
-/// see docs/benchmarks.md).
-const DEFAULT_DECAY_MS: u32 = 25;
-static DECAY_MS: AtomicU32 = AtomicU32::new(DEFAULT_DECAY_MS);
+static DECAY_MS: AtomicU32 = AtomicU32::new(500);
 static LAST_DECAY_MS: AtomicU32 = AtomicU32::new(0);
 
 fn pool(kind: SlabKind, node: u8) -> &'static Pool {
