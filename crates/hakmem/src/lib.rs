@@ -39,7 +39,8 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use ptr_bridge::{
-    class_for, class_of, slab_meta_at, CLASS_SIZE, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES, SMALL_MAX,
+    class_for, class_of, slab_meta_at, SlabMeta, CLASS_SIZE, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
+    SMALL_MAX,
 };
 pub use ptr_bridge::{set_span_threshold, span_threshold};
 use refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
@@ -190,8 +191,9 @@ pub fn calloc(size: usize) -> *mut u8 {
 /// one-line diagnostic and is otherwise left alone.
 ///
 /// Call tree: registry says superslab → slab record (mask + shift) →
-/// owner is this thread → push on the thread cache; otherwise →
-/// [`free_slow`] (remote free, span, or invalid pointer). Cost of the owner
+/// owner is this thread → push on the thread cache; another owner (or
+/// none) → [`free_remote_path`]; not a superslab → [`free_other`] (span,
+/// null, or invalid pointer). Cost of the owner
 /// hit in `libhakmem.so` (x86-64): 26 instructions to `ret` — registry 7,
 /// record address 7, class and owner loads 2, TLS address 2, owner compare
 /// 2, push with statistics and cap test 6.
@@ -216,10 +218,11 @@ pub unsafe fn free(p: *mut u8) {
                 }
                 return;
             }
+            return free_remote_path(p, m);
         }
     }
     // SAFETY: forwarded contract.
-    unsafe { free_slow(p) }
+    unsafe { free_other(p) }
 }
 
 #[cold]
@@ -233,40 +236,76 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
     }
 }
 
+/// A free of a block of another thread's slab (or of an ownerless one).
+///
+/// Call tree of the common case: `refill_engine::batch_remote` — the block
+/// joins this thread's pending batch for its slab (a link and a count,
+/// nothing shared written; every 32nd free pushes the batch with one CAS);
+/// else [`free_remote_cold`].
+///
+/// # Safety
+/// `p` is being freed and `m` is its slab record (the registry said `p` is
+/// in a live superslab); no reference into the thread state is live.
+/// (The arguments are those [`free`] already holds in `rdi`/`rsi`, so its
+/// owner-hit path needs no extra register move.)
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(p: *mut u8) {
+unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
+    let t = thread::state();
+    // SAFETY: caller contract; `t` is our own state.
+    if unsafe { refill_engine::batch_remote(&mut (*t).heap, m, p) } {
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_remote_cold(t, p) }
+}
+
+/// A free of a block of a slab this thread does not own, when it does not
+/// simply join a pending batch.
+///
+/// # Safety
+/// `p` is inside a live superslab and being freed; `t` is the calling
+/// thread's state, with no live reference into it.
+#[cold]
+#[inline(never)]
+unsafe fn free_remote_cold(t: *mut thread::ThreadState, p: *mut u8) {
+    // SAFETY: our own state, no reference into it is live.
+    if unsafe { (*t).heap.id() } == UNREGISTERED {
+        // A thread that only frees still needs its exit hook, which
+        // publishes its counters (and lets it adopt FULL slabs).
+        // SAFETY: as above.
+        unsafe { thread::register(t) };
+    }
+    // SAFETY: `p` is inside a live superslab; `t` is ours.
+    let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
+    match r {
+        FreeOutcome::NotAllocated => diag::invalid_free(p),
+        FreeOutcome::Adopted { class } => {
+            // SAFETY: we own the block's slab now; `t` is ours.
+            unsafe {
+                if (*t).front.push(class, p) {
+                    flush_cold(t, class);
+                }
+            }
+        }
+        FreeOutcome::Remote => {}
+    }
+    // SAFETY: our own state; the calls above have returned.
+    unsafe { stats::tick(&mut *t) };
+}
+
+/// [`free`] for what is not in a superslab: null, a span, or a
+/// pointer that is not hakmem's.
+///
+/// # Safety
+/// `p` is null or being freed.
+#[cold]
+#[inline(never)]
+unsafe fn free_other(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    let a = p as usize;
-    match registry::kind_of(a) {
-        k if registry::is_superslab(k) => {
-            let t = thread::state();
-            // SAFETY: our own state, no reference into it is live.
-            if unsafe { (*t).heap.id() } == UNREGISTERED {
-                // A thread that only frees still needs its exit hook, which
-                // publishes its counters (and lets it adopt FULL slabs).
-                // SAFETY: as above.
-                unsafe { thread::register(t) };
-            }
-            // SAFETY: `p` is inside a live superslab; `t` is ours.
-            let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
-            match r {
-                FreeOutcome::NotAllocated => diag::invalid_free(p),
-                FreeOutcome::Adopted { class } => {
-                    // SAFETY: we own the block's slab now; `t` is ours.
-                    unsafe {
-                        if (*t).front.push(class, p) {
-                            flush_cold(t, class);
-                        }
-                    }
-                }
-                FreeOutcome::Remote => {}
-            }
-            // SAFETY: our own state; the calls above have returned.
-            unsafe { stats::tick(&mut *t) };
-        }
+    match registry::kind_of(p as usize) {
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
             // --- ACE: span events (cold path).
             if ace_learning::POLICY.observing() {

@@ -599,3 +599,69 @@ fn large_classes_are_cache_coloured() {
         unsafe { hakmem::free(a) };
     }
 }
+
+/// Frees by another thread of pointers that are not block starts of the
+/// slab it is batching remote frees for (an interior pointer, a block that
+/// was never carved) are reported and ignored: the batch's cheap validation
+/// must not let them into a free list.
+#[test]
+fn invalid_remote_frees_into_an_open_batch_are_reported() {
+    if checked_mode() {
+        eprintln!("HAKMEM_CHECK is set: invalid frees abort; skipping");
+        return;
+    }
+    const SIZE: usize = 48; // a class of 48-byte blocks
+    const N: usize = 100;
+    // Another thread allocates the blocks, so every free here is remote.
+    let blocks: Vec<usize> = std::thread::spawn(|| {
+        (0..N)
+            .map(|i| {
+                let p = hakmem::malloc(SIZE);
+                // SAFETY: SIZE bytes.
+                unsafe { fill(p, SIZE, i as u64) };
+                p as usize
+            })
+            .collect()
+    })
+    .join()
+    .unwrap();
+    let first = blocks[0] as *mut u8;
+    let slab = (first as usize) & !(64 * 1024 - 1);
+    // Far beyond the blocks carved so far, still inside the 64 KiB slab
+    // (1365 blocks of 48 bytes).
+    let uncarved = (slab + 1300 * SIZE) as *mut u8;
+    assert!(!blocks.contains(&(uncarved as usize)));
+    let interior = (blocks[2] + 16) as *mut u8;
+    let out = capture_stderr(|| {
+        // Opens this thread's batch on the slab, then two invalid frees.
+        free_all([first, blocks[1] as *mut u8]);
+        // SAFETY: deliberately invalid frees, reported and ignored.
+        unsafe {
+            hakmem::free(interior);
+            hakmem::free(uncarved);
+        }
+    });
+    for p in [interior, uncarved] {
+        let hex = format!("{:x}", p as usize);
+        assert!(
+            out.lines()
+                .any(|l| l.contains("invalid pointer") && l.contains(&hex)),
+            "no diagnostic for the remote free of {p:p}; stderr was:\n{out}"
+        );
+    }
+    for (i, &b) in blocks.iter().enumerate().skip(2) {
+        // SAFETY: still live and untouched by the invalid frees.
+        unsafe { assert_pattern(b as *mut u8, SIZE, i as u64, "after invalid remote frees") };
+    }
+    free_all(blocks[2..].iter().map(|&b| b as *mut u8));
+    // Everything freed comes back exactly once: no block twice, none of
+    // the invalid addresses.
+    let mut seen = HashSet::new();
+    let again: Vec<*mut u8> = (0..4 * N).map(|_| hakmem::malloc(SIZE)).collect();
+    for &p in &again {
+        assert!(seen.insert(p as usize), "{p:p} handed out twice");
+        assert_ne!(p, interior);
+        assert_ne!(p, uncarved);
+    }
+    free_all(again);
+}

@@ -24,7 +24,8 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 use ace_learning::{observe, Event, EventKind, POLICY};
 use ptr_bridge::{
-    block_next, set_block_next, slab_meta_of, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES,
+    block_index, block_next, set_block_next, slab_meta_of, slab_state, SlabMeta, CLASS_SIZE,
+    NO_OWNER, NUM_CLASSES,
 };
 use remote_queue::RemoteFree;
 use tls_front::Front;
@@ -51,12 +52,20 @@ pub struct Heap {
 /// (snmalloc-style batching: consecutive frees of a class mostly hit the
 /// slab their producer is carving). Invariant: `n == 0` iff `slab` is null;
 /// `head..=tail` is a chain of `n` freed blocks of `slab`, still counted in
-/// its `used`, so the slab cannot be released meanwhile.
+/// its `used`, so the slab cannot be released meanwhile (and is not FREE).
+///
+/// `start` and `carved_bytes` cache what validating a block of `slab` needs
+/// (its data start, and `carved * block_size` when the batch was opened):
+/// `carved` only grows while the slab is live, so a block inside that range
+/// at a multiple of the block size is a block the slab handed out. A block
+/// beyond it takes the general path, which re-reads the record.
 #[derive(Clone, Copy)]
 struct Pending {
     slab: *const SlabMeta,
     head: *mut u8,
     tail: *mut u8,
+    start: usize,
+    carved_bytes: u32,
     n: u32,
 }
 
@@ -65,6 +74,8 @@ impl Pending {
         slab: ptr::null(),
         head: ptr::null_mut(),
         tail: ptr::null_mut(),
+        start: 0,
+        carved_bytes: 0,
         n: 0,
     };
 }
@@ -249,22 +260,46 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
             unsafe { &*heap.partial[class] }
         };
         let mut taken = 0u32;
+        // Free blocks before never-used ones: the local list, and when it
+        // runs short the remote stack too, so that carving (which grows the
+        // set of blocks in circulation, and the cache footprint) only
+        // happens when nothing freed is left.
         let mut f = s.free.load(Relaxed);
-        if f.is_null() {
-            f = remote_queue::take_remote(s);
-        }
-        while n < want && !f.is_null() {
-            // SAFETY: `f` is a free block of a slab we own.
-            let nx = unsafe { block_next(f) };
-            // SAFETY: as above; it becomes part of our refill chain.
-            unsafe { set_block_next(f, head) };
-            if tail.is_null() {
-                tail = f;
+        let mut took_remote = false;
+        while n < want {
+            if f.is_null() {
+                if took_remote {
+                    break;
+                }
+                took_remote = true;
+                f = remote_queue::take_remote(s);
+                if f.is_null() {
+                    break;
+                }
             }
-            head = f;
+            // Take a prefix of the list as it is: walk (reading only) to its
+            // last block, cut the list there and splice the prefix in front
+            // of our chain — one write for the whole prefix.
+            let first = f;
+            let mut last = f;
+            let mut k = 1;
+            // SAFETY: `last` is a free block of a slab we own.
+            let mut nx = unsafe { block_next(last) };
+            while k < want - n && !nx.is_null() {
+                last = nx;
+                // SAFETY: as above.
+                nx = unsafe { block_next(last) };
+                k += 1;
+            }
+            // SAFETY: `last` ends the prefix, which becomes our chain's head.
+            unsafe { set_block_next(last, head) };
+            if tail.is_null() {
+                tail = last;
+            }
+            head = first;
             f = nx;
-            taken += 1;
-            n += 1;
+            taken += k;
+            n += k;
         }
         s.free.store(f, Relaxed);
         if n < want {
@@ -363,7 +398,7 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) {
 /// Outcome of [`free_remote`].
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum FreeOutcome {
-    /// The block went to its slab's remote stack.
+    /// The block went to its slab's remote stack (possibly with a batch).
     Remote,
     /// The slab was FULL (ownerless, unlisted): the freeing thread adopted
     /// it, so the block is now a local free of class `class` and the caller
@@ -376,13 +411,57 @@ pub enum FreeOutcome {
     NotAllocated,
 }
 
-/// A free of `b` by a thread that does not own its slab.
+/// The common case of a free by a thread that does not own the block's
+/// slab, cheap enough to inline into the facade's slow path: `b` belongs to
+/// the slab this thread already batches frees of its class for and lies at
+/// a block start inside the part of that slab carved when the batch was
+/// opened. Then `b` joins the batch (a link and a count; a full batch is
+/// pushed to the slab with one CAS, out of line) and the result is true.
+/// Otherwise nothing is done and the caller goes on with [`free_remote`].
+///
+/// No further check is needed: a batch is only ever open on a slab that is
+/// not FREE and has the batch's class (it counts the batch in `used`), and
+/// only in a registered, live heap (thread exit flushes every batch first).
+///
+/// # Safety
+/// `b` is a pointer into a live superslab that the program frees, `s` its
+/// slab record; `heap` is the calling thread's.
+#[inline(always)]
+pub unsafe fn batch_remote(heap: &mut Heap, s: &SlabMeta, b: *mut u8) -> bool {
+    let class = s.class.load(Relaxed) as usize;
+    let Some(p) = heap.pending.get_mut(class) else {
+        return false;
+    };
+    let off = (b as usize).wrapping_sub(p.start);
+    if !(ptr::eq(p.slab, s)
+        && off < p.carved_bytes as usize
+        && block_index(off, class) * CLASS_SIZE[class] as usize == off)
+    {
+        return false;
+    }
+    // SAFETY: the program freed `b`, a block of the batch's slab; it joins
+    // our private chain.
+    unsafe { set_block_next(b, p.head) };
+    p.head = b;
+    p.n += 1;
+    heap.counters.class[class].remote_frees += 1;
+    if p.n >= REMOTE_BATCH {
+        flush_pending(heap, class);
+    }
+    true
+}
+
+/// A free of `b` by a thread that does not own its slab (the facade tries
+/// [`batch_remote`] first).
 ///
 /// When the slab is FULL — every block was handed out and its owner let go
 /// of it — a registered thread adopts it on the spot (CAS FULL→ACTIVE), so
 /// that a thread freeing many blocks of one slab (the common
 /// allocate-many-then-free-all pattern, where the slabs ran out while
 /// allocating) pays the slow path once per slab instead of once per block.
+/// Otherwise the block joins (or opens) the thread's pending batch for its
+/// class, which is pushed to the slab with one CAS when it is full or when
+/// a free of another slab of the class comes.
 ///
 /// # Safety
 /// `b` is a pointer into a live superslab that the program frees; `heap` is
@@ -430,8 +509,11 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
         p.slab = s;
         p.tail = b;
         p.head = ptr::null_mut();
+        p.start = s.data_start();
     }
     let p = &mut heap.pending[class];
+    // Also refreshed for an open batch: `b` may lie beyond the old bound.
+    p.carved_bytes = s.carved.load(Relaxed) * s.block_size.load(Relaxed);
     // SAFETY: the program freed `b`; it joins our private chain.
     unsafe { set_block_next(b, p.head) };
     p.head = b;
@@ -443,6 +525,8 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
 }
 
 /// Pushes the batched remote frees of `class` to their slab.
+#[cold]
+#[inline(never)]
 fn flush_pending(heap: &mut Heap, class: usize) {
     let p = core::mem::replace(&mut heap.pending[class], Pending::EMPTY);
     if p.n > 0 {
