@@ -618,9 +618,14 @@ impl Learner {
                     self.apply_knob(Knob::DecayMs, w, log, &mut out);
                 }
                 if self.cfg.span && self.regime != TINY_REGIME {
-                    // This regime's threshold (its confirmed one unless it
-                    // is being learned) is in force from now on.
-                    self.span[self.regime].choose();
+                    // This regime's threshold is in force from now on: its
+                    // confirmed one, unless it is the threshold's turn to
+                    // be learned (never while the decay knob explores).
+                    if self.span_turn() {
+                        self.span[self.regime].choose();
+                    } else {
+                        self.span[self.regime].hold();
+                    }
                     self.apply_knob(Knob::SpanThreshold, w, log, &mut out);
                 }
                 if self.cfg.elo || self.cfg.span {
@@ -660,7 +665,9 @@ impl Learner {
             if active {
                 self.epoch_rss_sum += s.rss_bytes as f64;
                 self.epoch_ticks += 1;
-                if now.saturating_sub(self.epoch_start_ms) >= self.cfg.epoch_ms as u64 {
+                if now.saturating_sub(self.epoch_start_ms) >= self.cfg.epoch_ms as u64
+                    || self.clearly_losing(s)
+                {
                     self.close_epoch(s, w, log, &mut out);
                 }
             } else {
@@ -840,13 +847,27 @@ impl Learner {
             && (!self.cfg.elo || self.decay[r].phase() == Phase::Frozen)
     }
 
-    fn close_epoch(
-        &mut self,
-        s: &Sample,
-        w: &PolicyWriter<'_>,
-        log: &mut dyn FnMut(Change),
-        out: &mut TickResult,
-    ) {
+    /// Whether the epoch under way explores a strategy that already scores
+    /// clearly (by the Elo `prune` gap) below the confirmed one's average:
+    /// it ends now, as a loss, instead of costing a whole epoch.
+    fn clearly_losing(&mut self, s: &Sample) -> bool {
+        let base = if self.epoch_span {
+            let e = &self.span[self.regime];
+            e.exploring().then(|| e.baseline()).flatten()
+        } else if self.cfg.elo {
+            let e = &self.decay[self.regime];
+            e.exploring().then(|| e.baseline()).flatten()
+        } else {
+            None
+        };
+        match base {
+            Some(b) => self.epoch_score(s) < b - self.cfg.elo_cfg.prune,
+            None => false,
+        }
+    }
+
+    /// The score of the epoch so far (higher is better; see `close_epoch`).
+    fn epoch_score(&mut self, s: &Sample) -> f64 {
         let dur_ns = s.now_ms.saturating_sub(self.epoch_start_ms).max(1) as f64 * 1e6;
         let threads = self.epoch_threads.count_ones().max(1) as f64;
         let faults = s.minor_faults.saturating_sub(self.epoch_faults) as f64;
@@ -860,7 +881,17 @@ impl Learner {
         let time = faults * self.cfg.fault_ns
             + self.epoch_slow * self.cfg.event_ns
             + self.epoch_spans * self.cfg.span_ns;
-        let score = -(time / (dur_ns * threads) + rss / self.rss_ref);
+        -(time / (dur_ns * threads) + rss / self.rss_ref)
+    }
+
+    fn close_epoch(
+        &mut self,
+        s: &Sample,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        let score = self.epoch_score(s);
         let regime = self.regime;
         if self.epoch_span {
             let e = &mut self.span[regime];
@@ -1286,6 +1317,54 @@ mod tests {
         }
         assert_eq!(tiny.regime(), 0);
         assert_eq!(tiny.span().decisions(), 0);
+    }
+
+    /// Two properties of a knob's exploration that bound its cost: on a
+    /// shift into the mid regime the threshold keeps its confirmed value
+    /// while the decay knob learns (it used to take its first LEARN
+    /// strategy, 16 KiB, at once, unscored); and an exploring epoch that
+    /// already scores clearly below the confirmed strategy ends after one
+    /// tick, pruning the strategies beyond it.
+    #[test]
+    fn threshold_holds_while_decay_learns_and_losing_epochs_end_early() {
+        let table = PolicyTable::new();
+        let w = table.writer().unwrap();
+        let cfg = LearnerConfig {
+            bandit: false,
+            idle: false,
+            ..LearnerConfig::DEFAULT
+        };
+        let mut l = Learner::new(cfg, &table, 500, 0).with_span_threshold(64 << 10);
+        let mid = NUM_TINY_CLASSES + 2;
+        let mut faults = 0u64;
+        let mut ticks_at = [0u32; DECAY_STRATEGIES.len()];
+        for t in 1..=200u64 {
+            let class = if t <= 40 { 2 } else { mid };
+            for i in 0..40 {
+                l.record(&ev(EventKind::Refill, class, i % 2));
+            }
+            let d = table.knob(Knob::DecayMs);
+            // Delays of 50 ms and less fault heavily in this world.
+            faults += if d <= 50 { 1_000_000 } else { 1000 };
+            let s = Sample {
+                now_ms: t * 25,
+                rss_bytes: 64 << 20,
+                minor_faults: faults,
+            };
+            l.tick(&s, &w, &mut |_| {});
+            if t > 40 && l.regime() == 1 && l.decay().phase() == Phase::Learn {
+                let th = table.knob(Knob::SpanThreshold);
+                assert!(th == 0 || th == 64 << 10, "tick {t}: threshold {th}");
+                ticks_at[l.decay().current()] += 1;
+            }
+        }
+        assert_eq!(l.regime(), 1);
+        assert_ne!(l.decay().phase(), Phase::Learn);
+        assert!(table.knob(Knob::DecayMs) >= 100, "{:?}", l.decay());
+        // 50 ms was looked at for one tick (25 ms, not a 100 ms epoch); 25
+        // ms, beyond it, never.
+        assert_eq!(ticks_at[1], 1, "{ticks_at:?}");
+        assert_eq!(ticks_at[0], 0, "{ticks_at:?}");
     }
 
     #[test]
