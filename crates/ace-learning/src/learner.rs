@@ -146,6 +146,18 @@ pub struct LearnerConfig {
     /// Ask for a trim when idle, and when the workload moves to another
     /// regime (what the old regime released is unlikely to be reused soon).
     pub idle: bool,
+    /// The warm-pool prefill budget: at an idle trim, give the classes
+    /// that were refilling before it a budget (their cache cap, within
+    /// `ace_learning::prefill_limit`) for the first refills after the idle
+    /// period; clear it after `prefill_ms` of renewed activity. Needs
+    /// `idle`.
+    pub prefill: bool,
+    /// How long (ms of activity after an idle period) a prefill budget
+    /// stays in force.
+    pub prefill_ms: u32,
+    /// Share of the recent refills a class must have had before the idle
+    /// period to get a budget.
+    pub prefill_share: f64,
     /// Start every class's bandit from [`ARM_PRIOR`] (on [`PRIOR_ARM`])
     /// instead of from no statistics on arm 0.
     pub prior: bool,
@@ -192,6 +204,9 @@ impl LearnerConfig {
         elo: true,
         span: true,
         idle: true,
+        prefill: true,
+        prefill_ms: 50,
+        prefill_share: 0.02,
         prior: true,
         ucb_c: 0.15,
         ucb_window: 32,
@@ -284,6 +299,14 @@ pub enum Change {
     Idle {
         /// Time since the last event, ms.
         quiet_ms: u64,
+    },
+    /// Warm-pool prefill budgets were set (at an idle trim) or cleared
+    /// (once activity resumed).
+    Prefill {
+        /// Classes whose budget changed.
+        classes: u32,
+        /// Sum of the budgets now in force, in blocks (0: cleared).
+        blocks: u32,
     },
 }
 
@@ -424,6 +447,13 @@ pub struct Learner {
     rss_ref: f64,
     shift: Shift,
     bins: [u32; BINS],
+    /// Refill events of each class in this tick (weighted).
+    tick_refills: [u32; NUM_CLASSES],
+    /// Moving average of `tick_refills` over active ticks.
+    recent_refills: [f32; NUM_CLASSES],
+    /// Prefill budgets in force: `Some(when activity resumed, ms)`, or
+    /// `Some(0)` while still idle.
+    prefill_set: Option<u64>,
     tick_events: u32,
     last_tick_ms: u64,
     last_event_ms: u64,
@@ -508,6 +538,9 @@ impl Learner {
                 named: false,
             },
             bins: [0; BINS],
+            tick_refills: [0; NUM_CLASSES],
+            recent_refills: [0.0; NUM_CLASSES],
+            prefill_set: None,
             tick_events: 0,
             last_tick_ms: now_ms,
             last_event_ms: now_ms,
@@ -551,6 +584,11 @@ impl Learner {
         match ev.kind {
             EventKind::SpanMap | EventKind::SpanUnmap => self.epoch_spans += w as f64,
             _ => self.epoch_slow += w as f64,
+        }
+        if ev.kind == EventKind::Refill {
+            if let Some(n) = self.tick_refills.get_mut(ev.class as usize) {
+                *n = n.saturating_add(w);
+            }
         }
         if matches!(ev.kind, EventKind::Refill | EventKind::Flush) {
             if let Some(st) = self.classes.get_mut(ev.class as usize) {
@@ -643,6 +681,10 @@ impl Learner {
         if active {
             self.last_event_ms = now;
             self.idle_fired = false;
+            for (r, &n) in self.recent_refills.iter_mut().zip(self.tick_refills.iter()) {
+                *r += 0.3 * (n as f32 - *r);
+            }
+            self.end_prefill(now, w, log, &mut out);
         } else if self.cfg.idle
             && !self.idle_fired
             && now.saturating_sub(self.last_event_ms) >= self.cfg.idle_ms as u64
@@ -653,7 +695,11 @@ impl Learner {
             log(Change::Idle {
                 quiet_ms: now - self.last_event_ms,
             });
+            if self.cfg.prefill {
+                self.start_prefill(w, log, &mut out);
+            }
         }
+        self.tick_refills = [0; NUM_CLASSES];
 
         // 1. Per-class bandits.
         if self.cfg.bandit {
@@ -678,6 +724,68 @@ impl Learner {
         self.bins = [0; BINS];
         self.tick_events = 0;
         out
+    }
+
+    /// At an idle trim: the classes that had at least `prefill_share` of
+    /// the recent refills get a prefill budget of their cache cap (the
+    /// table clamps it to `prefill_limit`), so that each thread's first
+    /// refill after the idle period fills its cache in one batch.
+    fn start_prefill(
+        &mut self,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        let total: f32 = self.recent_refills.iter().sum();
+        if total <= 0.0 {
+            return;
+        }
+        let (mut classes, mut blocks) = (0, 0);
+        for c in 0..NUM_CLASSES {
+            if self.recent_refills[c] < self.cfg.prefill_share as f32 * total {
+                continue;
+            }
+            let t = w.table();
+            if w.set_prefill(c, t.cache_cap(c)) {
+                classes += 1;
+            }
+            blocks += t.prefill(c);
+        }
+        if classes > 0 {
+            out.writes += classes;
+            self.decisions += 1;
+            self.prefill_set = Some(0);
+            log(Change::Prefill { classes, blocks });
+        }
+    }
+
+    /// Activity resumed: the budgets stay `prefill_ms`, then are cleared.
+    fn end_prefill(
+        &mut self,
+        now: u64,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        match self.prefill_set {
+            Some(0) => self.prefill_set = Some(now.max(1)),
+            Some(t) if now.saturating_sub(t) >= self.cfg.prefill_ms as u64 => {
+                self.prefill_set = None;
+                let classes = w.clear_prefill();
+                if classes > 0 {
+                    out.writes += classes;
+                    self.decisions += 1;
+                    log(Change::Prefill { classes, blocks: 0 });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether warm-pool prefill budgets set at the last idle trim are
+    /// still in force.
+    pub fn prefill_pending(&self) -> bool {
+        self.prefill_set.is_some()
     }
 
     fn detect_shift(&mut self, now: u64, dt_ms: u64) -> Option<(f64, f64)> {
@@ -1142,6 +1250,86 @@ mod tests {
         }
         assert_eq!(trims, 2);
         assert_eq!(l.trims(), 2);
+    }
+
+    /// The warm-pool prefill budget: at the idle trim, the class that was
+    /// refilling gets a budget of its cache cap (bounded), a class with a
+    /// negligible share none; `prefill_ms` after activity resumes it is
+    /// cleared. Only the table is written.
+    #[test]
+    fn idle_trim_sets_a_prefill_budget_cleared_after_resuming() {
+        let table = PolicyTable::new();
+        let w = table.writer().unwrap();
+        let cfg = LearnerConfig {
+            elo: false,
+            span: false,
+            bandit: false,
+            ..LearnerConfig::DEFAULT
+        };
+        let mut l = Learner::new(cfg, &table, 500, 0);
+        let (hot, cold) = (3, 20);
+        let mut changes = Vec::new();
+        let mut t = 0u64;
+        let mut run = |l: &mut Learner, busy: bool, ticks: u64, ch: &mut Vec<Change>| {
+            for _ in 0..ticks {
+                t += 1;
+                if busy {
+                    for i in 0..200 {
+                        l.record(&ev(EventKind::Refill, hot, i % 2));
+                    }
+                    // 0.5 % of the refills: below `prefill_share`.
+                    l.record(&ev(EventKind::Refill, cold, 1));
+                }
+                l.tick(&sample(t * 25), &w, &mut |c| ch.push(c));
+            }
+        };
+        run(&mut l, true, 40, &mut changes);
+        assert!((0..NUM_CLASSES).all(|c| table.prefill(c) == 0));
+        run(&mut l, false, 12, &mut changes); // 300 ms idle: one trim
+        assert_eq!(l.trims(), 1);
+        assert!(l.prefill_pending());
+        let cap = table.cache_cap(hot);
+        assert_eq!(table.prefill(hot), cap.min(crate::prefill_limit(hot)));
+        assert!(table.prefill(hot) > table.refill_count(hot));
+        assert_eq!(table.prefill(cold), 0, "a negligible class gets none");
+        assert!(changes.contains(&Change::Prefill {
+            classes: 1,
+            blocks: table.prefill(hot)
+        }));
+        // Still idle: the budget waits for the next refills.
+        run(&mut l, false, 20, &mut changes);
+        assert!(table.prefill(hot) > 0);
+        // Activity resumes: cleared after `prefill_ms` (50 ms = 2 ticks).
+        run(&mut l, true, 1, &mut changes);
+        assert!(table.prefill(hot) > 0, "in force at the first refills");
+        run(&mut l, true, 2, &mut changes);
+        assert_eq!(table.prefill(hot), 0);
+        assert!(!l.prefill_pending());
+        assert_eq!(
+            changes.last(),
+            Some(&Change::Prefill {
+                classes: 1,
+                blocks: 0
+            })
+        );
+        // Off: no budget.
+        let cfg = LearnerConfig {
+            prefill: false,
+            ..cfg
+        };
+        let table = PolicyTable::new();
+        let w2 = table.writer().unwrap();
+        let mut l = Learner::new(cfg, &table, 500, 0);
+        for t in 1..=60u64 {
+            if t <= 40 {
+                for i in 0..200 {
+                    l.record(&ev(EventKind::Refill, hot, i % 2));
+                }
+            }
+            l.tick(&sample(t * 25), &w2, &mut |_| {});
+        }
+        assert_eq!(l.trims(), 1);
+        assert_eq!(table.prefill(hot), 0);
     }
 
     #[test]
