@@ -248,6 +248,9 @@ fn count_threads(prog: &Path, args: &[String], dir: &Path) -> Result<ThreadCount
         .args([
             "--tool=callgrind",
             "--separate-threads=yes",
+            // The worker sleeps between ticks: without fair scheduling it
+            // may hardly run while the workload thread holds the CPU.
+            "--fair-sched=yes",
             "--dump-instr=no",
             "--dump-line=no",
         ])
