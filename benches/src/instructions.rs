@@ -19,6 +19,15 @@
 //! - `c-preload`: `benches/c/tiny_hot.c` built with `cc`, run with plain
 //!   glibc and with `LD_PRELOAD` of `libhakmem.so` (and of mimalloc, jemalloc
 //!   or tcmalloc when the system has them).
+//!
+//! `--ace` ([`ace_overhead`]) measures instead what the ACE learning layer
+//! costs the workload's own thread: `tiny-hot` (each `--size`) and
+//! `random-mixed` (single-threaded workloads) with `hakmem` and
+//! `hakmem+ace`, under callgrind with `--separate-threads=yes`, so that
+//! the instructions of the workload's thread (thread 1) and those of every
+//! other thread (the ACE worker: the workloads start no thread) are
+//! counted apart. Instructions per op = the difference of two runs over the
+//! difference of their op counts (each run's `RESULT ops=`), as above.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -204,6 +213,230 @@ fn count(
         Counter::Callgrind => parse_callgrind(&err),
     }
     .ok_or_else(|| format!("no instruction count in {} output", c.name()))
+}
+
+/// What callgrind counted in one run, thread by thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadCounts {
+    pub main: u64,  // thread 1 (the workload's)
+    pub other: u64, // every other thread (the ACE worker)
+    pub ops: u64,   // the run's op count (`RESULT ops=`)
+}
+
+/// The `totals:` (or `summary:`) figure of one callgrind output file.
+fn parse_totals(text: &str) -> Option<u64> {
+    let find = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
+    };
+    find("totals:").or_else(|| find("summary:"))
+}
+
+/// The `ops=` of a child's `RESULT` line.
+fn parse_ops(stdout: &str) -> Option<u64> {
+    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("ops=")?.parse().ok())
+}
+
+/// Runs `prog args…` under callgrind with one output file per thread in
+/// `dir` (emptied first) and sums them: thread 1 apart from the others.
+fn count_threads(prog: &Path, args: &[String], dir: &Path) -> Result<ThreadCounts, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let o = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            // The worker sleeps between ticks: without fair scheduling it
+            // may hardly run while the workload thread holds the CPU.
+            "--fair-sched=yes",
+            "--dump-instr=no",
+            "--dump-line=no",
+        ])
+        .arg(format!("--callgrind-out-file={}", dir.join("cg").display()))
+        .arg(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        return Err(format!(
+            "valgrind exited with {}: {}",
+            o.status,
+            tail.join(" | ")
+        ));
+    }
+    let ops = parse_ops(&String::from_utf8_lossy(&o.stdout))
+        .ok_or("no RESULT ops= in the child's output")?;
+    let mut c = ThreadCounts {
+        ops,
+        ..ThreadCounts::default()
+    };
+    let mut files = 0;
+    for e in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        // Per-thread files are `cg-01`, `cg-02`, …
+        let Some(n) = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("cg-"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let t = parse_totals(&text).ok_or_else(|| format!("no totals in {}", p.display()))?;
+        files += 1;
+        if n == 1 {
+            c.main += t;
+        } else {
+            c.other += t;
+        }
+    }
+    if files == 0 {
+        return Err(format!(
+            "callgrind wrote no per-thread file in {}",
+            dir.display()
+        ));
+    }
+    Ok(c)
+}
+
+/// One line of the ACE overhead table: one workload, one allocator.
+#[derive(Clone, Debug)]
+pub struct AceLine {
+    pub workload: String,
+    pub allocator: String,
+    pub small: ThreadCounts,
+    pub large: ThreadCounts,
+}
+
+impl AceLine {
+    /// Instructions per op of the workload's thread (large − small runs).
+    pub fn main_per_op(&self) -> f64 {
+        (self.large.main as f64 - self.small.main as f64)
+            / (self.large.ops as f64 - self.small.ops as f64)
+    }
+}
+
+/// A workload of the given rounds.
+type WorkloadOf = Box<dyn Fn(u64) -> Workload>;
+
+/// `--ace`: tiny-hot (each size) and random-mixed with `hakmem` and
+/// `hakmem+ace` under callgrind, the workload's thread and the others
+/// counted apart (see the module documentation). Rounds: `small`/`large`
+/// for tiny-hot; random-mixed runs `small`/`large` × 100 ops.
+pub fn ace_overhead(opts: &Options) -> Result<(Vec<AceLine>, Vec<String>), String> {
+    match Command::new("valgrind").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => return Err("valgrind is not installed".into()),
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = opts.out.join("callgrind-ace");
+    let mut workloads: Vec<(String, WorkloadOf)> = Vec::new();
+    for &size in &opts.sizes {
+        let batch = opts.batch;
+        workloads.push((
+            format!("tiny-hot/{size}"),
+            Box::new(move |rounds| {
+                Workload::TinyHot(TinyHot {
+                    size,
+                    batch,
+                    rounds,
+                })
+            }),
+        ));
+    }
+    workloads.push((
+        "random-mixed".into(),
+        Box::new(|rounds| {
+            Workload::RandomMixed(crate::workloads::RandomMixed {
+                // The suite's random-mixed, shorter.
+                ops: rounds * 100,
+                slots: 400,
+                seed: 42,
+                min: 16,
+                max: 1024,
+            })
+        }),
+    ));
+    let mut lines = Vec::new();
+    let mut notes = Vec::new();
+    for (name, w) in &workloads {
+        for a in [Allocator::Hakmem, Allocator::HakmemAce] {
+            eprintln!("instructions: ace   {:<10} {name} (callgrind)", a.name());
+            let run = |rounds| count_threads(&exe, &child_args(a, &w(rounds)), &dir);
+            match (run(opts.small), run(opts.large)) {
+                (Ok(small), Ok(large)) => lines.push(AceLine {
+                    workload: name.clone(),
+                    allocator: a.name().into(),
+                    small,
+                    large,
+                }),
+                (Err(e), _) | (_, Err(e)) => notes.push(format!("{name} {}: {e}", a.name())),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((lines, notes))
+}
+
+/// The ACE overhead table: per workload, the workload thread's
+/// instructions per op without and with ACE, their ratio, and the other
+/// threads' (the worker's) instructions in the large run.
+pub fn ace_table(lines: &[AceLine]) -> String {
+    let mut s = format!(
+        "{:<14} {:>12} {:>12} {:>8} {:>14} {:>12}\n",
+        "workload", "off instr/op", "on instr/op", "on/off", "worker instr", "worker/op"
+    );
+    let mut names: Vec<&str> = lines.iter().map(|l| l.workload.as_str()).collect();
+    names.dedup();
+    for n in names {
+        let get = |a: &str| lines.iter().find(|l| l.workload == n && l.allocator == a);
+        let (Some(off), Some(on)) = (get("hakmem"), get("hakmem+ace")) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "{:<14} {:>12.3} {:>12.3} {:>8.4} {:>14} {:>12.3}",
+            n,
+            off.main_per_op(),
+            on.main_per_op(),
+            on.main_per_op() / off.main_per_op(),
+            on.large.other,
+            on.large.other as f64 / on.large.ops as f64
+        );
+    }
+    s
+}
+
+/// `instructions_ace.csv`.
+pub fn ace_csv(lines: &[AceLine], opts: &Options) -> String {
+    let mut s = String::from(
+        "workload,allocator,rounds_small,rounds_large,ops_small,ops_large,main_small,main_large,\
+         other_small,other_large,main_instr_per_op\n",
+    );
+    for l in lines {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{:.4}",
+            l.workload,
+            l.allocator,
+            opts.small,
+            opts.large,
+            l.small.ops,
+            l.large.ops,
+            l.small.main,
+            l.large.main,
+            l.small.other,
+            l.large.other,
+            l.main_per_op()
+        );
+    }
+    s
 }
 
 /// Runs the mode: prints progress on stderr, returns the lines measured and
@@ -424,6 +657,12 @@ mod tests {
         );
         let cg = "==12== Events    : Ir\n==12== Collected : 98765\n==12==\n";
         assert_eq!(parse_callgrind(cg), Some(98_765));
+        assert_eq!(
+            parse_totals("thread: 2\nsummary: 77\ntotals: 78\n"),
+            Some(78)
+        );
+        assert_eq!(parse_totals("summary: 77\n"), Some(77));
+        assert_eq!(parse_ops("x\nRESULT ops=4200 ns=1\n"), Some(4200));
         let l = Line {
             harness: "rust",
             size: 64,

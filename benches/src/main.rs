@@ -42,6 +42,9 @@ instructions options:
   --size LIST          block sizes, comma-separated (default 64)
   --small R, --large R rounds of the two runs (default 1000, 11000)
   --no-preload         skip the C program under LD_PRELOAD
+  --ace                instead: tiny-hot (each --size) and random-mixed with
+                       hakmem and hakmem+ace under callgrind, the workload's
+                       thread and the ACE worker counted apart (per op)
   --no-build           do not rebuild libhakmem.so first
   --out DIR            write instructions.csv (and the C harness) to DIR
 
@@ -300,6 +303,7 @@ fn sweep_mode(warm: bool, args: &[String]) -> Result<(), String> {
 
 fn instructions_mode(args: &[String]) -> Result<(), String> {
     let mut o = instructions::Options::default();
+    let mut ace = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -313,6 +317,7 @@ fn instructions_mode(args: &[String]) -> Result<(), String> {
             "--small" => o.small = number(value(&mut it, a)?, a)?,
             "--large" => o.large = number(value(&mut it, a)?, a)?,
             "--no-preload" => o.preload = false,
+            "--ace" => ace = true,
             "--no-build" => o.build_preload = false,
             "--out" => o.out = value(&mut it, a)?.into(),
             other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
@@ -320,6 +325,9 @@ fn instructions_mode(args: &[String]) -> Result<(), String> {
     }
     if o.large <= o.small || o.sizes.is_empty() || o.sizes.iter().any(|&s| s < 8) {
         return Err("need --large > --small and every --size ≥ 8".into());
+    }
+    if ace {
+        return instructions_ace(&o);
     }
     let (lines, notes) = match instructions::run(&o) {
         Ok(r) => r,
@@ -343,6 +351,39 @@ fn instructions_mode(args: &[String]) -> Result<(), String> {
     }
     let p = report::write(&o.out, "instructions.csv", &instructions::csv(&lines, &o))
         .map_err(|e| e.to_string())?;
+    println!("\nwrote {}", p.display());
+    Ok(())
+}
+
+/// `instructions --ace`: ACE on vs off, instructions per op of the
+/// workload's thread and the worker's apart.
+fn instructions_ace(o: &instructions::Options) -> Result<(), String> {
+    let (lines, notes) = match instructions::ace_overhead(o) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("instructions --ace: skipped: {e}");
+            return Ok(());
+        }
+    };
+    println!(
+        "\n{}\ninstructions per op (one allocator call) of the workload's thread, \
+         hakmem without (off) and with (on) ACE, callgrind \
+         (difference of {} and {} rounds; random-mixed: × 100 ops); \
+         worker instr = the other threads' in the large run\n",
+        report::machine(),
+        o.large,
+        o.small
+    );
+    print!("{}", instructions::ace_table(&lines));
+    for n in &notes {
+        println!("note: {n}");
+    }
+    let p = report::write(
+        &o.out,
+        "instructions_ace.csv",
+        &instructions::ace_csv(&lines, o),
+    )
+    .map_err(|e| e.to_string())?;
     println!("\nwrote {}", p.display());
     Ok(())
 }

@@ -15,10 +15,21 @@
 //! scores differ by less than `tie`).
 //!
 //! Lifecycle:
-//! - LEARN: every strategy plays `min_games` epochs (least played first),
-//!   then `learn_extra` more epochs ε-greedy on the rating. The best-rated
-//!   strategy becomes the candidate; if it is the confirmed one, or not
-//!   `margin` points better, the knob freezes on the confirmed one.
+//! - LEARN: every strategy plays `min_games` epochs (least played first;
+//!   among equally played ones the nearest to the confirmed strategy in the
+//!   value table first, so the confirmed one opens the cycle and sets the
+//!   baseline, then its neighbours), then `learn_extra` more epochs
+//!   ε-greedy on the rating. The best-rated strategy becomes the
+//!   candidate; if it is the confirmed one, or not `margin` points better,
+//!   the knob freezes on the confirmed one.
+//! - **Pruning** (the values are ordered, and a knob's cost is assumed to
+//!   be unimodal in its value): a strategy that scores more than `prune`
+//!   below the confirmed one's average is a *clear loss*; it and every
+//!   strategy further from the confirmed one on the same side are not
+//!   played again in this LEARN cycle. The caller may also end a clearly
+//!   losing epoch early ([`Elo::baseline`], [`Elo::exploring`]), so a bad
+//!   strategy costs one short look, not a whole epoch per strategy beyond
+//!   it.
 //! - CANARY: one decision in `canary_every` (20 → 5 %) uses the candidate,
 //!   the others the confirmed strategy. After `canary_trials` candidate
 //!   epochs it is promoted if it is still `margin` points ahead and won at
@@ -81,6 +92,9 @@ pub struct EloConfig {
     pub margin: f64,
     /// Scores closer than this are a draw.
     pub tie: f64,
+    /// A LEARN score this far below the confirmed strategy's average is a
+    /// clear loss: that strategy and those beyond it are pruned.
+    pub prune: f64,
 }
 
 impl EloConfig {
@@ -94,6 +108,7 @@ impl EloConfig {
         canary_trials: 3,
         margin: 16.0,
         tie: 0.002,
+        prune: 0.05,
     };
 }
 
@@ -118,6 +133,7 @@ pub struct Elo<const K: usize> {
     games: [u32; K],
     score: [f64; K],
     seen: [bool; K],
+    pruned: [bool; K],
     phase: Phase,
     confirmed: usize,
     candidate: usize,
@@ -142,6 +158,7 @@ impl<const K: usize> Elo<K> {
             games: [0; K],
             score: [0.0; K],
             seen: [false; K],
+            pruned: [false; K],
             phase: Phase::Learn,
             confirmed: default,
             candidate: default,
@@ -171,7 +188,7 @@ impl<const K: usize> Elo<K> {
         let mut best = None;
         let mut best_r = f64::NEG_INFINITY;
         for i in 0..K {
-            if Some(i) == exclude || (only_seen && !self.seen[i]) {
+            if Some(i) == exclude || (only_seen && !self.seen[i]) || self.pruned[i] {
                 continue;
             }
             if self.rating[i] > best_r {
@@ -186,13 +203,21 @@ impl<const K: usize> Elo<K> {
     pub fn choose(&mut self) -> usize {
         let pick = match self.phase {
             Phase::Learn => {
-                let least = (0..K).min_by_key(|&i| self.games[i]).unwrap_or(0);
+                let c = self.confirmed;
+                let least = (0..K)
+                    .filter(|&i| !self.pruned[i])
+                    .min_by_key(|&i| (self.games[i], i.abs_diff(c), i))
+                    .unwrap_or(c);
                 if self.games[least] < self.cfg.min_games {
                     least
                 } else if (self.next_rand() % 1000) < self.cfg.epsilon_permille as u64 {
-                    (self.next_rand() % K as u64) as usize
+                    let n = self.next_rand() % (self.open() as u64).max(1);
+                    (0..K)
+                        .filter(|&i| !self.pruned[i])
+                        .nth(n as usize)
+                        .unwrap_or(c)
                 } else {
-                    self.best_rated(None, false).unwrap_or(self.confirmed)
+                    self.best_rated(None, false).unwrap_or(c)
                 }
             }
             Phase::Canary => {
@@ -211,6 +236,28 @@ impl<const K: usize> Elo<K> {
         }
         self.current = pick;
         pick
+    }
+
+    /// Strategies not pruned in this LEARN cycle.
+    fn open(&self) -> u32 {
+        self.pruned.iter().filter(|&&p| !p).count() as u32
+    }
+
+    /// Whether the last decision explores: it used a strategy other than
+    /// the confirmed one.
+    pub fn exploring(&self) -> bool {
+        self.current != self.confirmed
+    }
+
+    /// The confirmed strategy's average score in this cycle, once it has
+    /// been played (what an exploring epoch is compared with).
+    pub fn baseline(&self) -> Option<f64> {
+        self.seen[self.confirmed].then_some(self.score[self.confirmed])
+    }
+
+    /// Whether strategy `i` is pruned in this LEARN cycle.
+    pub fn pruned(&self, i: usize) -> bool {
+        self.pruned[i]
     }
 
     /// Expected score of a player rated `a` against one rated `b`.
@@ -262,12 +309,28 @@ impl<const K: usize> Elo<K> {
         self.games[i] = self.games[i].saturating_add(1);
         self.prev = Some((i, score));
         self.phase_epochs += 1;
+        if self.phase == Phase::Learn && i != self.confirmed {
+            if let Some(b) = self.baseline() {
+                if score < b - self.cfg.prune {
+                    // A clear loss: prune it and everything beyond it.
+                    let c = self.confirmed;
+                    for j in 0..K {
+                        if (i > c && j >= i) || (i < c && j <= i) {
+                            self.pruned[j] = true;
+                        }
+                    }
+                }
+            }
+        }
         let from = self.phase;
         match self.phase {
             Phase::Learn => {
-                let all = self.games.iter().all(|&g| g >= self.cfg.min_games);
-                if all && self.phase_epochs >= K as u32 * self.cfg.min_games + self.cfg.learn_extra
-                {
+                let min = self.cfg.min_games;
+                let all = (0..K).all(|j| self.pruned[j] || self.games[j] >= min);
+                // Only the confirmed strategy left open: nothing to explore.
+                let done = self.open() <= 1
+                    || self.phase_epochs >= self.open() * min + self.cfg.learn_extra;
+                if all && done {
                     let best = self.best_rated(None, true).unwrap_or(self.confirmed);
                     self.candidate = best;
                     if best == self.confirmed
@@ -308,6 +371,7 @@ impl<const K: usize> Elo<K> {
 
     fn enter(&mut self, p: Phase) {
         self.phase = p;
+        self.pruned = [false; K];
         self.phase_epochs = 0;
         self.canary_seen = 0;
         self.canary_wins = 0;
@@ -331,6 +395,12 @@ impl<const K: usize> Elo<K> {
     /// measured on another workload. Phase and ratings are kept.
     pub fn resume(&mut self) {
         self.prev = None;
+    }
+
+    /// Makes the confirmed strategy the current one without a decision
+    /// (the knob waits while another knob of the caller is being learned).
+    pub fn hold(&mut self) {
+        self.current = self.confirmed;
     }
 
     /// Current phase.
@@ -438,7 +508,8 @@ mod tests {
                 }
             }
             phases[e.phase() as usize] = true;
-            let noise = if n % 7 == 3 { -0.6 } else { 0.0 };
+            // (Not on its first game: a clear first loss prunes it, by design.)
+            let noise = if n % 7 == 5 { -0.6 } else { 0.0 };
             e.report(if s == 3 { 1.0 + noise } else { 0.5 });
         }
         assert!(phases[0] && phases[1] && phases[2], "{phases:?}");
@@ -454,6 +525,50 @@ mod tests {
             e.report(0.0);
         }
         assert_eq!(e.phase(), Phase::Frozen);
+    }
+
+    /// LEARN opens with the confirmed strategy, then its neighbours; a
+    /// clear loss prunes it and everything beyond it, so the far end of the
+    /// table is never played and the cycle is shorter.
+    #[test]
+    fn learn_starts_near_the_confirmed_and_prunes_clear_losses() {
+        // Thresholds 16, 32, 64 (KiB) with 64 confirmed; the cost grows as
+        // the value moves away from 64.
+        let mut e = Elo::new([16, 32, 64], 2, EloConfig::DEFAULT, 5);
+        let mut played = [0u32; 3];
+        let mut order = [usize::MAX; 2];
+        let mut n = 0;
+        while e.phase() == Phase::Learn {
+            let s = e.choose();
+            if n < 2 {
+                order[n] = s;
+            }
+            n += 1;
+            played[s] += 1;
+            e.report(match s {
+                2 => -1.0,
+                1 => -1.2,
+                _ => -1.6,
+            });
+            assert!(n < 50);
+        }
+        assert_eq!(order, [2, 1], "confirmed first, then its neighbour");
+        assert_eq!(played[0], 0, "beyond a clear loss: pruned, never played");
+        assert_eq!((e.phase(), e.confirmed()), (Phase::Frozen, 2));
+        // The confirmed once, the loser once: nothing else is left open.
+        assert_eq!(n, 2);
+        // A close loss (within `prune`) is not pruned: every strategy plays.
+        let mut e = Elo::new([16, 32, 64], 2, EloConfig::DEFAULT, 5);
+        let mut played = [0u32; 3];
+        while e.phase() == Phase::Learn {
+            let s = e.choose();
+            played[s] += 1;
+            e.report(if s == 2 { -1.0 } else { -1.01 });
+        }
+        assert!(played.iter().all(|&p| p >= 1), "{played:?}");
+        // Pruning lasts one LEARN cycle.
+        e.relearn();
+        assert!((0..3).all(|i| !e.pruned(i)));
     }
 
     #[test]

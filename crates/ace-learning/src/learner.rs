@@ -146,6 +146,18 @@ pub struct LearnerConfig {
     /// Ask for a trim when idle, and when the workload moves to another
     /// regime (what the old regime released is unlikely to be reused soon).
     pub idle: bool,
+    /// The warm-pool prefill budget: at an idle trim, give the classes
+    /// that were refilling before it a budget (their cache cap, within
+    /// `ace_learning::prefill_limit`) for the first refills after the idle
+    /// period; clear it after `prefill_ms` of renewed activity. Needs
+    /// `idle`.
+    pub prefill: bool,
+    /// How long (ms of activity after an idle period) a prefill budget
+    /// stays in force.
+    pub prefill_ms: u32,
+    /// Share of the recent refills a class must have had before the idle
+    /// period to get a budget.
+    pub prefill_share: f64,
     /// Start every class's bandit from [`ARM_PRIOR`] (on [`PRIOR_ARM`])
     /// instead of from no statistics on arm 0.
     pub prior: bool,
@@ -192,6 +204,9 @@ impl LearnerConfig {
         elo: true,
         span: true,
         idle: true,
+        prefill: true,
+        prefill_ms: 50,
+        prefill_share: 0.02,
         prior: true,
         ucb_c: 0.15,
         ucb_window: 32,
@@ -284,6 +299,14 @@ pub enum Change {
     Idle {
         /// Time since the last event, ms.
         quiet_ms: u64,
+    },
+    /// Warm-pool prefill budgets were set (at an idle trim) or cleared
+    /// (once activity resumed).
+    Prefill {
+        /// Classes whose budget changed.
+        classes: u32,
+        /// Sum of the budgets now in force, in blocks (0: cleared).
+        blocks: u32,
     },
 }
 
@@ -424,6 +447,13 @@ pub struct Learner {
     rss_ref: f64,
     shift: Shift,
     bins: [u32; BINS],
+    /// Refill events of each class in this tick (weighted).
+    tick_refills: [u32; NUM_CLASSES],
+    /// Moving average of `tick_refills` over active ticks.
+    recent_refills: [f32; NUM_CLASSES],
+    /// Prefill budgets in force: `Some(when activity resumed, ms)`, or
+    /// `Some(0)` while still idle.
+    prefill_set: Option<u64>,
     tick_events: u32,
     last_tick_ms: u64,
     last_event_ms: u64,
@@ -508,6 +538,9 @@ impl Learner {
                 named: false,
             },
             bins: [0; BINS],
+            tick_refills: [0; NUM_CLASSES],
+            recent_refills: [0.0; NUM_CLASSES],
+            prefill_set: None,
             tick_events: 0,
             last_tick_ms: now_ms,
             last_event_ms: now_ms,
@@ -551,6 +584,11 @@ impl Learner {
         match ev.kind {
             EventKind::SpanMap | EventKind::SpanUnmap => self.epoch_spans += w as f64,
             _ => self.epoch_slow += w as f64,
+        }
+        if ev.kind == EventKind::Refill {
+            if let Some(n) = self.tick_refills.get_mut(ev.class as usize) {
+                *n = n.saturating_add(w);
+            }
         }
         if matches!(ev.kind, EventKind::Refill | EventKind::Flush) {
             if let Some(st) = self.classes.get_mut(ev.class as usize) {
@@ -618,9 +656,14 @@ impl Learner {
                     self.apply_knob(Knob::DecayMs, w, log, &mut out);
                 }
                 if self.cfg.span && self.regime != TINY_REGIME {
-                    // This regime's threshold (its confirmed one unless it
-                    // is being learned) is in force from now on.
-                    self.span[self.regime].choose();
+                    // This regime's threshold is in force from now on: its
+                    // confirmed one, unless it is the threshold's turn to
+                    // be learned (never while the decay knob explores).
+                    if self.span_turn() {
+                        self.span[self.regime].choose();
+                    } else {
+                        self.span[self.regime].hold();
+                    }
                     self.apply_knob(Knob::SpanThreshold, w, log, &mut out);
                 }
                 if self.cfg.elo || self.cfg.span {
@@ -638,6 +681,10 @@ impl Learner {
         if active {
             self.last_event_ms = now;
             self.idle_fired = false;
+            for (r, &n) in self.recent_refills.iter_mut().zip(self.tick_refills.iter()) {
+                *r += 0.3 * (n as f32 - *r);
+            }
+            self.end_prefill(now, w, log, &mut out);
         } else if self.cfg.idle
             && !self.idle_fired
             && now.saturating_sub(self.last_event_ms) >= self.cfg.idle_ms as u64
@@ -648,7 +695,11 @@ impl Learner {
             log(Change::Idle {
                 quiet_ms: now - self.last_event_ms,
             });
+            if self.cfg.prefill {
+                self.start_prefill(w, log, &mut out);
+            }
         }
+        self.tick_refills = [0; NUM_CLASSES];
 
         // 1. Per-class bandits.
         if self.cfg.bandit {
@@ -660,7 +711,9 @@ impl Learner {
             if active {
                 self.epoch_rss_sum += s.rss_bytes as f64;
                 self.epoch_ticks += 1;
-                if now.saturating_sub(self.epoch_start_ms) >= self.cfg.epoch_ms as u64 {
+                if now.saturating_sub(self.epoch_start_ms) >= self.cfg.epoch_ms as u64
+                    || self.clearly_losing(s)
+                {
                     self.close_epoch(s, w, log, &mut out);
                 }
             } else {
@@ -671,6 +724,68 @@ impl Learner {
         self.bins = [0; BINS];
         self.tick_events = 0;
         out
+    }
+
+    /// At an idle trim: the classes that had at least `prefill_share` of
+    /// the recent refills get a prefill budget of their cache cap (the
+    /// table clamps it to `prefill_limit`), so that each thread's first
+    /// refill after the idle period fills its cache in one batch.
+    fn start_prefill(
+        &mut self,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        let total: f32 = self.recent_refills.iter().sum();
+        if total <= 0.0 {
+            return;
+        }
+        let (mut classes, mut blocks) = (0, 0);
+        for c in 0..NUM_CLASSES {
+            if self.recent_refills[c] < self.cfg.prefill_share as f32 * total {
+                continue;
+            }
+            let t = w.table();
+            if w.set_prefill(c, t.cache_cap(c)) {
+                classes += 1;
+            }
+            blocks += t.prefill(c);
+        }
+        if classes > 0 {
+            out.writes += classes;
+            self.decisions += 1;
+            self.prefill_set = Some(0);
+            log(Change::Prefill { classes, blocks });
+        }
+    }
+
+    /// Activity resumed: the budgets stay `prefill_ms`, then are cleared.
+    fn end_prefill(
+        &mut self,
+        now: u64,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        match self.prefill_set {
+            Some(0) => self.prefill_set = Some(now.max(1)),
+            Some(t) if now.saturating_sub(t) >= self.cfg.prefill_ms as u64 => {
+                self.prefill_set = None;
+                let classes = w.clear_prefill();
+                if classes > 0 {
+                    out.writes += classes;
+                    self.decisions += 1;
+                    log(Change::Prefill { classes, blocks: 0 });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether warm-pool prefill budgets set at the last idle trim are
+    /// still in force.
+    pub fn prefill_pending(&self) -> bool {
+        self.prefill_set.is_some()
     }
 
     fn detect_shift(&mut self, now: u64, dt_ms: u64) -> Option<(f64, f64)> {
@@ -840,13 +955,27 @@ impl Learner {
             && (!self.cfg.elo || self.decay[r].phase() == Phase::Frozen)
     }
 
-    fn close_epoch(
-        &mut self,
-        s: &Sample,
-        w: &PolicyWriter<'_>,
-        log: &mut dyn FnMut(Change),
-        out: &mut TickResult,
-    ) {
+    /// Whether the epoch under way explores a strategy that already scores
+    /// clearly (by the Elo `prune` gap) below the confirmed one's average:
+    /// it ends now, as a loss, instead of costing a whole epoch.
+    fn clearly_losing(&mut self, s: &Sample) -> bool {
+        let base = if self.epoch_span {
+            let e = &self.span[self.regime];
+            e.exploring().then(|| e.baseline()).flatten()
+        } else if self.cfg.elo {
+            let e = &self.decay[self.regime];
+            e.exploring().then(|| e.baseline()).flatten()
+        } else {
+            None
+        };
+        match base {
+            Some(b) => self.epoch_score(s) < b - self.cfg.elo_cfg.prune,
+            None => false,
+        }
+    }
+
+    /// The score of the epoch so far (higher is better; see `close_epoch`).
+    fn epoch_score(&mut self, s: &Sample) -> f64 {
         let dur_ns = s.now_ms.saturating_sub(self.epoch_start_ms).max(1) as f64 * 1e6;
         let threads = self.epoch_threads.count_ones().max(1) as f64;
         let faults = s.minor_faults.saturating_sub(self.epoch_faults) as f64;
@@ -860,7 +989,17 @@ impl Learner {
         let time = faults * self.cfg.fault_ns
             + self.epoch_slow * self.cfg.event_ns
             + self.epoch_spans * self.cfg.span_ns;
-        let score = -(time / (dur_ns * threads) + rss / self.rss_ref);
+        -(time / (dur_ns * threads) + rss / self.rss_ref)
+    }
+
+    fn close_epoch(
+        &mut self,
+        s: &Sample,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        let score = self.epoch_score(s);
         let regime = self.regime;
         if self.epoch_span {
             let e = &mut self.span[regime];
@@ -1113,6 +1252,86 @@ mod tests {
         assert_eq!(l.trims(), 2);
     }
 
+    /// The warm-pool prefill budget: at the idle trim, the class that was
+    /// refilling gets a budget of its cache cap (bounded), a class with a
+    /// negligible share none; `prefill_ms` after activity resumes it is
+    /// cleared. Only the table is written.
+    #[test]
+    fn idle_trim_sets_a_prefill_budget_cleared_after_resuming() {
+        let table = PolicyTable::new();
+        let w = table.writer().unwrap();
+        let cfg = LearnerConfig {
+            elo: false,
+            span: false,
+            bandit: false,
+            ..LearnerConfig::DEFAULT
+        };
+        let mut l = Learner::new(cfg, &table, 500, 0);
+        let (hot, cold) = (3, 20);
+        let mut changes = Vec::new();
+        let mut t = 0u64;
+        let mut run = |l: &mut Learner, busy: bool, ticks: u64, ch: &mut Vec<Change>| {
+            for _ in 0..ticks {
+                t += 1;
+                if busy {
+                    for i in 0..200 {
+                        l.record(&ev(EventKind::Refill, hot, i % 2));
+                    }
+                    // 0.5 % of the refills: below `prefill_share`.
+                    l.record(&ev(EventKind::Refill, cold, 1));
+                }
+                l.tick(&sample(t * 25), &w, &mut |c| ch.push(c));
+            }
+        };
+        run(&mut l, true, 40, &mut changes);
+        assert!((0..NUM_CLASSES).all(|c| table.prefill(c) == 0));
+        run(&mut l, false, 12, &mut changes); // 300 ms idle: one trim
+        assert_eq!(l.trims(), 1);
+        assert!(l.prefill_pending());
+        let cap = table.cache_cap(hot);
+        assert_eq!(table.prefill(hot), cap.min(crate::prefill_limit(hot)));
+        assert!(table.prefill(hot) > table.refill_count(hot));
+        assert_eq!(table.prefill(cold), 0, "a negligible class gets none");
+        assert!(changes.contains(&Change::Prefill {
+            classes: 1,
+            blocks: table.prefill(hot)
+        }));
+        // Still idle: the budget waits for the next refills.
+        run(&mut l, false, 20, &mut changes);
+        assert!(table.prefill(hot) > 0);
+        // Activity resumes: cleared after `prefill_ms` (50 ms = 2 ticks).
+        run(&mut l, true, 1, &mut changes);
+        assert!(table.prefill(hot) > 0, "in force at the first refills");
+        run(&mut l, true, 2, &mut changes);
+        assert_eq!(table.prefill(hot), 0);
+        assert!(!l.prefill_pending());
+        assert_eq!(
+            changes.last(),
+            Some(&Change::Prefill {
+                classes: 1,
+                blocks: 0
+            })
+        );
+        // Off: no budget.
+        let cfg = LearnerConfig {
+            prefill: false,
+            ..cfg
+        };
+        let table = PolicyTable::new();
+        let w2 = table.writer().unwrap();
+        let mut l = Learner::new(cfg, &table, 500, 0);
+        for t in 1..=60u64 {
+            if t <= 40 {
+                for i in 0..200 {
+                    l.record(&ev(EventKind::Refill, hot, i % 2));
+                }
+            }
+            l.tick(&sample(t * 25), &w2, &mut |_| {});
+        }
+        assert_eq!(l.trims(), 1);
+        assert_eq!(table.prefill(hot), 0);
+    }
+
     #[test]
     fn detects_a_shift_in_the_event_mix() {
         let table = PolicyTable::new();
@@ -1286,6 +1505,54 @@ mod tests {
         }
         assert_eq!(tiny.regime(), 0);
         assert_eq!(tiny.span().decisions(), 0);
+    }
+
+    /// Two properties of a knob's exploration that bound its cost: on a
+    /// shift into the mid regime the threshold keeps its confirmed value
+    /// while the decay knob learns (it used to take its first LEARN
+    /// strategy, 16 KiB, at once, unscored); and an exploring epoch that
+    /// already scores clearly below the confirmed strategy ends after one
+    /// tick, pruning the strategies beyond it.
+    #[test]
+    fn threshold_holds_while_decay_learns_and_losing_epochs_end_early() {
+        let table = PolicyTable::new();
+        let w = table.writer().unwrap();
+        let cfg = LearnerConfig {
+            bandit: false,
+            idle: false,
+            ..LearnerConfig::DEFAULT
+        };
+        let mut l = Learner::new(cfg, &table, 500, 0).with_span_threshold(64 << 10);
+        let mid = NUM_TINY_CLASSES + 2;
+        let mut faults = 0u64;
+        let mut ticks_at = [0u32; DECAY_STRATEGIES.len()];
+        for t in 1..=200u64 {
+            let class = if t <= 40 { 2 } else { mid };
+            for i in 0..40 {
+                l.record(&ev(EventKind::Refill, class, i % 2));
+            }
+            let d = table.knob(Knob::DecayMs);
+            // Delays of 50 ms and less fault heavily in this world.
+            faults += if d <= 50 { 1_000_000 } else { 1000 };
+            let s = Sample {
+                now_ms: t * 25,
+                rss_bytes: 64 << 20,
+                minor_faults: faults,
+            };
+            l.tick(&s, &w, &mut |_| {});
+            if t > 40 && l.regime() == 1 && l.decay().phase() == Phase::Learn {
+                let th = table.knob(Knob::SpanThreshold);
+                assert!(th == 0 || th == 64 << 10, "tick {t}: threshold {th}");
+                ticks_at[l.decay().current()] += 1;
+            }
+        }
+        assert_eq!(l.regime(), 1);
+        assert_ne!(l.decay().phase(), Phase::Learn);
+        assert!(table.knob(Knob::DecayMs) >= 100, "{:?}", l.decay());
+        // 50 ms was looked at for one tick (25 ms, not a 100 ms epoch); 25
+        // ms, beyond it, never.
+        assert_eq!(ticks_at[1], 1, "{ticks_at:?}");
+        assert_eq!(ticks_at[0], 0, "{ticks_at:?}");
     }
 
     #[test]

@@ -112,6 +112,25 @@ pub const fn default_cap(class: usize) -> u32 {
     }
 }
 
+/// Most blocks one refill may bring under a prefill budget.
+pub const MAX_PREFILL_BLOCKS: u32 = 1024;
+
+/// Most bytes one refill may bring under a prefill budget.
+pub const MAX_PREFILL_BYTES: u32 = 64 << 10;
+
+/// The largest prefill budget of `class`, in blocks: the smaller of
+/// [`MAX_PREFILL_BLOCKS`] and [`MAX_PREFILL_BYTES`] worth, at least 1.
+pub const fn prefill_limit(class: usize) -> u32 {
+    let n = MAX_PREFILL_BYTES / CLASS_SIZE[class];
+    if n < 1 {
+        1
+    } else if n > MAX_PREFILL_BLOCKS {
+        MAX_PREFILL_BLOCKS
+    } else {
+        n
+    }
+}
+
 /// A process-wide knob, besides the per-class values, that the learner
 /// may set through the policy table. The facade applies it to the box
 /// that owns the real setting (it has no reader on any fast path).
@@ -146,6 +165,7 @@ impl Knob {
 pub struct PolicyTable {
     refill: [AtomicU32; NUM_CLASSES],
     cap: [AtomicU32; NUM_CLASSES],
+    prefill: [AtomicU32; NUM_CLASSES],
     knobs: [AtomicU32; KNOBS],
     observe: AtomicBool,
     sample_shift: AtomicU32,
@@ -179,6 +199,7 @@ impl PolicyTable {
         PolicyTable {
             refill,
             cap,
+            prefill: [const { AtomicU32::new(0) }; NUM_CLASSES],
             knobs: [const { AtomicU32::new(0) }; KNOBS],
             observe: AtomicBool::new(false),
             sample_shift: AtomicU32::new(0),
@@ -198,6 +219,20 @@ impl PolicyTable {
     #[inline]
     pub fn cache_cap(&self, class: usize) -> u32 {
         self.cap[class].load(Relaxed)
+    }
+
+    /// The warm-pool prefill budget of `class`: while it is non-zero, a
+    /// refill of the class brings this many blocks instead of
+    /// [`PolicyTable::refill_count`] when that is more (never more than
+    /// the thread's cache cap allows, and never more than
+    /// [`MAX_PREFILL_BLOCKS`] / [`MAX_PREFILL_BYTES`]). 0: no budget. The
+    /// learner sets it for the classes that were busy before an idle trim,
+    /// so that the first refills after the idle period refill a thread's
+    /// cache in one batch instead of several, and clears it once activity
+    /// has resumed.
+    #[inline]
+    pub fn prefill(&self, class: usize) -> u32 {
+        self.prefill[class].load(Relaxed)
     }
 
     /// Sets the refill count of `class` (clamped to 1..=1024).
@@ -320,6 +355,22 @@ impl PolicyWriter<'_> {
         let n = n.min(4096);
         let old = self.table.cap[class].swap(n, Relaxed);
         self.count(old != n)
+    }
+
+    /// Sets the warm-pool prefill budget of `class` (see
+    /// [`PolicyTable::prefill`]; clamped to [`prefill_limit`]); returns
+    /// true if it changed.
+    pub fn set_prefill(&self, class: usize, n: u32) -> bool {
+        let n = n.min(prefill_limit(class));
+        let old = self.table.prefill[class].swap(n, Relaxed);
+        self.count(old != n)
+    }
+
+    /// Clears every class's prefill budget; returns the number changed.
+    pub fn clear_prefill(&self) -> u32 {
+        (0..NUM_CLASSES)
+            .map(|c| self.set_prefill(c, 0) as u32)
+            .sum()
     }
 
     /// Sets a process knob; returns true if it changed.

@@ -99,6 +99,7 @@ impl AceConfig {
             c.learner.elo = has(b"elo");
             c.learner.span = has(b"span");
             c.learner.idle = has(b"idle");
+            c.learner.prefill = has(b"prefill");
         }
         c
     }
@@ -279,13 +280,16 @@ pub fn stop() -> bool {
     STOP.store(true, Release);
     worker.handle.thread().unpark();
     match worker.handle.join() {
-        Ok((learner, _writer)) => {
+        Ok((learner, writer)) => {
+            // A prefill budget is for the moment after an idle trim, not a
+            // learned policy: it does not outlive the worker.
+            writer.clear_prefill();
             if let Some(path) = &worker.cfg.profile {
                 save_profile(path, &learner, worker.cfg.log);
             }
             publish_state(&learner);
             DECISIONS_BEFORE.store(DECISIONS.load(Relaxed), Relaxed);
-            // `_writer` is dropped here: the table's writer is free again.
+            // `writer` is dropped here: the table's writer is free again.
         }
         Err(_) => eprintln!("hakmem ace: the worker thread panicked"),
     }
@@ -314,6 +318,7 @@ pub fn reset_policy() -> bool {
         w.set_refill_count(c, BASE.refill[c].load(Relaxed));
         w.set_cache_cap(c, BASE.cap[c].load(Relaxed));
     }
+    w.clear_prefill();
     w.set_knob(Knob::DecayMs, 0);
     w.set_knob(Knob::SpanThreshold, 0);
     superslab_backend::set_decay_ms(BASE.decay_ms.load(Relaxed));
@@ -513,6 +518,12 @@ fn log_change(c: &Change) {
         Change::Idle { quiet_ms } => {
             eprintln!("hakmem ace: idle for {quiet_ms} ms: trimming")
         }
+        Change::Prefill { classes, blocks: 0 } => {
+            eprintln!("hakmem ace: prefill budget cleared ({classes} classes)")
+        }
+        Change::Prefill { classes, blocks } => eprintln!(
+            "hakmem ace: prefill budget for the next refills: {classes} classes, {blocks} blocks in all"
+        ),
     }
 }
 

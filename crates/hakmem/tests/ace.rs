@@ -199,6 +199,74 @@ fn contract_b_policy_change_waits_for_the_next_refill() {
     hakmem::flush_thread();
 }
 
+/// The warm-pool prefill budget (issue 6): written to the policy table, it
+/// changes no thread cache until the class's next refill, which then brings
+/// the budget instead of the refill count — bounded by the thread's cache
+/// cap and by `prefill_limit`; cleared, refills are back to the count.
+#[test]
+fn prefill_budget_applies_at_the_next_refill_and_is_bounded() {
+    let _g = serial();
+    const SIZE: usize = 64;
+    let class = ptr_bridge::class_of(SIZE);
+    hakmem::flush_thread();
+    let (r0, c0) = (POLICY.refill_count(class), POLICY.cache_cap(class));
+    let mut held = vec![hakmem::malloc(SIZE)];
+    let len0 = debug::thread_cache_len(class);
+    assert_eq!(
+        len0 as u32,
+        r0 - 1,
+        "a plain refill brings the refill count"
+    );
+    let budget = 3 * r0;
+    assert!(budget <= ace_learning::prefill_limit(class));
+    {
+        let w = POLICY.writer().expect("no worker running");
+        // Room in the cache for the whole budget.
+        w.set_cache_cap(class, 4 * r0);
+        assert!(w.set_prefill(class, budget));
+    }
+    // Written, but no cache changed: hits do not look at it.
+    assert_eq!(debug::thread_cache_len(class), len0);
+    held.extend((0..len0).map(|_| hakmem::malloc(SIZE)));
+    assert_eq!(debug::thread_cache_len(class), 0);
+    // The next miss refills with the budget.
+    held.push(hakmem::malloc(SIZE));
+    assert_eq!(debug::thread_cache_len(class) as u32, budget - 1);
+    // Bounded by the cache cap: a cap below the budget wins.
+    held.extend((0..budget - 1).map(|_| hakmem::malloc(SIZE)));
+    assert_eq!(debug::thread_cache_len(class), 0);
+    {
+        let w = POLICY.writer().unwrap();
+        w.set_cache_cap(class, 2 * r0);
+    }
+    held.push(hakmem::malloc(SIZE));
+    assert_eq!(debug::thread_cache_len(class) as u32, 2 * r0 - 1);
+    // Bounded by the table: an absurd budget is clamped to the limit.
+    {
+        let w = POLICY.writer().unwrap();
+        w.set_prefill(class, u32::MAX);
+    }
+    let limit = ace_learning::prefill_limit(class);
+    assert_eq!(POLICY.prefill(class), limit);
+    assert!(limit as usize * SIZE <= ace_learning::MAX_PREFILL_BYTES as usize);
+    // Cleared: back to the refill count.
+    held.extend((0..2 * r0 - 1).map(|_| hakmem::malloc(SIZE)));
+    assert_eq!(debug::thread_cache_len(class), 0);
+    {
+        let w = POLICY.writer().unwrap();
+        assert!(w.clear_prefill() >= 1);
+        w.set_cache_cap(class, c0);
+    }
+    held.push(hakmem::malloc(SIZE));
+    assert_eq!(debug::thread_cache_len(class) as u32, r0 - 1);
+    for p in held {
+        // SAFETY: allocated above, freed once.
+        unsafe { hakmem::free(p) };
+    }
+    hakmem::flush_thread();
+    assert_eq!(POLICY.refill_count(class), r0);
+}
+
 /// The worker drains the events the slow paths push, learns, applies the
 /// decay knob to the backend and reports it all through `state()` and
 /// `stats()`.

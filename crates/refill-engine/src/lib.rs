@@ -245,7 +245,12 @@ fn give_up_exhausted(heap: &mut Heap, class: usize, s: &SlabMeta) -> bool {
 pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
     debug_assert!(heap.id != UNREGISTERED);
     front.set_cap(class, POLICY.cache_cap(class));
-    let want = POLICY.refill_count(class).min(front.cap(class).max(1));
+    // A warm-pool prefill budget (set by the learner after an idle trim)
+    // may ask for more than the refill count; the cache cap bounds both.
+    let want = POLICY
+        .refill_count(class)
+        .max(POLICY.prefill(class))
+        .min(front.cap(class).max(1));
     let mut head: *mut u8 = ptr::null_mut();
     let mut tail: *mut u8 = ptr::null_mut();
     let mut n = 0u32;
