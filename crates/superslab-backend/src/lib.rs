@@ -402,4 +402,64 @@ mod tests {
         unsafe { release_slab(m) };
         assert_eq!(m.state.load(Relaxed), slab_state::FREE);
     }
+
+    /// Decay drops the pool lock for its system calls and borrows the
+    /// slabs it discards meanwhile: threads acquiring and releasing slabs
+    /// at the same time must never get a borrowed slab, nor have a slab
+    /// discarded (zeroed) while they hold it.
+    #[test]
+    fn decay_never_discards_or_hands_out_a_slab_in_use() {
+        let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                while !stop.load(Relaxed) {
+                    decay(true);
+                }
+            });
+            let workers: Vec<_> = (0..3usize)
+                .map(|t| {
+                    let stop = &stop;
+                    sc.spawn(move || {
+                        let owner = 1000 + t;
+                        let mut held: Vec<(&SlabMeta, u64)> = Vec::new();
+                        let mut rounds = 0u64;
+                        for r in 0..20_000u64 {
+                            // A tiny and a medium class, alternately.
+                            let class = if r % 2 == 0 { 3 } else { 70 };
+                            let m = acquire_slab(class, owner, 0).expect("memory");
+                            assert_eq!(m.owner.load(Relaxed), owner);
+                            let tag = (owner as u64) << 32 | r;
+                            let at = m.data_start() as *mut u64;
+                            // SAFETY: we own the slab; its first page is ours.
+                            unsafe { at.write(tag) };
+                            held.push((m, tag));
+                            if held.len() > 24 {
+                                let (m, tag) = held.swap_remove((r as usize * 7) % held.len());
+                                let at = m.data_start() as *const u64;
+                                // SAFETY: still ours.
+                                assert_eq!(unsafe { at.read() }, tag, "slab changed under us");
+                                // SAFETY: ours, nothing handed out from it.
+                                unsafe { release_slab(m) };
+                            }
+                            rounds += 1;
+                        }
+                        for (m, tag) in held {
+                            // SAFETY: as above.
+                            assert_eq!(unsafe { (m.data_start() as *const u64).read() }, tag);
+                            // SAFETY: as above.
+                            unsafe { release_slab(m) };
+                        }
+                        let _ = stop;
+                        rounds
+                    })
+                })
+                .collect();
+            for w in workers {
+                assert_eq!(w.join().unwrap(), 20_000);
+            }
+            stop.store(true, Relaxed);
+        });
+        decay(true);
+    }
 }

@@ -23,6 +23,10 @@ use crate::{os, registry};
 /// `in_use` bit of slab 0, which holds the header and is never handed out.
 const HEADER_SLAB_BIT: u32 = (1 << FIRST_SLAB) - 1;
 
+/// Superslabs unmapped and slabs discarded per round of [`decay`] (the
+/// pool lock is dropped between rounds).
+const DECAY_BATCH: usize = 32;
+
 /// Empty superslabs kept per kind (beyond this they are unmapped at once;
 /// those kept are unmapped when the decay delay has passed).
 pub const MAX_EMPTY_SUPERSLABS: usize = 4;
@@ -327,15 +331,37 @@ pub unsafe fn release_slab(meta: &SlabMeta) {
     let idx = meta.slab_index();
     let now_ms = os::now_ms();
     let (p, _g) = lock_home_pool(h, kind);
+    // SAFETY: pool lock held; `ss` is live, of this pool's kind, and slab
+    // `idx` is in use (ours to give back).
+    unsafe { put_back(p, ss, idx, true, now_ms) };
+}
+
+/// With the pool lock held: slab `idx` of `ss` is free again (`dirty`:
+/// its pages may still be resident, time-stamped `now_ms`); moves the
+/// superslab to the tier its count of slabs in use calls for — FREE when
+/// none is (unmapped at once when enough empty ones are kept already),
+/// DRAINING when few are and another superslab is HOT.
+///
+/// # Safety
+/// `p` is `ss`'s home pool and its lock is held; slab `idx` is marked in
+/// use and nothing uses it any more.
+unsafe fn put_back(p: &Pool, ss: *mut SuperslabHeader, idx: usize, dirty: bool, now_ms: u32) {
+    // SAFETY: caller contract.
+    let h = unsafe { &*ss };
+    let kind = kind_of_header(h);
     h.in_use.fetch_and(!(1u32 << idx), Relaxed);
-    h.dirty.fetch_or(1u32 << idx, Relaxed);
-    h.released_ms[idx].store(now_ms, Relaxed);
+    if dirty {
+        h.dirty.fetch_or(1u32 << idx, Relaxed);
+        h.released_ms[idx].store(now_ms, Relaxed);
+    }
     let used = slabs_in_use(h);
     // SAFETY: `ss` is live and of this pool's kind.
     unsafe { unlink(p, ss) };
     if used == 0 {
+        if h.tier.load(Relaxed) != FREE || dirty {
+            h.empty_since_ms.store(now_ms, Relaxed);
+        }
         h.tier.store(FREE, Relaxed);
-        h.empty_since_ms.store(now_ms, Relaxed);
         if p.lists[FREE as usize].len.load(Relaxed) >= MAX_EMPTY_SUPERSLABS {
             // SAFETY: every slab is FREE and it is unlinked.
             unsafe { unmap_superslab(ss) };
@@ -391,41 +417,91 @@ pub fn decay(force: bool) -> usize {
         .flat_map(|k| (0..NODES as u8).map(move |n| (k, n)))
     {
         let p = pool(kind, node);
-        let _g = p.lock.lock();
-        // Empty superslabs first: unmap those that are due.
-        let mut ss = p.lists[FREE as usize].head.load(Relaxed);
-        while !ss.is_null() {
-            // SAFETY: listed superslabs are live.
-            let h = unsafe { &*ss };
-            let next = h.next.load(Relaxed);
-            if due(h.empty_since_ms.load(Relaxed)) {
-                // SAFETY: listed, every slab FREE.
-                unsafe {
-                    unlink(p, ss);
-                    unmap_superslab(ss);
+        // The system calls happen outside the pool lock, so that threads
+        // acquiring and releasing slabs meanwhile do not wait for them:
+        // under the lock, due empty superslabs are unlinked (nothing can
+        // reach them then) and due released slabs are *borrowed* (marked
+        // in use, so `acquire_slab` skips them and their superslab cannot
+        // become empty); then the lock is dropped for `munmap` and
+        // `madvise`; then the borrowed slabs are put back, clean. Batches
+        // of DECAY_BATCH; a pool with more due goes round again.
+        loop {
+            let mut unmaps = [ptr::null_mut::<SuperslabHeader>(); DECAY_BATCH];
+            let mut borrowed = [(ptr::null_mut::<SuperslabHeader>(), 0usize); DECAY_BATCH];
+            let (mut nu, mut nb) = (0, 0);
+            {
+                let _g = p.lock.lock();
+                let mut ss = p.lists[FREE as usize].head.load(Relaxed);
+                while !ss.is_null() && nu < DECAY_BATCH {
+                    // SAFETY: listed superslabs are live.
+                    let h = unsafe { &*ss };
+                    let next = h.next.load(Relaxed);
+                    // (A concurrent decay may have borrowed one of its slabs.)
+                    if due(h.empty_since_ms.load(Relaxed))
+                        && h.in_use.load(Relaxed) == HEADER_SLAB_BIT
+                    {
+                        // SAFETY: listed and live; the lock is held.
+                        unsafe { unlink(p, ss) };
+                        unmaps[nu] = ss;
+                        nu += 1;
+                    }
+                    ss = next;
                 }
-                freed += SUPERSLAB_SIZE;
-            }
-            ss = next;
-        }
-        // Then the released slabs of every listed superslab.
-        for tier in [HOT, DRAINING, FREE] {
-            let mut ss = p.lists[tier as usize].head.load(Relaxed);
-            while !ss.is_null() {
-                // SAFETY: listed superslabs are live.
-                let h = unsafe { &*ss };
-                let mut dirty = h.dirty.load(Relaxed) & !h.in_use.load(Relaxed);
-                while dirty != 0 {
-                    let i = dirty.trailing_zeros() as usize;
-                    dirty &= dirty - 1;
-                    if due(h.released_ms[i].load(Relaxed)) {
-                        let start = slab_data_start(ss as usize, i, kind.shift());
-                        os::discard(start as *mut u8, 1 << kind.shift());
-                        h.dirty.fetch_and(!(1u32 << i), Relaxed);
-                        freed += 1 << kind.shift();
+                'tiers: for tier in [HOT, DRAINING, FREE] {
+                    let mut ss = p.lists[tier as usize].head.load(Relaxed);
+                    while !ss.is_null() {
+                        // SAFETY: listed superslabs are live.
+                        let h = unsafe { &*ss };
+                        let next = h.next.load(Relaxed);
+                        let mut dirty = h.dirty.load(Relaxed) & !h.in_use.load(Relaxed);
+                        while dirty != 0 && nb < DECAY_BATCH {
+                            let i = dirty.trailing_zeros() as usize;
+                            dirty &= dirty - 1;
+                            if due(h.released_ms[i].load(Relaxed)) {
+                                h.in_use.fetch_or(1u32 << i, Relaxed);
+                                h.dirty.fetch_and(!(1u32 << i), Relaxed);
+                                borrowed[nb] = (ss, i);
+                                nb += 1;
+                            }
+                        }
+                        if h.in_use.load(Relaxed).count_ones() as usize == kind.slabs() {
+                            // No free slab left to hand out: off the lists
+                            // until a put-back relinks it.
+                            // SAFETY: listed and live; the lock is held.
+                            unsafe { unlink(p, ss) };
+                        }
+                        if nb == DECAY_BATCH {
+                            break 'tiers;
+                        }
+                        ss = next;
                     }
                 }
-                ss = h.next.load(Relaxed);
+            }
+            for &ss in &unmaps[..nu] {
+                // SAFETY: unlinked above with every slab FREE; no list,
+                // thread or slab record can reach it any more.
+                unsafe { unmap_superslab(ss) };
+                freed += SUPERSLAB_SIZE;
+            }
+            for &(ss, i) in &borrowed[..nb] {
+                let start = slab_data_start(ss as usize, i, kind.shift());
+                os::discard(start as *mut u8, 1 << kind.shift());
+                freed += 1 << kind.shift();
+            }
+            if nb > 0 {
+                let t = os::now_ms();
+                for &(ss, i) in &borrowed[..nb] {
+                    // SAFETY: borrowed slabs keep their superslab live.
+                    let h = unsafe { &*ss };
+                    // Its home may have moved meanwhile (migration).
+                    let (hp, _g) = lock_home_pool(h, kind);
+                    // SAFETY: home pool locked; slab `i` is marked in use
+                    // by us and nothing else uses it.
+                    unsafe { put_back(hp, ss, i, false, t) };
+                }
+            }
+            if nu < DECAY_BATCH && nb < DECAY_BATCH {
+                break;
             }
         }
     }
