@@ -328,7 +328,11 @@ pub fn targets(rows: &[Row]) -> String {
             Goal::FastestOther => {
                 let best = rows
                     .iter()
-                    .filter(|o| o.name == r.name && o.alloc != Allocator::Hakmem)
+                    // hakmem+ace is hakmem too, not another allocator.
+                    .filter(|o| {
+                        o.name == r.name
+                            && !matches!(o.alloc, Allocator::Hakmem | Allocator::HakmemAce)
+                    })
                     .filter_map(|o| o.mops.map(|m| (m, o.alloc)))
                     .max_by(|a, b| a.0.total_cmp(&b.0));
                 match best {

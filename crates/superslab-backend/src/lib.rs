@@ -207,6 +207,7 @@ mod tests {
             return; // a kernel without THP has no flag to show
         }
         decay(true); // no cached mapping: these are fresh
+        set_huge_min(4 << 20);
         let big = large_alloc(8 << 20, 16, false);
         let small = large_alloc(1 << 20, 16, false);
         assert!(vm_flags(big).split_whitespace().any(|f| f == "hg"));

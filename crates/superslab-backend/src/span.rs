@@ -20,17 +20,22 @@ const HDR: usize = core::mem::size_of::<LargeHeader>();
 
 /// Mappings the span cache holds at most.
 pub const SPAN_CACHE_SLOTS: usize = 16;
-/// The default of [`set_huge_min`]: spans of 4 MiB and more.
-pub const HUGE_MIN_DEFAULT: usize = 4 << 20;
+/// The default of [`set_huge_min`]: off. Measured on large-churn (5–25 MiB
+/// blocks, `run-one hakmem large-churn`, three runs each, 2026-11-22):
+/// with 4 MiB page faults fell from 134k to 20k but CPU time went from
+/// 0.39–0.57 s to 0.33–1.63 s — with THP defrag in `madvise` mode the
+/// faults of advised ranges compact memory synchronously.
+pub const HUGE_MIN_DEFAULT: usize = 0;
 
-static HUGE_MIN: AtomicUsize = AtomicUsize::new(HUGE_MIN_DEFAULT);
+static HUGE_MIN: AtomicUsize = AtomicUsize::new(usize::MAX);
 
-/// Spans of at least `bytes` (0: none) ask for transparent huge pages on
-/// the 2 MiB pages their request covers (`MADV_HUGEPAGE`, see
-/// [`os::advise_huge`]) when they are mapped: with THP in `madvise` mode
-/// they then fault in 2 MiB at a time instead of 4 KiB. The cost is memory
-/// for a program that asks for a large block and touches it sparsely.
-/// `HAKMEM_THP_MIN` sets it at start-up.
+/// Spans of at least `bytes` (0: none, the default) ask for transparent
+/// huge pages on the 2 MiB pages their request covers (`MADV_HUGEPAGE`,
+/// see [`os::advise_huge`]) when they are mapped: with THP in `madvise`
+/// mode the kernel then faults them in 2 MiB at a time instead of 4 KiB —
+/// fewer faults, but the kernel may compact memory to find huge pages, and
+/// a program that touches a large block sparsely pays for whole 2 MiB
+/// pages. `HAKMEM_THP_MIN` sets it at start-up.
 pub fn set_huge_min(bytes: usize) {
     HUGE_MIN.store(if bytes == 0 { usize::MAX } else { bytes }, Relaxed);
 }
