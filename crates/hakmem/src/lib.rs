@@ -136,11 +136,8 @@ fn alloc_span(size: usize, align: usize) -> *mut u8 {
 fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
     let t = thread::state();
     // SAFETY: our own state, no reference into it is live.
-    let ts = unsafe { &mut *t };
-    let mut p = ts.span_stash.alloc(size, align, zero);
-    if !p.is_null() {
-        ts.stash_allocs += 1;
-    } else {
+    let mut p = unsafe { (*t).span_stash.alloc(size, align, zero) };
+    if p.is_null() {
         p = superslab_backend::large_alloc(size, align, zero);
     }
     if p.is_null() {
@@ -329,14 +326,8 @@ unsafe fn free_other(p: *mut u8) {
                 return;
             }
             // SAFETY: as above.
-            let ts = unsafe { &mut *t };
-            let was_full = ts.span_stash.is_full();
-            match ts.span_stash.free(p) {
-                None => diag::invalid_free(p),
-                // A mapping displaced from the stash went to the shared
-                // cache, which counted that free: the net count is even.
-                Some(true) if !was_full => ts.stash_frees += 1,
-                Some(_) => {}
+            if !unsafe { (*t).span_stash.free(p) } {
+                diag::invalid_free(p);
             }
         }
         _ => {
@@ -446,16 +437,6 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     unsafe { realloc_aligned(p, new_size, MIN_ALIGN) }
 }
 
-/// Hands the thread's stashed span to the shared cache. A stashed free was
-/// counted in `stash_frees`; the shared cache now counts it as a free, so
-/// the thread's count gives it back.
-pub(crate) fn flush_span_stash(ts: &mut thread::ThreadState) {
-    if ts.span_stash.is_full() {
-        ts.span_stash.flush();
-        ts.stash_frees = ts.stash_frees.wrapping_sub(1);
-    }
-}
-
 /// Gives memory back to the OS now: the calling thread's caches and slabs
 /// are handed back (it stays usable), ownerless slabs that have become
 /// empty are released, the pages of free slabs are discarded, empty
@@ -474,7 +455,7 @@ pub fn trim() -> usize {
         if (*t).heap.id() != EXITED {
             let ts = &mut *t;
             refill_engine::trim(&mut ts.heap, &mut ts.front);
-            flush_span_stash(ts);
+            ts.span_stash.flush();
             stats::publish_all(ts);
         }
     }

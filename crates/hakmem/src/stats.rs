@@ -46,8 +46,7 @@ static TOTALS: [ClassTotals; NUM_CLASSES] = [const {
 static ADOPTED: AtomicU64 = AtomicU64::new(0);
 /// Span requests served by threads' span stashes (published in batches).
 static STASH_ALLOCS: AtomicU64 = AtomicU64::new(0);
-/// Span frees kept in threads' stashes, net of the stashed spans handed
-/// to the shared cache since (which counts them itself).
+/// Span frees kept in threads' stashes (published in batches).
 static STASH_FREES: AtomicU64 = AtomicU64::new(0);
 
 /// Statistics of one size class.
@@ -152,9 +151,9 @@ pub(crate) fn publish_all(ts: &mut ThreadState) {
         publish_class(ts, c);
     }
     ADOPTED.fetch_add(core::mem::take(&mut ts.heap.counters.adopted), Relaxed);
-    STASH_ALLOCS.fetch_add(core::mem::take(&mut ts.stash_allocs), Relaxed);
-    // Wrapping: a flush after publication makes the thread's net count -1.
-    STASH_FREES.fetch_add(core::mem::take(&mut ts.stash_frees), Relaxed);
+    let (allocs, frees) = ts.span_stash.take_counts();
+    STASH_ALLOCS.fetch_add(allocs, Relaxed);
+    STASH_FREES.fetch_add(frees, Relaxed);
     ts.slow_events = 0;
 }
 
@@ -196,7 +195,7 @@ pub fn stats() -> Stats {
     let b = superslab_backend::stats();
     let mut s = Stats {
         allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
-        frees: b.large_frees.wrapping_add(STASH_FREES.load(Relaxed)),
+        frees: b.large_frees + STASH_FREES.load(Relaxed),
         remote_frees: 0,
         refills: 0,
         flushes: 0,
@@ -205,7 +204,7 @@ pub fn stats() -> Stats {
         large_spans: b.large_spans,
         large_bytes: b.large_bytes,
         large_allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
-        large_frees: b.large_frees.wrapping_add(STASH_FREES.load(Relaxed)),
+        large_frees: b.large_frees + STASH_FREES.load(Relaxed),
         span_cache_hits: b.span_cache_hits + STASH_ALLOCS.load(Relaxed),
         span_cache_bytes: b.span_cache_bytes,
         tiers: superslab_backend::tier_counts(),

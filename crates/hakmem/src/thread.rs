@@ -22,8 +22,6 @@ pub(crate) struct ThreadState {
     pub(crate) published_cached: [u32; NUM_CLASSES], // statistics: cached count last published
     pub(crate) slow_events: u32, // statistics: events since last publication
     pub(crate) span_stash: SpanStash, // one freed span kept for this thread's next span
-    pub(crate) stash_allocs: u64, // statistics: span requests served by the stash, unpublished
-    pub(crate) stash_frees: u64, // statistics: span frees kept in the stash (net), unpublished
 }
 
 impl ThreadState {
@@ -35,8 +33,6 @@ impl ThreadState {
             published_cached: [0; NUM_CLASSES],
             slow_events: 0,
             span_stash: SpanStash::new(),
-            stash_allocs: 0,
-            stash_frees: 0,
         }
     }
 }
@@ -172,7 +168,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     unsafe {
         let ts = &mut *t;
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
-        crate::flush_span_stash(ts);
+        ts.span_stash.flush();
         crate::stats::publish_all(ts);
         ts.heap.set_id(EXITED);
     }
@@ -209,7 +205,7 @@ pub fn flush_thread() {
             return;
         }
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
-        crate::flush_span_stash(ts);
+        ts.span_stash.flush();
         crate::stats::publish_all(ts);
     }
 }

@@ -226,8 +226,7 @@ impl SlabMeta {
         if off >= 1 << MEDIUM_SLAB_SHIFT {
             return false;
         }
-        let q = block_index(off, class);
-        q * bs == off && q < self.carved.load(Ordering::Relaxed) as usize
+        is_block_offset(off, class) && off < self.carved.load(Ordering::Relaxed) as usize * bs
     }
 
     /// Blocks this slab has never handed out and never will again without a
@@ -383,6 +382,14 @@ pub fn block_index(off: usize, class: usize) -> usize {
     ((off as u128 * RECIPROCAL[class] as u128) >> RECIP_SHIFT) as usize
 }
 
+/// True when `off` (from a slab's data start, below 512 KiB) is the start
+/// of a block of `class`: a multiple of the class's stride
+/// ([`CLASS_STRIDE`], which includes the colour gap).
+#[inline]
+pub fn is_block_offset(off: usize, class: usize) -> bool {
+    block_index(off, class) * CLASS_STRIDE[class] as usize == off
+}
+
 /// Reads the free-list link stored in a free block's first word.
 ///
 /// # Safety
@@ -450,6 +457,21 @@ mod tests {
             let cap = slab_capacity(kind.shift(), CLASS_STRIDE[c] as usize);
             // Seven for the 64 KiB class: its colour gap costs the eighth.
             assert!(cap >= 7, "class {c} holds {cap}");
+        }
+    }
+
+    #[test]
+    fn block_offsets_follow_the_stride() {
+        for c in 0..NUM_CLASSES {
+            let stride = CLASS_STRIDE[c] as usize;
+            for i in 0..slab_capacity(SlabKind::of_class(c).shift(), stride) as usize {
+                assert!(is_block_offset(i * stride, c), "class {c} block {i}");
+                // Strides are multiples of 16: 8 past a start is no start.
+                assert!(
+                    !is_block_offset(i * stride + 8, c),
+                    "class {c} block {i} + 8"
+                );
+            }
         }
     }
 

@@ -24,8 +24,8 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 use ace_learning::{observe, Event, EventKind, POLICY};
 use ptr_bridge::{
-    block_index, block_next, set_block_next, slab_meta_of, slab_state, SlabMeta, CLASS_SIZE,
-    NO_OWNER, NUM_CLASSES,
+    block_next, is_block_offset, set_block_next, slab_meta_of, slab_state, SlabMeta, NO_OWNER,
+    NUM_CLASSES,
 };
 use remote_queue::RemoteFree;
 use tls_front::Front;
@@ -438,10 +438,7 @@ pub unsafe fn batch_remote(heap: &mut Heap, s: &SlabMeta, b: *mut u8) -> bool {
         return false;
     };
     let off = (b as usize).wrapping_sub(p.start);
-    if !(ptr::eq(p.slab, s)
-        && off < p.carved_bytes as usize
-        && block_index(off, class) * CLASS_SIZE[class] as usize == off)
-    {
+    if !(ptr::eq(p.slab, s) && off < p.carved_bytes as usize && is_block_offset(off, class)) {
         return false;
     }
     // SAFETY: the program freed `b`, a block of the batch's slab; it joins

@@ -27,7 +27,7 @@ pub const SPAN_CACHE_SLOTS: usize = 16;
 /// faults of advised ranges compact memory synchronously.
 pub const HUGE_MIN_DEFAULT: usize = 0;
 
-static HUGE_MIN: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HUGE_MIN: AtomicUsize = AtomicUsize::new(HUGE_MIN_DEFAULT);
 
 /// Spans of at least `bytes` (0: none, the default) ask for transparent
 /// huge pages on the 2 MiB pages their request covers (`MADV_HUGEPAGE`,
@@ -37,7 +37,7 @@ static HUGE_MIN: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// a program that touches a large block sparsely pays for whole 2 MiB
 /// pages. `HAKMEM_THP_MIN` sets it at start-up.
 pub fn set_huge_min(bytes: usize) {
-    HUGE_MIN.store(if bytes == 0 { usize::MAX } else { bytes }, Relaxed);
+    HUGE_MIN.store(bytes, Relaxed);
 }
 /// Bytes the span cache holds at most.
 pub const SPAN_CACHE_BYTES: usize = 256 << 20;
@@ -62,17 +62,6 @@ fn bump(c: &AtomicUsize, d: usize) {
 #[inline]
 fn count(c: &AtomicU64) {
     c.store(c.load(Relaxed) + 1, Relaxed);
-}
-
-/// Counts a span of `map_len` bytes handed out (`hit`: from the cache).
-/// Only with `CACHE.lock` held.
-fn count_alloc(map_len: usize, hit: bool) {
-    bump(&LARGE_LIVE, 1);
-    bump(&LARGE_BYTES, map_len);
-    count(&LARGE_ALLOCS);
-    if hit {
-        count(&CACHE_HITS);
-    }
 }
 
 /// A cached mapping. Its age is kept without reading the clock on the
@@ -135,10 +124,9 @@ fn span_geometry(size: usize, align: usize) -> Option<(usize, usize)> {
 }
 
 /// Takes a cached mapping for a request of `len` bytes: the smallest one of
-/// at least `len` bytes, else (with `grow`) the largest smaller one, which
-/// the caller grows. `None` when the cache is empty (or has nothing large
-/// enough and `grow` is off). Counts the allocation.
-fn cache_take(len: usize, grow: bool) -> Option<(usize, usize)> {
+/// at least `len` bytes, else the largest smaller one, which the caller
+/// grows. `None` when the cache is empty.
+fn cache_take(len: usize) -> Option<(usize, usize)> {
     if CACHE.bytes.load(Relaxed) == 0 {
         return None;
     }
@@ -159,11 +147,10 @@ fn cache_take(len: usize, grow: bool) -> Option<(usize, usize)> {
             below = Some(i);
         }
     }
-    let i = fit.or(if grow { below } else { None })?;
+    let i = fit.or(below)?;
     let s = slots[i];
     slots[i].base = 0;
     bump(&CACHE.bytes, s.len.wrapping_neg());
-    count_alloc(s.len, true);
     Some((s.base, s.len))
 }
 
@@ -196,24 +183,18 @@ fn adjust_bytes(new: usize, old: usize) {
     bump(&LARGE_BYTES, new.wrapping_sub(old));
 }
 
-/// Undoes [`count_alloc`] for a taken mapping of `len` bytes that was
-/// unmapped instead of used.
-fn uncount_alloc(len: usize) {
+/// Takes back a span mapping of `len` bytes (no longer live) and, with
+/// `cache`, offers it to the cache; returns a mapping to unmap (the offered
+/// one when it is not cached, or an evicted older one), if any. `user_free`
+/// counts a free; a [`SpanStash`] hands its mapping back without one (it
+/// counted the free itself).
+fn cache_put(base: usize, len: usize, cache: bool, user_free: bool) -> Option<(usize, usize)> {
     let _g = CACHE.lock.lock();
     bump(&LARGE_LIVE, usize::MAX);
     bump(&LARGE_BYTES, len.wrapping_neg());
-    LARGE_ALLOCS.store(LARGE_ALLOCS.load(Relaxed) - 1, Relaxed);
-    CACHE_HITS.store(CACHE_HITS.load(Relaxed) - 1, Relaxed);
-}
-
-/// Counts the free of a span of `len` bytes and, with `cache`, offers its
-/// mapping to the cache; returns a mapping to unmap (the offered one when
-/// it is not cached, or an evicted older one), if any.
-fn cache_put(base: usize, len: usize, cache: bool) -> Option<(usize, usize)> {
-    let _g = CACHE.lock.lock();
-    bump(&LARGE_LIVE, usize::MAX);
-    bump(&LARGE_BYTES, len.wrapping_neg());
-    count(&LARGE_FREES);
+    if user_free {
+        count(&LARGE_FREES);
+    }
     if !cache || len > SPAN_CACHE_BYTES / 4 {
         return Some((base, len));
     }
@@ -317,24 +298,14 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         // next large request fault it in again), else the largest smaller
         // one grows by `mremap` and only its new part faults. Only an
         // empty cache maps from scratch.
-        if let Some((b, l)) = cache_take(len, true) {
-            fresh = false;
-            if l < len {
-                match grow_mapping(b, l, len, align) {
-                    Some(nb) => {
-                        adjust_bytes(len, l);
-                        (base, map_len) = (nb, len);
-                    }
-                    None => {
-                        // Keep the request failing cleanly: give the small
-                        // mapping back and map afresh below.
-                        os::unmap(b as *mut u8, l);
-                        uncount_alloc(l);
-                        fresh = true;
-                    }
-                }
+        if let Some((b, l)) = cache_take(len) {
+            if l >= len {
+                (base, map_len, fresh) = (b, l, false);
+            } else if let Some(nb) = grow_mapping(b, l, len, align) {
+                (base, fresh) = (nb, false);
             } else {
-                (base, map_len) = (b, l);
+                // The OS refused to grow it: give it back, map afresh.
+                os::unmap(b as *mut u8, l);
             }
         }
     }
@@ -357,7 +328,8 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             os::unmap(base as *mut u8, len);
             return ptr::null_mut();
         }
-        if size >= HUGE_MIN.load(Relaxed) {
+        let huge_min = HUGE_MIN.load(Relaxed);
+        if huge_min != 0 && size >= huge_min {
             // The 2 MiB pages the request covers (all of the first but the
             // header and colour, under 4 KiB; not the last one when the
             // request ends early in it): the program asked for them.
@@ -367,11 +339,32 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
                 os::advise_huge(lo as *mut u8, hi - lo);
             }
         }
-        let _g = CACHE.lock.lock();
-        count_alloc(len, false);
     }
+    {
+        let _g = CACHE.lock.lock();
+        bump(&LARGE_LIVE, 1);
+        bump(&LARGE_BYTES, map_len);
+        count(&LARGE_ALLOCS);
+        if !fresh {
+            count(&CACHE_HITS);
+        }
+    }
+    hand_out(base, map_len, off, size, align, zero && !fresh)
+}
+
+/// Places a request of `size` bytes at `align` in the mapping
+/// `base..base+map_len` (header at `off` before the user pointer, plus the
+/// colour), zeroes it with `zero`, writes the header and registers it.
+fn hand_out(
+    base: usize,
+    map_len: usize,
+    off: usize,
+    size: usize,
+    align: usize,
+    zero: bool,
+) -> *mut u8 {
     let user = base + off + colour(base, map_len - off - size.max(1), align);
-    if zero && !fresh {
+    if zero {
         // SAFETY: `user..user+size` is inside the mapping we own.
         unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
     }
@@ -451,7 +444,7 @@ pub fn large_free(p: *mut u8) -> bool {
     // the same pointer fail validation even if the mapping is cached.
     unsafe { (*(h as *const LargeHeader as *mut LargeHeader)).magic = 0 };
     registry::set(chunk_of(p as usize), registry::KIND_NONE);
-    if let Some((b, l)) = cache_put(base, len, align < SUPERSLAB_SIZE) {
+    if let Some((b, l)) = cache_put(base, len, align < SUPERSLAB_SIZE, true) {
         os::unmap(b as *mut u8, l);
     }
     true
@@ -467,34 +460,39 @@ pub fn large_free(p: *mut u8) -> bool {
 /// 2 MiB − 64 B) are stashed, so a thread hoards at most 2 MiB of address
 /// space this way; the owner gives it to the shared cache with
 /// [`SpanStash::flush`] (at thread exit and on trim). A stashed mapping
-/// still counts as a live span in the backend's statistics.
+/// still counts as a live span in the backend's statistics until it goes
+/// back to the shared cache; the requests and frees a stash serves are
+/// counted in the stash ([`SpanStash::take_counts`]), not by the backend.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct SpanStash {
     base: usize, // 0: empty
     len: usize,
+    allocs: u64, // requests served, not yet taken by `take_counts`
+    frees: u64,  // frees kept, likewise
 }
 
 impl SpanStash {
     /// An empty stash (all zero).
     pub const fn new() -> Self {
-        SpanStash { base: 0, len: 0 }
+        SpanStash {
+            base: 0,
+            len: 0,
+            allocs: 0,
+            frees: 0,
+        }
     }
 
-    /// True when a mapping is kept.
-    pub fn is_full(&self) -> bool {
-        self.base != 0
-    }
-
-    /// Frees span `p` into the stash when it qualifies (one chunk, normal
-    /// alignment); a mapping already kept goes to the shared cache. Other
-    /// spans are freed as by [`large_free`]. Returns `None` when `p` is not
-    /// a span (nothing done), else whether it was stashed.
-    pub fn free(&mut self, p: *mut u8) -> Option<bool> {
-        let h = large_header(p)?;
+    /// Frees span `p`: into the stash when it qualifies (one chunk, normal
+    /// alignment; a mapping already kept goes to the shared cache), else as
+    /// [`large_free`] does. False (and nothing done) when `p` is not a span.
+    pub fn free(&mut self, p: *mut u8) -> bool {
+        let Some(h) = large_header(p) else {
+            return false;
+        };
         let (base, len, align) = (h.map_base, h.map_len, h.align);
         if len != SUPERSLAB_SIZE || align >= SUPERSLAB_SIZE {
-            return large_free(p).then_some(false);
+            return large_free(p);
         }
         // SAFETY: the header is ours; clearing the magic makes a second
         // free of the same pointer fail validation.
@@ -502,7 +500,8 @@ impl SpanStash {
         registry::set(chunk_of(p as usize), registry::KIND_NONE);
         self.flush();
         (self.base, self.len) = (base, len);
-        Some(true)
+        self.frees += 1;
+        true
     }
 
     /// Serves a span request from the stash when the kept mapping fits
@@ -512,30 +511,33 @@ impl SpanStash {
         if self.base == 0 {
             return ptr::null_mut();
         }
-        let Some((off, len)) = span_geometry(size, align) else {
-            return ptr::null_mut();
-        };
-        if len != self.len || align >= SUPERSLAB_SIZE {
-            return ptr::null_mut();
+        match span_geometry(size, align) {
+            Some((off, len)) if len == self.len => {
+                self.allocs += 1;
+                let base = core::mem::take(&mut self.base);
+                hand_out(base, len, off, size, align, zero)
+            }
+            _ => ptr::null_mut(),
         }
-        let base = core::mem::take(&mut self.base);
-        let user = base + off + colour(base, len - off - size.max(1), align);
-        if zero {
-            // SAFETY: `user..user+size` is inside the mapping we own.
-            unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
-        }
-        write_header(user, base, len, align);
-        user as *mut u8
     }
 
     /// Gives the kept mapping (if any) to the shared span cache.
     pub fn flush(&mut self) {
         let base = core::mem::take(&mut self.base);
         if base != 0 {
-            if let Some((b, l)) = cache_put(base, self.len, true) {
+            if let Some((b, l)) = cache_put(base, self.len, true, false) {
                 os::unmap(b as *mut u8, l);
             }
         }
+    }
+
+    /// The requests served and frees kept since the last call: `(allocs,
+    /// frees)`, for the owner's statistics.
+    pub fn take_counts(&mut self) -> (u64, u64) {
+        (
+            core::mem::take(&mut self.allocs),
+            core::mem::take(&mut self.frees),
+        )
     }
 }
 
