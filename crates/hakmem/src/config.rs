@@ -10,7 +10,6 @@ use ace_learning::POLICY;
 use ptr_bridge::NUM_CLASSES;
 
 static STATE: AtomicU8 = AtomicU8::new(0); // 0 unread, 1 reading, 2 done
-static CHECKED: AtomicBool = AtomicBool::new(false);
 /// 0 = no report, 1 = table, 2 = JSON (HAKMEM_STATS).
 static STATS_MODE: AtomicU8 = AtomicU8::new(0);
 static REPORTED: AtomicBool = AtomicBool::new(false);
@@ -70,9 +69,6 @@ pub(crate) fn init() {
             unsafe { libc::atexit(report_hook) };
         }
     }
-    if let Some(v) = var(c"HAKMEM_CHECK") {
-        CHECKED.store(truthy(v), Relaxed);
-    }
     if let Some(n) = var(c"HAKMEM_SPAN_THRESHOLD").and_then(parse_u32) {
         ptr_bridge::set_span_threshold(n as usize);
     }
@@ -114,11 +110,6 @@ pub fn report_at_exit() {
     } else {
         crate::stats::ReportFormat::Table
     });
-}
-
-/// True in checked mode (`HAKMEM_CHECK=1`): invalid frees abort.
-pub(crate) fn checked() -> bool {
-    CHECKED.load(Relaxed)
 }
 
 #[cfg(test)]

@@ -1,14 +1,31 @@
 //! One-line diagnostics on stderr, written without allocating or
-//! formatting machinery (safe to call from inside malloc/free).
+//! formatting machinery (safe to call from inside malloc/free), and the
+//! fail-fast stops of the free boundary.
+//!
+//! Every misuse hakmem can tell apart stops the program the way glibc does:
+//! one line naming the call and the pointer, then `abort()` (SIGABRT). The
+//! only misuse that may be let through is a pointer that is not hakmem's at
+//! all, and only when the user asked for it with `HAKMEM_FOREIGN_FREE`
+//! (see `docs/security.md`).
 
-/// Writes `hakmem: <what> <ptr as hex>\n` to stderr.
-pub(crate) fn report(what: &str, p: *const u8) {
-    let mut buf = [0u8; 160];
+use core::ffi::CStr;
+
+/// Writes `hakmem: <call>: <what> 0x<ptr>\n` to stderr.
+pub(crate) fn report(call: &str, what: &str, p: *const u8) {
+    let mut buf = [0u8; 200];
     let mut n = 0;
-    for &b in b"hakmem: ".iter().chain(what.as_bytes()).chain(b" 0x") {
-        if n < buf.len() - 20 {
-            buf[n] = b;
-            n += 1;
+    for part in [
+        b"hakmem: ".as_slice(),
+        call.as_bytes(),
+        b": ",
+        what.as_bytes(),
+        b" 0x",
+    ] {
+        for &b in part {
+            if n < buf.len() - 20 {
+                buf[n] = b;
+                n += 1;
+            }
         }
     }
     let v = p as usize;
@@ -31,16 +48,113 @@ pub(crate) fn report(what: &str, p: *const u8) {
     }
 }
 
-/// A free of a pointer hakmem did not hand out: report, and abort in
-/// checked mode. Never writes to any free list.
+/// Reports and aborts: the program handed `call` a pointer that would
+/// corrupt the heap if hakmem went on.
 #[cold]
-pub(crate) fn invalid_free(p: *const u8) {
-    report(
-        "free(): invalid pointer (not allocated by hakmem), ignored:",
-        p,
-    );
-    if crate::config::checked() {
-        // SAFETY: abort has no preconditions.
-        unsafe { libc::abort() };
+#[inline(never)]
+pub(crate) fn fatal(call: &str, what: &str, p: *const u8) -> ! {
+    report(call, what, p);
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// `call` was given `p`, which is already free (its free mark is set, or
+/// its span header says so).
+#[cold]
+#[inline(never)]
+pub(crate) fn double_free(call: &str, p: *const u8) -> ! {
+    fatal(call, "double free of", p)
+}
+
+/// `call` was given `p`, which lies inside hakmem's memory but is not the
+/// start of a block it handed out (interior, misaligned, never allocated,
+/// or in a slab that holds no blocks).
+#[cold]
+#[inline(never)]
+pub(crate) fn invalid_pointer(call: &str, p: *const u8) -> ! {
+    fatal(call, "invalid pointer", p)
+}
+
+/// What to do with a pointer that is not in any hakmem mapping
+/// (`HAKMEM_FOREIGN_FREE`, read with `getenv` at each such pointer: this is
+/// a cold path, and reading it here works from the process's first call).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ForeignPolicy {
+    /// Default: stop, as glibc does for a pointer it never handed out.
+    Abort,
+    /// `ignore`: one line, and the pointer is left alone (leaked).
+    Ignore,
+    /// `forward`: the preload library's handler passes it to the next
+    /// allocator; when it cannot (yet), the pointer is left alone.
+    Forward,
+}
+
+pub(crate) fn foreign_policy() -> ForeignPolicy {
+    match crate::config::var(c"HAKMEM_FOREIGN_FREE") {
+        None => ForeignPolicy::Abort,
+        Some(b"ignore") => ForeignPolicy::Ignore,
+        Some(b"forward") => ForeignPolicy::Forward,
+        Some(b"abort") => ForeignPolicy::Abort,
+        Some(_) => {
+            bad_setting(c"HAKMEM_FOREIGN_FREE", "not abort, ignore or forward");
+            ForeignPolicy::Abort
+        }
+    }
+}
+
+/// `call` was given `p`, which is in no hakmem mapping: abort unless
+/// `HAKMEM_FOREIGN_FREE` says otherwise (the handler, if any, has already
+/// declined it).
+#[cold]
+#[inline(never)]
+pub(crate) fn foreign(call: &str, p: *const u8) {
+    match foreign_policy() {
+        ForeignPolicy::Abort => fatal(call, "invalid pointer (not allocated by hakmem)", p),
+        ForeignPolicy::Ignore => report(
+            call,
+            "pointer not allocated by hakmem ignored (HAKMEM_FOREIGN_FREE=ignore):",
+            p,
+        ),
+        ForeignPolicy::Forward => report(
+            call,
+            "pointer not allocated by hakmem could not be forwarded, ignored:",
+            p,
+        ),
+    }
+}
+
+/// `hakmem: NAME=value ignored (why)`: a bad setting, reported once per
+/// reading; the caller uses the default.
+#[cold]
+pub(crate) fn bad_setting(name: &CStr, why: &str) {
+    let value = crate::config::var(name).unwrap_or(b"");
+    let mut buf = [0u8; 200];
+    let mut n = 0;
+    let parts: [&[u8]; 7] = [
+        b"hakmem: ",
+        name.to_bytes(),
+        b"=",
+        value,
+        b" ignored (",
+        why.as_bytes(),
+        b")\n",
+    ];
+    for (i, part) in parts.iter().enumerate() {
+        // Keep room for the closing part whatever the value's length.
+        let limit = if i == parts.len() - 1 {
+            buf.len()
+        } else {
+            buf.len() - 2
+        };
+        for &b in part.iter() {
+            if n < limit {
+                buf[n] = b;
+                n += 1;
+            }
+        }
+    }
+    // SAFETY: our own stack buffer to fd 2.
+    unsafe {
+        libc::write(2, buf.as_ptr() as *const libc::c_void, n);
     }
 }

@@ -94,7 +94,7 @@ unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
         unsafe { thread::register(t) };
     } else if id == EXITED {
         // SAFETY: caller contract.
-        return unsafe { thread::exited_alloc(t, class) };
+        return hand_out(unsafe { thread::exited_alloc(t, class) });
     }
     // SAFETY: caller contract; the heap is registered now.
     let p = unsafe {
@@ -103,8 +103,19 @@ unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
         stats::tick(ts);
         p
     };
+    hand_out(p)
+}
+
+/// The slow path's hand-out of a slab block: erases its free mark (the
+/// fast path's pop does the same), or sets `errno` on a null.
+#[inline]
+fn hand_out(p: *mut u8) -> *mut u8 {
     if p.is_null() {
         set_enomem();
+    } else {
+        // SAFETY: `p` is a free slab block (at least 16 bytes) that the
+        // refill just took for the caller.
+        unsafe { ptr_bridge::clear_free_mark(p) };
     }
     p
 }
@@ -184,23 +195,36 @@ pub fn calloc(size: usize) -> *mut u8 {
     calloc_aligned(size, MIN_ALIGN)
 }
 
-/// Frees `p` (null is ignored). A pointer hakmem did not allocate gets a
-/// one-line diagnostic and is otherwise left alone.
+/// Frees `p` (null is ignored). A double free, or a pointer into hakmem's
+/// memory that is not a block it handed out, stops the program with a
+/// one-line diagnostic (SIGABRT), as glibc does; a pointer outside every
+/// hakmem mapping does too, unless `HAKMEM_FOREIGN_FREE` says otherwise.
 ///
 /// Call tree: registry says superslab → slab record (mask + shift) →
-/// owner is this thread → push on the thread cache; another owner (or
+/// free mark already set → [`free_marked`] (double free, abort); else set
+/// it → owner is this thread → push on the thread cache; another owner (or
 /// none) → [`free_remote_path`]; not a superslab → [`free_other`] (span,
-/// null, or invalid pointer). Cost of the owner
-/// hit in `libhakmem.so` (x86-64): 26 instructions to `ret` — registry 7,
-/// record address 7, class and owner loads 2, TLS address 2, owner compare
-/// 2, push with statistics and cap test 6.
+/// null, or invalid pointer). Cost of the owner hit in `libhakmem.so`
+/// (x86-64): 29 instructions to `ret` — registry 7, record address 7, free
+/// mark check and store 3, class and owner loads 2, TLS address 2, owner
+/// compare 2, push with statistics and cap test 6.
 ///
 /// # Safety
-/// `p` is null or was returned by this allocator and not freed since.
+/// `p` is null or was returned by this allocator and not freed since
+/// (breaking this is what the checks catch, not undefined behaviour of
+/// hakmem's: see docs/security.md).
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
     let kind = registry::kind_of(p as usize);
     if registry::is_superslab(kind) {
+        // SAFETY: the registry says `p` is inside a live superslab with
+        // slab shift `kind`; a pointer of ours has 16 bytes behind it.
+        unsafe {
+            if ptr_bridge::has_free_mark(p) {
+                free_marked(p);
+            }
+            ptr_bridge::set_free_mark(p);
+        }
         // SAFETY: the registry says `p` is inside a live superslab with
         // slab shift `kind`.
         let m = unsafe { slab_meta_at(p, kind as u32) };
@@ -222,13 +246,22 @@ pub unsafe fn free(p: *mut u8) {
     unsafe { free_other(p) }
 }
 
+/// A free of a block that carries its free mark: it is already free.
+#[cold]
+#[inline(never)]
+fn free_marked(p: *mut u8) -> ! {
+    diag::double_free("free()", p)
+}
+
 #[cold]
 #[inline(never)]
 unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
     // SAFETY: `t` is this thread's state; no other reference is live.
     unsafe {
         let ts = &mut *t;
-        refill_engine::flush(&mut ts.heap, &mut ts.front, class);
+        if let Err(bad) = refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+            diag::invalid_pointer("free()", bad);
+        }
         stats::tick(ts);
     }
 }
@@ -276,7 +309,7 @@ unsafe fn free_remote_cold(t: *mut thread::ThreadState, p: *mut u8) {
     // SAFETY: `p` is inside a live superslab; `t` is ours.
     let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
     match r {
-        FreeOutcome::NotAllocated => diag::invalid_free(p),
+        FreeOutcome::NotAllocated => diag::invalid_pointer("free()", p),
         FreeOutcome::Adopted { class } => {
             // SAFETY: we own the block's slab now; `t` is ours.
             unsafe {
@@ -321,13 +354,13 @@ unsafe fn free_other(p: *mut u8) {
             if id == EXITED {
                 // No exit hook will run again: nothing may stay stashed.
                 if !superslab_backend::large_free(p) {
-                    diag::invalid_free(p);
+                    diag::invalid_pointer("free()", p);
                 }
                 return;
             }
             // SAFETY: as above.
             if !unsafe { (*t).span_stash.free(p) } {
-                diag::invalid_free(p);
+                diag::invalid_pointer("free()", p);
             }
         }
         _ => {
@@ -341,9 +374,25 @@ unsafe fn free_other(p: *mut u8) {
                     return;
                 }
             }
-            diag::invalid_free(p)
+            if freed_span(p) {
+                diag::double_free("free()", p);
+            }
+            diag::foreign("free()", p)
         }
     }
+}
+
+/// True when `p`, which the registry no longer knows, lies in the mapping
+/// of a span that was freed and is still kept for reuse (this thread's
+/// stash, or the shared span cache): then `p` was ours and is already free.
+/// A freed span whose mapping went back to the OS cannot be told from a
+/// foreign pointer; it stops the program too, by default (see
+/// docs/security.md).
+#[cold]
+fn freed_span(p: *mut u8) -> bool {
+    // SAFETY: our own state, no reference into it is live.
+    let stashed = unsafe { (*thread::state()).span_stash.holds(p) };
+    stashed || superslab_backend::span_cache_holds(p)
 }
 
 /// A handler for frees of pointers hakmem did not allocate (for example
@@ -365,20 +414,55 @@ pub fn set_foreign_free_handler(h: Option<ForeignFreeHandler>) {
 /// Size of a superslab (for `mallinfo`-style reports).
 pub const SUPERSLAB_SIZE: usize = ptr_bridge::SUPERSLAB_SIZE;
 
-/// Usable size of block `p` (0 for null or a pointer that is not ours).
+/// Usable size of block `p`: 0 for null or for a pointer in no hakmem
+/// mapping (the caller decides what a foreign pointer means; see
+/// [`foreign_pointer`]). A pointer into hakmem's memory that is not a live
+/// block it handed out — already freed, interior, misaligned — stops the
+/// program with a one-line diagnostic naming `malloc_usable_size()`.
 pub fn usable_size(p: *const u8) -> usize {
+    live_size("malloc_usable_size()", p as *mut u8)
+}
+
+/// The usable size of live block `p`, validated (see [`usable_size`]);
+/// `call` names the entry point in the diagnostic.
+fn live_size(call: &str, p: *mut u8) -> usize {
     let a = p as usize;
     match registry::kind_of(a) {
         k if registry::is_superslab(k) => {
             // SAFETY: inside a live superslab with slab shift `k`.
-            let m = unsafe { slab_meta_at(p as *mut u8, k as u32) };
+            let m = unsafe { slab_meta_at(p, k as u32) };
+            if !m.is_block_start(a) || m.state.load(Relaxed) == ptr_bridge::slab_state::FREE {
+                diag::invalid_pointer(call, p);
+            }
+            // SAFETY: a block start of a live slab: 16 bytes are ours to read.
+            if unsafe { ptr_bridge::has_free_mark(p) } {
+                diag::fatal(call, "pointer already freed", p);
+            }
             m.block_size.load(Relaxed) as usize
         }
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
-            superslab_backend::large_usable_size(p as *mut u8).unwrap_or(0)
+            match superslab_backend::large_usable_size(p) {
+                Some(n) => n,
+                None => diag::invalid_pointer(call, p),
+            }
         }
-        _ => 0,
+        _ => {
+            if !p.is_null() && freed_span(p) {
+                diag::fatal(call, "pointer already freed", p);
+            }
+            0
+        }
     }
+}
+
+/// Applies the foreign-pointer policy for a pointer in no hakmem mapping
+/// that entry point `call` was given (the C library calls it after its own
+/// forwarding, if any, declined): by default one line and abort, as glibc
+/// does; with `HAKMEM_FOREIGN_FREE=ignore` or `forward`, one line and the
+/// pointer is left alone.
+#[cold]
+pub fn foreign_pointer(call: &str, p: *const u8) {
+    diag::foreign(call, p)
 }
 
 /// Resizes block `p` to `new_size` bytes keeping alignment `align` and the
@@ -391,9 +475,9 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
     if p.is_null() {
         return malloc_aligned(new_size, align);
     }
-    let old = usable_size(p);
+    let old = live_size("realloc()", p);
     if old == 0 {
-        diag::invalid_free(p);
+        diag::foreign("realloc()", p);
         return ptr::null_mut();
     }
     let kind = registry::kind_of(p as usize);

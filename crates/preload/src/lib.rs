@@ -285,9 +285,12 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
         return 0;
     }
     let n = hakmem::usable_size(p as *const u8);
-    if n == 0 && foreign::forwarding() && !hakmem::owns(p as *const u8) {
-        // SAFETY: C caller contract: `p` is live, and not ours.
-        return unsafe { foreign::usable_size(p) };
+    if n == 0 {
+        if foreign::forwarding() && !hakmem::owns(p as *const u8) {
+            // SAFETY: C caller contract: `p` is live, and not ours.
+            return unsafe { foreign::usable_size(p) };
+        }
+        hakmem::foreign_pointer("malloc_usable_size()", p as *const u8);
     }
     n
 }

@@ -257,9 +257,13 @@ fn thread_create_join_cycles_keep_rss_bounded() {
 
 #[test]
 fn foreign_pointers_are_diagnosed_not_corrupted() {
-    let r = suite_with("test_foreign", &["ignore"], &[]);
+    let r = suite_with(
+        "test_foreign",
+        &["ignore"],
+        &[("HAKMEM_FOREIGN_FREE", "ignore")],
+    );
     assert!(
-        r.stderr.contains("invalid pointer"),
+        r.stderr.contains("not allocated by hakmem ignored"),
         "no diagnostic for a foreign free:\n{}",
         r.describe()
     );
@@ -282,14 +286,93 @@ fn foreign_pointers_forwarded_on_request() {
 }
 
 #[test]
-fn foreign_free_aborts_in_checked_mode() {
+fn foreign_free_aborts_by_default() {
     let exe = compile("test_foreign");
-    let r = run(&exe, &["checked"], &[("HAKMEM_CHECK", "1")]);
+    let r = run(&exe, &["abort"], &[]);
     assert_eq!(
         r.status.signal(),
         Some(libc::SIGABRT),
-        "HAKMEM_CHECK=1 free(foreign) should abort:\n{}",
+        "free(foreign) should abort by default:\n{}",
         r.describe()
     );
-    assert!(r.stderr.contains("invalid pointer"), "{}", r.describe());
+    assert!(
+        r.stderr.contains("hakmem: free(): invalid pointer"),
+        "{}",
+        r.describe()
+    );
+}
+
+/// Runs one case of `test_misuse` and asserts that hakmem stopped it with
+/// SIGABRT after a one-line diagnostic containing `needle` and the pointer.
+fn misuse(case: &str, needle: &str) {
+    let exe = compile("test_misuse");
+    let r = run(&exe, &[case], &[]);
+    assert_eq!(
+        r.status.signal(),
+        Some(libc::SIGABRT),
+        "{case}: the misuse was not stopped:\n{}",
+        r.describe()
+    );
+    let line = r
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with("hakmem: "))
+        .unwrap_or_else(|| panic!("{case}: no diagnostic:\n{}", r.describe()));
+    assert!(
+        line.contains(needle) && line.contains(" 0x"),
+        "{case}: diagnostic {line:?} lacks {needle:?}"
+    );
+}
+
+const DOUBLE: &str = "free(): double free of";
+const INVALID: &str = "free(): invalid pointer";
+
+#[test]
+fn misuse_double_frees_in_every_tier_and_order() {
+    for case in [
+        "double_tiny",
+        "double_mid",
+        "double_span",
+        "double_after_allocations",
+        "double_a_b_a",
+        "double_after_cache_flush",
+        "double_other_thread_first",
+        "double_other_thread_second",
+        "double_two_other_threads",
+        "double_free_sized",
+    ] {
+        misuse(case, DOUBLE);
+    }
+}
+
+#[test]
+fn misuse_invalid_frees() {
+    for case in [
+        "first_call_small_int",
+        "first_call_stack",
+        "invalid_stack",
+        "invalid_static",
+        "invalid_small_int",
+        "invalid_far",
+        "invalid_interior_other_thread",
+        "invalid_misaligned_other_thread",
+        "invalid_span_interior",
+        "invalid_interior_owner_at_flush",
+    ] {
+        misuse(case, INVALID);
+    }
+}
+
+#[test]
+fn misuse_other_entry_points() {
+    misuse("realloc_freed", "realloc(): pointer already freed");
+    misuse("realloc_stack", "realloc(): invalid pointer");
+    misuse(
+        "usable_size_freed",
+        "malloc_usable_size(): pointer already freed",
+    );
+    misuse(
+        "usable_size_interior",
+        "malloc_usable_size(): invalid pointer",
+    );
 }

@@ -13,7 +13,8 @@
 //!   header and the free path needs no extra range check.
 //! - **block**: one allocation unit of a slab. Tiny and mid blocks carry **no
 //!   per-object header**: the user pointer *is* the block base
-//!   (USER == BASE), and a free block stores the next-link in its first word.
+//!   (USER == BASE), and a free block stores the next-link in its first word
+//!   and its free mark ([`free_mark`]) in its second.
 //! - **class**: an index into [`CLASS_SIZE`]; 80 classes from 16 B to 64 KiB,
 //!   eight per power of two, so internal fragmentation stays below 1/9
 //!   (11.1 %) for every request above 128 B.
@@ -409,6 +410,59 @@ pub unsafe fn block_next(block: *mut u8) -> *mut u8 {
 pub unsafe fn set_block_next(block: *mut u8, next: *mut u8) {
     // SAFETY: by the caller's contract the first word is ours to write.
     unsafe { *(block as *mut *mut u8) = next }
+}
+
+/// Offset of the *free mark* in a free block: the second word (the first
+/// holds the free-list link; every block is at least 16 bytes).
+///
+/// Invariant (the double-free check rests on it): a slab block that sits in
+/// any free structure — a thread cache, a pending remote batch, a slab's
+/// remote stack or local free list — has `free_mark(p)` in this word; a
+/// block handed to the program has anything else, because every hand-out
+/// ([`clear_free_mark`], in tls-front's pop and the facade's slow path)
+/// overwrites it, and the program only puts the mark back by writing this
+/// exact address, which nothing gives it (it is the base of a superslab,
+/// whose slab 0 holds the header and serves no blocks).
+pub const FREE_MARK_OFFSET: usize = 8;
+
+/// The free mark of slab block `p`: the base of its superslab. The free
+/// path holds that value in a register already (it locates the slab
+/// record from it), so writing and checking the mark costs no extra
+/// address arithmetic.
+#[inline(always)]
+pub const fn free_mark(p: usize) -> usize {
+    chunk_of(p)
+}
+
+/// True when block `p` carries its free mark, i.e. it is already free.
+///
+/// # Safety
+/// `p` is a pointer into a live superslab with at least 16 bytes mapped
+/// from `p` (any slab block, or any 16-aligned address of a slab).
+#[inline(always)]
+pub unsafe fn has_free_mark(p: *mut u8) -> bool {
+    // SAFETY: caller contract; the word is inside the superslab mapping.
+    unsafe { *(p.add(FREE_MARK_OFFSET) as *const usize) == free_mark(p as usize) }
+}
+
+/// Writes the free mark of block `p` (it is becoming free).
+///
+/// # Safety
+/// `p` is a slab block being freed (no longer in use by the program).
+#[inline(always)]
+pub unsafe fn set_free_mark(p: *mut u8) {
+    // SAFETY: caller contract.
+    unsafe { *(p.add(FREE_MARK_OFFSET) as *mut usize) = free_mark(p as usize) }
+}
+
+/// Erases the free mark of block `p` (it is being handed to the program).
+///
+/// # Safety
+/// `p` is a free block of at least 16 bytes that the caller is handing out.
+#[inline(always)]
+pub unsafe fn clear_free_mark(p: *mut u8) {
+    // SAFETY: caller contract.
+    unsafe { *(p.add(FREE_MARK_OFFSET) as *mut usize) = 0 }
 }
 
 /// The 64-byte header of a large span, at the start of the 2 MiB chunk that

@@ -24,8 +24,8 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 use ace_learning::{observe, Event, EventKind, POLICY};
 use ptr_bridge::{
-    block_next, is_block_offset, set_block_next, slab_meta_of, slab_state, SlabMeta, NO_OWNER,
-    NUM_CLASSES,
+    block_next, is_block_offset, set_block_next, set_free_mark, slab_meta_of, slab_state, SlabMeta,
+    NO_OWNER, NUM_CLASSES,
 };
 use remote_queue::RemoteFree;
 use tls_front::Front;
@@ -316,7 +316,12 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
                 while n < want && carved < cap {
                     let b = (start + carved as usize * bs) as *mut u8;
                     // SAFETY: a never-used block inside the slab we own.
-                    unsafe { set_block_next(b, head) };
+                    // It enters a free structure, so it carries the free
+                    // mark like every other free block.
+                    unsafe {
+                        set_block_next(b, head);
+                        set_free_mark(b);
+                    }
                     if tail.is_null() {
                         tail = b;
                     }
@@ -381,14 +386,28 @@ unsafe fn return_block(heap: &mut Heap, class: usize, b: *mut u8) {
 /// Cache overflow for `class`: returns blocks until the cache is at half
 /// its cap.
 ///
+/// Every block leaving the cache is checked to be a block start of a slab
+/// of `class` (the owner's free fast path pushes without that check, which
+/// costs a division): a pointer that is not — an interior or misaligned
+/// free by the owning thread — stops the flush and comes back as `Err`,
+/// with the cache left as it was minus the blocks already returned, for
+/// the caller to report.
+///
 /// # Safety
 /// `heap` and `front` are the calling thread's.
 #[cold]
-pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) {
+pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<(), *mut u8> {
     let keep = front.cap(class) / 2;
     let n = front.count(class).saturating_sub(keep);
     let (mut b, k) = front.take(class, n);
     while !b.is_null() {
+        // SAFETY: `b` is a free block from our cache chain (or, if the
+        // program freed a bad pointer, an address inside a live superslab
+        // of ours, which is all `is_block_start` needs).
+        let s = unsafe { slab_meta_of(b) };
+        if s.class.load(Relaxed) as usize != class || !s.is_block_start(b as usize) {
+            return Err(b);
+        }
         // SAFETY: `b` is a free block from our cache chain.
         let nx = unsafe { block_next(b) };
         // SAFETY: blocks in our cache are allocated from their slab's view.
@@ -398,6 +417,7 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) {
     heap.counters.class[class].flushes += 1;
     heap.counters.class[class].flushed_blocks += k as u64;
     event(EventKind::Flush, class, k, heap);
+    Ok(())
 }
 
 /// Outcome of [`free_remote`].

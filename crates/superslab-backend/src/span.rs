@@ -126,6 +126,21 @@ fn span_geometry(size: usize, align: usize) -> Option<(usize, usize)> {
 /// Takes a cached mapping for a request of `len` bytes: the smallest one of
 /// at least `len` bytes, else the largest smaller one, which the caller
 /// grows. `None` when the cache is empty.
+/// True when `p` points into a mapping the shared span cache keeps (a
+/// span that was freed and not handed out again). Takes the cache lock:
+/// for the diagnostics of a bad free only.
+pub fn span_cache_holds(p: *const u8) -> bool {
+    if CACHE.bytes.load(Relaxed) == 0 {
+        return false;
+    }
+    let _g = CACHE.lock.lock();
+    // SAFETY: lock held.
+    let slots = unsafe { &*CACHE.slots.get() };
+    slots
+        .iter()
+        .any(|s| s.base != 0 && (p as usize).wrapping_sub(s.base) < s.len)
+}
+
 fn cache_take(len: usize) -> Option<(usize, usize)> {
     if CACHE.bytes.load(Relaxed) == 0 {
         return None;
@@ -502,6 +517,12 @@ impl SpanStash {
         (self.base, self.len) = (base, len);
         self.frees += 1;
         true
+    }
+
+    /// True when `p` points into the mapping this stash keeps (a span that
+    /// was freed and not handed out again).
+    pub fn holds(&self, p: *mut u8) -> bool {
+        self.base != 0 && (p as usize).wrapping_sub(self.base) < self.len
     }
 
     /// Serves a span request from the stash when the kept mapping fits

@@ -2,15 +2,17 @@
  * directly through libc.so.6, as another allocator in the process would
  * be) and a stack address. Run by the harness in three modes:
  *
- *   test_foreign ignore   (default policy) free() diagnoses and leaks,
- *                         realloc() returns NULL with the block intact,
- *                         malloc_usable_size() is 0; nothing crashes.
+ *   test_foreign abort    (default policy) free() of a foreign pointer
+ *                         prints one line and aborts, as glibc does; the
+ *                         harness expects SIGABRT.
+ *   test_foreign ignore   (HAKMEM_FOREIGN_FREE=ignore) free() diagnoses
+ *                         and leaks, realloc() returns NULL with the block
+ *                         intact, malloc_usable_size() is 0; nothing
+ *                         crashes.
  *   test_foreign forward  (HAKMEM_FOREIGN_FREE=forward) realloc() and
  *                         malloc_usable_size() go to glibc; free() goes to
  *                         glibc once the facade has the foreign-free hook
- *                         (reported on stdout either way).
- *   test_foreign checked  (HAKMEM_CHECK=1) free() of a foreign pointer
- *                         aborts; the harness expects SIGABRT. */
+ *                         (reported on stdout either way). */
 #include "common.h"
 
 static void *(*glibc_malloc)(size_t);
@@ -37,14 +39,14 @@ static void load_glibc(void) {
 
 int main(int argc, char **argv) {
     require_hakmem("test_foreign");
-    const char *mode = argc > 1 ? argv[1] : "ignore";
+    const char *mode = argc > 1 ? argv[1] : "abort";
     load_glibc();
 
     unsigned char *g = glibc_malloc(100);
     CHECK(g != NULL, "glibc malloc(100)");
     fill(g, 100, 5);
 
-    if (!strcmp(mode, "checked")) {
+    if (!strcmp(mode, "abort")) {
         free(g); /* aborts */
         printf("test_foreign: free of a foreign pointer did not abort\n");
         return 1;

@@ -1,0 +1,149 @@
+/* Misuse of the free boundary under LD_PRELOAD: one case per run, named by
+ * argv[1]. Every case commits one misuse and must be stopped by hakmem with
+ * one line on stderr and SIGABRT (the harness, ../c_suite.rs, checks both);
+ * a case that returns prints "survived" and exits 0, which fails there.
+ *
+ * The first-call cases do the misuse before any other allocator call of
+ * the program (the dynamic loader and libc may have called malloc before
+ * main; nothing of the program's has). */
+#include "common.h"
+
+#include <pthread.h>
+
+static void *volatile sink;
+
+static void *other_free(void *p) {
+    free(p);
+    return NULL;
+}
+
+/* free(p) from a new thread, joined. */
+static void free_in_thread(void *p) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, other_free, p) != 0) {
+        perror("pthread_create");
+        exit(2);
+    }
+    pthread_join(t, NULL);
+}
+
+static unsigned char *fresh(size_t n) {
+    unsigned char *p = malloc(n);
+    if (!p) {
+        perror("malloc");
+        exit(2);
+    }
+    memset(p, 0x5a, n);
+    return p;
+}
+
+static char static_buf[256];
+
+int main(int argc, char **argv) {
+    const char *c = argc > 1 ? argv[1] : "";
+    /* Cases before anything else touches the allocator. */
+    if (!strcmp(c, "first_call_small_int")) {
+        free((void *)0x10);
+    } else if (!strcmp(c, "first_call_stack")) {
+        int x = 0;
+        free(&x);
+        sink = &x;
+    } else {
+        require_hakmem("test_misuse");
+    }
+    if (!strcmp(c, "double_tiny")) {
+        void *p = fresh(48);
+        free(p);
+        free(p);
+    } else if (!strcmp(c, "double_mid")) {
+        void *p = fresh(8192);
+        free(p);
+        free(p);
+    } else if (!strcmp(c, "double_span")) {
+        void *p = fresh(300 * 1024);
+        free(p);
+        free(p);
+    } else if (!strcmp(c, "double_after_allocations")) {
+        void *p = fresh(48);
+        free(p);
+        for (int i = 0; i < 100; i++)
+            sink = fresh(16 + 37 * i);
+        free(p);
+    } else if (!strcmp(c, "double_a_b_a")) {
+        void *a = fresh(48), *b = fresh(48);
+        free(a);
+        free(b);
+        free(a);
+    } else if (!strcmp(c, "double_after_cache_flush")) {
+        static void *many[5000];
+        for (int i = 0; i < 5000; i++)
+            many[i] = fresh(48);
+        for (int i = 0; i < 5000; i++)
+            free(many[i]);
+        free(many[7]);
+    } else if (!strcmp(c, "double_other_thread_first")) {
+        void *p = fresh(8192);
+        free_in_thread(p);
+        free(p);
+    } else if (!strcmp(c, "double_other_thread_second")) {
+        void *p = fresh(48);
+        free(p);
+        free_in_thread(p);
+    } else if (!strcmp(c, "double_two_other_threads")) {
+        void *p = fresh(300 * 1024);
+        free_in_thread(p);
+        free_in_thread(p);
+    } else if (!strcmp(c, "double_free_sized")) {
+        load_aliases();
+        void *p = fresh(100);
+        free_sized(p, 100);
+        free_sized(p, 100);
+    } else if (!strcmp(c, "invalid_stack")) {
+        int x[4] = {0};
+        free(x);
+        sink = x;
+    } else if (!strcmp(c, "invalid_static")) {
+        free(static_buf);
+    } else if (!strcmp(c, "invalid_small_int")) {
+        sink = fresh(16);
+        free((void *)0x10);
+    } else if (!strcmp(c, "invalid_far")) {
+        unsigned char *p = fresh(48);
+        free(p + (64u << 20));
+    } else if (!strcmp(c, "invalid_interior_other_thread")) {
+        unsigned char *p = fresh(48);
+        free_in_thread(p + 16);
+    } else if (!strcmp(c, "invalid_misaligned_other_thread")) {
+        unsigned char *p = fresh(48);
+        free_in_thread(p + 1);
+    } else if (!strcmp(c, "invalid_span_interior")) {
+        unsigned char *p = fresh(300 * 1024);
+        free(p + 16);
+    } else if (!strcmp(c, "invalid_interior_owner_at_flush")) {
+        static void *many[5000];
+        for (int i = 0; i < 5000; i++)
+            many[i] = fresh(48);
+        free((unsigned char *)many[0] + 16);
+        for (int i = 1; i < 5000; i++)
+            free(many[i]);
+    } else if (!strcmp(c, "realloc_freed")) {
+        void *p = fresh(48);
+        free(p);
+        sink = realloc_v(p, 4000);
+    } else if (!strcmp(c, "realloc_stack")) {
+        int x[4] = {0};
+        sink = realloc_v(x, 4000);
+    } else if (!strcmp(c, "usable_size_freed")) {
+        void *p = fresh(8192);
+        free(p);
+        printf("%zu\n", malloc_usable_size(p));
+    } else if (!strcmp(c, "usable_size_interior")) {
+        unsigned char *p = fresh(8192);
+        printf("%zu\n", malloc_usable_size(p + 16));
+    } else if (strncmp(c, "first_call_", 11) != 0) {
+        fprintf(stderr, "test_misuse: unknown case %s\n", c);
+        return 2;
+    }
+    printf("survived\n");
+    return 0;
+}
