@@ -227,7 +227,7 @@ pub unsafe fn free(p: *mut u8) {
         }
         // SAFETY: the registry says `p` is inside a live superslab with
         // slab shift `kind`.
-        let m = unsafe { slab_meta_at(p, kind as u32) };
+        let m = unsafe { slab_meta_at(p, kind) };
         let class = m.class.load(Relaxed) as usize;
         let owner = m.owner.load(Relaxed);
         let t = thread::state();
@@ -430,7 +430,7 @@ fn live_size(call: &str, p: *mut u8) -> usize {
     match registry::kind_of(a) {
         k if registry::is_superslab(k) => {
             // SAFETY: inside a live superslab with slab shift `k`.
-            let m = unsafe { slab_meta_at(p, k as u32) };
+            let m = unsafe { slab_meta_at(p, k) };
             if !m.is_block_start(a) || m.state.load(Relaxed) == ptr_bridge::slab_state::FREE {
                 diag::invalid_pointer(call, p);
             }

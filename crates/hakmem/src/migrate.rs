@@ -138,7 +138,7 @@ pub fn block_location(p: *const u8) -> Option<(usize, usize)> {
         return None;
     }
     // SAFETY: inside a live superslab with slab shift `k`.
-    let m = unsafe { ptr_bridge::slab_meta_at(p as *mut u8, k as u32) };
+    let m = unsafe { ptr_bridge::slab_meta_at(p as *mut u8, k) };
     let bs = m.block_size.load(Relaxed) as usize;
     if bs == 0 {
         return None;
@@ -177,8 +177,7 @@ pub unsafe fn scan_invariants() -> Result<ScanReport, &'static str> {
         rep.superslabs += 1;
         // SAFETY: the registry records a live superslab here.
         let h = unsafe { &*(chunk as *const SuperslabHeader) };
-        let slabs = ptr_bridge::SUPERSLAB_SIZE >> kind;
-        for m in &h.slabs[FIRST_SLAB..slabs] {
+        for m in (FIRST_SLAB..h.slab_kind().slabs()).map(|i| h.slab(i)) {
             if let Err(e) = check_slab(m, &mut rep) {
                 err = Some(e);
                 return;

@@ -86,6 +86,37 @@ impl SlabKind {
         SUPERSLAB_SIZE >> self.shift()
     }
 
+    /// Where the record of slab `index` sits in [`SuperslabHeader::slabs`]:
+    /// records are placed by 64 KiB granule, so a 512 KiB slab's record is
+    /// at the position of its first granule (`index * 8`). That lets the
+    /// free path find a record with one constant shift and a mask
+    /// ([`slab_meta_at`]) whatever the slab size.
+    #[inline]
+    pub const fn record_pos(self, index: usize) -> usize {
+        index << (self.shift() - SMALL_SLAB_SHIFT)
+    }
+
+    /// The registry's value for a superslab of this kind: the mask that
+    /// turns `p >> RECORD_SHIFT` into the byte offset of `p`'s slab record
+    /// from `slabs[0]` (granule index, rounded down to the slab's first
+    /// granule, times the 64-byte record size).
+    #[inline]
+    pub const fn record_mask(self) -> usize {
+        let granules = SUPERSLAB_SIZE >> SMALL_SLAB_SHIFT;
+        let per_slab = 1usize << (self.shift() - SMALL_SLAB_SHIFT);
+        ((granules - 1) & !(per_slab - 1)) * core::mem::size_of::<SlabMeta>()
+    }
+
+    /// The kind whose [`SlabKind::record_mask`] is `mask`.
+    #[inline]
+    pub const fn from_record_mask(mask: usize) -> SlabKind {
+        if mask == SlabKind::Small.record_mask() {
+            SlabKind::Small
+        } else {
+            SlabKind::Medium
+        }
+    }
+
     /// The kind that serves a class.
     #[inline]
     pub const fn of_class(class: usize) -> SlabKind {
@@ -271,9 +302,28 @@ pub struct SuperslabHeader {
     pub empty_since_ms: AtomicU32,
     /// When each slab was released (coarse ms clock), for delayed return.
     pub released_ms: [AtomicU32; MAX_SLABS],
-    /// The slab records; slab 0 (the header) and those past
-    /// `kind.slabs()` are never used.
+    /// The slab records, by 64 KiB granule: slab `i`'s is at
+    /// [`SlabKind::record_pos`]`(i)` (use [`SuperslabHeader::slab`]). Slab
+    /// 0 (the header) and the positions no slab starts at are never used.
     pub slabs: [SlabMeta; MAX_SLABS],
+}
+
+impl SuperslabHeader {
+    /// The slab kind this superslab was carved with.
+    #[inline]
+    pub fn slab_kind(&self) -> SlabKind {
+        if self.kind.load(Ordering::Relaxed) == SlabKind::Medium as u8 {
+            SlabKind::Medium
+        } else {
+            SlabKind::Small
+        }
+    }
+
+    /// The record of slab `index` (`index < slab_kind().slabs()`).
+    #[inline]
+    pub fn slab(&self, index: usize) -> &SlabMeta {
+        &self.slabs[self.slab_kind().record_pos(index)]
+    }
 }
 
 /// Superslab tiers (stored in [`SuperslabHeader::tier`]) and backend lists
@@ -332,26 +382,34 @@ pub const fn chunk_of(p: usize) -> usize {
 pub unsafe fn slab_meta_of(p: *mut u8) -> &'static SlabMeta {
     let ss = chunk_of(p as usize) as *const SuperslabHeader;
     // SAFETY: the caller guarantees `ss` is a live superslab header.
-    let shift = unsafe { (*ss).slab_shift.load(Ordering::Relaxed) } as u32;
-    // SAFETY: forwarded contract; `shift` is the superslab's own.
-    unsafe { slab_meta_at(p, shift) }
+    let kind = unsafe { (*ss).slab_kind() };
+    // SAFETY: forwarded contract; the mask is the superslab's own.
+    unsafe { slab_meta_at(p, kind.record_mask()) }
 }
 
-/// The slab record of a block pointer when the slab shift is already known
-/// (the registry stores it): `chunk + SLABS_OFFSET + (offset >> shift) * 64`,
-/// three arithmetic instructions.
+/// `p >> RECORD_SHIFT` is `p`'s 64 KiB granule index times the 64-byte
+/// record size (in its low bits, which [`SlabKind::record_mask`] keeps).
+pub const RECORD_SHIFT: u32 = SMALL_SLAB_SHIFT - 6;
+const _: () = assert!(core::mem::size_of::<SlabMeta>() == 1 << (SMALL_SLAB_SHIFT - RECORD_SHIFT));
+const _: () = assert!(SlabKind::Small.record_mask() < (1 << 16));
+const _: () = assert!(SlabKind::Medium.record_mask() >= 16 && SlabKind::Small.record_mask() >= 16);
+
+/// The slab record of a block pointer when the superslab's record mask is
+/// already known (the registry stores it): `chunk + SLABS_OFFSET + ((p >>
+/// RECORD_SHIFT) & mask)` — a copy, a constant shift and an `and`, with
+/// the chunk base and the offset folded into the loads' addressing.
 ///
 /// # Safety
-/// `p` must point into a live superslab whose slab shift is `shift`.
+/// `p` must point into a live superslab whose record mask is `mask`.
 #[inline(always)]
-pub unsafe fn slab_meta_at(p: *mut u8, shift: u32) -> &'static SlabMeta {
+pub unsafe fn slab_meta_at(p: *mut u8, mask: usize) -> &'static SlabMeta {
     let a = p as usize;
-    let idx = (a & CHUNK_MASK) >> shift;
-    debug_assert!(idx < MAX_SLABS);
-    let m = chunk_of(a) + SLABS_OFFSET + idx * core::mem::size_of::<SlabMeta>();
+    let off = (a >> RECORD_SHIFT) & mask;
+    debug_assert!(off < MAX_SLABS * core::mem::size_of::<SlabMeta>());
+    let m = chunk_of(a) + SLABS_OFFSET + off;
     // SAFETY: the caller guarantees a live superslab header at `chunk_of(a)`
-    // whose records outlive every block; `idx < slabs()` because `p` is
-    // inside the superslab.
+    // whose records outlive every block; `off` selects the record of the
+    // slab holding `p` because `mask` is its superslab's.
     unsafe { &*(m as *const SlabMeta) }
 }
 

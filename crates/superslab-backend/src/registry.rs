@@ -1,79 +1,88 @@
-//! The registry: one byte per 2 MiB chunk of the 47-bit user address space,
-//! answering "is this address ours, and what lives there?" in one load.
+//! The registry: one 16-bit entry per 2 MiB chunk of the 47-bit user
+//! address space, answering "is this address ours, and what lives there?"
+//! in one load.
 //!
-//! The table is 64 MiB of zero-initialised `.bss`: the loader maps it
+//! The table is 128 MiB of zero-initialised `.bss`: the loader maps it
 //! without backing, and only the pages covering chunks we actually use are
-//! ever touched (one 4 KiB page of the table covers 8 GiB of address space).
-//! For a superslab the byte is its slab shift (16 or 19), so the free path
-//! learns "ours" and the slab geometry from the same load.
+//! ever touched (one 4 KiB page of the table covers 4 GiB of address space).
+//! For a superslab the entry is its record mask
+//! ([`ptr_bridge::SlabKind::record_mask`]), so the free path learns "ours"
+//! and where the slab record is from the same load, and finds the record
+//! with a constant shift and an `and` (no variable shift, which on x86-64
+//! needs the count in `cl`).
 
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU16, Ordering};
 
 use ptr_bridge::SUPERSLAB_SHIFT;
 
+/// What the registry records for a chunk (stored as 16 bits, handled
+/// widened so that the free path's mask needs no extra zero-extension).
+pub type Kind = usize;
 /// Nothing of ours.
-pub const KIND_NONE: u8 = 0;
+pub const KIND_NONE: Kind = 0;
 /// A large span's user pointer is in this chunk; its header is at the chunk start.
-pub const KIND_LARGE: u8 = 2;
+pub const KIND_LARGE: Kind = 2;
 /// A chunk-aligned large span's user pointer; its header is one chunk before.
-pub const KIND_LARGE_ALIGNED: u8 = 3;
-/// Kinds at or above this value are superslabs; the value is the slab shift.
-pub const KIND_SUPERSLAB_MIN: u8 = 16;
+pub const KIND_LARGE_ALIGNED: Kind = 3;
+/// Kinds at or above this value are superslabs; the value is the record
+/// mask of the superslab's slab kind.
+pub const KIND_SUPERSLAB_MIN: Kind = 16;
 
 const ADDRESS_BITS: u32 = 47;
 const ENTRIES: usize = 1 << (ADDRESS_BITS - SUPERSLAB_SHIFT);
 
 #[repr(C, align(4096))]
-struct Table(MaybeUninit<[AtomicU8; ENTRIES]>);
+struct Table(MaybeUninit<[AtomicU16; ENTRIES]>);
 
-// SAFETY: the table is an array of atomics (zero is a valid AtomicU8);
+// SAFETY: the table is an array of atomics (zero is a valid AtomicU16);
 // MaybeUninit only serves to build it without a 64M-element constant.
 unsafe impl Sync for Table {}
 
 static TABLE: Table = Table(MaybeUninit::zeroed());
 
 #[inline(always)]
-fn entry(idx: usize) -> &'static AtomicU8 {
+fn entry(idx: usize) -> &'static AtomicU16 {
     debug_assert!(idx < ENTRIES);
     // SAFETY: `idx < ENTRIES` (callers check); the table is zero-initialised
-    // memory, a valid `[AtomicU8; ENTRIES]`, living for the whole program.
-    unsafe { &*(TABLE.0.as_ptr() as *const AtomicU8).add(idx) }
+    // memory, a valid `[AtomicU16; ENTRIES]`, living for the whole program.
+    unsafe { &*(TABLE.0.as_ptr() as *const AtomicU16).add(idx) }
 }
 
 /// The kind recorded for the chunk holding `p` ([`KIND_NONE`] when unknown).
 ///
-/// Cost: a shift, a mask and one byte load. The mask folds addresses at or
+/// Cost: a shift, a mask and one 16-bit load. The mask folds addresses at or
 /// above 2^47 onto the table: Linux never hands such addresses to a process
 /// that did not ask for them with an explicit `mmap` hint (even with 5-level
 /// paging), and everything hakmem maps is below 2^47 ([`covers`] is
 /// checked at mapping time). Only a garbage pointer above 2^47 could alias a
 /// chunk of ours; that is undefined behaviour in every allocator.
 #[inline(always)]
-pub fn kind_of(p: usize) -> u8 {
-    entry((p >> SUPERSLAB_SHIFT) & (ENTRIES - 1)).load(Ordering::Acquire)
+pub fn kind_of(p: usize) -> Kind {
+    entry((p >> SUPERSLAB_SHIFT) & (ENTRIES - 1)).load(Ordering::Acquire) as Kind
 }
 
 /// True when `kind` (from [`kind_of`]) denotes a superslab.
 #[inline(always)]
-pub const fn is_superslab(kind: u8) -> bool {
+pub const fn is_superslab(kind: Kind) -> bool {
     kind >= KIND_SUPERSLAB_MIN
 }
 
 /// True when `kind` (from [`kind_of`]) denotes a span.
 #[inline(always)]
-pub const fn is_span(kind: u8) -> bool {
+pub const fn is_span(kind: Kind) -> bool {
     kind == KIND_LARGE || kind == KIND_LARGE_ALIGNED
 }
 
 /// Records `kind` for the chunk at `chunk` (2 MiB aligned).
-pub fn set(chunk: usize, kind: u8) {
+pub fn set(chunk: usize, kind: Kind) {
     let idx = chunk >> SUPERSLAB_SHIFT;
     debug_assert!(idx < ENTRIES);
     if idx >= ENTRIES {
         return;
     }
-    entry(idx).store(kind, Ordering::Release)
+    debug_assert!(kind <= u16::MAX as Kind);
+    entry(idx).store(kind as u16, Ordering::Release)
 }
 
 /// True when `p` is inside the address range the table covers.
@@ -84,19 +93,19 @@ pub fn covers(p: usize) -> bool {
 /// Calls `f(chunk_base, kind)` for every chunk the registry records (slow:
 /// scans the whole table, skipping untouched parts quickly; for invariant
 /// scans in tests and diagnostics).
-pub fn for_each(mut f: impl FnMut(usize, u8)) {
+pub fn for_each(mut f: impl FnMut(usize, Kind)) {
     let words = TABLE.0.as_ptr() as *const core::sync::atomic::AtomicU64;
-    for w in 0..ENTRIES / 8 {
-        // SAFETY: the table is 4096-aligned and ENTRIES bytes long, so it
-        // is also ENTRIES/8 aligned u64 words; atomics of either width may
-        // read the same zero-initialised memory.
+    for w in 0..ENTRIES / 4 {
+        // SAFETY: the table is 4096-aligned and 2 * ENTRIES bytes long, so
+        // it is also ENTRIES/4 aligned u64 words; atomics of either width
+        // may read the same zero-initialised memory.
         let v = unsafe { (*words.add(w)).load(Ordering::Relaxed) };
         if v == 0 {
             continue;
         }
-        for b in 0..8 {
-            let idx = w * 8 + b;
-            let k = entry(idx).load(Ordering::Acquire);
+        for b in 0..4 {
+            let idx = w * 4 + b;
+            let k = entry(idx).load(Ordering::Acquire) as Kind;
             if k != KIND_NONE {
                 f(idx << SUPERSLAB_SHIFT, k);
             }

@@ -115,14 +115,6 @@ fn all_pools() -> impl Iterator<Item = &'static Pool> {
     POOLS.iter().flat_map(|k| k.iter())
 }
 
-fn kind_of_header(h: &SuperslabHeader) -> SlabKind {
-    if h.kind.load(Relaxed) == SlabKind::Small as u8 {
-        SlabKind::Small
-    } else {
-        SlabKind::Medium
-    }
-}
-
 /// Links `ss` at the head of list `which` (pool lock held).
 ///
 /// # Safety
@@ -210,13 +202,18 @@ fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
     h.node.store(home, Relaxed);
     h.listed.store(UNLISTED, Relaxed);
     h.tier.store(HOT, Relaxed);
-    for (i, m) in h.slabs.iter().enumerate() {
-        m.index.store(i as u8, Relaxed);
+    for (pos, m) in h.slabs.iter().enumerate() {
+        // Positions no slab starts at get the index of the slab covering
+        // them; they are never used.
+        m.index.store(
+            (pos >> (kind.shift() - ptr_bridge::SMALL_SLAB_SHIFT)) as u8,
+            Relaxed,
+        );
         m.owner.store(ptr_bridge::NO_OWNER, Relaxed);
     }
     h.in_use.store(HEADER_SLAB_BIT, Relaxed);
     h.magic.store(SUPERSLAB_MAGIC as usize, SeqCst);
-    registry::set(base as usize, kind.shift() as u8);
+    registry::set(base as usize, kind.record_mask() as registry::Kind);
     SUPERSLABS_MAPPED.fetch_add(1, Relaxed);
     ss
 }
@@ -291,7 +288,7 @@ pub fn acquire_slab(class: usize, owner: usize, node: u8) -> Option<&'static Sla
             unsafe { link(p, HOT, ss) };
         }
         drop(guard);
-        &h.slabs[idx]
+        h.slab(idx)
     };
     let bs = CLASS_STRIDE[class] as usize;
     meta.free.store(ptr::null_mut(), Relaxed);
@@ -327,7 +324,7 @@ pub unsafe fn release_slab(meta: &SlabMeta) {
     let ss = meta.superslab();
     // SAFETY: a slab record's superslab is live while the slab is in use.
     let h = unsafe { &*ss };
-    let kind = kind_of_header(h);
+    let kind = h.slab_kind();
     let idx = meta.slab_index();
     let now_ms = os::now_ms();
     let (p, _g) = lock_home_pool(h, kind);
@@ -348,7 +345,7 @@ pub unsafe fn release_slab(meta: &SlabMeta) {
 unsafe fn put_back(p: &Pool, ss: *mut SuperslabHeader, idx: usize, dirty: bool, now_ms: u32) {
     // SAFETY: caller contract.
     let h = unsafe { &*ss };
-    let kind = kind_of_header(h);
+    let kind = h.slab_kind();
     h.in_use.fetch_and(!(1u32 << idx), Relaxed);
     if dirty {
         h.dirty.fetch_or(1u32 << idx, Relaxed);
@@ -568,7 +565,7 @@ fn lock_home_pool(h: &SuperslabHeader, kind: SlabKind) -> (&'static Pool, SpinGu
 pub unsafe fn move_superslab(ss: *mut SuperslabHeader, node: u8) -> bool {
     // SAFETY: caller contract.
     let h = unsafe { &*ss };
-    let kind = kind_of_header(h);
+    let kind = h.slab_kind();
     let to = node % NODES as u8;
     // Lock both pools in node order so two moves cannot deadlock.
     let (a, b) = (pool(kind, 0), pool(kind, 1));
