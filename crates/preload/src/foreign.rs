@@ -3,11 +3,12 @@
 //! out, or memory obtained before the preload took effect.
 //!
 //! Policy (`HAKMEM_FOREIGN_FREE`, read with `getenv`, which does not
-//! allocate):
+//! allocate; the facade applies the default itself, see its `diag` module):
 //!
-//! - `ignore` (default): the facade prints a one-line diagnostic and the
-//!   block is leaked (in checked mode, `HAKMEM_CHECK=1`, it aborts). Handing
-//!   an arbitrary pointer to the next allocator is no safer than leaking it:
+//! - unset / `abort` (default): one-line diagnostic and `abort()`, as
+//!   glibc does for a pointer it never handed out.
+//! - `ignore`: the diagnostic, and the block is leaked. Handing an
+//!   arbitrary pointer to the next allocator is no safer than leaking it:
 //!   glibc's `free` would corrupt its heap or abort on a pointer it does not
 //!   own, and there is no reliable way to ask it first (its
 //!   `malloc_usable_size` reads the chunk header in front of the pointer,
@@ -173,7 +174,7 @@ fn unforwardable(what: &[u8]) {
 
 /// The facade's foreign-free hook: hands `p`, which the registry does not
 /// know, to the next `free`. Returns whether it did; on false the facade
-/// prints its diagnostic (and aborts in checked mode).
+/// applies its policy (one line, and the block is leaked).
 ///
 /// Installed with `hakmem::set_foreign_free_handler` by the library
 /// constructor when forwarding is on.
