@@ -174,6 +174,12 @@ pub fn start_from_env() -> bool {
 /// Starts the worker with `cfg`. Returns false when it was already running
 /// (or being started or stopped by another thread).
 pub fn start_with(cfg: AceConfig) -> bool {
+    crate::config::init();
+    if crate::secure::on() {
+        // The secure mode keeps no thread cache: nothing for the learner
+        // to tune, and its caps must stay 0.
+        return false;
+    }
     if STATE
         .compare_exchange(STOPPED, STARTING, AcqRel, Acquire)
         .is_err()

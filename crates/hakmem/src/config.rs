@@ -4,7 +4,7 @@
 
 use core::ffi::CStr;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicBool, AtomicU8};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
 use ace_learning::POLICY;
 use ptr_bridge::NUM_CLASSES;
@@ -44,16 +44,37 @@ pub(crate) fn truthy(s: &[u8]) -> bool {
     matches!(s, b"1" | b"yes" | b"true" | b"on")
 }
 
-/// Reads the environment once (later calls return at once).
+/// `pthread_self()` of the thread reading the environment (while STATE is 1).
+static READER: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads the environment once (later calls return at once). A call nested
+/// in the reading itself (the `atexit` below may allocate) returns at once
+/// too: the settings read so far, the mode first, are in force.
 pub(crate) fn init() {
     if STATE.load(Acquire) == 2 {
         return;
     }
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as usize;
     if STATE.compare_exchange(0, 1, AcqRel, Acquire).is_err() {
+        if READER.load(Acquire) == me {
+            return;
+        }
         while STATE.load(Acquire) != 2 {
             core::hint::spin_loop();
         }
         return;
+    }
+    READER.store(me, Release);
+    // The secure mode first: it decides how every block is laid out.
+    match var(c"HAKMEM_SECURE") {
+        Some(v) if truthy(v) => crate::secure::enable(),
+        Some(v) if v.is_empty() || matches!(v, b"0" | b"no" | b"false" | b"off") => {}
+        Some(_) => crate::diag::bad_setting(c"HAKMEM_SECURE", "not 1 or 0"),
+        None => {}
+    }
+    if crate::secure::requested() {
+        crate::secure::enable();
     }
     if let Some(v) = var(c"HAKMEM_STATS") {
         let mode = match v {
@@ -87,8 +108,12 @@ pub(crate) fn init() {
         }
     }
     if let Some(n) = var(c"HAKMEM_CACHE_CAP").and_then(parse_u32) {
-        for c in 0..NUM_CLASSES {
-            POLICY.set_cache_cap(c, n);
+        if crate::secure::on() {
+            crate::diag::bad_setting(c"HAKMEM_CACHE_CAP", "the secure mode keeps no cache");
+        } else {
+            for c in 0..NUM_CLASSES {
+                POLICY.set_cache_cap(c, n);
+            }
         }
     }
     STATE.store(2, Release);
@@ -96,6 +121,11 @@ pub(crate) fn init() {
 
 extern "C" fn report_hook() {
     report_at_exit();
+}
+
+/// True once the environment has been read (the mode can no longer change).
+pub(crate) fn done() -> bool {
+    STATE.load(Acquire) == 2
 }
 
 /// Prints the statistics report once, if `HAKMEM_STATS` asked for one.

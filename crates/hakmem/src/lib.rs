@@ -31,6 +31,7 @@ mod config;
 mod diag;
 #[doc(hidden)]
 pub mod migrate;
+mod secure;
 mod stats;
 mod thread;
 
@@ -47,6 +48,7 @@ use refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
 use superslab_backend::registry;
 
 pub use config::report_at_exit;
+pub use secure::{secure_mode, HakMemSecure};
 pub use stats::{print_report, stats, ClassStats, ReportFormat, Stats};
 pub use thread::flush_thread;
 
@@ -64,8 +66,11 @@ pub struct HakMem;
 /// measures malloc+free pairs with callgrind: 60.1 per pair for the C
 /// batch loop under LD_PRELOAD, loop included (Debian's mimalloc 2.0.9:
 /// 62.2), and 52.2 in the Rust harness; see docs/benchmarks.md.
+///
+/// `size` and `align` are the request (the secure mode, whose cache is
+/// always empty, lays its blocks out from them on the miss path).
 #[inline(always)]
-fn alloc_class(class: usize) -> *mut u8 {
+fn alloc_class(class: usize, size: usize, align: usize) -> *mut u8 {
     let t = thread::state();
     // SAFETY: `t` is this thread's state; no other reference is live.
     let p = unsafe { (*t).front.pop(class) };
@@ -73,20 +78,45 @@ fn alloc_class(class: usize) -> *mut u8 {
         return p;
     }
     // SAFETY: as above.
-    unsafe { alloc_miss(t, class) }
+    unsafe { alloc_miss(size, class, t, align) }
 }
 
-/// Cache miss: register the thread if needed, then refill.
+/// Cache miss: register the thread if needed, then refill (or, in the
+/// secure mode, take the secure path for the request `size`/`align`).
+/// (`size` comes first: it is still in `rdi` on the fast path, so the hit
+/// path needs no register move for it.)
 ///
 /// # Safety
 /// `t` is the calling thread's state; no reference into it is live.
 #[cold]
 #[inline(never)]
-unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
+unsafe fn alloc_miss(
+    size: usize,
+    class: usize,
+    t: *mut thread::ThreadState,
+    align: usize,
+) -> *mut u8 {
+    // The mode must be known before the first block is handed out.
+    config::init();
+    if secure::on() {
+        // SAFETY: forwarded contract.
+        return unsafe { secure::alloc(t, size, align) };
+    }
     if class >= NUM_CLASSES {
         // A span twin: the size is above the span threshold.
         return alloc_span(CLASS_SIZE[class - NUM_CLASSES] as usize, MIN_ALIGN);
     }
+    // SAFETY: forwarded contract.
+    hand_out(unsafe { refill_block(t, class) })
+}
+
+/// One block of `class` for the calling thread: registers it if needed,
+/// refills its cache (or serves a thread whose exit hook already ran).
+/// Null when memory is exhausted. The block still carries its free mark.
+///
+/// # Safety
+/// `t` is the calling thread's state; no reference into it is live.
+unsafe fn refill_block(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
     // SAFETY: caller contract (reads of our own state).
     let id = unsafe { (*t).heap.id() };
     if id == UNREGISTERED {
@@ -94,16 +124,15 @@ unsafe fn alloc_miss(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
         unsafe { thread::register(t) };
     } else if id == EXITED {
         // SAFETY: caller contract.
-        return hand_out(unsafe { thread::exited_alloc(t, class) });
+        return unsafe { thread::exited_alloc(t, class) };
     }
     // SAFETY: caller contract; the heap is registered now.
-    let p = unsafe {
+    unsafe {
         let ts = &mut *t;
         let p = refill_engine::refill(&mut ts.heap, &mut ts.front, class);
         stats::tick(ts);
         p
-    };
-    hand_out(p)
+    }
 }
 
 /// The slow path's hand-out of a slab block: erases its free mark (the
@@ -133,7 +162,7 @@ fn set_enomem() {
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= SMALL_MAX {
-        return alloc_class(class_of(size));
+        return alloc_class(class_of(size), size, MIN_ALIGN);
     }
     alloc_span(size, MIN_ALIGN)
 }
@@ -171,7 +200,7 @@ pub fn malloc_aligned(size: usize, align: usize) -> *mut u8 {
         return malloc(size);
     }
     match class_for(size, align) {
-        Some(c) => alloc_class(c),
+        Some(c) => alloc_class(c, size, align),
         None => alloc_span(size, align),
     }
 }
@@ -256,6 +285,11 @@ fn free_marked(p: *mut u8) -> ! {
 #[cold]
 #[inline(never)]
 unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
+    config::init();
+    if secure::on() {
+        // SAFETY: forwarded contract.
+        return unsafe { secure::free_cached(t, class) };
+    }
     // SAFETY: `t` is this thread's state; no other reference is live.
     unsafe {
         let ts = &mut *t;
@@ -282,6 +316,10 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
 #[inline(never)]
 unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
     let t = thread::state();
+    if secure::on() {
+        // SAFETY: forwarded contract.
+        return unsafe { secure::free_block(t, p) };
+    }
     // SAFETY: caller contract; `t` is our own state.
     if unsafe { refill_engine::batch_remote(&mut (*t).heap, m, p) } {
         return;
@@ -429,6 +467,9 @@ fn live_size(call: &str, p: *mut u8) -> usize {
     let a = p as usize;
     match registry::kind_of(a) {
         k if registry::is_superslab(k) => {
+            if secure::on() {
+                return secure::live_size(call, p);
+            }
             // SAFETY: inside a live superslab with slab shift `k`.
             let m = unsafe { slab_meta_at(p, k) };
             if !m.is_block_start(a) || m.state.load(Relaxed) == ptr_bridge::slab_state::FREE {
@@ -476,12 +517,15 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
         return malloc_aligned(new_size, align);
     }
     let old = live_size("realloc()", p);
-    if old == 0 {
+    if old == 0 && !owns(p) {
         diag::foreign("realloc()", p);
         return ptr::null_mut();
     }
     let kind = registry::kind_of(p as usize);
-    if registry::is_superslab(kind) {
+    if registry::is_superslab(kind) && secure::on() {
+        // The secure layout records the exact size: always move, so the
+        // canary and the header are laid out for the new size.
+    } else if registry::is_superslab(kind) {
         // Keep the block while the new size maps to a class no larger and
         // not much smaller (at most one halving of waste).
         if new_size <= old && (new_size > SMALL_MAX / 2 || new_size >= old / 2) {
@@ -537,6 +581,7 @@ pub fn trim() -> usize {
             thread::register(t);
         }
         if (*t).heap.id() != EXITED {
+            secure::drain(t);
             let ts = &mut *t;
             refill_engine::trim(&mut ts.heap, &mut ts.front);
             ts.span_stash.flush();

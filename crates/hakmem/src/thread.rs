@@ -22,6 +22,7 @@ pub(crate) struct ThreadState {
     pub(crate) published_cached: [u32; NUM_CLASSES], // statistics: cached count last published
     pub(crate) slow_events: u32, // statistics: events since last publication
     pub(crate) span_stash: SpanStash, // one freed span kept for this thread's next span
+    pub(crate) quarantine: crate::secure::Quarantine, // secure mode: freed blocks not reused yet
 }
 
 impl ThreadState {
@@ -33,6 +34,7 @@ impl ThreadState {
             published_cached: [0; NUM_CLASSES],
             slow_events: 0,
             span_stash: SpanStash::new(),
+            quarantine: crate::secure::Quarantine::new(),
         }
     }
 }
@@ -166,6 +168,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     // SAFETY: this runs on the exiting thread, outside any allocator call,
     // so nothing else borrows its state.
     unsafe {
+        crate::secure::drain(t);
         let ts = &mut *t;
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
         ts.span_stash.flush();
@@ -204,6 +207,8 @@ pub fn flush_thread() {
         if ts.heap.id() == UNREGISTERED || ts.heap.id() == EXITED {
             return;
         }
+        crate::secure::drain(t);
+        let ts = &mut *t;
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
         ts.span_stash.flush();
         crate::stats::publish_all(ts);

@@ -285,8 +285,9 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
         return 0;
     }
     let n = hakmem::usable_size(p as *const u8);
-    if n == 0 {
-        if foreign::forwarding() && !hakmem::owns(p as *const u8) {
+    // 0 is also the exact size of a secure-mode `malloc(0)` block.
+    if n == 0 && !hakmem::owns(p as *const u8) {
+        if foreign::forwarding() {
             // SAFETY: C caller contract: `p` is live, and not ours.
             return unsafe { foreign::usable_size(p) };
         }

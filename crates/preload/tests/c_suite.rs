@@ -305,8 +305,13 @@ fn foreign_free_aborts_by_default() {
 /// Runs one case of `test_misuse` and asserts that hakmem stopped it with
 /// SIGABRT after a one-line diagnostic containing `needle` and the pointer.
 fn misuse(case: &str, needle: &str) {
+    misuse_with(case, needle, &[]);
+}
+
+/// [`misuse`] with `HAKMEM_*` settings.
+fn misuse_with(case: &str, needle: &str, env: &[(&str, &str)]) {
     let exe = compile("test_misuse");
-    let r = run(&exe, &[case], &[]);
+    let r = run(&exe, &[case], env);
     assert_eq!(
         r.status.signal(),
         Some(libc::SIGABRT),
@@ -375,4 +380,78 @@ fn misuse_other_entry_points() {
         "usable_size_interior",
         "malloc_usable_size(): invalid pointer",
     );
+}
+
+const SECURE: &[(&str, &str)] = &[("HAKMEM_SECURE", "1")];
+
+#[test]
+fn misuse_default_cases_are_caught_in_the_secure_mode_too() {
+    for case in [
+        "double_tiny",
+        "double_mid",
+        "double_span",
+        "double_a_b_a",
+        "double_other_thread_first",
+        "double_two_other_threads",
+    ] {
+        misuse_with(case, DOUBLE, SECURE);
+    }
+    for case in [
+        "invalid_stack",
+        "invalid_far",
+        "invalid_interior_other_thread",
+    ] {
+        misuse_with(case, INVALID, SECURE);
+    }
+}
+
+#[test]
+fn misuse_secure_mode_catches_overflows_and_writes_after_free() {
+    misuse_with(
+        "secure_overflow_one_byte",
+        "free(): buffer overflow",
+        SECURE,
+    );
+    misuse_with("secure_overflow_large", "free(): buffer overflow", SECURE);
+    misuse_with(
+        "secure_underflow_one_byte",
+        "free(): invalid pointer or heap corruption before the block",
+        SECURE,
+    );
+    misuse_with(
+        "secure_write_after_free",
+        "malloc(): write after free",
+        SECURE,
+    );
+    misuse_with(
+        "secure_corrupted_free_list_link",
+        "malloc(): corrupted free-list link",
+        SECURE,
+    );
+    // The owner's interior and misaligned frees are caught at once here.
+    misuse_with(
+        "secure_interior_by_owner",
+        "free(): invalid pointer",
+        SECURE,
+    );
+    misuse_with(
+        "secure_misaligned_by_owner",
+        "free(): invalid pointer",
+        SECURE,
+    );
+}
+
+/// The secure mode's own library-level behaviour: programs run, and
+/// hand-outs are zeroed and exact-sized.
+#[test]
+fn secure_mode_runs_the_c_suite_programs() {
+    for name in [
+        "test_basic",
+        "test_calloc",
+        "test_realloc",
+        "test_align",
+        "test_threads",
+    ] {
+        suite_with(name, &[], SECURE);
+    }
 }

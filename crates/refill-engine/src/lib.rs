@@ -30,6 +30,17 @@ use ptr_bridge::{
 use remote_queue::RemoteFree;
 use tls_front::Front;
 
+/// When set, blocks are zeroed as they are carved (the facade's secure
+/// mode sets it once, before the first allocation, so that every block it
+/// hands out is zero past its list words whatever the slab served before,
+/// and a non-zero byte there means a write after free).
+static SCRUB_CARVED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turns on (or off) the zeroing of blocks as they are carved.
+pub fn set_scrub_carved(on: bool) {
+    SCRUB_CARVED.store(on, Relaxed);
+}
+
 /// Heap id of a thread that has not registered yet: matches no slab owner.
 /// It is 0 so that an all-zero thread state is a valid, unregistered one.
 pub const UNREGISTERED: usize = 0;
@@ -313,8 +324,14 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
             if carved < cap {
                 let bs = s.block_size.load(Relaxed) as usize;
                 let start = s.data_start();
+                let scrub = SCRUB_CARVED.load(Relaxed);
                 while n < want && carved < cap {
                     let b = (start + carved as usize * bs) as *mut u8;
+                    if scrub {
+                        // SAFETY: a never-used block of `bs` bytes inside
+                        // the slab we own.
+                        unsafe { ptr::write_bytes(b, 0, bs) };
+                    }
                     // SAFETY: a never-used block inside the slab we own.
                     // It enters a free structure, so it carries the free
                     // mark like every other free block.

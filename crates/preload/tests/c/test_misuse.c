@@ -140,6 +140,42 @@ int main(int argc, char **argv) {
     } else if (!strcmp(c, "usable_size_interior")) {
         unsigned char *p = fresh(8192);
         printf("%zu\n", malloc_usable_size(p + 16));
+    } else if (!strcmp(c, "secure_overflow_one_byte")) {
+        unsigned char *p = fresh(40);
+        p[40] = 1;
+        free(p);
+    } else if (!strcmp(c, "secure_overflow_large")) {
+        unsigned char *p = fresh(100);
+        sink = fresh(100);
+        memset(p, 7, 300);
+        free(p);
+    } else if (!strcmp(c, "secure_underflow_one_byte")) {
+        unsigned char *p = fresh(40);
+        p[-1] = 1;
+        free(p);
+    } else if (!strcmp(c, "secure_write_after_free")) {
+        unsigned char *p = fresh(200);
+        free(p);
+        p[100] = 1;
+        for (int i = 0; i < 1000; i++)
+            free(fresh(200));
+    } else if (!strcmp(c, "secure_corrupted_free_list_link")) {
+        static void *many[200];
+        unsigned char *p = fresh(200);
+        for (int i = 0; i < 200; i++)
+            many[i] = fresh(200);
+        free(p);
+        for (int i = 0; i < 200; i++)
+            free(many[i]); /* p leaves the quarantine for its slab's list */
+        ((uintptr_t *)p)[-2] = 0x10; /* its link word, before the user bytes */
+        for (int i = 0; i < 400; i++)
+            sink = fresh(200);
+    } else if (!strcmp(c, "secure_interior_by_owner")) {
+        unsigned char *p = fresh(48);
+        free(p + 16);
+    } else if (!strcmp(c, "secure_misaligned_by_owner")) {
+        unsigned char *p = fresh(48);
+        free(p + 1);
     } else if (strncmp(c, "first_call_", 11) != 0) {
         fprintf(stderr, "test_misuse: unknown case %s\n", c);
         return 2;

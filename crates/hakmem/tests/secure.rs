@@ -1,0 +1,176 @@
+//! The secure mode from Rust: `HakMemSecure` as the global allocator of
+//! this whole test binary (the harness's own allocations included), a
+//! workload checked against a model, and the misuse the mode catches, each
+//! in a child process (the binary runs itself, as in misuse.rs).
+
+use std::alloc::{alloc, dealloc, realloc, Layout};
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+#[global_allocator]
+static GLOBAL: hakmem::HakMemSecure = hakmem::HakMemSecure;
+
+const CHILD: &str = "HAKMEM_SECURE_CHILD";
+
+fn expect_abort(case: &str, needle: &str) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", case, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{case}: {:?}\n{}\n{stderr}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let line = stderr
+        .lines()
+        .rfind(|l| l.starts_with("hakmem: "))
+        .unwrap_or_else(|| panic!("{case}: no diagnostic:\n{stderr}"));
+    assert!(line.contains(needle), "{case}: {line:?} lacks {needle:?}");
+}
+
+macro_rules! secure_misuse {
+    ($name:ident, $needle:expr, $body:block) => {
+        #[test]
+        fn $name() {
+            if std::env::var_os(CHILD).is_some() {
+                $body;
+                println!("survived");
+                std::process::exit(0);
+            }
+            expect_abort(stringify!($name), $needle);
+        }
+    };
+}
+
+fn l(n: usize) -> Layout {
+    Layout::from_size_align(n, 8).unwrap()
+}
+
+#[test]
+fn the_mode_is_on_and_blocks_are_zeroed_and_exact() {
+    let v = std::hint::black_box(String::from("allocated before the check"));
+    assert!(!v.is_empty());
+    assert!(hakmem::secure_mode());
+    for n in [1usize, 15, 16, 17, 100, 4000, 60_000] {
+        // SAFETY: non-zero sizes; each block is checked and freed once.
+        unsafe {
+            let p = alloc(l(n));
+            assert!(!p.is_null());
+            assert_eq!(hakmem::usable_size(p), n);
+            let s = std::slice::from_raw_parts_mut(p, n);
+            assert!(s.iter().all(|&b| b == 0), "size {n}: not zeroed");
+            s.fill(0xEE);
+            dealloc(p, l(n));
+        }
+    }
+}
+
+/// A mixed workload over threads, compared with a model of what every live
+/// block must hold; the checks must never fire on correct use.
+#[test]
+fn correct_programs_run_clean() {
+    let handles: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut live: BTreeMap<usize, (Vec<u8>, Box<[u8]>)> = BTreeMap::new();
+                let mut h: HashMap<u64, String> = HashMap::new();
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ t;
+                for i in 0..20_000usize {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let n = (x % 3000) as usize + 1;
+                    let fill = (x >> 32) as u8;
+                    live.insert(
+                        i,
+                        (vec![fill; n], vec![fill; n % 97 + 1].into_boxed_slice()),
+                    );
+                    h.insert(x % 512, format!("{i}-{n}"));
+                    if live.len() > 300 {
+                        let k = *live.keys().next().unwrap();
+                        let (a, b) = live.remove(&k).unwrap();
+                        assert!(a.iter().all(|&c| c == a[0]));
+                        assert!(b.iter().all(|&c| c == a[0]));
+                    }
+                }
+                live.len() + h.len()
+            })
+        })
+        .collect();
+    for j in handles {
+        assert!(j.join().unwrap() > 0);
+    }
+    // realloc keeps the contents across sizes and tiers.
+    // SAFETY: one live block resized and freed once.
+    unsafe {
+        let mut p = alloc(l(10));
+        p.write_bytes(3, 10);
+        let mut n = 10;
+        for m in [20usize, 7, 5000, 100_000, 300] {
+            p = realloc(p, l(n), m);
+            let s = std::slice::from_raw_parts(p, n.min(m));
+            assert!(s.iter().all(|&b| b == 3), "realloc {n} -> {m}");
+            std::slice::from_raw_parts_mut(p, m).fill(3);
+            n = m;
+        }
+        dealloc(p, l(n));
+    }
+}
+
+secure_misuse!(overflow_by_one_byte, "free(): buffer overflow", {
+    // SAFETY: deliberately one byte past the block.
+    unsafe {
+        let p = alloc(l(40));
+        *p.add(40) = 1;
+        dealloc(p, l(40));
+    }
+});
+
+secure_misuse!(
+    underflow_by_one_byte,
+    "free(): invalid pointer or heap corruption before the block",
+    {
+        // SAFETY: deliberately one byte before the block.
+        unsafe {
+            let p = alloc(l(40));
+            *p.sub(1) = 1;
+            dealloc(p, l(40));
+        }
+    }
+);
+
+secure_misuse!(write_after_free, "malloc(): write after free", {
+    // SAFETY: deliberately a write into a freed block.
+    unsafe {
+        let p = alloc(l(300));
+        dealloc(p, l(300));
+        *p.add(200) = 9;
+        for _ in 0..1000 {
+            let q = alloc(l(300));
+            dealloc(q, l(300));
+        }
+    }
+});
+
+secure_misuse!(double_free, "free(): double free of", {
+    // SAFETY: deliberately freed twice.
+    unsafe {
+        let p = alloc(l(64));
+        dealloc(p, l(64));
+        dealloc(p, l(64));
+    }
+});
+
+secure_misuse!(interior_free_by_the_owner, "free(): invalid pointer", {
+    // SAFETY: deliberately an interior pointer.
+    unsafe {
+        let p = alloc(l(64));
+        dealloc(p.add(16), l(48));
+    }
+});
