@@ -16,6 +16,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 /// hakmem.
 pub static HAKMEM: hakmem::HakMem = hakmem::HakMem;
+/// hakmem in the secure mode (process-wide: only in its own children).
+pub static HAKMEM_SECURE: hakmem::HakMemSecure = hakmem::HakMemSecure;
 /// The system allocator (glibc malloc on Linux).
 pub static SYSTEM: System = System;
 /// mimalloc (the `mimalloc` crate, built from its bundled C source).
@@ -67,6 +69,14 @@ pub trait Trim {
 }
 
 impl Trim for hakmem::HakMem {
+    const TRIM_CALL: &'static str = "hakmem::trim()";
+
+    fn trim(&self) {
+        hakmem::trim();
+    }
+}
+
+impl Trim for hakmem::HakMemSecure {
     const TRIM_CALL: &'static str = "hakmem::trim()";
 
     fn trim(&self) {
@@ -148,6 +158,8 @@ pub enum Allocator {
     /// child before the workload, `ace::stop()` after it (same `HakMem`
     /// binding, so the allocation calls are the same instructions).
     HakmemAce,
+    /// hakmem in the secure mode (`hakmem::HakMemSecure`; issue 11).
+    HakmemSecure,
     System,
     Mimalloc,
     /// mimalloc 2.x, for the issue-5 large-churn target (which names 2.x
@@ -174,9 +186,10 @@ impl Allocator {
     /// The default list, in report order (`mi-direct` is for
     /// `instructions`). `hakmem+ace` runs every workload a second time with
     /// learning on, for the ACE on/off overhead of issue 6.
-    pub const ALL: [Allocator; 5] = [
+    pub const ALL: [Allocator; 6] = [
         Allocator::Hakmem,
         Allocator::HakmemAce,
+        Allocator::HakmemSecure,
         Allocator::Mimalloc,
         Allocator::Jemalloc,
         Allocator::System,
@@ -190,6 +203,7 @@ impl Allocator {
         match self {
             Allocator::Hakmem => "hakmem",
             Allocator::HakmemAce => "hakmem+ace",
+            Allocator::HakmemSecure => "hakmem-secure",
             Allocator::System => "system",
             Allocator::Mimalloc => "mimalloc",
             Allocator::Mimalloc2 => "mimalloc2",
@@ -203,6 +217,7 @@ impl Allocator {
         match s {
             "hakmem" | "hak" => Some(Allocator::Hakmem),
             "hakmem+ace" | "ace" => Some(Allocator::HakmemAce),
+            "hakmem-secure" | "secure" => Some(Allocator::HakmemSecure),
             "system" | "glibc" | "sys" => Some(Allocator::System),
             "mimalloc" | "mi" => Some(Allocator::Mimalloc),
             "mimalloc2" | "mi2" => Some(Allocator::Mimalloc2),

@@ -22,8 +22,8 @@ suite options:
                        `tiny-hot/64` = one)
   --threads N          threads of the multi-threaded workloads (default 2)
   --reps N             repetitions (default 5; --quick: 1)
-  --allocators LIST    subset of hakmem,hakmem+ace,mimalloc,jemalloc,system
-                       (default: all five; hakmem+ace = hakmem with
+  --allocators LIST    subset of hakmem,hakmem+ace,hakmem-secure,mimalloc,jemalloc,system
+                       (default: all six; hakmem+ace = hakmem with
                        hakmem::ace::start() before the workload)
   --scale F            multiply every op count by F (default 1)
   --timeout S          kill a run after S seconds (default 300)

@@ -534,6 +534,7 @@ fn colour(a: Allocator) -> &'static str {
     match a {
         Allocator::Hakmem => "#d62728",
         Allocator::HakmemAce => "#ff9896",
+        Allocator::HakmemSecure => "#8c564b",
         Allocator::Mimalloc => "#1f77b4",
         Allocator::Mimalloc2 => "#6baed6",
         Allocator::MiDirect => "#9ecae1",

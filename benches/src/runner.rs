@@ -27,7 +27,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::allocators::{Allocator, HAKMEM, JEMALLOC, MIMALLOC, MI_DIRECT, SYSTEM};
+use crate::allocators::{Allocator, HAKMEM, HAKMEM_SECURE, JEMALLOC, MIMALLOC, MI_DIRECT, SYSTEM};
 use crate::suite::Spec;
 use crate::workloads::{Outcome, PhaseTimes, Workload, PHASES};
 
@@ -321,6 +321,7 @@ pub fn run_one(alloc: Allocator, w: &Workload) -> Result<ChildRun, String> {
             ace = Some(AceRun::read());
             o
         }
+        Allocator::HakmemSecure => w.run(&HAKMEM_SECURE),
         Allocator::System => w.run(&SYSTEM),
         Allocator::Mimalloc => w.run(&MIMALLOC),
         Allocator::Mimalloc2 => {

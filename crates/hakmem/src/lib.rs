@@ -275,6 +275,34 @@ pub unsafe fn free(p: *mut u8) {
     unsafe { free_other(p) }
 }
 
+/// Frees `p`, which the caller says was allocated with `size` bytes (C++
+/// sized `delete`, C23 `free_sized`). The default mode does not need the
+/// size and does not check it (the slab record knows the block's class);
+/// the secure mode, which records every block's exact size, stops the
+/// program with `hakmem: <call>: size mismatch for 0x…` when it differs.
+///
+/// # Safety
+/// As for [`free`].
+#[inline]
+pub unsafe fn free_with_size(p: *mut u8, size: usize, call: &str) {
+    if secure::on() {
+        sized_check(p, size, call);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free(p) }
+}
+
+#[cold]
+#[inline(never)]
+fn sized_check(p: *mut u8, size: usize, call: &str) {
+    if !p.is_null() && registry::is_superslab(registry::kind_of(p as usize)) {
+        let n = secure::live_size(call, p);
+        if n != size {
+            diag::fatal(call, "size mismatch for", p);
+        }
+    }
+}
+
 /// A free of a block that carries its free mark: it is already free.
 #[cold]
 #[inline(never)]

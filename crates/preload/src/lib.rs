@@ -17,6 +17,7 @@ use core::ptr;
 
 use api as hakmem;
 
+mod cxx;
 mod foreign;
 mod info;
 
@@ -92,14 +93,15 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 }
 
 /// C23 `free_sized`: frees `p`, which was allocated with `size` bytes. The
-/// size is not needed (the slab record knows it) and is not checked.
+/// size is not needed (the slab record knows it); the secure mode checks
+/// it.
 ///
 /// # Safety
 /// As for [`free`].
 #[no_mangle]
-pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
+pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
     // SAFETY: C caller contract.
-    unsafe { hakmem::free(p as *mut u8) }
+    unsafe { hakmem::free_with_size(p as *mut u8, size, "free_sized()") }
 }
 
 /// C23 `free_aligned_sized`: frees `p`, which was allocated by

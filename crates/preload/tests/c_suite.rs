@@ -81,7 +81,9 @@ fn compile(name: &str) -> PathBuf {
 
 fn compile_now(name: &str) -> PathBuf {
     let src_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
-    let src = src_dir.join(format!("{name}.c"));
+    // C++ programs are `.cpp` and built with `$CXX` (default `c++`).
+    let cxx = src_dir.join(format!("{name}.cpp")).is_file();
+    let src = src_dir.join(format!("{name}.{}", if cxx { "cpp" } else { "c" }));
     let profile = library()
         .parent()
         .and_then(Path::file_name)
@@ -95,7 +97,11 @@ fn compile_now(name: &str) -> PathBuf {
     // Built under a private name and renamed, so that a concurrent run of
     // the suite never executes a half-written file.
     let tmp = out_dir.join(format!(".{name}.{}", std::process::id()));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let cc = if cxx {
+        std::env::var("CXX").unwrap_or_else(|_| "c++".to_owned())
+    } else {
+        std::env::var("CC").unwrap_or_else(|_| "cc".to_owned())
+    };
     let out = Command::new(&cc)
         .args(["-O2", "-g", "-pthread", "-Wall", "-Wextra", "-fno-builtin"])
         .arg("-I")
@@ -454,4 +460,26 @@ fn secure_mode_runs_the_c_suite_programs() {
     ] {
         suite_with(name, &[], SECURE);
     }
+}
+
+#[test]
+fn cxx_operators_reach_hakmem() {
+    suite("test_cxx");
+    suite_with("test_cxx", &[], SECURE);
+}
+
+#[test]
+fn secure_mode_checks_the_size_of_a_sized_delete() {
+    let exe = compile("test_cxx");
+    let r = run(&exe, &["sized_mismatch"], SECURE);
+    assert_eq!(r.status.signal(), Some(libc::SIGABRT), "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("hakmem: operator delete(): size mismatch for 0x"),
+        "{}",
+        r.describe()
+    );
+    // The default mode does not check the size (and does not need it).
+    let r = run(&exe, &["sized_mismatch"], &[]);
+    assert!(r.status.success(), "{}", r.describe());
 }
