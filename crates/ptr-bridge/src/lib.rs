@@ -387,6 +387,38 @@ pub unsafe fn slab_meta_of(p: *mut u8) -> &'static SlabMeta {
     unsafe { slab_meta_at(p, kind.record_mask()) }
 }
 
+/// The slab record of a block pointer and the log2 of its slab's size,
+/// from one read of the superslab header (see [`slab_meta_of`]).
+///
+/// # Safety
+/// `p` must point into a live superslab (the registry says so).
+#[inline(always)]
+pub unsafe fn slab_and_shift_of(p: *mut u8) -> (&'static SlabMeta, u32) {
+    let a = p as usize;
+    let ss = chunk_of(a) as *const SuperslabHeader;
+    // SAFETY: the caller guarantees `ss` is a live superslab header.
+    let shift = unsafe { (*ss).slab_shift.load(Ordering::Relaxed) } as u32;
+    // The record of the slab's first granule: the granule index with the
+    // bits below the slab size cleared, times 64.
+    let first = ((a & CHUNK_MASK) >> shift) << shift;
+    let m = chunk_of(a) + SLABS_OFFSET + (first >> RECORD_SHIFT);
+    // SAFETY: as in `slab_meta_at`: a live header whose records outlive
+    // every block, and `first >> RECORD_SHIFT` is the offset of the record
+    // of `p`'s slab (`SlabKind::record_pos` of its index, times 64).
+    (unsafe { &*(m as *const SlabMeta) }, shift)
+}
+
+/// True when `p`, inside a slab of `1 << shift` bytes (a slab's blocks
+/// start at its first byte), is the start of one of the slab's first
+/// `carved` blocks of `class`. Loads nothing but the class tables: the
+/// cheap block-start check of the slow paths that already hold the slab's
+/// geometry.
+#[inline]
+pub fn is_carved_block(p: usize, shift: u32, class: usize, carved: u32) -> bool {
+    let off = p & ((1usize << shift) - 1);
+    is_block_offset(off, class) && off < carved as usize * CLASS_STRIDE[class] as usize
+}
+
 /// `p >> RECORD_SHIFT` is `p`'s 64 KiB granule index times the 64-byte
 /// record size (in its low bits, which [`SlabKind::record_mask`] keeps).
 pub const RECORD_SHIFT: u32 = SMALL_SLAB_SHIFT - 6;

@@ -24,8 +24,8 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 use ace_learning::{observe, Event, EventKind, POLICY};
 use ptr_bridge::{
-    block_next, is_block_offset, set_block_next, set_free_mark, slab_meta_of, slab_state, SlabMeta,
-    NO_OWNER, NUM_CLASSES,
+    block_next, is_block_offset, is_carved_block, set_block_next, set_free_mark, slab_and_shift_of,
+    slab_meta_of, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES,
 };
 use remote_queue::RemoteFree;
 use tls_front::Front;
@@ -381,6 +381,16 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
 unsafe fn return_block(heap: &mut Heap, class: usize, b: *mut u8) {
     // SAFETY: `b` is a block of a live superslab.
     let s = unsafe { slab_meta_of(b) };
+    // SAFETY: forwarded contract; `s` is `b`'s record.
+    unsafe { return_block_to(heap, class, b, s) }
+}
+
+/// [`return_block`] when the caller already holds `b`'s slab record `s`.
+///
+/// # Safety
+/// As for [`return_block`]; `s` is the record of `b`'s slab.
+#[inline(always)]
+unsafe fn return_block_to(heap: &mut Heap, class: usize, b: *mut u8, s: &SlabMeta) {
     if s.owner.load(Relaxed) == heap.id {
         // SAFETY: we own the slab, so its local list is ours.
         unsafe { set_block_next(b, s.free.load(Relaxed)) };
@@ -420,15 +430,18 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<
     while !b.is_null() {
         // SAFETY: `b` is a free block from our cache chain (or, if the
         // program freed a bad pointer, an address inside a live superslab
-        // of ours, which is all `is_block_start` needs).
-        let s = unsafe { slab_meta_of(b) };
-        if s.class.load(Relaxed) as usize != class || !s.is_block_start(b as usize) {
+        // of ours, which is all the check needs). The cache only holds
+        // pointers whose slab had `class` when they were pushed, and the
+        // slab cannot change class while they count as used.
+        let (s, shift) = unsafe { slab_and_shift_of(b) };
+        if !is_carved_block(b as usize, shift, class, s.carved.load(Relaxed)) {
             return Err(b);
         }
         // SAFETY: `b` is a free block from our cache chain.
         let nx = unsafe { block_next(b) };
-        // SAFETY: blocks in our cache are allocated from their slab's view.
-        unsafe { return_block(heap, class, b) };
+        // SAFETY: blocks in our cache are allocated from their slab's view;
+        // `s` is `b`'s slab record.
+        unsafe { return_block_to(heap, class, b, s) };
         b = nx;
     }
     heap.counters.class[class].flushes += 1;

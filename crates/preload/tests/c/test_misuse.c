@@ -3,6 +3,10 @@
  * one line on stderr and SIGABRT (the harness, ../c_suite.rs, checks both);
  * a case that returns prints "survived" and exits 0, which fails there.
  *
+ * With MISUSE_ANY_ALLOCATOR set, the program runs under any allocator
+ * (benches/misuse-matrix.sh compares them); the free_sized case needs
+ * libhakmem.so's free_sized.
+ *
  * The first-call cases do the misuse before any other allocator call of
  * the program (the dynamic loader and libc may have called malloc before
  * main; nothing of the program's has). */
@@ -48,7 +52,8 @@ int main(int argc, char **argv) {
         int x = 0;
         free(&x);
         sink = &x;
-    } else {
+    } else if (!getenv("MISUSE_ANY_ALLOCATOR")) {
+        /* benches/misuse-matrix.sh runs the cases under other allocators. */
         require_hakmem("test_misuse");
     }
     if (!strcmp(c, "double_tiny")) {
