@@ -40,6 +40,18 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
     Some(v)
 }
 
+/// The value of numeric setting `name`; a value that is not a number is
+/// reported (`hakmem: NAME=value ignored (not a number)`) and the default
+/// kept.
+fn number(name: &CStr) -> Option<u32> {
+    let v = var(name)?;
+    let n = parse_u32(v);
+    if n.is_none() {
+        crate::diag::bad_setting(name, "not a number");
+    }
+    n
+}
+
 pub(crate) fn truthy(s: &[u8]) -> bool {
     matches!(s, b"1" | b"yes" | b"true" | b"on")
 }
@@ -80,7 +92,11 @@ pub(crate) fn init() {
         let mode = match v {
             b"json" | b"JSON" => 2,
             v if truthy(v) || v == b"table" => 1,
-            _ => 0,
+            b"" | b"0" | b"no" | b"false" | b"off" => 0,
+            _ => {
+                crate::diag::bad_setting(c"HAKMEM_STATS", "not 1, table or json");
+                0
+            }
         };
         STATS_MODE.store(mode, Relaxed);
         if mode != 0 {
@@ -90,24 +106,24 @@ pub(crate) fn init() {
             unsafe { libc::atexit(report_hook) };
         }
     }
-    if let Some(n) = var(c"HAKMEM_SPAN_THRESHOLD").and_then(parse_u32) {
+    if let Some(n) = number(c"HAKMEM_SPAN_THRESHOLD") {
         ptr_bridge::set_span_threshold(n as usize);
     }
-    if let Some(n) = var(c"HAKMEM_NODES").and_then(parse_u32) {
+    if let Some(n) = number(c"HAKMEM_NODES") {
         superslab_backend::set_node_spread(n as usize);
     }
-    if let Some(n) = var(c"HAKMEM_DECAY_MS").and_then(parse_u32) {
+    if let Some(n) = number(c"HAKMEM_DECAY_MS") {
         superslab_backend::set_decay_ms(n);
     }
-    if let Some(n) = var(c"HAKMEM_THP_MIN").and_then(parse_u32) {
+    if let Some(n) = number(c"HAKMEM_THP_MIN") {
         superslab_backend::set_huge_min(n as usize);
     }
-    if let Some(n) = var(c"HAKMEM_REFILL").and_then(parse_u32) {
+    if let Some(n) = number(c"HAKMEM_REFILL") {
         for c in 0..NUM_CLASSES {
             POLICY.set_refill_count(c, n);
         }
     }
-    if let Some(n) = var(c"HAKMEM_CACHE_CAP").and_then(parse_u32) {
+    if let Some(n) = number(c"HAKMEM_CACHE_CAP") {
         if crate::secure::on() {
             crate::diag::bad_setting(c"HAKMEM_CACHE_CAP", "the secure mode keeps no cache");
         } else {

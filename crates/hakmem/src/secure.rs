@@ -144,16 +144,28 @@ fn live_word(block: usize) -> u64 {
 
 /// Per-thread quarantine: freed blocks wait here before going back to
 /// their slab, so a dangling pointer cannot count on the next allocation.
+///
+/// Blocks that leave the quarantine go to a small per-class cache of this
+/// thread (when it owns their slab) rather than straight back to the
+/// slab, so that the next allocation of the class does not take the slab
+/// round trip; cached blocks are free, marked and zeroed like quarantined
+/// ones, and are checked the same way when handed out, their cache link
+/// included.
 #[repr(C)]
 pub(crate) struct Quarantine {
     ring: [usize; Q_SLOTS],
     head: u32, // oldest entry
     len: u32,
     bytes: usize,
+    cache: [*mut u8; NUM_CLASSES],
+    cached: [u16; NUM_CLASSES],
 }
 
 const Q_SLOTS: usize = 64;
 const Q_BYTES: usize = 256 * 1024;
+/// Most blocks, and bytes, the per-class cache keeps.
+const C_BLOCKS: usize = 64;
+const C_BYTES: usize = 128 * 1024;
 
 impl Quarantine {
     pub(crate) const fn new() -> Self {
@@ -162,7 +174,42 @@ impl Quarantine {
             head: 0,
             len: 0,
             bytes: 0,
+            cache: [ptr::null_mut(); NUM_CLASSES],
+            cached: [0; NUM_CLASSES],
         }
+    }
+
+    /// Takes a cached block of `class` (checked as a free block, and its
+    /// link too before the cache follows it), or null.
+    fn cache_pop(&mut self, class: usize) -> *mut u8 {
+        let b = self.cache[class];
+        if b.is_null() {
+            return b;
+        }
+        if !is_free_block(b) {
+            diag::fatal("malloc()", "corrupted free list: handed", b)
+        }
+        // SAFETY: a free block of ours: its first word is the cache link.
+        let next = unsafe { ptr_bridge::block_next(b) };
+        if !next.is_null() && !is_free_block(next) {
+            diag::fatal("malloc()", "corrupted free-list link to", next)
+        }
+        self.cache[class] = next;
+        self.cached[class] -= 1;
+        b
+    }
+
+    /// Keeps free block `b` of `class` (stride `stride`) if there is room.
+    fn cache_push(&mut self, class: usize, stride: usize, b: *mut u8) -> bool {
+        let n = self.cached[class] as usize;
+        if n >= C_BLOCKS || (n + 1) * stride > C_BYTES {
+            return false;
+        }
+        // SAFETY: a free block of ours: its first word is the link.
+        unsafe { ptr_bridge::set_block_next(b, self.cache[class]) };
+        self.cache[class] = b;
+        self.cached[class] += 1;
+        true
     }
 
     fn pop_oldest(&mut self) -> Option<usize> {
@@ -273,40 +320,55 @@ pub(crate) unsafe fn alloc(t: *mut ThreadState, n: usize, align: usize) -> *mut 
     let Some(class) = class else {
         return crate::alloc_span_z(n, align, false);
     };
-    // SAFETY: forwarded contract.
-    let b = unsafe { crate::refill_block(t, class) };
-    if b.is_null() {
-        crate::set_enomem();
-        return b;
-    }
-    let b = b as usize;
-    // SAFETY: `b` is the block the refill took: a slab block of ours.
-    let s = unsafe { slab_meta_of(b as *mut u8) };
+    // SAFETY: caller contract.
+    let cached = unsafe { (*t).quarantine.cache_pop(class) };
+    let b = if cached.is_null() {
+        // SAFETY: forwarded contract.
+        let b = unsafe { crate::refill_block(t, class) };
+        if b.is_null() {
+            crate::set_enomem();
+            return b;
+        }
+        // SAFETY: `b` is the block the refill took: a slab block of ours.
+        let s = unsafe { slab_meta_of(b) };
+        // SAFETY: as above; 16 bytes are ours to read.
+        if !s.is_block_start(b as usize) || !unsafe { has_free_mark(b) } {
+            diag::fatal("malloc()", "corrupted free list: handed", b)
+        }
+        // The refill follows the link next time: check it first.
+        let next = s.free.load(Relaxed);
+        if !next.is_null() && !is_free_block(next) {
+            diag::fatal("malloc()", "corrupted free-list link to", next)
+        }
+        b as usize
+    } else {
+        cached as usize
+    };
     let stride = CLASS_STRIDE[class] as usize;
-    // SAFETY: as above; 16 bytes are ours to read.
-    if !s.is_block_start(b) || !unsafe { has_free_mark(b as *mut u8) } {
-        diag::fatal("malloc()", "corrupted free list: handed", b as *const u8)
-    }
-    let next = s.free.load(Relaxed);
-    // SAFETY: only read after `is_block_start` says it is a block of the slab.
-    let next_ok =
-        next.is_null() || s.is_block_start(next as usize) && unsafe { has_free_mark(next) };
-    if !next_ok {
-        diag::fatal("malloc()", "corrupted free-list link to", next)
-    }
-    // SAFETY: the block is ours now, `stride` bytes.
-    let body = unsafe { core::slice::from_raw_parts_mut(b as *mut u8, stride) };
-    if body[16..].iter().any(|&x| x != 0) {
+    // SAFETY: the block is ours now, `stride` bytes, a multiple of 16.
+    let words = unsafe { core::slice::from_raw_parts_mut(b as *mut u64, stride / 8) };
+    if words[2..].iter().fold(0, |a, &w| a | w) != 0 {
         diag::fatal("malloc()", "write after free into block", b as *const u8)
     }
-    body[..16].fill(0);
-    body[h + n.max(USER_MIN)..].fill(canary());
-    // SAFETY: the first 16 bytes of our block.
-    unsafe {
-        *(b as *mut u64) = size_word(b, n, h);
-        *((b + 8) as *mut u64) = live_word(b);
-    }
+    words[0] = size_word(b, n, h);
+    words[1] = live_word(b);
+    // SAFETY: as above.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(b as *mut u8, stride) };
+    bytes[h + n.max(USER_MIN)..].fill(canary());
     (b + h) as *mut u8
+}
+
+/// True when `p` is the start of a carved block of a live slab that
+/// carries the free mark: what every free-list link must point to.
+fn is_free_block(p: *mut u8) -> bool {
+    let k = registry::kind_of(p as usize);
+    if !registry::is_superslab(k) {
+        return false;
+    }
+    // SAFETY: the registry says a live superslab with this mask holds `p`.
+    let s = unsafe { slab_meta_at(p, k) };
+    // SAFETY: a block start of a live slab has 16 readable bytes.
+    s.is_block_start(p as usize) && unsafe { has_free_mark(p) }
 }
 
 /// The owning thread freed blocks that now sit in its cache of `class`
@@ -378,7 +440,16 @@ unsafe fn give_back(t: *mut ThreadState, b: usize) {
     // SAFETY: `b` is a block of a live slab.
     let s = unsafe { slab_meta_of(bp) };
     let class = s.class.load(Relaxed) as usize;
-    if s.owner.load(Relaxed) == ts.heap.id() {
+    let mine = s.owner.load(Relaxed) == ts.heap.id();
+    if mine && ts.heap.id() != EXITED {
+        if ts
+            .quarantine
+            .cache_push(class, CLASS_STRIDE[class] as usize, bp)
+        {
+            return;
+        }
+    }
+    if mine {
         // SAFETY: a free block of our slab: through the cache's flush, which
         // returns it to the slab's local list.
         unsafe {
@@ -418,6 +489,32 @@ pub(crate) unsafe fn drain(t: *mut ThreadState) {
     }
     // SAFETY: as above.
     unsafe { (*t).quarantine.bytes = 0 };
+    for class in 0..NUM_CLASSES {
+        // SAFETY: as above.
+        let ts = unsafe { &mut *t };
+        let head = core::mem::replace(&mut ts.quarantine.cache[class], ptr::null_mut());
+        ts.quarantine.cached[class] = 0;
+        let mut b = head;
+        let mut tail = ptr::null_mut();
+        let mut n = 0;
+        while !b.is_null() {
+            tail = b;
+            n += 1;
+            // SAFETY: a cached free block: its first word is the link.
+            b = unsafe { ptr_bridge::block_next(b) };
+        }
+        if n > 0 {
+            // The chain goes through the thread cache's flush, which
+            // returns each block to its slab (locally or remotely).
+            // SAFETY: a chain of `n` free blocks of `class` we hold.
+            unsafe {
+                ts.front.push_chain(class, head, tail, n);
+                if let Err(bad) = refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+                    diag::invalid_pointer("free()", bad);
+                }
+            }
+        }
+    }
 }
 
 /// The secure allocator for `#[global_allocator]`: [`HakMem`] in the

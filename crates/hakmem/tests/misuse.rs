@@ -485,3 +485,37 @@ fn correct_use_never_trips_the_free_mark() {
         }
     }
 }
+
+/// A numeric setting that is not a number is reported in one line and the
+/// default used; the allocator works.
+#[test]
+fn bad_numeric_setting_is_reported_and_the_default_used() {
+    if in_child() {
+        let p = alloc(100);
+        dealloc(p, 100);
+        println!("ran");
+        std::process::exit(0);
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "bad_numeric_setting_is_reported_and_the_default_used",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("HAKMEM_DECAY_MS", "abc")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ran"));
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| *l == "hakmem: HAKMEM_DECAY_MS=abc ignored (not a number)")
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
