@@ -441,13 +441,13 @@ unsafe fn give_back(t: *mut ThreadState, b: usize) {
     let s = unsafe { slab_meta_of(bp) };
     let class = s.class.load(Relaxed) as usize;
     let mine = s.owner.load(Relaxed) == ts.heap.id();
-    if mine && ts.heap.id() != EXITED {
-        if ts
+    if mine
+        && ts.heap.id() != EXITED
+        && ts
             .quarantine
             .cache_push(class, CLASS_STRIDE[class] as usize, bp)
-        {
-            return;
-        }
+    {
+        return;
     }
     if mine {
         // SAFETY: a free block of our slab: through the cache's flush, which
