@@ -43,8 +43,12 @@ const TINY_HOT_C: &str = include_str!("../c/tiny_hot.c");
 
 /// Shared libraries tried for the C harness besides hakmem (skipped when
 /// absent).
-const SYSTEM_LIBS: [(&str, &str); 4] = [
+const SYSTEM_LIBS: [(&str, &str); 5] = [
     ("mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"),
+    (
+        "scudo",
+        "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.scudo_standalone-x86_64.so",
+    ),
     ("jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
     (
         "tcmalloc",
@@ -502,7 +506,9 @@ fn preload_harness(
     let mut libs: Vec<(String, Option<PathBuf>)> = vec![("glibc".into(), None)];
     let hak = hakmem_so(opts.build_preload, &mut notes);
     if hak.exists() {
-        libs.push(("hakmem".into(), Some(hak)));
+        libs.push(("hakmem".into(), Some(hak.clone())));
+        // The same library with HAKMEM_SECURE=1 (see the env below).
+        libs.push(("hakmem-secure".into(), Some(hak)));
     } else {
         notes.push(format!(
             "{} not found (build it with `cargo build --release -p preload`)",
@@ -527,10 +533,13 @@ fn preload_harness(
                 "instructions: C     {name:<9} size {size:<5} ({})",
                 counter.name()
             );
-            let env: Vec<(&str, OsString)> = match lib {
+            let mut env: Vec<(&str, OsString)> = match lib {
                 Some(p) => vec![("LD_PRELOAD", p.as_os_str().to_os_string())],
                 None => vec![],
             };
+            if name == "hakmem-secure" {
+                env.push(("HAKMEM_SECURE", "1".into()));
+            }
             let small = count(counter, &bin, &args(size, opts.small), &env);
             let large = count(counter, &bin, &args(size, opts.large), &env);
             match (small, large) {

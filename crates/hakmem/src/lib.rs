@@ -170,7 +170,9 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_span(size: usize, align: usize) -> *mut u8 {
-    alloc_span_z(size, align, false)
+    // The secure mode hands out only zeroed memory: a reused span is
+    // cleared (fresh ones come zeroed from the OS).
+    alloc_span_z(size, align, secure::on())
 }
 
 fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {

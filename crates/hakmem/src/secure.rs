@@ -318,7 +318,9 @@ pub(crate) unsafe fn alloc(t: *mut ThreadState, n: usize, align: usize) -> *mut 
         .checked_add(h + 1)
         .and_then(|need| class_for(need, align));
     let Some(class) = class else {
-        return crate::alloc_span_z(n, align, false);
+        // Spans carry no header; the mode's promise of zeroed hand-outs
+        // holds by clearing a reused span (fresh ones come zeroed).
+        return crate::alloc_span_z(n, align, true);
     };
     // SAFETY: caller contract.
     let cached = unsafe { (*t).quarantine.cache_pop(class) };
