@@ -857,9 +857,7 @@ pub fn drop_rate(events: u64, dropped: u64) -> f64 {
 #[cold]
 pub(crate) fn span_event(kind: EventKind, bytes: usize) {
     if POLICY.observing() {
-        let t = crate::thread::state();
-        // SAFETY: reading our own thread's heap id.
-        let id = unsafe { (*t).heap.id() };
+        let id = crate::thread::id();
         ace_learning::observe(Event {
             kind,
             class: 0,
@@ -875,15 +873,13 @@ pub mod debug {
     /// The cache cap the calling thread applies to `class` now (set at its
     /// last refill of the class, or at registration).
     pub fn thread_cache_cap(class: usize) -> u32 {
-        let t = crate::thread::state();
         // SAFETY: our own thread's state, read outside any allocator call.
-        unsafe { (*t).front.cap(class) }
+        crate::thread::peek().map_or(0, |t| unsafe { (*t).front.cap(class) })
     }
 
     /// Blocks the calling thread has cached for `class`.
     pub fn thread_cache_len(class: usize) -> u32 {
-        let t = crate::thread::state();
         // SAFETY: as above.
-        unsafe { (*t).front.count(class) }
+        crate::thread::peek().map_or(0, |t| unsafe { (*t).front.count(class) })
     }
 }

@@ -78,6 +78,7 @@ pub(crate) fn init() {
         return;
     }
     READER.store(me, Release);
+    crate::install_fork_handlers();
     // The secure mode first: it decides how every block is laid out.
     match var(c"HAKMEM_SECURE") {
         Some(v) if truthy(v) => crate::secure::enable(),

@@ -59,70 +59,68 @@ pub struct HakMem;
 /// Allocates from class `class` (hot path inlined into callers).
 ///
 /// Call tree: pop the thread cache of the class and return; on a miss →
-/// [`alloc_miss`] (cold). Cost of the whole `malloc` hit in `libhakmem.so`
-/// (x86-64): 13 instructions to `ret` — size check 2, route lookup 4
-/// (`add`, `shr`, `lea`, load), TLS address 2 (GOT load + `fs:` add), pop 5.
+/// [`alloc_miss`] (cold); a thread with no state yet (its first call, or
+/// after its exit hook) takes the miss too. Cost of the whole `malloc` hit
+/// in `libhakmem.so` (x86-64, objdump): 17 instructions to `ret` — size
+/// check 2, route lookup 4 (`lea`, `shr`, `lea`, load), state pointer 2
+/// (GOT load of the TLS offset + `fs:` load), null test 2, pop 7 (head
+/// load and test 3, link load and head store 2, room, free-mark clear).
 /// `cargo run --release -p hakmem-bench -- instructions --size 64,1024`
-/// measures malloc+free pairs with callgrind: 60.1 per pair for the C
-/// batch loop under LD_PRELOAD, loop included (Debian's mimalloc 2.0.9:
-/// 62.2), and 52.2 in the Rust harness; see docs/benchmarks.md.
+/// measures malloc+free pairs with callgrind: 66.1 per pair for the C
+/// batch loop under LD_PRELOAD, loop included, and 57.2 in the Rust
+/// harness (63.1 and 54.2 with the whole state in static TLS, before it
+/// moved out so that hakmem loads with dlopen); see docs/benchmarks.md.
 ///
 /// `size` and `align` are the request (the secure mode, whose cache is
 /// always empty, lays its blocks out from them on the miss path).
 #[inline(always)]
 fn alloc_class(class: usize, size: usize, align: usize) -> *mut u8 {
     let t = thread::state();
-    // SAFETY: `t` is this thread's state; no other reference is live.
-    let p = unsafe { (*t).front.pop(class) };
-    if !p.is_null() {
-        return p;
+    if !t.is_null() {
+        // SAFETY: `t` is this thread's state; no other reference is live.
+        let p = unsafe { (*t).front.pop(class) };
+        if !p.is_null() {
+            return p;
+        }
     }
-    // SAFETY: as above.
-    unsafe { alloc_miss(size, class, t, align) }
+    alloc_miss(size, class, align)
 }
 
-/// Cache miss: register the thread if needed, then refill (or, in the
-/// secure mode, take the secure path for the request `size`/`align`).
-/// (`size` comes first: it is still in `rdi` on the fast path, so the hit
-/// path needs no register move for it.)
-///
-/// # Safety
-/// `t` is the calling thread's state; no reference into it is live.
+/// Cache miss (or a thread's first call): create the thread's state if
+/// needed, then refill (or, in the secure mode, take the secure path for
+/// the request `size`/`align`). (`size` comes first: it is still in `rdi`
+/// on the fast path, so the hit path needs no register move for it.)
 #[cold]
 #[inline(never)]
-unsafe fn alloc_miss(
-    size: usize,
-    class: usize,
-    t: *mut thread::ThreadState,
-    align: usize,
-) -> *mut u8 {
+fn alloc_miss(size: usize, class: usize, align: usize) -> *mut u8 {
     // The mode must be known before the first block is handed out.
     config::init();
-    if secure::on() {
-        // SAFETY: forwarded contract.
-        return unsafe { secure::alloc(t, size, align) };
-    }
-    if class >= NUM_CLASSES {
+    if class >= NUM_CLASSES && !secure::on() {
         // A span twin: the size is above the span threshold.
         return alloc_span(CLASS_SIZE[class - NUM_CLASSES] as usize, MIN_ALIGN);
     }
-    // SAFETY: forwarded contract.
-    hand_out(unsafe { refill_block(t, class) })
+    thread::run(|t| {
+        if secure::on() {
+            // SAFETY: `t` is the state `run` gives this call.
+            return unsafe { secure::alloc(t, size, align) };
+        }
+        // SAFETY: as above.
+        hand_out(unsafe { refill_block(t, class) })
+    })
 }
 
-/// One block of `class` for the calling thread: registers it if needed,
-/// refills its cache (or serves a thread whose exit hook already ran).
-/// Null when memory is exhausted. The block still carries its free mark.
+/// One block of `class` for the calling thread: refills its cache (or
+/// serves a thread whose exit hook already ran). Null when memory is
+/// exhausted. The block still carries its free mark.
 ///
 /// # Safety
-/// `t` is the calling thread's state; no reference into it is live.
+/// `t` is the state [`thread::run`] gives the call (registered, or the
+/// temporary state of an exited thread); no reference into it is live.
 unsafe fn refill_block(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
     // SAFETY: caller contract (reads of our own state).
     let id = unsafe { (*t).heap.id() };
-    if id == UNREGISTERED {
-        // SAFETY: caller contract.
-        unsafe { thread::register(t) };
-    } else if id == EXITED {
+    debug_assert_ne!(id, UNREGISTERED);
+    if id == EXITED {
         // SAFETY: caller contract.
         return unsafe { thread::exited_alloc(t, class) };
     }
@@ -176,9 +174,11 @@ fn alloc_span(size: usize, align: usize) -> *mut u8 {
 }
 
 fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
-    let t = thread::state();
-    // SAFETY: our own state, no reference into it is live.
-    let mut p = unsafe { (*t).span_stash.alloc(size, align, zero) };
+    let mut p = match thread::peek() {
+        // SAFETY: our own state, no reference into it is live.
+        Some(t) => unsafe { (*t).span_stash.alloc(size, align, zero) },
+        None => core::ptr::null_mut(),
+    };
     if p.is_null() {
         p = superslab_backend::large_alloc(size, align, zero);
     }
@@ -236,9 +236,10 @@ pub fn calloc(size: usize) -> *mut u8 {
 /// it → owner is this thread → push on the thread cache; another owner (or
 /// none) → [`free_remote_path`]; not a superslab → [`free_other`] (span,
 /// null, or invalid pointer). Cost of the owner hit in `libhakmem.so`
-/// (x86-64): 29 instructions to `ret` — registry 7, record address 7, free
-/// mark check and store 3, class and owner loads 2, TLS address 2, owner
-/// compare 2, push with statistics and cap test 6.
+/// (x86-64, objdump): 29 instructions to `ret` — registry 7, free mark
+/// check and store 5, record address 4, class and owner loads 2, TLS id
+/// 2 (GOT load + `fs:` load), owner compare 2, state pointer 1 (`fs:`
+/// load), push with statistics and cap test 6.
 ///
 /// # Safety
 /// `p` is null or was returned by this allocator and not freed since
@@ -261,10 +262,12 @@ pub unsafe fn free(p: *mut u8) {
         let m = unsafe { slab_meta_at(p, kind) };
         let class = m.class.load(Relaxed) as usize;
         let owner = m.owner.load(Relaxed);
-        let t = thread::state();
-        // SAFETY: `t` is this thread's state; no other reference is live.
+        // SAFETY: a thread whose id owns a slab has a live state (a fresh
+        // or exited thread's id, 0 or EXITED, owns none); no other
+        // reference into it is live.
         unsafe {
-            if owner == (*t).heap.id() {
+            if owner == thread::id() {
+                let t = thread::state();
                 if (*t).front.push(class, p) {
                     flush_cold(t, class);
                 }
@@ -345,17 +348,18 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
 #[cold]
 #[inline(never)]
 unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
-    let t = thread::state();
-    if secure::on() {
+    thread::run(|t| {
+        if secure::on() {
+            // SAFETY: forwarded contract; `t` is the state `run` gives.
+            return unsafe { secure::free_block(t, p) };
+        }
+        // SAFETY: caller contract; `t` is our own state.
+        if unsafe { refill_engine::batch_remote(&mut (*t).heap, m, p) } {
+            return;
+        }
         // SAFETY: forwarded contract.
-        return unsafe { secure::free_block(t, p) };
-    }
-    // SAFETY: caller contract; `t` is our own state.
-    if unsafe { refill_engine::batch_remote(&mut (*t).heap, m, p) } {
-        return;
-    }
-    // SAFETY: forwarded contract.
-    unsafe { free_remote_cold(t, p) }
+        unsafe { free_remote_cold(t, p) }
+    })
 }
 
 /// A free of a block of a slab this thread does not own, when it does not
@@ -367,13 +371,6 @@ unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
 #[cold]
 #[inline(never)]
 unsafe fn free_remote_cold(t: *mut thread::ThreadState, p: *mut u8) {
-    // SAFETY: our own state, no reference into it is live.
-    if unsafe { (*t).heap.id() } == UNREGISTERED {
-        // A thread that only frees still needs its exit hook, which
-        // publishes its counters (and lets it adopt FULL slabs).
-        // SAFETY: as above.
-        unsafe { thread::register(t) };
-    }
     // SAFETY: `p` is inside a live superslab; `t` is ours.
     let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
     match r {
@@ -411,23 +408,14 @@ unsafe fn free_other(p: *mut u8) {
                 ace::span_event(ace_learning::EventKind::SpanUnmap, n);
             }
             // --- end ACE
-            let t = thread::state();
-            // SAFETY: our own state, no reference into it is live.
-            let id = unsafe { (*t).heap.id() };
-            if id == UNREGISTERED {
-                // The stash is handed back by the exit hook: register it.
-                // SAFETY: as above.
-                unsafe { thread::register(t) };
-            }
-            if id == EXITED {
-                // No exit hook will run again: nothing may stay stashed.
-                if !superslab_backend::large_free(p) {
-                    diag::invalid_pointer("free()", p);
-                }
-                return;
-            }
-            // SAFETY: as above.
-            if !unsafe { (*t).span_stash.free(p) } {
+            // The stash is handed back by the exit hook; once that ran,
+            // nothing may stay stashed.
+            let freed = match thread::current() {
+                // SAFETY: our own state, no reference into it is live.
+                Some(t) => unsafe { (*t).span_stash.free(p) },
+                None => superslab_backend::large_free(p),
+            };
+            if !freed {
                 diag::invalid_pointer("free()", p);
             }
         }
@@ -459,7 +447,7 @@ unsafe fn free_other(p: *mut u8) {
 #[cold]
 fn freed_span(p: *mut u8) -> bool {
     // SAFETY: our own state, no reference into it is live.
-    let stashed = unsafe { (*thread::state()).span_stash.holds(p) };
+    let stashed = thread::peek().is_some_and(|t| unsafe { (*t).span_stash.holds(p) });
     stashed || superslab_backend::span_cache_holds(p)
 }
 
@@ -602,15 +590,12 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
 /// not touched (they are bounded by the cache caps). Returns the bytes given
 /// back to the OS by the last step.
 pub fn trim() -> usize {
-    let t = thread::state();
-    // SAFETY: called outside any allocator call on this thread; `register`
-    // and `trim` see no live reference into the state.
-    unsafe {
-        if (*t).heap.id() == UNREGISTERED {
-            // The sweep adopts slabs, which needs an owner id.
-            thread::register(t);
-        }
-        if (*t).heap.id() != EXITED {
+    // The sweep adopts slabs, which needs an owner id: a fresh thread gets
+    // its state.
+    if let Some(t) = thread::current() {
+        // SAFETY: called outside any allocator call on this thread; `trim`
+        // sees no live reference into the state.
+        unsafe {
             secure::drain(t);
             let ts = &mut *t;
             refill_engine::trim(&mut ts.heap, &mut ts.front);
@@ -643,6 +628,7 @@ pub fn owns(p: *const u8) -> bool {
 /// Fork support: call [`fork_prepare`] before `fork()`, then
 /// [`fork_parent`] or [`fork_child`] after (pthread_atfork handlers).
 pub fn fork_prepare() {
+    thread::lock_for_fork();
     for r in remote_queue::RECLAIM.iter() {
         r.lock_for_fork();
     }
@@ -658,11 +644,47 @@ pub fn fork_parent() {
             r.unlock_after_fork();
         }
     }
+    thread::unlock_after_fork();
 }
 
 /// See [`fork_prepare`].
 pub fn fork_child() {
     fork_parent();
+}
+
+extern "C" fn atfork_prepare() {
+    fork_prepare();
+}
+extern "C" fn atfork_parent() {
+    fork_parent();
+}
+extern "C" fn atfork_child() {
+    fork_child();
+    ace::after_fork_child();
+}
+
+static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Registers hakmem's `pthread_atfork` handlers ([`fork_prepare`],
+/// [`fork_parent`], [`fork_child`] and the learning worker's reset) once
+/// per process. The facade calls it on its first slow path, so every user
+/// (`HakMem`, `HakMemSecure`, `libhakmem.so`) forks safely: a child never
+/// inherits an allocator lock that another thread of the parent held.
+/// Later calls do nothing.
+pub fn install_fork_handlers() {
+    if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: the handlers are `extern "C"` functions living for the
+    // process. pthread_atfork may allocate; a nested call finds the flag
+    // set and the configuration being read by this thread, and proceeds.
+    unsafe {
+        libc::pthread_atfork(
+            Some(atfork_prepare),
+            Some(atfork_parent),
+            Some(atfork_child),
+        )
+    };
 }
 
 // SAFETY: every method returns either null or a block of at least

@@ -32,14 +32,14 @@ unsafe impl Sync for ThreadHandle {}
 impl ThreadHandle {
     /// The calling thread's handle (registers the thread if needed).
     pub fn current() -> ThreadHandle {
-        let t = thread::state();
-        // SAFETY: our own state, outside any allocator call.
-        unsafe {
-            if (*t).heap.id() == refill_engine::UNREGISTERED {
-                thread::register(t);
-            }
+        match thread::current() {
+            Some(t) => ThreadHandle(t),
+            None => crate::diag::fatal(
+                "ThreadHandle::current()",
+                "called after the thread's exit hook",
+                core::ptr::null(),
+            ),
         }
-        ThreadHandle(t)
     }
 
     /// The heap id written in the records of the slabs this thread owns.

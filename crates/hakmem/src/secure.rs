@@ -44,11 +44,11 @@ use ptr_bridge::{
     block_index, class_for, free_mark, has_free_mark, set_free_mark, slab_meta_at, slab_meta_of,
     slab_state, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
 };
-use refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
+use refill_engine::{FreeOutcome, EXITED};
 use superslab_backend::registry;
 
 use crate::thread::ThreadState;
-use crate::{diag, thread, HakMem};
+use crate::{diag, HakMem};
 
 static ON: AtomicBool = AtomicBool::new(false);
 static REQUESTED: AtomicBool = AtomicBool::new(false);
@@ -406,10 +406,6 @@ pub(crate) unsafe fn free_block(t: *mut ThreadState, p: *mut u8) {
     }
     // SAFETY: our own state, no reference into it is live.
     let ts = unsafe { &mut *t };
-    if ts.heap.id() == UNREGISTERED {
-        // SAFETY: as above; the exit hook will drain the quarantine.
-        unsafe { thread::register(t) };
-    }
     if ts.heap.id() == EXITED {
         // No exit hook will drain a quarantine: back at once.
         // SAFETY: as above.

@@ -189,9 +189,10 @@ fn peak_rss() -> u64 {
 
 /// Current statistics (publishes the calling thread's counters first).
 pub fn stats() -> Stats {
-    let t = crate::thread::state();
-    // SAFETY: our own thread's state, outside any allocator call.
-    unsafe { publish_all(&mut *t) };
+    if let Some(t) = crate::thread::peek() {
+        // SAFETY: our own thread's state, outside any allocator call.
+        unsafe { publish_all(&mut *t) };
+    }
     let b = superslab_backend::stats();
     let mut s = Stats {
         allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),

@@ -1,9 +1,10 @@
-//! The per-thread state (cache front + heap) and its life cycle:
-//! registration on the first slow path, hand-over at thread exit.
+//! The per-thread state (cache front + heap) and its life cycle: creation
+//! and registration on the first slow path, hand-over at thread exit.
 //!
-//! The thread-local is zero-initialised TLS with no `Drop`, so nothing
-//! allocates or registers a destructor for it; thread exit is observed with
-//! a pthread key destructor instead (which does not allocate).
+//! The thread-local is two zero-initialised words with no `Drop`, so
+//! nothing allocates or registers a destructor for it; the state itself
+//! lives in a pool of slots of hakmem's own. Thread exit is observed with a
+//! pthread key destructor (which does not allocate).
 
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU32, AtomicUsize};
@@ -26,7 +27,6 @@ pub(crate) struct ThreadState {
 }
 
 impl ThreadState {
-    #[allow(dead_code)] // used by the thread_local! fallback only
     const fn new() -> Self {
         ThreadState {
             front: Front::new(),
@@ -39,70 +39,354 @@ impl ThreadState {
     }
 }
 
-// The thread state is all-zero when fresh (null lists, caps 0, heap id 0 =
-// unregistered), so it can live in zero-initialised TLS.
-const _: () = assert!(UNREGISTERED == 0);
+// ---------------------------------------------------------------------------
+// The thread-local word and its life cycle.
+//
+// Each thread's TLS holds only two words, `{ state, id }` (16 bytes): a
+// pointer to its `ThreadState`, which lives in hakmem's own metadata (the
+// slot pool below), and a copy of its heap id. A state of about 10 KB in
+// static TLS does not fit glibc's surplus for libraries loaded with dlopen
+// (a cdylib with `HakMem`, `ctypes.CDLL("libhakmem.so")`); 16 bytes do.
+//
+// Life cycle, told by the two words:
+//
+// | state   | id     | meaning                                            |
+// |---------|--------|----------------------------------------------------|
+// | null    | 0      | fresh: no allocator call yet (zero-initialised TLS) |
+// | slot    | heap id| live: registered, exit hook armed                  |
+// | null    | EXITED | its exit hook ran; the slot went back to the pool  |
+//
+// The fast paths read `state` (malloc: null → slow path) or `id` (free:
+// a slab's owner equals it → push on `*state`). Id 0 and EXITED are never
+// a slab owner, so a fresh or exited thread's free always takes the slow
+// path, where [`run`] creates the state (fresh) or lends a temporary one
+// for the call (exited).
+// ---------------------------------------------------------------------------
 
-/// x86-64 Linux: the state is a `.tbss` symbol reached with the initial-exec
-/// TLS model — a GOT load plus an `fs:` add, 2 instructions, where a Rust
-/// `thread_local!` in a cdylib would call `__tls_get_addr` on every access.
-/// (Consequence: `libhakmem.so` must be preloaded or linked, not `dlopen`ed
-/// late, since it needs static TLS space.)
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+/// The calling thread's two TLS words.
+#[repr(C, align(16))]
+struct Word {
+    state: *mut ThreadState,
+    id: usize,
+}
+
+/// x86-64 Linux (default): the two words are a `.tbss` symbol reached with
+/// the initial-exec TLS model — a GOT load of its offset, then `fs:`
+/// relative loads: 2 instructions to the state pointer or the id, where a
+/// `thread_local!` in a cdylib calls `__tls_get_addr` on every access.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(feature = "dynamic-tls")
+))]
 mod tls {
-    use super::ThreadState;
+    use super::{ThreadState, Word};
 
     core::arch::global_asm!(
         ".pushsection .tbss,\"awT\",@nobits",
-        ".p2align 6",
-        ".globl hakmem_thread_state",
-        ".hidden hakmem_thread_state",
-        ".type hakmem_thread_state,@object",
-        ".size hakmem_thread_state,{size}",
-        "hakmem_thread_state:",
+        ".p2align 4",
+        ".globl hakmem_tls",
+        ".hidden hakmem_tls",
+        ".type hakmem_tls,@object",
+        ".size hakmem_tls,{size}",
+        "hakmem_tls:",
         ".zero {size}",
         ".popsection",
-        size = const core::mem::size_of::<ThreadState>(),
+        size = const core::mem::size_of::<Word>(),
     );
 
-    /// The calling thread's state.
+    /// The offset of this module's TLS block from the thread pointer.
     #[inline(always)]
-    pub(crate) fn state() -> *mut ThreadState {
-        let p: *mut ThreadState;
-        // SAFETY: reads the thread pointer (fs:0) and the GOT entry holding
-        // the symbol's offset from it; writes only the output register and
-        // flags. The symbol is a zero-initialised, 64-byte aligned TLS block
-        // of exactly `size_of::<ThreadState>()` bytes, so the result is a
-        // valid, aligned pointer to this thread's state.
+    fn offset() -> usize {
+        let off: usize;
+        // SAFETY: loads the symbol's GOT entry (its thread-pointer offset,
+        // fixed for the process); writes only the output register.
         unsafe {
             core::arch::asm!(
-                "mov {p}, qword ptr [rip + hakmem_thread_state@GOTTPOFF]",
-                "add {p}, qword ptr fs:[0]",
+                "mov {o}, qword ptr [rip + hakmem_tls@GOTTPOFF]",
+                o = out(reg) off,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        off
+    }
+
+    /// The state pointer (null when fresh or exited).
+    #[inline(always)]
+    pub(super) fn state() -> *mut ThreadState {
+        let p: *mut ThreadState;
+        // SAFETY: reads the first word of this thread's 16-byte TLS block
+        // (`fs:` + offset); writes only the output register.
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr fs:[{o}]",
+                o = in(reg) offset(),
                 p = out(reg) p,
-                options(pure, readonly, nostack),
+                options(pure, readonly, nostack, preserves_flags),
             );
         }
         p
     }
-}
 
-/// Other targets: a plain `thread_local!` (const initialiser, no destructor).
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-mod tls {
-    use super::ThreadState;
-
-    thread_local! {
-        static TS: UnsafeCell<ThreadState> = const { UnsafeCell::new(ThreadState::new()) };
-    }
-
-    /// The calling thread's state.
+    /// The heap id (0 when fresh, EXITED after the exit hook).
     #[inline(always)]
-    pub(crate) fn state() -> *mut ThreadState {
-        TS.with(|t| t.get())
+    pub(super) fn id() -> usize {
+        let id: usize;
+        // SAFETY: reads the second word of this thread's TLS block.
+        unsafe {
+            core::arch::asm!(
+                "mov {i}, qword ptr fs:[{o} + 8]",
+                o = in(reg) offset(),
+                i = out(reg) id,
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        id
+    }
+
+    /// Sets both words.
+    pub(super) fn set(state: *mut ThreadState, id: usize) {
+        // SAFETY: writes this thread's own 16-byte TLS block, which nothing
+        // else references.
+        unsafe {
+            core::arch::asm!(
+                "mov qword ptr fs:[{o}], {s}",
+                "mov qword ptr fs:[{o} + 8], {i}",
+                o = in(reg) offset(),
+                s = in(reg) state,
+                i = in(reg) id,
+                options(nostack, preserves_flags),
+            );
+        }
     }
 }
 
-pub(crate) use tls::state;
+/// Every other target, and x86-64 with the `dynamic-tls` feature: a plain
+/// `thread_local!` (const initialiser, no destructor, so it never
+/// allocates), in whatever TLS model the toolchain picks (general-dynamic
+/// in a shared library: a `__tls_get_addr` call per access).
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(feature = "dynamic-tls")
+)))]
+mod tls {
+    use super::{ThreadState, Word};
+    use core::cell::UnsafeCell;
+
+    std::thread_local! {
+        static W: UnsafeCell<Word> = const {
+            UnsafeCell::new(Word { state: core::ptr::null_mut(), id: 0 })
+        };
+    }
+
+    /// The state pointer (null when fresh or exited).
+    #[inline(always)]
+    pub(super) fn state() -> *mut ThreadState {
+        // SAFETY: this thread's own cell, read without a live reference.
+        W.with(|w| unsafe { (*w.get()).state })
+    }
+
+    /// The heap id (0 when fresh, EXITED after the exit hook).
+    #[inline(always)]
+    pub(super) fn id() -> usize {
+        // SAFETY: as above.
+        W.with(|w| unsafe { (*w.get()).id })
+    }
+
+    /// Sets both words.
+    pub(super) fn set(state: *mut ThreadState, id: usize) {
+        // SAFETY: as above; no reference into the cell is live.
+        W.with(|w| unsafe { *w.get() = Word { state, id } })
+    }
+}
+
+/// The calling thread's state; null when it has none (fresh or exited).
+/// The fast paths' accessor: 2 instructions on x86-64.
+#[inline(always)]
+pub(crate) fn state() -> *mut ThreadState {
+    tls::state()
+}
+
+/// The calling thread's heap id: what a slab's `owner` equals when this
+/// thread owns it; 0 (fresh) or [`EXITED`] never equal an owner.
+#[inline(always)]
+pub(crate) fn id() -> usize {
+    tls::id()
+}
+
+/// Runs `f` with the calling thread's state: its own, created and
+/// registered on the thread's first call, or, once its exit hook has run,
+/// a temporary state with heap id [`EXITED`] that lives for this call only
+/// (the EXITED paths hand everything back before they return).
+#[inline]
+pub(crate) fn run<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
+    let t = state();
+    if !t.is_null() {
+        return f(t);
+    }
+    match create() {
+        Some(t) => f(t),
+        None => with_temporary(f),
+    }
+}
+
+/// The calling thread's state if it has one now, without creating it.
+#[inline]
+pub(crate) fn peek() -> Option<*mut ThreadState> {
+    let t = state();
+    (!t.is_null()).then_some(t)
+}
+
+/// The calling thread's state, created and registered if it has none;
+/// `None` once its exit hook has run.
+#[cold]
+pub(crate) fn current() -> Option<*mut ThreadState> {
+    match peek() {
+        Some(t) => Some(t),
+        None => create(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn with_temporary<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
+    let mut tmp = ThreadState::new();
+    tmp.heap.set_id(EXITED);
+    let r = f(&mut tmp);
+    crate::stats::publish_all(&mut tmp);
+    r
+}
+
+/// Gives a fresh thread its state from the pool and registers it; `None`
+/// for a thread whose exit hook already ran (or when no memory is left
+/// for a state, which the caller then serves like an exited thread).
+#[cold]
+#[inline(never)]
+fn create() -> Option<*mut ThreadState> {
+    if id() == EXITED {
+        return None;
+    }
+    let t = pool::take()?;
+    // SAFETY: `t` is a slot of the pool, ours alone now, large and aligned
+    // enough for a `ThreadState`.
+    unsafe { t.write(ThreadState::new()) };
+    // Registering may allocate (pthread_setspecific past the first keys,
+    // atexit): the nested call must find the state, so it is set first.
+    tls::set(t, UNREGISTERED);
+    // SAFETY: `t` is this thread's state; no reference into it is live.
+    unsafe { register(t) };
+    Some(t)
+}
+
+/// Where thread states live: slots carved from anonymous mappings of
+/// [`pool::SLOTS`] states each, recycled through a free list when a thread
+/// exits (so a program that creates and joins threads in a loop reuses a
+/// few slots). Never unmapped. A spin lock guards it: it is taken once per
+/// thread creation and exit, for a few instructions.
+mod pool {
+    use super::ThreadState;
+    use core::ptr;
+    use core::sync::atomic::AtomicBool;
+    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+    /// States per mapping.
+    pub(super) const SLOTS: usize = 16;
+    const SLOT: usize = core::mem::size_of::<ThreadState>().next_multiple_of(64);
+
+    static LOCK: AtomicBool = AtomicBool::new(false);
+    struct Inner {
+        free: *mut u8, // recycled slots, linked through their first word
+        next: usize,   // bump pointer in the current mapping
+        end: usize,
+    }
+    static mut INNER: Inner = Inner {
+        free: ptr::null_mut(),
+        next: 0,
+        end: 0,
+    };
+
+    fn lock() {
+        while LOCK
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+    }
+
+    fn unlock() {
+        LOCK.store(false, Release);
+    }
+
+    /// A free slot, or `None` when the OS has no memory for a new mapping.
+    pub(super) fn take() -> Option<*mut ThreadState> {
+        lock();
+        // SAFETY: the lock is held: INNER is ours.
+        let g = unsafe { &mut *ptr::addr_of_mut!(INNER) };
+        let slot = if !g.free.is_null() {
+            let s = g.free;
+            // SAFETY: a recycled slot holds the next free slot in its first
+            // word.
+            g.free = unsafe { *(s as *mut *mut u8) };
+            s
+        } else {
+            if g.next == g.end {
+                let len = SLOTS * SLOT;
+                // SAFETY: an anonymous private mapping; no existing memory
+                // is affected.
+                let m = unsafe {
+                    libc::mmap(
+                        ptr::null_mut(),
+                        len,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
+                if m == libc::MAP_FAILED {
+                    unlock();
+                    return None;
+                }
+                g.next = m as usize;
+                g.end = m as usize + len;
+            }
+            let s = g.next as *mut u8;
+            g.next += SLOT;
+            s
+        };
+        unlock();
+        Some(slot as *mut ThreadState)
+    }
+
+    /// Returns the slot of an exited thread.
+    ///
+    /// # Safety
+    /// `t` came from [`take`], and nothing uses it any more.
+    pub(super) unsafe fn give(t: *mut ThreadState) {
+        lock();
+        // SAFETY: the lock is held; the slot is ours to overwrite.
+        unsafe {
+            let g = &mut *ptr::addr_of_mut!(INNER);
+            *(t as *mut *mut u8) = g.free;
+            g.free = t as *mut u8;
+        }
+        unlock();
+    }
+
+    /// Fork: the child must not inherit a lock another thread held.
+    pub(crate) fn lock_for_fork() {
+        lock();
+    }
+
+    /// See [`lock_for_fork`].
+    pub(crate) fn unlock_after_fork() {
+        unlock();
+    }
+}
+
+pub(crate) use pool::{lock_for_fork, unlock_after_fork};
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -147,6 +431,7 @@ pub(crate) unsafe fn register(t: *mut ThreadState) {
     let id = NEXT_ID.fetch_add(1, Relaxed);
     // SAFETY: `t` is ours; no borrow outlives this block.
     unsafe { (*t).heap.set_id(id) };
+    tls::set(t, id);
     // May register an exit hook (which may allocate): the id is set.
     crate::config::init();
     // SAFETY: as above.
@@ -162,9 +447,12 @@ pub(crate) unsafe fn register(t: *mut ThreadState) {
     }
 }
 
-/// The pthread key destructor: the thread is exiting.
+/// The pthread key destructor: the thread is exiting. Its caches, slabs
+/// and stash are handed back, its counters published, and its slot goes
+/// back to the pool; later calls on this thread (other destructors still
+/// allocating) see the EXITED id and are served with a temporary state.
 extern "C" fn on_thread_exit(_: *mut libc::c_void) {
-    let t = state();
+    let Some(t) = peek() else { return };
     // SAFETY: this runs on the exiting thread, outside any allocator call,
     // so nothing else borrows its state.
     unsafe {
@@ -175,14 +463,19 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
         crate::stats::publish_all(ts);
         ts.heap.set_id(EXITED);
     }
+    tls::set(core::ptr::null_mut(), EXITED);
+    // SAFETY: the slot came from the pool and the thread no longer reaches
+    // it (its TLS word is cleared).
+    unsafe { pool::give(t) };
 }
 
 /// Allocation on a thread whose exit hook already ran (other destructors
-/// still allocating): take one block with a temporary heap, then hand
+/// still allocating): take one block with a temporary heap id, then hand
 /// everything back at once so nothing stays owned by a dead thread.
 ///
 /// # Safety
-/// `t` is the calling thread's state and no reference into it is live.
+/// `t` is the temporary state [`run`] lent this call (heap id EXITED), and
+/// no reference into it is live.
 #[cold]
 pub(crate) unsafe fn exited_alloc(t: *mut ThreadState, class: usize) -> *mut u8 {
     // SAFETY: caller contract.
@@ -200,13 +493,9 @@ pub(crate) unsafe fn exited_alloc(t: *mut ThreadState, class: usize) -> *mut u8 
 /// Hands back the calling thread's caches and slabs now (as at thread exit)
 /// but keeps the thread usable: its next allocation simply refills.
 pub fn flush_thread() {
-    let t = state();
+    let Some(t) = peek() else { return };
     // SAFETY: called outside any allocator call on this thread.
     unsafe {
-        let ts = &mut *t;
-        if ts.heap.id() == UNREGISTERED || ts.heap.id() == EXITED {
-            return;
-        }
         crate::secure::drain(t);
         let ts = &mut *t;
         refill_engine::abandon_all(&mut ts.heap, &mut ts.front);

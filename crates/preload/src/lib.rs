@@ -386,16 +386,8 @@ pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, s
 // Process life cycle: fork handlers, installed at load time.
 // ---------------------------------------------------------------------------
 
-extern "C" fn atfork_prepare() {
-    hakmem::fork_prepare();
-}
-extern "C" fn atfork_parent() {
-    hakmem::fork_parent();
-}
 extern "C" fn atfork_child() {
-    hakmem::fork_child();
     foreign::after_fork_child();
-    hakmem::ace::after_fork_child();
 }
 
 extern "C" fn hakmem_preload_init() {
@@ -405,14 +397,11 @@ extern "C" fn hakmem_preload_init() {
     }
     // HAKMEM_ACE=1: start the learning worker now, outside any malloc call.
     hakmem::ace::start_from_env();
-    // SAFETY: the handlers are `extern "C"` functions living for the process.
-    unsafe {
-        libc::pthread_atfork(
-            Some(atfork_prepare),
-            Some(atfork_parent),
-            Some(atfork_child),
-        );
-    }
+    // The allocator's own fork handlers (the facade's, shared with Rust
+    // users), then this library's: the forwarding table's reset.
+    hakmem::install_fork_handlers();
+    // SAFETY: the handler is an `extern "C"` function living for the process.
+    unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
 }
 
 /// Runs when the library is loaded, before `main` and outside any malloc
