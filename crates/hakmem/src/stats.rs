@@ -122,7 +122,9 @@ pub struct Stats {
     pub span_cache_bytes: usize,
     /// Superslabs per tier: HOT with free slabs, DRAINING, FREE (empty).
     pub tiers: (usize, usize, usize),
-    /// Peak resident set size of the process, in bytes (`getrusage`).
+    /// Peak resident set size of the process, in bytes: `getrusage`'s
+    /// `ru_maxrss`, or [`Stats::rss_bytes`] when that is higher (the
+    /// kernel updates its high-water mark lazily).
     pub peak_rss_bytes: u64,
     /// Resident set size of the process now, in bytes: the resident pages
     /// of `/proc/self/statm` times the page size (0 when it cannot be
@@ -332,6 +334,7 @@ pub fn stats() -> Stats {
         .saturating_mul(SUPERSLAB_SIZE)
         .saturating_add(b.large_bytes)
         .saturating_add(b.span_cache_bytes);
+    let rss = current_rss();
     let mut s = Stats {
         allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
         frees: b.large_frees + STASH_FREES.load(Relaxed),
@@ -347,8 +350,8 @@ pub fn stats() -> Stats {
         span_cache_hits: b.span_cache_hits + STASH_ALLOCS.load(Relaxed),
         span_cache_bytes: b.span_cache_bytes,
         tiers: superslab_backend::tier_counts(),
-        peak_rss_bytes: peak_rss(),
-        rss_bytes: current_rss(),
+        peak_rss_bytes: peak_rss().max(rss),
+        rss_bytes: rss,
         committed_bytes: committed as u64,
         ace_events: ace_learning::EVENTS.pushed(),
         ace_dropped: ace_learning::EVENTS.dropped(),

@@ -256,6 +256,7 @@ fn rss_and_committed_follow_a_large_block_and_trim() {
     hakmem::trim();
     let before = hakmem::stats();
     assert!(before.rss_bytes > 0);
+    assert!(before.peak_rss_bytes >= before.rss_bytes);
     let p = hakmem::malloc(size);
     assert!(!p.is_null());
     // SAFETY: `size` bytes of a live block; touching makes them resident.
@@ -267,6 +268,7 @@ fn rss_and_committed_follow_a_large_block_and_trim() {
         before.committed_bytes,
         held.committed_bytes
     );
+    assert!(held.peak_rss_bytes >= held.rss_bytes);
     assert!(
         held.rss_bytes >= before.rss_bytes + 16 * MIB,
         "rss {} -> {}",

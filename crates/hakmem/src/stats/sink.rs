@@ -152,7 +152,8 @@ pub(crate) fn write_all(fd: libc::c_int, mut bytes: &[u8]) {
         if n == 0 {
             return;
         }
-        bytes = &bytes[n as usize..];
+        // `get`: no panic path even if the kernel claimed too much.
+        bytes = bytes.get(n as usize..).unwrap_or(&[]);
     }
 }
 
