@@ -15,6 +15,12 @@ static STATS_MODE: AtomicU8 = AtomicU8::new(0);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
+    var_cstr(name).map(CStr::to_bytes)
+}
+
+/// [`var`] as the C string itself (for a value passed on to the OS, such
+/// as a path).
+pub(crate) fn var_cstr(name: &CStr) -> Option<&'static CStr> {
     // SAFETY: `name` is NUL-terminated; getenv returns null or a pointer
     // into the environment, which we only read.
     let p = unsafe { libc::getenv(name.as_ptr()) };
@@ -22,7 +28,7 @@ pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
         None
     } else {
         // SAFETY: non-null getenv results are NUL-terminated strings.
-        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+        Some(unsafe { CStr::from_ptr(p) })
     }
 }
 
@@ -101,6 +107,9 @@ pub(crate) fn init() {
         };
         STATS_MODE.store(mode, Relaxed);
         if mode != 0 {
+            // Where the report will go (HAKMEM_STATS_FILE, or a duplicate
+            // of stderr), taken now: the program may close stderr first.
+            crate::stats::open_report_sink();
             // SAFETY: registers a plain `extern "C"` function that lives for
             // the process. atexit may allocate after its first 32 entries;
             // this thread is registered already, so that nested call works.
@@ -145,14 +154,16 @@ pub(crate) fn done() -> bool {
     STATE.load(Acquire) == 2
 }
 
-/// Prints the statistics report once, if `HAKMEM_STATS` asked for one.
-/// Called at process exit (atexit, and the preload library's destructor).
+/// Prints the statistics report once, if `HAKMEM_STATS` asked for one, to
+/// `HAKMEM_STATS_FILE` or to the duplicate of stderr taken when the
+/// environment was read. Called at process exit (atexit, and the preload
+/// library's destructor).
 pub fn report_at_exit() {
     let mode = STATS_MODE.load(Relaxed);
     if mode == 0 || REPORTED.swap(true, AcqRel) {
         return;
     }
-    crate::stats::print_report(if mode == 2 {
+    crate::stats::write_exit_report(if mode == 2 {
         crate::stats::ReportFormat::Json
     } else {
         crate::stats::ReportFormat::Table

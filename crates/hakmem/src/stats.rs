@@ -9,14 +9,22 @@
 //! `allocs = refill_blocks + cache_pushes - flushed_blocks - cached`
 //! (a block leaves a thread cache either to the program or back to its
 //! slab), `frees = cache_pushes + remote_frees`, `live = allocs - frees`.
+//!
+//! The `HAKMEM_STATS` exit report goes to the descriptor [`sink`] takes when
+//! the environment is read (`HAKMEM_STATS_FILE`, or a duplicate of stderr),
+//! so that it survives a program closing its stderr before it exits.
 
 use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicI64, AtomicU64};
 
-use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
+use ptr_bridge::{CLASS_SIZE, NUM_CLASSES, SUPERSLAB_SIZE};
 
 use crate::thread::ThreadState;
+
+mod sink;
+
+pub(crate) use sink::open as open_report_sink;
 
 /// Slow-path events between two publications of a thread's counters.
 pub(crate) const PUBLISH_EVERY: u32 = 4096;
@@ -51,6 +59,7 @@ static STASH_FREES: AtomicU64 = AtomicU64::new(0);
 
 /// Statistics of one size class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ClassStats {
     /// Block size in bytes.
     pub size: u32,
@@ -75,7 +84,15 @@ pub struct ClassStats {
 }
 
 /// A snapshot of allocator statistics.
+///
+/// New figures may be added in any release (`#[non_exhaustive]`): read the
+/// fields, and get a value from [`stats`] (or `Stats::default()`, all zero).
+/// [`Stats::write_json`] writes it as JSON without allocating; the `serde`
+/// feature derives `serde::Serialize` (field names as keys, `classes` as an
+/// array, `tiers` as `[hot, draining, free]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Stats {
     /// Blocks and spans handed out.
     pub allocs: u64,
@@ -105,16 +122,70 @@ pub struct Stats {
     pub span_cache_bytes: usize,
     /// Superslabs per tier: HOT with free slabs, DRAINING, FREE (empty).
     pub tiers: (usize, usize, usize),
-    /// Peak resident set size of the process, in bytes.
+    /// Peak resident set size of the process, in bytes: `getrusage`'s
+    /// `ru_maxrss`, or [`Stats::rss_bytes`] when that is higher (the
+    /// kernel updates its high-water mark lazily).
     pub peak_rss_bytes: u64,
+    /// Resident set size of the process now, in bytes: the resident pages
+    /// of `/proc/self/statm` times the page size (0 when it cannot be
+    /// read). The whole process, not only hakmem's memory.
+    pub rss_bytes: u64,
+    /// Bytes hakmem has mapped from the OS and not unmapped: superslabs
+    /// (2 MiB each, including the pages of free slabs already discarded
+    /// with `MADV_DONTNEED`), live large spans (those kept in threads'
+    /// span stashes included) and the span cache. Address space, not
+    /// resident memory: compare with [`Stats::rss_bytes`].
+    pub committed_bytes: u64,
     /// Learning events recorded.
     pub ace_events: u64,
     /// Learning events dropped because the ring was full.
     pub ace_dropped: u64,
     /// Learning decisions applied to the policy table.
     pub ace_decisions: u64,
-    /// Per size class.
+    /// Whether the learning worker was running.
+    pub ace_running: bool,
+    /// Per size class, smallest first (every class, used or not).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "serialize_classes"))]
     pub classes: [ClassStats; NUM_CLASSES],
+}
+
+impl Default for Stats {
+    /// All zero (and no class sizes).
+    fn default() -> Self {
+        Stats {
+            allocs: 0,
+            frees: 0,
+            remote_frees: 0,
+            refills: 0,
+            flushes: 0,
+            adopted_slabs: 0,
+            superslabs: 0,
+            large_spans: 0,
+            large_bytes: 0,
+            large_allocs: 0,
+            large_frees: 0,
+            span_cache_hits: 0,
+            span_cache_bytes: 0,
+            tiers: (0, 0, 0),
+            peak_rss_bytes: 0,
+            rss_bytes: 0,
+            committed_bytes: 0,
+            ace_events: 0,
+            ace_dropped: 0,
+            ace_decisions: 0,
+            ace_running: false,
+            classes: [ClassStats::default(); NUM_CLASSES],
+        }
+    }
+}
+
+/// serde implements `Serialize` for arrays of up to 32 elements only.
+#[cfg(feature = "serde")]
+fn serialize_classes<S: serde::Serializer>(
+    classes: &[ClassStats; NUM_CLASSES],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(classes.iter())
 }
 
 impl Stats {
@@ -123,6 +194,71 @@ impl Stats {
     pub fn ace_drop_rate(&self) -> f64 {
         crate::ace::drop_rate(self.ace_events, self.ace_dropped)
     }
+
+    /// Writes the snapshot as one JSON object, without allocating and
+    /// without a trailing newline: the format of `HAKMEM_STATS=json`
+    /// (see `docs/ENV_VARS.md`). Keys are the field names, except that the
+    /// learning figures sit in an `"ace"` object (`events`, `dropped`,
+    /// `decisions`, `drop_rate`, `running`), `tiers` is an object (`hot`,
+    /// `draining`, `free`), and per class `refill_count` and `cache_cap`
+    /// are `"refill"` and `"cap"`. `classes` is an array of every class,
+    /// smallest first.
+    pub fn write_json(&self, w: &mut impl Write) -> core::fmt::Result {
+        write_json(w, self)
+    }
+}
+
+/// The resident pages (second field) of a `/proc/<pid>/statm` line.
+fn statm_resident(line: &[u8]) -> Option<u64> {
+    let mut fields = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let resident = fields.nth(1)?;
+    let mut v = 0u64;
+    for &b in resident {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+/// The resident set size now (0 when `/proc/self/statm` cannot be read),
+/// read into a stack buffer.
+fn current_rss() -> u64 {
+    // SAFETY: a NUL-terminated literal path.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return 0;
+    }
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    while len < buf.len() {
+        // SAFETY: reading into the unused tail of our own buffer.
+        let n = unsafe {
+            libc::read(
+                fd,
+                buf[len..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - len,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    // SAFETY: our own descriptor, opened above.
+    unsafe { libc::close(fd) };
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = if page > 0 { page as u64 } else { 4096 };
+    statm_resident(&buf[..len]).map_or(0, |pages| pages.saturating_mul(page))
 }
 
 /// Publishes the counters of one class of thread `ts` (its own thread).
@@ -194,6 +330,12 @@ pub fn stats() -> Stats {
         unsafe { publish_all(&mut *t) };
     }
     let b = superslab_backend::stats();
+    let committed = b
+        .superslabs
+        .saturating_mul(SUPERSLAB_SIZE)
+        .saturating_add(b.large_bytes)
+        .saturating_add(b.span_cache_bytes);
+    let rss = current_rss();
     let mut s = Stats {
         allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
         frees: b.large_frees + STASH_FREES.load(Relaxed),
@@ -209,10 +351,13 @@ pub fn stats() -> Stats {
         span_cache_hits: b.span_cache_hits + STASH_ALLOCS.load(Relaxed),
         span_cache_bytes: b.span_cache_bytes,
         tiers: superslab_backend::tier_counts(),
-        peak_rss_bytes: peak_rss(),
+        peak_rss_bytes: peak_rss().max(rss),
+        rss_bytes: rss,
+        committed_bytes: committed as u64,
         ace_events: ace_learning::EVENTS.pushed(),
         ace_dropped: ace_learning::EVENTS.dropped(),
         ace_decisions: crate::ace::decisions(),
+        ace_running: crate::ace::is_running(),
         classes: [ClassStats::default(); NUM_CLASSES],
     };
     for c in 0..NUM_CLASSES {
@@ -245,35 +390,30 @@ pub fn stats() -> Stats {
     s
 }
 
-/// A fixed buffer that `core::fmt` writes into; output goes to stderr in
-/// chunks, so printing never allocates.
-struct StderrBuf {
+/// A fixed buffer that `core::fmt` writes into; output goes to a file
+/// descriptor in chunks, so printing never allocates.
+struct FdBuf {
+    fd: libc::c_int,
     buf: [u8; 512],
     len: usize,
 }
 
-impl StderrBuf {
-    fn flush(&mut self) {
-        let mut off = 0;
-        while off < self.len {
-            // SAFETY: writing our own initialised buffer to fd 2.
-            let n = unsafe {
-                libc::write(
-                    2,
-                    self.buf[off..].as_ptr() as *const libc::c_void,
-                    self.len - off,
-                )
-            };
-            if n <= 0 {
-                break;
-            }
-            off += n as usize;
+impl FdBuf {
+    fn new(fd: libc::c_int) -> Self {
+        FdBuf {
+            fd,
+            buf: [0; 512],
+            len: 0,
         }
+    }
+
+    fn flush(&mut self) {
+        sink::write_all(self.fd, &self.buf[..self.len]);
         self.len = 0;
     }
 }
 
-impl Write for StderrBuf {
+impl Write for FdBuf {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         for &b in s.as_bytes() {
             if self.len == self.buf.len() {
@@ -295,16 +435,24 @@ pub enum ReportFormat {
     Json,
 }
 
-/// Prints the statistics to stderr (no allocation).
+/// Prints the statistics to stderr now (no allocation). The `HAKMEM_STATS`
+/// exit report goes elsewhere: see [`crate::report_at_exit`].
 pub fn print_report(format: ReportFormat) {
+    report_to(2, format);
+}
+
+/// The exit report: to the descriptor taken when the environment was read
+/// (`HAKMEM_STATS_FILE` or the duplicate of stderr), or fd 2 without one.
+pub(crate) fn write_exit_report(format: ReportFormat) {
+    report_to(sink::report_fd(), format);
+}
+
+fn report_to(fd: libc::c_int, format: ReportFormat) {
     let s = stats();
-    let mut w = StderrBuf {
-        buf: [0; 512],
-        len: 0,
-    };
+    let mut w = FdBuf::new(fd);
     let _ = match format {
         ReportFormat::Table => write_table(&mut w, &s),
-        ReportFormat::Json => write_json(&mut w, &s),
+        ReportFormat::Json => write_json(&mut w, &s).and_then(|()| w.write_str("\n")),
     };
     w.flush();
 }
@@ -340,7 +488,8 @@ fn write_table(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
     writeln!(
         w,
         "superslabs {} ({} MiB; hot {}, draining {}, free {}), spans {} ({} bytes), \
-         span cache {} bytes ({} hits), adopted slabs {}, peak RSS {} bytes",
+         span cache {} bytes ({} hits), adopted slabs {}, committed {} bytes, \
+         RSS {} bytes (peak {} bytes)",
         s.superslabs,
         s.superslabs * 2,
         s.tiers.0,
@@ -351,21 +500,28 @@ fn write_table(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
         s.span_cache_bytes,
         s.span_cache_hits,
         s.adopted_slabs,
+        s.committed_bytes,
+        s.rss_bytes,
         s.peak_rss_bytes
     )?;
     writeln!(
         w,
         "ace: {}, events {}, dropped {} ({:.3} %), decisions {}",
-        if crate::ace::is_running() {
-            "running"
-        } else {
-            "off"
-        },
+        if s.ace_running { "running" } else { "off" },
         s.ace_events,
         s.ace_dropped,
         s.ace_drop_rate() * 100.0,
         s.ace_decisions
     )
+}
+
+/// A finite `f64` for JSON (NaN and infinities are not JSON numbers).
+fn json_f64(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        0.0
+    }
 }
 
 fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
@@ -374,7 +530,8 @@ fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
         "{{\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"refills\":{},\"flushes\":{},\
          \"adopted_slabs\":{},\"superslabs\":{},\"large_spans\":{},\"large_bytes\":{},\
          \"large_allocs\":{},\"large_frees\":{},\"span_cache_hits\":{},\
-         \"span_cache_bytes\":{},\"peak_rss_bytes\":{},\"classes\":[",
+         \"span_cache_bytes\":{},\"tiers\":{{\"hot\":{},\"draining\":{},\"free\":{}}},\
+         \"peak_rss_bytes\":{},\"rss_bytes\":{},\"committed_bytes\":{},\"classes\":[",
         s.allocs,
         s.frees,
         s.remote_frees,
@@ -388,14 +545,17 @@ fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
         s.large_frees,
         s.span_cache_hits,
         s.span_cache_bytes,
-        s.peak_rss_bytes
+        s.tiers.0,
+        s.tiers.1,
+        s.tiers.2,
+        s.peak_rss_bytes,
+        s.rss_bytes,
+        s.committed_bytes
     )?;
-    let mut first = true;
-    for c in s.classes.iter() {
-        if !first {
+    for (i, c) in s.classes.iter().enumerate() {
+        if i > 0 {
             w.write_str(",")?;
         }
-        first = false;
         write!(
             w,
             "{{\"size\":{},\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"refills\":{},\
@@ -412,15 +572,15 @@ fn write_json(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
             c.cache_cap
         )?;
     }
-    writeln!(
+    write!(
         w,
         "],\"ace\":{{\"events\":{},\"dropped\":{},\"decisions\":{},\"drop_rate\":{:.6},\
          \"running\":{}}}}}",
         s.ace_events,
         s.ace_dropped,
         s.ace_decisions,
-        s.ace_drop_rate(),
-        crate::ace::is_running()
+        json_f64(s.ace_drop_rate()),
+        s.ace_running
     )
 }
 
@@ -440,14 +600,17 @@ mod tests {
     fn json_is_one_line_with_required_keys() {
         let s = stats();
         let mut b = Buf(std::string::String::new());
-        write_json(&mut b, &s).unwrap();
-        assert_eq!(b.0.matches('\n').count(), 1);
+        s.write_json(&mut b).unwrap();
+        assert_eq!(b.0.matches('\n').count(), 0);
         for k in [
             "\"allocs\"",
             "\"frees\"",
             "\"remote_frees\"",
             "\"refills\"",
             "\"peak_rss_bytes\"",
+            "\"rss_bytes\"",
+            "\"committed_bytes\"",
+            "\"tiers\":{\"hot\"",
             "\"classes\":[",
             "\"ace\":{\"events\"",
             "\"dropped\"",
@@ -456,5 +619,14 @@ mod tests {
             assert!(b.0.contains(k), "missing {k}");
         }
         assert_eq!(b.0.matches('{').count(), b.0.matches('}').count());
+    }
+
+    #[test]
+    fn statm_parses_the_resident_field() {
+        assert_eq!(statm_resident(b"1234 567 89 1 0 300 0\n"), Some(567));
+        assert_eq!(statm_resident(b"1234"), None);
+        assert_eq!(statm_resident(b"1 x2 3"), None);
+        assert_eq!(statm_resident(b""), None);
+        assert!(current_rss() > 0);
     }
 }

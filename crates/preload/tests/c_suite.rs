@@ -483,3 +483,110 @@ fn secure_mode_checks_the_size_of_a_sized_delete() {
     let r = run(&exe, &["sized_mismatch"], &[]);
     assert!(r.status.success(), "{}", r.describe());
 }
+
+/// The first line of the `HAKMEM_STATS=1` table.
+const TABLE: &str = "hakmem statistics";
+
+/// A fresh path for a report file (the directory is created, the file not).
+fn report_path(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("preload-stats")
+        .join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the report directory");
+    dir.join("report")
+}
+
+#[test]
+fn stats_report_survives_a_closed_stderr() {
+    for mode in ["close", "reuse"] {
+        let r = suite_with("test_stats", &[mode], &[("HAKMEM_STATS", "1")]);
+        assert_eq!(
+            r.stderr.matches(TABLE).count(),
+            1,
+            "{mode}: the report did not reach the stderr pipe once:\n{}",
+            r.describe()
+        );
+        assert!(r.stderr.contains("committed "), "{}", r.describe());
+    }
+    // The duplicate is where the report says it is.
+    suite_with("test_stats", &["dup"], &[("HAKMEM_STATS", "json")]);
+}
+
+#[test]
+fn stats_report_of_ls_which_closes_its_stderr() {
+    let ls = Path::new("/bin/ls");
+    if !ls.is_file() {
+        eprintln!("no /bin/ls: skipped");
+        return;
+    }
+    let r = run(ls, &["/"], &[("HAKMEM_STATS", "1")]);
+    assert!(r.status.success(), "{}", r.describe());
+    assert!(
+        r.stderr.contains(TABLE) && r.stderr.contains("superslabs"),
+        "ls printed no report:\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn stats_report_goes_to_hakmem_stats_file() {
+    let path = report_path("file");
+    let p = path.to_str().expect("a UTF-8 path");
+    let env = [("HAKMEM_STATS", "json"), ("HAKMEM_STATS_FILE", p)];
+    let r = suite_with("test_stats", &["file"], &env);
+    assert!(
+        !r.stderr.contains("\"allocs\""),
+        "the report went to stderr too:\n{}",
+        r.describe()
+    );
+    // A second run appends.
+    suite_with("test_stats", &["close"], &env);
+    let text = std::fs::read_to_string(&path).expect("read the report file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "two runs, two reports:\n{text}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["allocs"].as_u64().unwrap() > 32, "{line}");
+        assert!(v["committed_bytes"].as_u64().unwrap() > 0, "{line}");
+        assert!(v["rss_bytes"].as_u64().unwrap() > 0, "{line}");
+        assert_eq!(v["classes"].as_array().map(Vec::len), Some(80), "{line}");
+    }
+}
+
+#[test]
+fn stats_file_that_cannot_be_opened_falls_back_to_stderr() {
+    let path = report_path("bad").join("no-such-directory").join("report");
+    let p = path.to_str().expect("a UTF-8 path");
+    let r = suite_with(
+        "test_stats",
+        &["close"],
+        &[("HAKMEM_STATS", "1"), ("HAKMEM_STATS_FILE", p)],
+    );
+    let diag: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("hakmem: HAKMEM_STATS_FILE="))
+        .collect();
+    assert_eq!(
+        diag,
+        [format!(
+            "hakmem: HAKMEM_STATS_FILE={p} ignored (cannot be opened: errno 2; \
+             the report goes to stderr)"
+        )],
+        "{}",
+        r.describe()
+    );
+    assert_eq!(r.stderr.matches(TABLE).count(), 1, "{}", r.describe());
+    assert!(!path.exists());
+}
+
+#[test]
+fn stats_file_is_ignored_without_hakmem_stats() {
+    let path = report_path("off");
+    let p = path.to_str().expect("a UTF-8 path");
+    let r = suite_with("test_stats", &["plain"], &[("HAKMEM_STATS_FILE", p)]);
+    assert!(!path.exists(), "created without HAKMEM_STATS");
+    assert!(!r.stderr.contains(TABLE), "{}", r.describe());
+}
