@@ -60,28 +60,29 @@ pub struct HakMem;
 ///
 /// Call tree: pop the thread cache of the class and return; on a miss →
 /// [`alloc_miss`] (cold); a thread with no state yet (its first call, or
-/// after its exit hook) takes the miss too. Cost of the whole `malloc` hit
-/// in `libhakmem.so` (x86-64, objdump): 17 instructions to `ret` — size
-/// check 2, route lookup 4 (`lea`, `shr`, `lea`, load), state pointer 2
-/// (GOT load of the TLS offset + `fs:` load), null test 2, pop 7 (head
-/// load and test 3, link load and head store 2, room, free-mark clear).
+/// after its exit hook) misses too, its TLS word pointing at a shared state
+/// with empty lists. Cost of the whole `malloc` hit in `libhakmem.so`
+/// (x86-64, objdump): 15 instructions to `ret` — size check 2, route
+/// lookup 4 (`lea`, `shr`, `lea`, load), state pointer 2 (GOT load of the
+/// TLS offset + `fs:` load), pop 7 (head load and test 3, link load and
+/// head store 2, room, free-mark clear).
 /// `cargo run --release -p hakmem-bench -- instructions --size 64,1024`
-/// measures malloc+free pairs with callgrind: 66.1 per pair for the C
-/// batch loop under LD_PRELOAD, loop included, and 57.2 in the Rust
-/// harness (63.1 and 54.2 with the whole state in static TLS, before it
-/// moved out so that hakmem loads with dlopen); see docs/benchmarks.md.
+/// measures malloc+free pairs with callgrind: 63.1 per pair for the C
+/// batch loop under LD_PRELOAD, loop included, and 54.2 in the Rust
+/// harness, the same as when the whole state sat in static TLS; see
+/// docs/benchmarks.md and docs/thread-state.md.
 ///
 /// `size` and `align` are the request (the secure mode, whose cache is
 /// always empty, lays its blocks out from them on the miss path).
 #[inline(always)]
 fn alloc_class(class: usize, size: usize, align: usize) -> *mut u8 {
     let t = thread::state();
-    if !t.is_null() {
-        // SAFETY: `t` is this thread's state; no other reference is live.
-        let p = unsafe { (*t).front.pop(class) };
-        if !p.is_null() {
-            return p;
-        }
+    // SAFETY: `t` is this thread's state, or the never-written EMPTY state
+    // (whose lists are empty, so the pop misses without writing); no other
+    // reference is live.
+    let p = unsafe { (*t).front.pop(class) };
+    if !p.is_null() {
+        return p;
     }
     alloc_miss(size, class, align)
 }
@@ -236,10 +237,10 @@ pub fn calloc(size: usize) -> *mut u8 {
 /// it → owner is this thread → push on the thread cache; another owner (or
 /// none) → [`free_remote_path`]; not a superslab → [`free_other`] (span,
 /// null, or invalid pointer). Cost of the owner hit in `libhakmem.so`
-/// (x86-64, objdump): 29 instructions to `ret` — registry 7, free mark
-/// check and store 5, record address 4, class and owner loads 2, TLS id
-/// 2 (GOT load + `fs:` load), owner compare 2, state pointer 1 (`fs:`
-/// load), push with statistics and cap test 6.
+/// (x86-64, objdump): 28 instructions to `ret` — registry 7, free mark
+/// check and store 5, record address 4, class and owner loads 2, state
+/// pointer 2 (GOT load + `fs:` load), owner compare with the state's heap
+/// id 2, push with statistics and cap test 6.
 ///
 /// # Safety
 /// `p` is null or was returned by this allocator and not freed since
@@ -262,12 +263,13 @@ pub unsafe fn free(p: *mut u8) {
         let m = unsafe { slab_meta_at(p, kind) };
         let class = m.class.load(Relaxed) as usize;
         let owner = m.owner.load(Relaxed);
-        // SAFETY: a thread whose id owns a slab has a live state (a fresh
-        // or exited thread's id, 0 or EXITED, owns none); no other
-        // reference into it is live.
+        let t = thread::state();
+        // SAFETY: `t` is this thread's state, or a never-written shared one
+        // (fresh or exited thread) whose heap id, 0 or EXITED, is no slab's
+        // owner, so only a live state is pushed on; no other reference into
+        // it is live.
         unsafe {
-            if owner == thread::id() {
-                let t = thread::state();
+            if owner == (*t).heap.id() {
                 if (*t).front.push(class, p) {
                     flush_cold(t, class);
                 }

@@ -1,9 +1,9 @@
 //! The per-thread state (cache front + heap) and its life cycle: creation
 //! and registration on the first slow path, hand-over at thread exit.
 //!
-//! The thread-local is two zero-initialised words with no `Drop`, so
-//! nothing allocates or registers a destructor for it; the state itself
-//! lives in a pool of slots of hakmem's own. Thread exit is observed with a
+//! The thread-local is one word with no `Drop`, so nothing allocates or
+//! registers a destructor for it; the state itself lives in a pool of
+//! slots of hakmem's own. Thread exit is observed with a
 //! pthread key destructor (which does not allocate).
 
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -42,60 +42,80 @@ impl ThreadState {
 // ---------------------------------------------------------------------------
 // The thread-local word and its life cycle.
 //
-// Each thread's TLS holds only two words, `{ state, id }` (16 bytes): a
-// pointer to its `ThreadState`, which lives in hakmem's own metadata (the
-// slot pool below), and a copy of its heap id. A state of about 10 KB in
-// static TLS does not fit glibc's surplus for libraries loaded with dlopen
-// (a cdylib with `HakMem`, `ctypes.CDLL("libhakmem.so")`); 16 bytes do.
+// Each thread's TLS holds one word: a pointer to its `ThreadState`, which
+// lives in hakmem's own metadata (the slot pool below). A state of about
+// 10 KB in static TLS does not fit glibc's surplus for libraries loaded
+// with dlopen (a cdylib with `HakMem`, `ctypes.CDLL("libhakmem.so")`); one
+// word does.
 //
-// Life cycle, told by the two words:
+// Life cycle, told by the word:
 //
-// | state   | id     | meaning                                            |
-// |---------|--------|----------------------------------------------------|
-// | null    | 0      | fresh: no allocator call yet (zero-initialised TLS) |
-// | slot    | heap id| live: registered, exit hook armed                  |
-// | null    | EXITED | its exit hook ran; the slot went back to the pool  |
+// | word     | heap id there | meaning                                    |
+// |----------|---------------|--------------------------------------------|
+// | &FRESH   | 0             | no allocator call yet (the TLS image)      |
+// | a slot   | its heap id   | live: registered, exit hook armed          |
+// | &EXITED_ | EXITED        | its exit hook ran; the slot went back      |
 //
-// The fast paths read `state` (malloc: null → slow path) or `id` (free:
-// a slab's owner equals it → push on `*state`). Id 0 and EXITED are never
-// a slab owner, so a fresh or exited thread's free always takes the slow
-// path, where [`run`] creates the state (fresh) or lends a temporary one
-// for the call (exited).
+// FRESH and EXITED_STATE are statics that nothing ever writes: their lists
+// are empty, so malloc's pop misses without a test of its own, and their
+// heap ids are no slab's owner, so free never pushes on them. Both take
+// the slow path, where [`run`] creates the state (fresh) or lends a
+// temporary one for the call (exited). The fast paths thus cost what they
+// did when the whole state sat in TLS.
 // ---------------------------------------------------------------------------
 
-/// The calling thread's two TLS words.
-#[repr(C, align(16))]
-struct Word {
-    state: *mut ThreadState,
-    id: usize,
+/// A state nothing writes (see above).
+#[repr(transparent)]
+struct Shared(ThreadState);
+// SAFETY: never written (only a live thread's own state is ever written,
+// and these are never a live thread's state), so sharing them is sound.
+unsafe impl Sync for Shared {}
+
+const fn with_id(id: usize) -> ThreadState {
+    let mut t = ThreadState::new();
+    t.heap = Heap::with_id(id);
+    t
 }
 
-/// x86-64 Linux (default): the two words are a `.tbss` symbol reached with
-/// the initial-exec TLS model — a GOT load of its offset, then `fs:`
-/// relative loads: 2 instructions to the state pointer or the id, where a
-/// `thread_local!` in a cdylib calls `__tls_get_addr` on every access.
+/// The state of a thread before its first call.
+static FRESH: Shared = Shared(with_id(UNREGISTERED));
+/// The state of a thread after its exit hook.
+static EXITED_STATE: Shared = Shared(with_id(EXITED));
+
+fn fresh() -> *mut ThreadState {
+    &FRESH as *const Shared as *mut ThreadState
+}
+
+fn exited() -> *mut ThreadState {
+    &EXITED_STATE as *const Shared as *mut ThreadState
+}
+
+/// x86-64 Linux (default): the word is a `.tdata` symbol whose image is
+/// `&FRESH`, reached with the initial-exec TLS model — a GOT load of its
+/// offset and an `fs:` load, 2 instructions, where a `thread_local!` in a
+/// cdylib calls `__tls_get_addr` on every access.
 #[cfg(all(
     target_arch = "x86_64",
     target_os = "linux",
     not(feature = "dynamic-tls")
 ))]
 mod tls {
-    use super::{ThreadState, Word};
+    use super::{ThreadState, FRESH};
 
     core::arch::global_asm!(
-        ".pushsection .tbss,\"awT\",@nobits",
-        ".p2align 4",
+        ".pushsection .tdata,\"awT\",@progbits",
+        ".p2align 3",
         ".globl hakmem_tls",
         ".hidden hakmem_tls",
         ".type hakmem_tls,@object",
-        ".size hakmem_tls,{size}",
+        ".size hakmem_tls,8",
         "hakmem_tls:",
-        ".zero {size}",
+        ".quad {fresh}",
         ".popsection",
-        size = const core::mem::size_of::<Word>(),
+        fresh = sym FRESH,
     );
 
-    /// The offset of this module's TLS block from the thread pointer.
+    /// The offset of the word from the thread pointer.
     #[inline(always)]
     fn offset() -> usize {
         let off: usize;
@@ -111,12 +131,12 @@ mod tls {
         off
     }
 
-    /// The state pointer (null when fresh or exited).
+    /// The word.
     #[inline(always)]
-    pub(super) fn state() -> *mut ThreadState {
+    pub(super) fn get() -> *mut ThreadState {
         let p: *mut ThreadState;
-        // SAFETY: reads the first word of this thread's 16-byte TLS block
-        // (`fs:` + offset); writes only the output register.
+        // SAFETY: reads this thread's TLS word (`fs:` + offset); writes
+        // only the output register.
         unsafe {
             core::arch::asm!(
                 "mov {p}, qword ptr fs:[{o}]",
@@ -128,33 +148,15 @@ mod tls {
         p
     }
 
-    /// The heap id (0 when fresh, EXITED after the exit hook).
-    #[inline(always)]
-    pub(super) fn id() -> usize {
-        let id: usize;
-        // SAFETY: reads the second word of this thread's TLS block.
-        unsafe {
-            core::arch::asm!(
-                "mov {i}, qword ptr fs:[{o} + 8]",
-                o = in(reg) offset(),
-                i = out(reg) id,
-                options(pure, readonly, nostack, preserves_flags),
-            );
-        }
-        id
-    }
-
-    /// Sets both words.
-    pub(super) fn set(state: *mut ThreadState, id: usize) {
-        // SAFETY: writes this thread's own 16-byte TLS block, which nothing
-        // else references.
+    /// Sets the word.
+    pub(super) fn set(state: *mut ThreadState) {
+        // SAFETY: writes this thread's own TLS word, which nothing else
+        // references.
         unsafe {
             core::arch::asm!(
                 "mov qword ptr fs:[{o}], {s}",
-                "mov qword ptr fs:[{o} + 8], {i}",
                 o = in(reg) offset(),
                 s = in(reg) state,
-                i = in(reg) id,
                 options(nostack, preserves_flags),
             );
         }
@@ -171,48 +173,41 @@ mod tls {
     not(feature = "dynamic-tls")
 )))]
 mod tls {
-    use super::{ThreadState, Word};
-    use core::cell::UnsafeCell;
+    use super::{Shared, ThreadState, FRESH};
+    use core::cell::Cell;
 
     std::thread_local! {
-        static W: UnsafeCell<Word> = const {
-            UnsafeCell::new(Word { state: core::ptr::null_mut(), id: 0 })
-        };
+        static W: Cell<*mut ThreadState> =
+            const { Cell::new(&FRESH as *const Shared as *mut ThreadState) };
     }
 
-    /// The state pointer (null when fresh or exited).
+    /// The word.
     #[inline(always)]
-    pub(super) fn state() -> *mut ThreadState {
-        // SAFETY: this thread's own cell, read without a live reference.
-        W.with(|w| unsafe { (*w.get()).state })
+    pub(super) fn get() -> *mut ThreadState {
+        W.with(Cell::get)
     }
 
-    /// The heap id (0 when fresh, EXITED after the exit hook).
-    #[inline(always)]
-    pub(super) fn id() -> usize {
-        // SAFETY: as above.
-        W.with(|w| unsafe { (*w.get()).id })
-    }
-
-    /// Sets both words.
-    pub(super) fn set(state: *mut ThreadState, id: usize) {
-        // SAFETY: as above; no reference into the cell is live.
-        W.with(|w| unsafe { *w.get() = Word { state, id } })
+    /// Sets the word.
+    pub(super) fn set(state: *mut ThreadState) {
+        W.with(|w| w.set(state))
     }
 }
 
-/// The calling thread's state; null when it has none (fresh or exited).
-/// The fast paths' accessor: 2 instructions on x86-64.
+/// The calling thread's state for the fast paths: its own, or a shared
+/// state that holds no blocks and is never written (fresh or exited
+/// thread). 2 instructions on x86-64.
 #[inline(always)]
 pub(crate) fn state() -> *mut ThreadState {
-    tls::state()
+    tls::get()
 }
 
 /// The calling thread's heap id: what a slab's `owner` equals when this
 /// thread owns it; 0 (fresh) or [`EXITED`] never equal an owner.
-#[inline(always)]
+#[inline]
 pub(crate) fn id() -> usize {
-    tls::id()
+    // SAFETY: reads one field of this thread's (or a shared, never
+    // written) state.
+    unsafe { (*state()).heap.id() }
 }
 
 /// Runs `f` with the calling thread's state: its own, created and
@@ -222,7 +217,7 @@ pub(crate) fn id() -> usize {
 #[inline]
 pub(crate) fn run<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
     let t = state();
-    if !t.is_null() {
+    if t != fresh() && t != exited() {
         return f(t);
     }
     match create() {
@@ -235,7 +230,7 @@ pub(crate) fn run<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
 #[inline]
 pub(crate) fn peek() -> Option<*mut ThreadState> {
     let t = state();
-    (!t.is_null()).then_some(t)
+    (t != fresh() && t != exited()).then_some(t)
 }
 
 /// The calling thread's state, created and registered if it has none;
@@ -264,7 +259,7 @@ fn with_temporary<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
 #[cold]
 #[inline(never)]
 fn create() -> Option<*mut ThreadState> {
-    if id() == EXITED {
+    if state() == exited() {
         return None;
     }
     let t = pool::take()?;
@@ -273,7 +268,7 @@ fn create() -> Option<*mut ThreadState> {
     unsafe { t.write(ThreadState::new()) };
     // Registering may allocate (pthread_setspecific past the first keys,
     // atexit): the nested call must find the state, so it is set first.
-    tls::set(t, UNREGISTERED);
+    tls::set(t);
     // SAFETY: `t` is this thread's state; no reference into it is live.
     unsafe { register(t) };
     Some(t)
@@ -431,7 +426,6 @@ pub(crate) unsafe fn register(t: *mut ThreadState) {
     let id = NEXT_ID.fetch_add(1, Relaxed);
     // SAFETY: `t` is ours; no borrow outlives this block.
     unsafe { (*t).heap.set_id(id) };
-    tls::set(t, id);
     // May register an exit hook (which may allocate): the id is set.
     crate::config::init();
     // SAFETY: as above.
@@ -463,7 +457,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
         crate::stats::publish_all(ts);
         ts.heap.set_id(EXITED);
     }
-    tls::set(core::ptr::null_mut(), EXITED);
+    tls::set(exited());
     // SAFETY: the slot came from the pool and the thread no longer reaches
     // it (its TLS word is cleared).
     unsafe { pool::give(t) };

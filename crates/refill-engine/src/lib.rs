@@ -151,6 +151,15 @@ impl Heap {
         }
     }
 
+    /// A heap with id `id` and no slabs (for states that are shared and
+    /// never written, whose id must be one no slab ever has as its owner:
+    /// [`UNREGISTERED`] or [`EXITED`]).
+    pub const fn with_id(id: usize) -> Self {
+        let mut h = Heap::new();
+        h.id = id;
+        h
+    }
+
     /// The owner id of this heap.
     #[inline(always)]
     pub fn id(&self) -> usize {
