@@ -465,8 +465,13 @@ pub fn run(opts: &Options) -> Result<(Vec<Line>, Vec<String>), String> {
                 a.name(),
                 counter.name()
             );
-            let small = count(counter, &exe, &child_args(a, &tiny(size, opts.small)), &[]);
-            let large = count(counter, &exe, &child_args(a, &tiny(size, opts.large)), &[]);
+            let env: Vec<(&str, OsString)> = a
+                .child_env()
+                .iter()
+                .map(|&(k, v)| (k, OsString::from(v)))
+                .collect();
+            let small = count(counter, &exe, &child_args(a, &tiny(size, opts.small)), &env);
+            let large = count(counter, &exe, &child_args(a, &tiny(size, opts.large)), &env);
             match (small, large) {
                 (Ok(small), Ok(large)) => lines.push(Line {
                     harness: "rust",

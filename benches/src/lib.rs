@@ -23,6 +23,7 @@
 //! queues, thread stacks) therefore never touches the allocator under test.
 
 pub mod allocators;
+pub mod dl;
 pub mod instructions;
 pub mod report;
 pub mod rng;

@@ -22,9 +22,11 @@ suite options:
                        `tiny-hot/64` = one)
   --threads N          threads of the multi-threaded workloads (default 2)
   --reps N             repetitions (default 5; --quick: 1)
-  --allocators LIST    subset of hakmem,hakmem+ace,hakmem-secure,mimalloc,jemalloc,system
-                       (default: all six; hakmem+ace = hakmem with
-                       hakmem::ace::start() before the workload)
+  --allocators LIST    subset of hakmem,hakmem+ace,hakmem-secure,mimalloc,jemalloc,
+                       tcmalloc,snmalloc,scudo,system (default: all nine;
+                       hakmem+ace = hakmem with hakmem::ace::start() before
+                       the workload; tcmalloc and scudo are loaded at run
+                       time and left out, with a line, when not installed)
   --scale F            multiply every op count by F (default 1)
   --timeout S          kill a run after S seconds (default 300)
   --out DIR            write results to DIR instead
@@ -125,6 +127,12 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
         mi2_note = format!(", mimalloc2 = {}", mimalloc2_version(&exe2));
         eprintln!("hakmem-bench{mi2_note} ({})", exe2.display());
     }
+    // Columns whose library is not installed (tcmalloc, scudo) are left
+    // out, never silently: one line each, here and with the results.
+    let missing = Allocator::drop_missing(&mut allocators);
+    for m in &missing {
+        eprintln!("hakmem-bench: {m}");
+    }
     if threads == 0 || allocators.is_empty() || scale <= 0.0 {
         return Err("--threads, --allocators and --scale must be positive".into());
     }
@@ -159,6 +167,9 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
     let rows = report::summarize(&specs, &samples, &allocators);
 
     println!("\n{machine}\n$ {command}\n");
+    for m in &missing {
+        println!("note: {m}");
+    }
     print!("{}", report::table(&rows));
     if allocators.contains(&Allocator::Hakmem) && allocators.contains(&Allocator::BASELINE) {
         println!("\nhakmem against the targets of issues 3 and 5:");
@@ -171,7 +182,11 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
     }
 
     let note = format!("{machine}; {command}");
-    let mut md = format!("{machine}\n\n`{command}`\n\n{}", report::markdown(&rows));
+    let notes: String = missing.iter().map(|m| format!("note: {m}\n\n")).collect();
+    let mut md = format!(
+        "{machine}\n\n`{command}`\n\n{notes}{}",
+        report::markdown(&rows)
+    );
     if !ace.is_empty() {
         md.push_str(&format!("\nACE on vs off:\n\n```text\n{ace}```\n"));
     }
@@ -394,6 +409,13 @@ fn list(args: &[String]) -> Result<(), String> {
         [flag, n] if flag == "--threads" => number(n, flag)?,
         _ => return Err(format!("usage: hakmem-bench list [--threads N]\n\n{USAGE}")),
     };
+    println!("allocators (the default columns, in report order):");
+    for a in Allocator::ALL {
+        println!("  {:<14} {}", a.name(), a.describe());
+    }
+    for a in [Allocator::Mimalloc2, Allocator::MiDirect] {
+        println!("  {:<14} {} (not a default column)", a.name(), a.describe());
+    }
     for quick in [false, true] {
         println!("{}:", if quick { "--quick" } else { "default" });
         let size = suite::Size {

@@ -6,8 +6,8 @@
 //! counts of either mode.
 
 use crate::workloads::{
-    CacheScratch, LargeChurn, Larson, MidMt, Phases, ProducerConsumer, RandomMixed, RssReturn,
-    Scenario, TinyHot, Touch, Workload,
+    CacheScratch, GlibcSimple, LargeChurn, Larson, MidMt, Phases, ProducerConsumer, RandomMixed,
+    RssReturn, Scenario, TinyHot, Touch, Workload,
 };
 
 /// One entry of the suite: a display name and the workload it runs.
@@ -27,6 +27,9 @@ pub struct Size {
 
 /// The tiny-hot block sizes.
 pub const TINY_SIZES: [usize; 5] = [16, 64, 128, 256, 1024];
+
+/// The `glibc-simple` block sizes.
+pub const GLIBC_SIMPLE_SIZES: [usize; 4] = [16, 256, 1024, 4096];
 
 /// The seeds' scenarios: name, block size, default and quick rounds.
 pub const SCENARIOS: [(&str, usize, u64, u64); 3] = [
@@ -166,6 +169,15 @@ pub fn all(sz: Size) -> Vec<Spec> {
         name: "phases".into(),
         workload: Workload::Phases(phases(sz)),
     });
+    for size in GLIBC_SIMPLE_SIZES {
+        v.push(Spec {
+            name: format!("glibc-simple/{size}"),
+            workload: Workload::GlibcSimple(GlibcSimple {
+                size,
+                allocs: n(200_000, 2_000),
+            }),
+        });
+    }
     v
 }
 
@@ -249,6 +261,15 @@ mod tests {
         assert_eq!(
             names(select(all(sz), &["rss-return".into()]).unwrap()).len(),
             3
+        );
+        assert_eq!(
+            names(select(all(sz), &["glibc-simple".into()]).unwrap()),
+            [
+                "glibc-simple/16",
+                "glibc-simple/256",
+                "glibc-simple/1024",
+                "glibc-simple/4096"
+            ]
         );
     }
 }
