@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use hakmem_bench::allocators::Allocator;
 use hakmem_bench::workloads::Workload;
-use hakmem_bench::{instructions, out_dir, report, runner, suite, sweep};
+use hakmem_bench::{footprint, instructions, out_dir, report, runner, suite, sweep};
 
 const USAGE: &str = "\
 usage: hakmem-bench [options]              run the suite (table, CSV, SVG)
        hakmem-bench instructions [options] instructions per malloc+free pair
-       hakmem-bench list [--threads N]     list the workloads and their parameters
+       hakmem-bench footprint [options]    peak and exit RSS of a one-malloc C program
+                                           under each allocator (LD_PRELOAD), and
+                                           hakmem's resident memory by mapping
+       hakmem-bench list [--threads N]     list the allocators, the workloads and
+                                           their parameters
        hakmem-bench sweep [options]        issue 6: `phases` with ACE, the default
                                            and a grid of static configurations
        hakmem-bench warm [options]         issue 6: ACE cold vs warm (saved profile)
@@ -50,6 +54,11 @@ instructions options:
   --no-build           do not rebuild libhakmem.so first
   --out DIR            write instructions.csv (and the C harness) to DIR
 
+footprint options:
+  --runs N             runs per allocator (median; default 5)
+  --no-build           do not rebuild libhakmem.so first
+  --out DIR            write footprint.csv (and the C probe) to DIR
+
 Results go to $CARGO_TARGET_DIR/hakmem-bench (default target/hakmem-bench).
 ";
 
@@ -63,6 +72,7 @@ fn main() -> ExitCode {
         }
         Some("instructions") => instructions_mode(&args[1..]),
         Some("list") => list(&args[1..]),
+        Some("footprint") => footprint_mode(&args[1..]),
         Some(m @ ("sweep" | "warm")) => sweep_mode(m == "warm", &args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
@@ -399,6 +409,37 @@ fn instructions_ace(o: &instructions::Options) -> Result<(), String> {
         &instructions::ace_csv(&lines, o),
     )
     .map_err(|e| e.to_string())?;
+    println!("\nwrote {}", p.display());
+    Ok(())
+}
+
+fn footprint_mode(args: &[String]) -> Result<(), String> {
+    let mut o = footprint::Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => o.runs = number(value(&mut it, a)?, a)?,
+            "--no-build" => o.build_preload = false,
+            "--out" => o.out = value(&mut it, a)?.into(),
+            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+        }
+    }
+    let command = std::iter::once("hakmem-bench footprint".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (text, csv, notes) = footprint::run(&o)?;
+    println!(
+        "\n{}\n$ {command}\n\nfootprint: one malloc(64) + free in a C program, \
+         medians of {} runs (VmHWM and VmRSS from /proc/self/status at exit)\n",
+        report::machine(),
+        o.runs.max(1)
+    );
+    print!("{text}");
+    for n in &notes {
+        println!("note: {n}");
+    }
+    let p = report::write(&o.out, "footprint.csv", &csv).map_err(|e| e.to_string())?;
     println!("\nwrote {}", p.display());
     Ok(())
 }
