@@ -297,3 +297,44 @@ pub static SCUDO_LIB: DlLib = DlLib::new(
     true,
     &[("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=65536")],
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_says_how_to_install_it() {
+        static NONE: DlLib = DlLib::new(
+            "nothing",
+            "/nonexistent/libnothing.so.1",
+            "libnothing1",
+            [c"malloc", c"free", c"memalign"],
+            None,
+            false,
+            &[],
+        );
+        let m = NONE.missing().unwrap();
+        assert!(m.contains("apt-get install libnothing1"), "{m}");
+        assert!(m.contains("/nonexistent/libnothing.so.1"), "{m}");
+        assert_eq!(NONE.load().unwrap_err(), m);
+    }
+
+    #[test]
+    fn tcmalloc_allocates_when_installed() {
+        if TCMALLOC_LIB.missing().is_some() {
+            return;
+        }
+        TCMALLOC_LIB.load().unwrap();
+        // SAFETY: non-zero size, power-of-two alignments; each block is
+        // written within bounds and freed once.
+        unsafe {
+            for align in [8, 64, 4096] {
+                let p = TCMALLOC_LIB.alloc(100, align);
+                assert!(!p.is_null() && p as usize % align == 0);
+                p.write_bytes(7, 100);
+                TCMALLOC_LIB.free(p);
+            }
+        }
+        TCMALLOC_LIB.trim();
+    }
+}
