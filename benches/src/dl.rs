@@ -330,7 +330,7 @@ mod tests {
         unsafe {
             for align in [8, 64, 4096] {
                 let p = TCMALLOC_LIB.alloc(100, align);
-                assert!(!p.is_null() && p as usize % align == 0);
+                assert!(!p.is_null() && (p as usize).is_multiple_of(align));
                 p.write_bytes(7, 100);
                 TCMALLOC_LIB.free(p);
             }
