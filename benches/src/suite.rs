@@ -28,8 +28,15 @@ pub struct Size {
 /// The tiny-hot block sizes.
 pub const TINY_SIZES: [usize; 5] = [16, 64, 128, 256, 1024];
 
-/// The `glibc-simple` block sizes.
-pub const GLIBC_SIMPLE_SIZES: [usize; 4] = [16, 256, 1024, 4096];
+/// The `glibc-simple` block sizes and allocations per batch size and
+/// sweep (default, quick): more for the small sizes, whose runs are short
+/// (glibc's benchmark makes 200,000, mimalloc-bench's 2,000,000).
+pub const GLIBC_SIMPLE: [(usize, u64, u64); 4] = [
+    (16, 2_000_000, 20_000),
+    (256, 1_000_000, 10_000),
+    (1024, 400_000, 4_000),
+    (4096, 200_000, 2_000),
+];
 
 /// The seeds' scenarios: name, block size, default and quick rounds.
 pub const SCENARIOS: [(&str, usize, u64, u64); 3] = [
@@ -169,12 +176,12 @@ pub fn all(sz: Size) -> Vec<Spec> {
         name: "phases".into(),
         workload: Workload::Phases(phases(sz)),
     });
-    for size in GLIBC_SIMPLE_SIZES {
+    for (size, allocs, quick) in GLIBC_SIMPLE {
         v.push(Spec {
             name: format!("glibc-simple/{size}"),
             workload: Workload::GlibcSimple(GlibcSimple {
                 size,
-                allocs: n(200_000, 2_000),
+                allocs: n(allocs, quick),
             }),
         });
     }
