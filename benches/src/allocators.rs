@@ -7,7 +7,11 @@
 //! What each binding calls, for reading instruction counts: `HakMem` inlines
 //! hakmem's `malloc`/`free`; `System` calls glibc `malloc`/`free` (alignment
 //! 8 ≤ 16 and ≤ size); `MiMalloc` calls `mi_malloc_aligned`/`mi_free`;
-//! `Jemalloc` calls `malloc` and the sized `sdallocx`.
+//! `Jemalloc` calls `malloc` and the sized `sdallocx`; `Tcmalloc` and
+//! `Scudo` call `tc_malloc`/`tc_free` and `malloc`/`free` of their system
+//! libraries through function pointers (loaded with `dlopen`, see
+//! [`crate::dl`]); `SnMalloc` (crate `snmalloc-rs`) calls
+//! `sn_rust_alloc`/`sn_rust_dealloc` (sized).
 //!
 //! [`Trim`] is how each of them is asked to give memory back to the OS
 //! (`hakmem::trim`, `malloc_trim`, `mi_collect`, jemalloc's arena purge).
@@ -26,6 +30,79 @@ pub static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub static MI_DIRECT: MiDirect = MiDirect;
 /// jemalloc (the `tikv-jemallocator` crate, built from its bundled C source).
 pub static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// tcmalloc (gperftools, `libtcmalloc_minimal.so.4`, loaded at run time).
+pub static TCMALLOC: Tcmalloc = Tcmalloc;
+/// scudo (LLVM 14 standalone, loaded at run time).
+pub static SCUDO: Scudo = Scudo;
+/// snmalloc (the `snmalloc-rs` crate, built from its bundled C++ source).
+pub static SNMALLOC: snmalloc_rs::SnMalloc = snmalloc_rs::SnMalloc;
+
+/// gperftools' tcmalloc through [`crate::dl::TCMALLOC_LIB`]: `tc_malloc`
+/// (`tc_memalign` above 16-byte alignment) and `tc_free`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tcmalloc;
+
+/// LLVM's standalone scudo through [`crate::dl::SCUDO_LIB`]: its `malloc`
+/// (`memalign` above 16-byte alignment) and `free`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scudo;
+
+// SAFETY: DlLib::alloc returns a block of at least `size` bytes aligned to
+// `align` (malloc's 16 bytes, else memalign), or null; DlLib::free takes
+// back every block it returned.
+unsafe impl GlobalAlloc for Tcmalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: GlobalAlloc's contract: non-zero size, valid alignment.
+        unsafe { crate::dl::TCMALLOC_LIB.alloc(layout.size(), layout.align()) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: GlobalAlloc's contract: `p` came from `alloc` above.
+        unsafe { crate::dl::TCMALLOC_LIB.free(p) }
+    }
+}
+
+// SAFETY: as for Tcmalloc.
+unsafe impl GlobalAlloc for Scudo {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: GlobalAlloc's contract: non-zero size, valid alignment.
+        unsafe { crate::dl::SCUDO_LIB.alloc(layout.size(), layout.align()) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: GlobalAlloc's contract: `p` came from `alloc` above.
+        unsafe { crate::dl::SCUDO_LIB.free(p) }
+    }
+}
+
+impl Trim for Tcmalloc {
+    const TRIM_CALL: &'static str = "MallocExtension_ReleaseFreeMemory()";
+
+    fn trim(&self) {
+        crate::dl::TCMALLOC_LIB.trim();
+    }
+}
+
+impl Trim for Scudo {
+    const TRIM_CALL: &'static str = "mallopt(M_PURGE = -101, 0)";
+
+    fn trim(&self) {
+        crate::dl::SCUDO_LIB.trim();
+    }
+}
+
+impl Trim for snmalloc_rs::SnMalloc {
+    // snmalloc-rs has no call that returns memory on request; snmalloc
+    // decommits on its own.
+    const TRIM_CALL: &'static str = "none (snmalloc-rs has no trim call)";
+
+    fn trim(&self) {}
+}
 
 /// mimalloc through its plain C entry points: `mi_malloc` for alignments
 /// up to 16 (which `mi_malloc` guarantees), `mi_malloc_aligned` above, and
@@ -170,6 +247,12 @@ pub enum Allocator {
     Mimalloc2,
     MiDirect,
     Jemalloc,
+    /// gperftools' tcmalloc, loaded with `dlopen` (see [`crate::dl`]).
+    Tcmalloc,
+    /// snmalloc (`snmalloc-rs`).
+    Snmalloc,
+    /// LLVM's standalone scudo, loaded with `dlopen` (see [`crate::dl`]).
+    Scudo,
 }
 
 /// The environment variable naming the `hakmem-bench` binary built with
@@ -186,12 +269,15 @@ impl Allocator {
     /// The default list, in report order (`mi-direct` is for
     /// `instructions`). `hakmem+ace` runs every workload a second time with
     /// learning on, for the ACE on/off overhead of issue 6.
-    pub const ALL: [Allocator; 6] = [
+    pub const ALL: [Allocator; 9] = [
         Allocator::Hakmem,
         Allocator::HakmemAce,
         Allocator::HakmemSecure,
         Allocator::Mimalloc,
         Allocator::Jemalloc,
+        Allocator::Tcmalloc,
+        Allocator::Snmalloc,
+        Allocator::Scudo,
         Allocator::System,
     ];
 
@@ -209,6 +295,9 @@ impl Allocator {
             Allocator::Mimalloc2 => "mimalloc2",
             Allocator::MiDirect => "mi-direct",
             Allocator::Jemalloc => "jemalloc",
+            Allocator::Tcmalloc => "tcmalloc",
+            Allocator::Snmalloc => "snmalloc",
+            Allocator::Scudo => "scudo",
         }
     }
 
@@ -223,8 +312,84 @@ impl Allocator {
             "mimalloc2" | "mi2" => Some(Allocator::Mimalloc2),
             "mi-direct" => Some(Allocator::MiDirect),
             "jemalloc" | "je" => Some(Allocator::Jemalloc),
+            "tcmalloc" | "tc" => Some(Allocator::Tcmalloc),
+            "snmalloc" | "sn" => Some(Allocator::Snmalloc),
+            "scudo" => Some(Allocator::Scudo),
             _ => None,
         }
+    }
+
+    /// What the binding is and what [`Trim::trim`] calls (for `list`).
+    pub fn describe(self) -> String {
+        let (what, trim) = match self {
+            Allocator::Hakmem => ("hakmem::HakMem", hakmem::HakMem::TRIM_CALL),
+            Allocator::HakmemAce => (
+                "hakmem::HakMem with hakmem::ace::start()",
+                hakmem::HakMem::TRIM_CALL,
+            ),
+            Allocator::HakmemSecure => ("hakmem::HakMemSecure", hakmem::HakMemSecure::TRIM_CALL),
+            Allocator::System => ("std::alloc::System (glibc malloc)", System::TRIM_CALL),
+            Allocator::Mimalloc => (
+                "mimalloc::MiMalloc (bundled mimalloc)",
+                mimalloc::MiMalloc::TRIM_CALL,
+            ),
+            Allocator::Mimalloc2 => (
+                "mimalloc 2.x: the binary named by HAKMEM_BENCH_MIMALLOC2",
+                mimalloc::MiMalloc::TRIM_CALL,
+            ),
+            Allocator::MiDirect => ("mi_malloc/mi_free", MiDirect::TRIM_CALL),
+            Allocator::Jemalloc => (
+                "tikv_jemallocator::Jemalloc (bundled jemalloc 5.3)",
+                tikv_jemallocator::Jemalloc::TRIM_CALL,
+            ),
+            Allocator::Tcmalloc => (
+                "tc_malloc/tc_free, dlopen of the system library",
+                Tcmalloc::TRIM_CALL,
+            ),
+            Allocator::Snmalloc => (
+                "snmalloc_rs::SnMalloc (bundled snmalloc)",
+                snmalloc_rs::SnMalloc::TRIM_CALL,
+            ),
+            Allocator::Scudo => (
+                "malloc/free of scudo, dlopen of the system library",
+                Scudo::TRIM_CALL,
+            ),
+        };
+        let lib = match self.dl_lib() {
+            Some(l) => match l.missing() {
+                None => format!("; {}", l.path),
+                Some(_) => format!("; MISSING {} (apt-get install {})", l.path, l.package),
+            },
+            None => String::new(),
+        };
+        format!("{what}; trim: {trim}{lib}")
+    }
+
+    /// The run-time library of a column loaded with `dlopen`.
+    pub fn dl_lib(self) -> Option<&'static crate::dl::DlLib> {
+        match self {
+            Allocator::Tcmalloc => Some(&crate::dl::TCMALLOC_LIB),
+            Allocator::Scudo => Some(&crate::dl::SCUDO_LIB),
+            _ => None,
+        }
+    }
+
+    /// `None` when this column can run on this machine, else the line to
+    /// print (what is missing, how to install it).
+    pub fn missing(self) -> Option<String> {
+        self.dl_lib().and_then(|l| l.missing())
+    }
+
+    /// Environment variables this column's child processes need.
+    pub fn child_env(self) -> &'static [(&'static str, &'static str)] {
+        self.dl_lib().map_or(&[], |l| l.child_env())
+    }
+
+    /// Drops the columns that cannot run here; returns the printed lines.
+    pub fn drop_missing(list: &mut Vec<Allocator>) -> Vec<String> {
+        let notes: Vec<String> = list.iter().filter_map(|a| a.missing()).collect();
+        list.retain(|a| a.missing().is_none());
+        notes
     }
 
     /// Parses a comma-separated list of names.

@@ -462,8 +462,13 @@ pub fn run(opts: &Options) -> Result<(Vec<Line>, Vec<String>), String> {
                 a.name(),
                 counter.name()
             );
-            let small = count(counter, &exe, &child_args(a, &tiny(size, opts.small)), &[]);
-            let large = count(counter, &exe, &child_args(a, &tiny(size, opts.large)), &[]);
+            let env: Vec<(&str, OsString)> = a
+                .child_env()
+                .iter()
+                .map(|&(k, v)| (k, OsString::from(v)))
+                .collect();
+            let small = count(counter, &exe, &child_args(a, &tiny(size, opts.small)), &env);
+            let large = count(counter, &exe, &child_args(a, &tiny(size, opts.large)), &env);
             match (small, large) {
                 (Ok(small), Ok(large)) => lines.push(Line {
                     harness: "rust",
@@ -558,10 +563,16 @@ fn preload_harness(
 
 /// Writes `tiny_hot.c` into `dir` and compiles it with `cc -O2`.
 fn build_c(dir: &Path) -> Result<PathBuf, String> {
+    build_c_program(dir, "tiny_hot", TINY_HOT_C)
+}
+
+/// Writes `<name>.c` (`source`) into `dir` and compiles it with
+/// `cc -O2 -fno-builtin` (`$CC` if set) into `dir/<name>`.
+pub(crate) fn build_c_program(dir: &Path, name: &str, source: &str) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let src = dir.join("tiny_hot.c");
-    let bin = dir.join("tiny_hot");
-    std::fs::write(&src, TINY_HOT_C).map_err(|e| e.to_string())?;
+    let src = dir.join(format!("{name}.c"));
+    let bin = dir.join(name);
+    std::fs::write(&src, source).map_err(|e| e.to_string())?;
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
     let o = Command::new(&cc)
         .args(["-O2", "-fno-builtin", "-o"])
@@ -579,11 +590,11 @@ fn build_c(dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// The path of `libhakmem.so`, after (re)building it if asked to.
-fn hakmem_so(build: bool, notes: &mut Vec<String>) -> PathBuf {
+pub(crate) fn hakmem_so(build: bool, notes: &mut Vec<String>) -> PathBuf {
     let so = crate::target_dir().join("release").join("libhakmem.so");
     if build {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        eprintln!("instructions: cargo build --release -p preload");
+        eprintln!("hakmem-bench: cargo build --release -p preload");
         let st = Command::new(cargo)
             .args(["build", "--release", "-p", "preload", "--quiet"])
             .current_dir(crate::workspace_root())

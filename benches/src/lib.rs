@@ -13,6 +13,8 @@
 //!      ─ instructions: instructions per malloc+free pair on tiny-hot
 //!                (perf when it works, else callgrind; difference method),
 //!                for the Rust harness and for a C program under LD_PRELOAD
+//!      ─ footprint: peak / exit RSS of a one-malloc C program under each
+//!                allocator (LD_PRELOAD), hakmem's mappings from smaps
 //! run-one ─ workloads::Workload::run::<A>(&'static A) in this process
 //! ```
 //!
@@ -23,6 +25,8 @@
 //! queues, thread stacks) therefore never touches the allocator under test.
 
 pub mod allocators;
+pub mod dl;
+pub mod footprint;
 pub mod instructions;
 pub mod report;
 pub mod rng;

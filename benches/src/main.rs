@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use hakmem_bench::allocators::Allocator;
 use hakmem_bench::workloads::Workload;
-use hakmem_bench::{instructions, out_dir, report, runner, suite, sweep};
+use hakmem_bench::{footprint, instructions, out_dir, report, runner, suite, sweep};
 
 const USAGE: &str = "\
 usage: hakmem-bench [options]              run the suite (table, CSV, SVG)
        hakmem-bench instructions [options] instructions per malloc+free pair
-       hakmem-bench list [--threads N]     list the workloads and their parameters
+       hakmem-bench footprint [options]    peak and exit RSS of a one-malloc C program
+                                           under each allocator (LD_PRELOAD), and
+                                           hakmem's resident memory by mapping
+       hakmem-bench list [--threads N]     list the allocators, the workloads and
+                                           their parameters
        hakmem-bench sweep [options]        issue 6: `phases` with ACE, the default
                                            and a grid of static configurations
        hakmem-bench warm [options]         issue 6: ACE cold vs warm (saved profile)
@@ -22,9 +26,11 @@ suite options:
                        `tiny-hot/64` = one)
   --threads N          threads of the multi-threaded workloads (default 2)
   --reps N             repetitions (default 5; --quick: 1)
-  --allocators LIST    subset of hakmem,hakmem+ace,hakmem-secure,mimalloc,jemalloc,system
-                       (default: all six; hakmem+ace = hakmem with
-                       hakmem::ace::start() before the workload)
+  --allocators LIST    subset of hakmem,hakmem+ace,hakmem-secure,mimalloc,jemalloc,
+                       tcmalloc,snmalloc,scudo,system (default: all nine;
+                       hakmem+ace = hakmem with hakmem::ace::start() before
+                       the workload; tcmalloc and scudo are loaded at run
+                       time and left out, with a line, when not installed)
   --scale F            multiply every op count by F (default 1)
   --timeout S          kill a run after S seconds (default 300)
   --out DIR            write results to DIR instead
@@ -48,6 +54,11 @@ instructions options:
   --no-build           do not rebuild libhakmem.so first
   --out DIR            write instructions.csv (and the C harness) to DIR
 
+footprint options:
+  --runs N             runs per allocator (median; default 5)
+  --no-build           do not rebuild libhakmem.so first
+  --out DIR            write footprint.csv (and the C probe) to DIR
+
 Results go to $CARGO_TARGET_DIR/hakmem-bench (default target/hakmem-bench).
 ";
 
@@ -61,6 +72,7 @@ fn main() -> ExitCode {
         }
         Some("instructions") => instructions_mode(&args[1..]),
         Some("list") => list(&args[1..]),
+        Some("footprint") => footprint_mode(&args[1..]),
         Some(m @ ("sweep" | "warm")) => sweep_mode(m == "warm", &args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
@@ -125,6 +137,12 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
         mi2_note = format!(", mimalloc2 = {}", mimalloc2_version(&exe2));
         eprintln!("hakmem-bench{mi2_note} ({})", exe2.display());
     }
+    // Columns whose library is not installed (tcmalloc, scudo) are left
+    // out, never silently: one line each, here and with the results.
+    let missing = Allocator::drop_missing(&mut allocators);
+    for m in &missing {
+        eprintln!("hakmem-bench: {m}");
+    }
     if threads == 0 || allocators.is_empty() || scale <= 0.0 {
         return Err("--threads, --allocators and --scale must be positive".into());
     }
@@ -159,6 +177,9 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
     let rows = report::summarize(&specs, &samples, &allocators);
 
     println!("\n{machine}\n$ {command}\n");
+    for m in &missing {
+        println!("note: {m}");
+    }
     print!("{}", report::table(&rows));
     if allocators.contains(&Allocator::Hakmem) && allocators.contains(&Allocator::BASELINE) {
         println!("\nhakmem against the targets of issues 3 and 5:");
@@ -171,7 +192,11 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
     }
 
     let note = format!("{machine}; {command}");
-    let mut md = format!("{machine}\n\n`{command}`\n\n{}", report::markdown(&rows));
+    let notes: String = missing.iter().map(|m| format!("note: {m}\n\n")).collect();
+    let mut md = format!(
+        "{machine}\n\n`{command}`\n\n{notes}{}",
+        report::markdown(&rows)
+    );
     if !ace.is_empty() {
         md.push_str(&format!("\nACE on vs off:\n\n```text\n{ace}```\n"));
     }
@@ -388,12 +413,50 @@ fn instructions_ace(o: &instructions::Options) -> Result<(), String> {
     Ok(())
 }
 
+fn footprint_mode(args: &[String]) -> Result<(), String> {
+    let mut o = footprint::Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => o.runs = number(value(&mut it, a)?, a)?,
+            "--no-build" => o.build_preload = false,
+            "--out" => o.out = value(&mut it, a)?.into(),
+            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+        }
+    }
+    let command = std::iter::once("hakmem-bench footprint".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (text, csv, notes) = footprint::run(&o)?;
+    println!(
+        "\n{}\n$ {command}\n\nfootprint: one malloc(64) + free in a C program, \
+         medians of {} runs (VmHWM and VmRSS from /proc/self/status at exit)\n",
+        report::machine(),
+        o.runs.max(1)
+    );
+    print!("{text}");
+    for n in &notes {
+        println!("note: {n}");
+    }
+    let p = report::write(&o.out, "footprint.csv", &csv).map_err(|e| e.to_string())?;
+    println!("\nwrote {}", p.display());
+    Ok(())
+}
+
 fn list(args: &[String]) -> Result<(), String> {
     let threads = match args {
         [] => 2,
         [flag, n] if flag == "--threads" => number(n, flag)?,
         _ => return Err(format!("usage: hakmem-bench list [--threads N]\n\n{USAGE}")),
     };
+    println!("allocators (the default columns, in report order):");
+    for a in Allocator::ALL {
+        println!("  {:<14} {}", a.name(), a.describe());
+    }
+    for a in [Allocator::Mimalloc2, Allocator::MiDirect] {
+        println!("  {:<14} {} (not a default column)", a.name(), a.describe());
+    }
     for quick in [false, true] {
         println!("{}:", if quick { "--quick" } else { "default" });
         let size = suite::Size {

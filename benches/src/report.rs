@@ -540,6 +540,9 @@ fn colour(a: Allocator) -> &'static str {
         Allocator::MiDirect => "#9ecae1",
         Allocator::Jemalloc => "#2ca02c",
         Allocator::System => "#7f7f7f",
+        Allocator::Tcmalloc => "#9467bd",
+        Allocator::Snmalloc => "#17becf",
+        Allocator::Scudo => "#bcbd22",
     }
 }
 

@@ -27,7 +27,10 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::allocators::{Allocator, HAKMEM, HAKMEM_SECURE, JEMALLOC, MIMALLOC, MI_DIRECT, SYSTEM};
+use crate::allocators::{
+    Allocator, HAKMEM, HAKMEM_SECURE, JEMALLOC, MIMALLOC, MI_DIRECT, SCUDO, SNMALLOC, SYSTEM,
+    TCMALLOC,
+};
 use crate::suite::Spec;
 use crate::workloads::{Outcome, PhaseTimes, Workload, PHASES};
 
@@ -204,6 +207,7 @@ pub fn run_child(
 ) -> Result<Measured, String> {
     let mut child = Command::new(exe)
         .args(child_args(alloc, w))
+        .envs(alloc.child_env().iter().copied())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -308,6 +312,11 @@ pub fn run_one(alloc: Allocator, w: &Workload) -> Result<ChildRun, String> {
     if matches!(alloc, Allocator::Hakmem | Allocator::HakmemAce) {
         crate::sweep::apply_env_policy()?;
     }
+    if let Some(lib) = alloc.dl_lib() {
+        // Open the library before the clock starts, and fail with its
+        // message rather than abort inside the workload.
+        lib.load()?;
+    }
     let c0 = cpu_time();
     let mut ace = None;
     let o = match alloc {
@@ -331,6 +340,9 @@ pub fn run_one(alloc: Allocator, w: &Workload) -> Result<ChildRun, String> {
         }
         Allocator::MiDirect => w.run(&MI_DIRECT),
         Allocator::Jemalloc => w.run(&JEMALLOC),
+        Allocator::Tcmalloc => w.run(&TCMALLOC),
+        Allocator::Snmalloc => w.run(&SNMALLOC),
+        Allocator::Scudo => w.run(&SCUDO),
     };
     Ok((o, cpu_time().saturating_sub(c0), ace))
 }

@@ -6,8 +6,8 @@
 //! counts of either mode.
 
 use crate::workloads::{
-    CacheScratch, LargeChurn, Larson, MidMt, Phases, ProducerConsumer, RandomMixed, RssReturn,
-    Scenario, TinyHot, Touch, Workload,
+    CacheScratch, GlibcSimple, LargeChurn, Larson, MidMt, Phases, ProducerConsumer, RandomMixed,
+    RssReturn, Scenario, TinyHot, Touch, Workload,
 };
 
 /// One entry of the suite: a display name and the workload it runs.
@@ -27,6 +27,16 @@ pub struct Size {
 
 /// The tiny-hot block sizes.
 pub const TINY_SIZES: [usize; 5] = [16, 64, 128, 256, 1024];
+
+/// The `glibc-simple` block sizes and allocations per batch size and
+/// sweep (default, quick): more for the small sizes, whose runs are short
+/// (glibc's benchmark makes 200,000, mimalloc-bench's 2,000,000).
+pub const GLIBC_SIMPLE: [(usize, u64, u64); 4] = [
+    (16, 2_000_000, 20_000),
+    (256, 1_000_000, 10_000),
+    (1024, 400_000, 4_000),
+    (4096, 200_000, 2_000),
+];
 
 /// The seeds' scenarios: name, block size, default and quick rounds.
 pub const SCENARIOS: [(&str, usize, u64, u64); 3] = [
@@ -166,6 +176,15 @@ pub fn all(sz: Size) -> Vec<Spec> {
         name: "phases".into(),
         workload: Workload::Phases(phases(sz)),
     });
+    for (size, allocs, quick) in GLIBC_SIMPLE {
+        v.push(Spec {
+            name: format!("glibc-simple/{size}"),
+            workload: Workload::GlibcSimple(GlibcSimple {
+                size,
+                allocs: n(allocs, quick),
+            }),
+        });
+    }
     v
 }
 
@@ -249,6 +268,15 @@ mod tests {
         assert_eq!(
             names(select(all(sz), &["rss-return".into()]).unwrap()).len(),
             3
+        );
+        assert_eq!(
+            names(select(all(sz), &["glibc-simple".into()]).unwrap()),
+            [
+                "glibc-simple/16",
+                "glibc-simple/256",
+                "glibc-simple/1024",
+                "glibc-simple/4096"
+            ]
         );
     }
 }

@@ -7,7 +7,14 @@ const EXE: &str = env!("CARGO_BIN_EXE_hakmem-bench");
 
 #[test]
 fn run_one_prints_a_result_for_every_allocator() {
-    for a in ["hakmem", "system", "mimalloc", "mi-direct", "jemalloc"] {
+    for a in [
+        "hakmem",
+        "system",
+        "mimalloc",
+        "mi-direct",
+        "jemalloc",
+        "snmalloc",
+    ] {
         let o = Command::new(EXE)
             .args([
                 "run-one",
@@ -59,5 +66,64 @@ fn quick_suite_writes_table_csv_and_svg() {
     assert_eq!(csv.lines().count(), 1 + 12 + 12, "{csv}");
     let svg = std::fs::read_to_string(dir.join("throughput.svg")).unwrap();
     assert!(svg.contains("<rect") && svg.trim_end().ends_with("</svg>"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn list_names_every_column_and_glibc_simple() {
+    let o = Command::new(EXE).arg("list").output().unwrap();
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for name in [
+        "tcmalloc",
+        "snmalloc",
+        "scudo",
+        "glibc-simple/16",
+        "glibc-simple/4096",
+    ] {
+        assert!(out.contains(name), "{name} missing in:\n{out}");
+    }
+}
+
+/// tcmalloc and scudo run when their libraries are installed, and are left
+/// out with a line naming the package when they are not: never silently.
+#[test]
+fn dlopen_columns_run_or_say_what_is_missing() {
+    let dir = std::env::temp_dir().join(format!("hakmem-bench-dl-{}", std::process::id()));
+    let o = Command::new(EXE)
+        .args(["--quick", "--only", "glibc-simple/256", "--scale", "0.5"])
+        .args(["--allocators", "tcmalloc,scudo,snmalloc,mimalloc", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    for (name, path, package) in [
+        (
+            "tcmalloc",
+            "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+            "libtcmalloc-minimal4",
+        ),
+        (
+            "scudo",
+            "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.scudo_standalone-x86_64.so",
+            "libclang-rt-14-dev",
+        ),
+    ] {
+        let ran = stderr
+            .lines()
+            .any(|l| l.starts_with('[') && l.contains(&format!(" {name} ")));
+        if std::path::Path::new(path).exists() {
+            assert!(ran, "{name} did not run:\n{stderr}");
+        } else {
+            assert!(!ran);
+            assert!(
+                stdout.contains(&format!("apt-get install {package}")),
+                "{stdout}"
+            );
+        }
+    }
+    assert!(stdout.contains("glibc-simple/256  snmalloc"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -43,12 +43,22 @@ pub fn run(args: &[String]) -> ExitCode {
             _ => eprintln!("xtask bench: the mimalloc 2.x build failed; running without it"),
         }
     }
-    let status = Command::new(cargo)
+    let status = Command::new(&cargo)
         .current_dir(root)
         .args(["run", "--release", "--quiet", "-p", "hakmem-bench", "--"])
         .args(args)
         .envs(env)
         .status();
+    let status = match status {
+        Ok(s) if s.success() && suite && !args.iter().any(|a| a == "--help") => {
+            Command::new(&cargo)
+                .current_dir(root)
+                .args(["run", "--release", "--quiet", "-p", "hakmem-bench", "--"])
+                .args(footprint_args(args))
+                .status()
+        }
+        other => other,
+    };
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
@@ -57,4 +67,19 @@ pub fn run(args: &[String]) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The `footprint` run that follows the suite: its `--out` and, with
+/// `--quick`, 3 runs per allocator instead of 5.
+fn footprint_args(args: &[String]) -> Vec<String> {
+    let mut v = vec!["footprint".to_string()];
+    if args.iter().any(|a| a == "--quick") {
+        v.extend(["--runs".to_string(), "3".to_string()]);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--out") {
+        if let Some(d) = args.get(i + 1) {
+            v.extend(["--out".to_string(), d.clone()]);
+        }
+    }
+    v
 }

@@ -14,6 +14,7 @@
 //!   starts where the workload allows it.
 
 mod cache_scratch;
+mod glibc_simple;
 mod large_churn;
 mod larson;
 mod mid_mt;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use crate::allocators::Trim;
 
 pub use cache_scratch::CacheScratch;
+pub use glibc_simple::GlibcSimple;
 pub use large_churn::LargeChurn;
 pub use larson::Larson;
 pub use mid_mt::MidMt;
@@ -95,10 +97,11 @@ pub enum Workload {
     LargeChurn(LargeChurn),
     Scenario(Scenario),
     Phases(Phases),
+    GlibcSimple(GlibcSimple),
 }
 
 /// The workload families, as named on the command line.
-pub const FAMILIES: [&str; 10] = [
+pub const FAMILIES: [&str; 11] = [
     "tiny-hot",
     "random-mixed",
     "larson",
@@ -109,6 +112,7 @@ pub const FAMILIES: [&str; 10] = [
     "large-churn",
     "scenario",
     "phases",
+    "glibc-simple",
 ];
 
 impl Workload {
@@ -125,6 +129,7 @@ impl Workload {
             Workload::LargeChurn(_) => "large-churn",
             Workload::Scenario(_) => "scenario",
             Workload::Phases(_) => "phases",
+            Workload::GlibcSimple(_) => "glibc-simple",
         }
     }
 
@@ -141,6 +146,7 @@ impl Workload {
             Workload::LargeChurn(w) => w.params(),
             Workload::Scenario(w) => w.params(),
             Workload::Phases(w) => w.params(),
+            Workload::GlibcSimple(w) => w.params(),
         }
     }
 
@@ -174,6 +180,7 @@ impl Workload {
             "large-churn" => Workload::LargeChurn(LargeChurn::from_params(&mut kv)?),
             "scenario" => Workload::Scenario(Scenario::from_params(&mut kv)?),
             "phases" => Workload::Phases(Phases::from_params(&mut kv)?),
+            "glibc-simple" => Workload::GlibcSimple(GlibcSimple::from_params(&mut kv)?),
             other => return Err(format!("unknown workload `{other}`")),
         };
         kv.finish(family)?;
@@ -186,7 +193,8 @@ impl Workload {
             Workload::TinyHot(_)
             | Workload::RandomMixed(_)
             | Workload::LargeChurn(_)
-            | Workload::Scenario(_) => 1,
+            | Workload::Scenario(_)
+            | Workload::GlibcSimple(_) => 1,
             Workload::Larson(w) => w.threads,
             Workload::ProducerConsumer(w) => 2 * w.pairs,
             Workload::CacheScratch(w) => w.threads,
@@ -209,6 +217,7 @@ impl Workload {
             Workload::LargeChurn(w) => w.run(a),
             Workload::Scenario(w) => w.run(a),
             Workload::Phases(w) => w.run(a),
+            Workload::GlibcSimple(w) => w.run(a),
         }
     }
 }
@@ -516,7 +525,7 @@ pub(crate) fn stamp_of(i: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allocators::{HAKMEM, JEMALLOC, MIMALLOC, MI_DIRECT, SYSTEM};
+    use crate::allocators::{HAKMEM, JEMALLOC, MIMALLOC, MI_DIRECT, SNMALLOC, SYSTEM};
 
     /// Every workload with tiny parameters.
     fn tiny() -> Vec<Workload> {
@@ -562,6 +571,8 @@ mod tests {
                 "phases",
                 &["steps=200", "bursts=20", "spans=20", "idle_ms=1"],
             ),
+            p("glibc-simple", &["size=16", "allocs=3200"]),
+            p("glibc-simple", &["size=4096", "allocs=1600"]),
         ]
     }
 
@@ -574,6 +585,7 @@ mod tests {
                 ("mimalloc", w.run(&MIMALLOC)),
                 ("mi-direct", w.run(&MI_DIRECT)),
                 ("jemalloc", w.run(&JEMALLOC)),
+                ("snmalloc", w.run(&SNMALLOC)),
             ];
             for (name, o) in runs {
                 assert!(o.ops > 0, "{} on {name}: no ops", w.family());
