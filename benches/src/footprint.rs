@@ -66,7 +66,7 @@ pub const SYSTEM_LIBS: [(&str, &str, &str); 4] = [
 #[derive(Clone, Debug)]
 pub struct Options {
     pub runs: usize,         // runs per allocator (median)
-    pub build_preload: bool, // `cargo build --release -p preload` first
+    pub build_preload: bool, // `cargo build --release -p hakmem-preload` first
     pub out: PathBuf,        // where the probe and footprint.csv go
 }
 
@@ -291,7 +291,7 @@ pub fn run(o: &Options) -> Result<(String, String, Vec<String>), String> {
         libs.push(("hakmem".into(), Some(hak.clone())));
     } else {
         notes.push(format!(
-            "{} not found (build it with `cargo build --release -p preload`): no hakmem line",
+            "{} not found (build it with `cargo build --release -p hakmem-preload`): no hakmem line",
             hak.display()
         ));
     }

@@ -63,7 +63,7 @@ pub struct Options {
     pub small: u64,          // rounds of the small run
     pub large: u64,          // rounds of the large run
     pub preload: bool,       // also run the C harness
-    pub build_preload: bool, // `cargo build --release -p preload` first
+    pub build_preload: bool, // `cargo build --release -p hakmem-preload` first
     pub out: PathBuf,        // where the C harness and the CSV go
 }
 
@@ -513,7 +513,7 @@ fn preload_harness(
         libs.push(("hakmem-secure".into(), Some(hak)));
     } else {
         notes.push(format!(
-            "{} not found (build it with `cargo build --release -p preload`)",
+            "{} not found (build it with `cargo build --release -p hakmem-preload`)",
             hak.display()
         ));
     }
@@ -594,9 +594,9 @@ pub(crate) fn hakmem_so(build: bool, notes: &mut Vec<String>) -> PathBuf {
     let so = crate::target_dir().join("release").join("libhakmem.so");
     if build {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        eprintln!("hakmem-bench: cargo build --release -p preload");
+        eprintln!("hakmem-bench: cargo build --release -p hakmem-preload");
         let st = Command::new(cargo)
-            .args(["build", "--release", "-p", "preload", "--quiet"])
+            .args(["build", "--release", "-p", "hakmem-preload", "--quiet"])
             .current_dir(crate::workspace_root())
             .status();
         match st {

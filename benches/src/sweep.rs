@@ -5,7 +5,7 @@
 //!
 //! A static configuration `static:R:C:D:S` is applied in the child before
 //! the workload: every class's refill count = R/4 × its default and its
-//! cache cap = C refills (written to `ace_learning::POLICY` with the
+//! cache cap = C refills (written to `hakmem_ace_learning::POLICY` with the
 //! configuration-time setters, which is what `HAKMEM_REFILL` and
 //! `HAKMEM_CACHE_CAP` use, but per class), decay delay D ms
 //! (`HAKMEM_DECAY_MS`) and pool/span threshold S KiB
@@ -146,10 +146,10 @@ pub fn apply_env_policy() -> Result<(), String> {
     // would overwrite what is written here).
     // SAFETY: a fresh block, freed at once.
     unsafe { hakmem::free(hakmem::malloc(16)) };
-    for class in 0..ptr_bridge::NUM_CLASSES {
-        let refill = (ace_learning::default_refill(class) * r / 4).clamp(1, 1024);
-        ace_learning::POLICY.set_refill_count(class, refill);
-        ace_learning::POLICY.set_cache_cap(class, (refill * c).min(4096));
+    for class in 0..hakmem_ptr_bridge::NUM_CLASSES {
+        let refill = (hakmem_ace_learning::default_refill(class) * r / 4).clamp(1, 1024);
+        hakmem_ace_learning::POLICY.set_refill_count(class, refill);
+        hakmem_ace_learning::POLICY.set_cache_cap(class, (refill * c).min(4096));
     }
     Ok(())
 }

@@ -40,7 +40,7 @@
 //!    one idle trim; so does a move to another regime (memory the old
 //!    regime released is given back before the new one grows).
 
-use ptr_bridge::{CLASS_SIZE, NUM_CLASSES, NUM_TINY_CLASSES};
+use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES, NUM_TINY_CLASSES};
 
 use crate::bandit::Ucb1;
 use crate::elo::{Elo, EloConfig, Phase, Transition};
@@ -130,7 +130,7 @@ pub const DECAY_STRATEGIES: [u32; 6] = [25, 50, 100, 250, 500, 1000];
 
 /// The pool/span thresholds (bytes) the second Elo knob chooses among:
 /// requests above the threshold become spans, those at or below it slab
-/// blocks (`ptr_bridge::set_span_threshold` accepts 1 KiB – 64 KiB).
+/// blocks (`hakmem_ptr_bridge::set_span_threshold` accepts 1 KiB – 64 KiB).
 pub const SPAN_STRATEGIES: [u32; 3] = [16 << 10, 32 << 10, 64 << 10];
 
 /// Tuning of the learner (the defaults are what `hakmem::ace` runs).
@@ -148,7 +148,7 @@ pub struct LearnerConfig {
     pub idle: bool,
     /// The warm-pool prefill budget: at an idle trim, give the classes
     /// that were refilling before it a budget (their cache cap, within
-    /// `ace_learning::prefill_limit`) for the first refills after the idle
+    /// `hakmem_ace_learning::prefill_limit`) for the first refills after the idle
     /// period; clear it after `prefill_ms` of renewed activity. Needs
     /// `idle`.
     pub prefill: bool,
@@ -394,7 +394,7 @@ fn bin(ev: &Event) -> usize {
 
 /// Largest span (KiB, as events count them) that is binned as mid traffic:
 /// the largest slab class plus a page of rounding.
-const MID_SPAN_KIB: u32 = (ptr_bridge::SMALL_MAX >> 10) as u32 + 4;
+const MID_SPAN_KIB: u32 = (hakmem_ptr_bridge::SMALL_MAX >> 10) as u32 + 4;
 
 fn thread_bit(thread: u32) -> u64 {
     1u64 << (thread.wrapping_mul(0x9E37_79B9) >> 26)

@@ -41,7 +41,7 @@ pub use ring::EventRing;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
-use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
+use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 
 /// What a slow path observed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub const fn default_cap(class: usize) -> u32 {
     let two = 2 * default_refill(class);
     // Tiny classes keep at least 128 blocks (at most 128 KiB at 1 KiB), so a
     // thread cycling a batch of ~100 blocks stays in its cache.
-    if class < ptr_bridge::NUM_TINY_CLASSES && two < 128 {
+    if class < hakmem_ptr_bridge::NUM_TINY_CLASSES && two < 128 {
         128
     } else {
         two
@@ -138,7 +138,7 @@ pub const fn prefill_limit(class: usize) -> u32 {
 #[repr(usize)]
 pub enum Knob {
     /// Delay before released memory goes back to the OS, in ms
-    /// (applied with `superslab_backend::set_decay_ms`).
+    /// (applied with `hakmem_superslab_backend::set_decay_ms`).
     DecayMs = 0,
     /// The pool/span threshold in bytes: requests above it become spans
     /// (applied with `hakmem::set_span_threshold`, which rewrites the
@@ -459,7 +459,7 @@ mod tests {
             assert!((2..=64).contains(&r));
             let cap = default_cap(c);
             assert!(cap >= 2 * r, "class {c}: a cap below two refills thrashes");
-            if c >= ptr_bridge::NUM_TINY_CLASSES {
+            if c >= hakmem_ptr_bridge::NUM_TINY_CLASSES {
                 assert_eq!(cap, 2 * r);
             } else {
                 assert!(cap >= 128);

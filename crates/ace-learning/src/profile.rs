@@ -26,7 +26,7 @@
 //! strategy set, a bad checksum or an out-of-range value is rejected as a
 //! whole ([`ProfileError`]); nothing of it is applied.
 
-use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
+use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 
 use crate::elo::Elo;
 use crate::elo::Phase;

@@ -1,17 +1,17 @@
 //! ACE, the learning layer's background worker: observe → decide → apply,
 //! off the hot path. See `docs/ace.md`.
 //!
-//! - **Observe.** While the worker runs, `ace_learning::POLICY` has
+//! - **Observe.** While the worker runs, `hakmem_ace_learning::POLICY` has
 //!   observation on and the slow paths (refill, flush, slab traffic, span
 //!   map and unmap) copy a 12-byte [`Event`] into the pre-allocated ring
-//!   `ace_learning::EVENTS`. The hot path never sees any of it.
+//!   `hakmem_ace_learning::EVENTS`. The hot path never sees any of it.
 //! - **Decide.** Every tick (25 ms by default) the worker drains the ring
 //!   into its [`Learner`] and runs the policies: per-class UCB1 bandits over
 //!   (refill count, cache cap), Elo-rated strategies for the decay delay
 //!   and for the pool/span threshold (LEARN → CANARY → FROZEN),
 //!   workload-shift and idle detection.
 //! - **Apply.** The learner holds the policy table's one
-//!   [`PolicyWriter`](ace_learning::PolicyWriter): it writes the next
+//!   [`PolicyWriter`](hakmem_ace_learning::PolicyWriter): it writes the next
 //!   refill count and cache cap of a class (read by the refill engine at
 //!   the next refill of that class) and the decay-delay and threshold
 //!   knobs, which this module hands to the backend and to
@@ -38,13 +38,13 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ace_learning::profile::{self, PROFILE_LEN};
-use ace_learning::REGIME_NAMES;
-use ace_learning::{
+use hakmem_ace_learning::profile::{self, PROFILE_LEN};
+use hakmem_ace_learning::REGIME_NAMES;
+use hakmem_ace_learning::{
     Change, Event, EventKind, Knob, Learner, LearnerConfig, Phase, PolicyWriter, Sample, EVENTS,
     POLICY,
 };
-use ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
+use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 
 use crate::config::{parse_u32, truthy, var};
 
@@ -200,13 +200,14 @@ pub fn start_with(cfg: AceConfig) -> bool {
             BASE.refill[c].store(POLICY.refill_count(c), Relaxed);
             BASE.cap[c].store(POLICY.cache_cap(c), Relaxed);
         }
-        BASE.decay_ms.store(superslab_backend::decay_ms(), Relaxed);
+        BASE.decay_ms
+            .store(hakmem_superslab_backend::decay_ms(), Relaxed);
         BASE.span_threshold
             .store(crate::span_threshold() as u32, Relaxed);
     }
     // Arm 0 of every bandit is the start-up policy, even if an earlier
     // worker left a learned one in the table.
-    let base = ace_learning::PolicyTable::new();
+    let base = hakmem_ace_learning::PolicyTable::new();
     for c in 0..NUM_CLASSES {
         base.set_refill_count(c, BASE.refill[c].load(Relaxed));
         base.set_cache_cap(c, BASE.cap[c].load(Relaxed));
@@ -327,7 +328,7 @@ pub fn reset_policy() -> bool {
     w.clear_prefill();
     w.set_knob(Knob::DecayMs, 0);
     w.set_knob(Knob::SpanThreshold, 0);
-    superslab_backend::set_decay_ms(BASE.decay_ms.load(Relaxed));
+    hakmem_superslab_backend::set_decay_ms(BASE.decay_ms.load(Relaxed));
     crate::set_span_threshold(BASE.span_threshold.load(Relaxed) as usize);
     true
 }
@@ -402,7 +403,7 @@ fn rss_bytes() -> u64 {
         .and_then(|f| core::str::from_utf8(f).ok())
         .and_then(|f| f.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    pages * ptr_bridge::PAGE_SIZE as u64
+    pages * hakmem_superslab_backend::page_size() as u64
 }
 
 fn minor_faults() -> u64 {
@@ -553,7 +554,7 @@ fn worker(
     let mut window_dropped = EVENTS.dropped();
     let mut window_start = started;
     let mut last_warning: Option<u64> = None;
-    let mut decay_applied = superslab_backend::decay_ms();
+    let mut decay_applied = hakmem_superslab_backend::decay_ms();
     loop {
         std::thread::park_timeout(sleep);
         if STOP.load(Acquire) {
@@ -573,7 +574,7 @@ fn worker(
         let rate = ((offered - last_offered) << shift) as f64 * 1000.0 / dt;
         rate_ema = rate.max(rate_ema * 0.7 + rate * 0.3);
         let mut want = MIN_SAMPLE_SHIFT;
-        while want < ace_learning::MAX_SAMPLE_SHIFT
+        while want < hakmem_ace_learning::MAX_SAMPLE_SHIFT
             && rate_ema / (1u64 << want) as f64 > SAMPLED_PER_S
         {
             want += 1;
@@ -596,7 +597,7 @@ fn worker(
         });
         let d = w.table().knob(Knob::DecayMs);
         if d != 0 && d != decay_applied {
-            superslab_backend::set_decay_ms(d);
+            hakmem_superslab_backend::set_decay_ms(d);
             decay_applied = d;
         }
         apply_span_knob(&w);
@@ -671,7 +672,7 @@ fn load_profile(path: &Path, l: &mut Learner, w: &PolicyWriter<'_>, log: bool) {
             PROFILE_LOADED.store(true, Relaxed);
             if let Some(d) = (n > 0).then(|| w.table().knob(Knob::DecayMs)) {
                 if d != 0 {
-                    superslab_backend::set_decay_ms(d);
+                    hakmem_superslab_backend::set_decay_ms(d);
                 }
             }
             apply_span_knob(w);
@@ -766,7 +767,7 @@ pub struct AceState {
     pub sample_shift: u8,
     /// Decay delay in force, ms.
     pub decay_ms: u32,
-    /// Current workload regime (`ace_learning::REGIME_NAMES`).
+    /// Current workload regime (`hakmem_ace_learning::REGIME_NAMES`).
     pub regime: &'static str,
     /// Phase of the decay knob's Elo lifecycle in that regime.
     pub decay_phase: Phase,
@@ -822,7 +823,7 @@ pub fn state() -> AceState {
         worker_wall_ms: WORKER_WALL_MS.load(Relaxed),
         drop_warnings: DROP_WARNINGS.load(Relaxed),
         sample_shift: SAMPLE_SHIFT.load(Relaxed),
-        decay_ms: superslab_backend::decay_ms(),
+        decay_ms: hakmem_superslab_backend::decay_ms(),
         regime: REGIME_NAMES[(REGIME.load(Relaxed) as usize).min(REGIME_NAMES.len() - 1)],
         decay_phase: phase(&DECAY_PHASE),
         decay_confirmed_ms: DECAY_CONFIRMED.load(Relaxed),
@@ -858,7 +859,7 @@ pub fn drop_rate(events: u64, dropped: u64) -> f64 {
 pub(crate) fn span_event(kind: EventKind, bytes: usize) {
     if POLICY.observing() {
         let id = crate::thread::id();
-        ace_learning::observe(Event {
+        hakmem_ace_learning::observe(Event {
             kind,
             class: 0,
             count: (bytes >> 10).min(u32::MAX as usize) as u32,

@@ -6,8 +6,8 @@ use core::ffi::CStr;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
-use ace_learning::POLICY;
-use ptr_bridge::NUM_CLASSES;
+use hakmem_ace_learning::POLICY;
+use hakmem_ptr_bridge::NUM_CLASSES;
 
 static STATE: AtomicU8 = AtomicU8::new(0); // 0 unread, 1 reading, 2 done
 /// 0 = no report, 1 = table, 2 = JSON (HAKMEM_STATS).
@@ -84,6 +84,9 @@ pub(crate) fn init() {
         return;
     }
     READER.store(me, Release);
+    if !hakmem_superslab_backend::os::check_page_size() {
+        crate::diag::unsupported("the page size is above 64 KiB, which hakmem's slab layout does not support (see docs/platforms.md)");
+    }
     crate::install_fork_handlers();
     // The secure mode first: it decides how every block is laid out.
     match var(c"HAKMEM_SECURE") {
@@ -117,16 +120,16 @@ pub(crate) fn init() {
         }
     }
     if let Some(n) = number(c"HAKMEM_SPAN_THRESHOLD") {
-        ptr_bridge::set_span_threshold(n as usize);
+        hakmem_ptr_bridge::set_span_threshold(n as usize);
     }
     if let Some(n) = number(c"HAKMEM_NODES") {
-        superslab_backend::set_node_spread(n as usize);
+        hakmem_superslab_backend::set_node_spread(n as usize);
     }
     if let Some(n) = number(c"HAKMEM_DECAY_MS") {
-        superslab_backend::set_decay_ms(n);
+        hakmem_superslab_backend::set_decay_ms(n);
     }
     if let Some(n) = number(c"HAKMEM_THP_MIN") {
-        superslab_backend::set_huge_min(n as usize);
+        hakmem_superslab_backend::set_huge_min(n as usize);
     }
     if let Some(n) = number(c"HAKMEM_REFILL") {
         for c in 0..NUM_CLASSES {

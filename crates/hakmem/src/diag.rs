@@ -48,6 +48,19 @@ pub(crate) fn report(call: &str, what: &str, p: *const u8) {
     }
 }
 
+/// Writes `hakmem: <line>\n` to stderr and aborts: hakmem cannot run here.
+#[cold]
+#[inline(never)]
+pub(crate) fn unsupported(line: &str) -> ! {
+    for part in [b"hakmem: ".as_slice(), line.as_bytes(), b"\n"] {
+        // SAFETY: writing our own bytes to fd 2; a short write only loses
+        // part of the message.
+        unsafe { libc::write(2, part.as_ptr() as *const libc::c_void, part.len()) };
+    }
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
 /// Reports and aborts: the program handed `call` a pointer that would
 /// corrupt the heap if hakmem went on.
 #[cold]

@@ -1,9 +1,34 @@
 //! hakmem: a two-speed memory allocator.
 //!
-//! ```ignore
+//! As a Rust program's global allocator (a cdylib too: it loads with
+//! `dlopen`, see docs/thread-state.md):
+//!
+//! ```
 //! #[global_allocator]
 //! static GLOBAL: hakmem::HakMem = hakmem::HakMem;
+//!
+//! fn main() {
+//!     let v: Vec<u64> = (0..1000).collect();
+//!     assert_eq!(v.iter().sum::<u64>(), 499_500);
+//!     assert!(hakmem::owns(v.as_ptr().cast()));
+//!     let s = hakmem::stats();
+//!     assert!(s.rss_bytes > 0);
+//! }
 //! ```
+//!
+//! The C-style API is usable directly too:
+//!
+//! ```
+//! let p = hakmem::malloc(100);
+//! assert!(!p.is_null());
+//! assert!(hakmem::usable_size(p) >= 100);
+//! // SAFETY: `p` came from hakmem::malloc and is freed once.
+//! unsafe { hakmem::free(p) };
+//! ```
+//!
+//! `HakMemSecure` is the same allocator with the hardened checks of the
+//! secure mode (docs/security.md); `libhakmem.so` (package
+//! `hakmem-preload`) replaces `malloc` for any program with `LD_PRELOAD`.
 //!
 //! This crate is the facade: the route (tiny / mid / span) taken at every
 //! malloc and free, the `GlobalAlloc` implementation, configuration and
@@ -39,13 +64,14 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
-use ptr_bridge::{
+use hakmem_ptr_bridge::{
     class_for, class_of, slab_meta_at, SlabMeta, CLASS_SIZE, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
     SMALL_MAX,
 };
-pub use ptr_bridge::{set_span_threshold, span_threshold};
-use refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
-use superslab_backend::registry;
+pub use hakmem_ptr_bridge::{set_span_threshold, span_threshold};
+use hakmem_refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
+pub use hakmem_superslab_backend::page_size;
+use hakmem_superslab_backend::registry;
 
 pub use config::report_at_exit;
 pub use secure::{secure_mode, HakMemSecure};
@@ -128,7 +154,7 @@ unsafe fn refill_block(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
     // SAFETY: caller contract; the heap is registered now.
     unsafe {
         let ts = &mut *t;
-        let p = refill_engine::refill(&mut ts.heap, &mut ts.front, class);
+        let p = hakmem_refill_engine::refill(&mut ts.heap, &mut ts.front, class);
         stats::tick(ts);
         p
     }
@@ -143,7 +169,7 @@ fn hand_out(p: *mut u8) -> *mut u8 {
     } else {
         // SAFETY: `p` is a free slab block (at least 16 bytes) that the
         // refill just took for the caller.
-        unsafe { ptr_bridge::clear_free_mark(p) };
+        unsafe { hakmem_ptr_bridge::clear_free_mark(p) };
     }
     p
 }
@@ -181,14 +207,14 @@ fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
         None => core::ptr::null_mut(),
     };
     if p.is_null() {
-        p = superslab_backend::large_alloc(size, align, zero);
+        p = hakmem_superslab_backend::large_alloc(size, align, zero);
     }
     if p.is_null() {
         set_enomem();
     }
     // --- ACE: span events (cold path; one relaxed load when learning is off).
-    else if ace_learning::POLICY.observing() {
-        ace::span_event(ace_learning::EventKind::SpanMap, size);
+    else if hakmem_ace_learning::POLICY.observing() {
+        ace::span_event(hakmem_ace_learning::EventKind::SpanMap, size);
     }
     // --- end ACE
     p
@@ -253,10 +279,10 @@ pub unsafe fn free(p: *mut u8) {
         // SAFETY: the registry says `p` is inside a live superslab with
         // slab shift `kind`; a pointer of ours has 16 bytes behind it.
         unsafe {
-            if ptr_bridge::has_free_mark(p) {
+            if hakmem_ptr_bridge::has_free_mark(p) {
                 free_marked(p);
             }
-            ptr_bridge::set_free_mark(p);
+            hakmem_ptr_bridge::set_free_mark(p);
         }
         // SAFETY: the registry says `p` is inside a live superslab with
         // slab shift `kind`.
@@ -328,7 +354,7 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
     // SAFETY: `t` is this thread's state; no other reference is live.
     unsafe {
         let ts = &mut *t;
-        if let Err(bad) = refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+        if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
             diag::invalid_pointer("free()", bad);
         }
         stats::tick(ts);
@@ -337,7 +363,7 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
 
 /// A free of a block of another thread's slab (or of an ownerless one).
 ///
-/// Call tree of the common case: `refill_engine::batch_remote` — the block
+/// Call tree of the common case: `hakmem_refill_engine::batch_remote` — the block
 /// joins this thread's pending batch for its slab (a link and a count,
 /// nothing shared written; every 32nd free pushes the batch with one CAS);
 /// else [`free_remote_cold`].
@@ -356,7 +382,7 @@ unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
             return unsafe { secure::free_block(t, p) };
         }
         // SAFETY: caller contract; `t` is our own state.
-        if unsafe { refill_engine::batch_remote(&mut (*t).heap, m, p) } {
+        if unsafe { hakmem_refill_engine::batch_remote(&mut (*t).heap, m, p) } {
             return;
         }
         // SAFETY: forwarded contract.
@@ -374,7 +400,7 @@ unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
 #[inline(never)]
 unsafe fn free_remote_cold(t: *mut thread::ThreadState, p: *mut u8) {
     // SAFETY: `p` is inside a live superslab; `t` is ours.
-    let r = unsafe { refill_engine::free_remote(&mut (*t).heap, p) };
+    let r = unsafe { hakmem_refill_engine::free_remote(&mut (*t).heap, p) };
     match r {
         FreeOutcome::NotAllocated => diag::invalid_pointer("free()", p),
         FreeOutcome::Adopted { class } => {
@@ -405,9 +431,9 @@ unsafe fn free_other(p: *mut u8) {
     match registry::kind_of(p as usize) {
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
             // --- ACE: span events (cold path).
-            if ace_learning::POLICY.observing() {
-                let n = superslab_backend::large_usable_size(p).unwrap_or(0);
-                ace::span_event(ace_learning::EventKind::SpanUnmap, n);
+            if hakmem_ace_learning::POLICY.observing() {
+                let n = hakmem_superslab_backend::large_usable_size(p).unwrap_or(0);
+                ace::span_event(hakmem_ace_learning::EventKind::SpanUnmap, n);
             }
             // --- end ACE
             // The stash is handed back by the exit hook; once that ran,
@@ -415,7 +441,7 @@ unsafe fn free_other(p: *mut u8) {
             let freed = match thread::current() {
                 // SAFETY: our own state, no reference into it is live.
                 Some(t) => unsafe { (*t).span_stash.free(p) },
-                None => superslab_backend::large_free(p),
+                None => hakmem_superslab_backend::large_free(p),
             };
             if !freed {
                 diag::invalid_pointer("free()", p);
@@ -450,7 +476,7 @@ unsafe fn free_other(p: *mut u8) {
 fn freed_span(p: *mut u8) -> bool {
     // SAFETY: our own state, no reference into it is live.
     let stashed = thread::peek().is_some_and(|t| unsafe { (*t).span_stash.holds(p) });
-    stashed || superslab_backend::span_cache_holds(p)
+    stashed || hakmem_superslab_backend::span_cache_holds(p)
 }
 
 /// A handler for frees of pointers hakmem did not allocate (for example
@@ -470,7 +496,7 @@ pub fn set_foreign_free_handler(h: Option<ForeignFreeHandler>) {
 }
 
 /// Size of a superslab (for `mallinfo`-style reports).
-pub const SUPERSLAB_SIZE: usize = ptr_bridge::SUPERSLAB_SIZE;
+pub const SUPERSLAB_SIZE: usize = hakmem_ptr_bridge::SUPERSLAB_SIZE;
 
 /// Usable size of block `p`: 0 for null or for a pointer in no hakmem
 /// mapping (the caller decides what a foreign pointer means; see
@@ -492,17 +518,18 @@ fn live_size(call: &str, p: *mut u8) -> usize {
             }
             // SAFETY: inside a live superslab with slab shift `k`.
             let m = unsafe { slab_meta_at(p, k) };
-            if !m.is_block_start(a) || m.state.load(Relaxed) == ptr_bridge::slab_state::FREE {
+            if !m.is_block_start(a) || m.state.load(Relaxed) == hakmem_ptr_bridge::slab_state::FREE
+            {
                 diag::invalid_pointer(call, p);
             }
             // SAFETY: a block start of a live slab: 16 bytes are ours to read.
-            if unsafe { ptr_bridge::has_free_mark(p) } {
+            if unsafe { hakmem_ptr_bridge::has_free_mark(p) } {
                 diag::fatal(call, "pointer already freed", p);
             }
             m.block_size.load(Relaxed) as usize
         }
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
-            match superslab_backend::large_usable_size(p) {
+            match hakmem_superslab_backend::large_usable_size(p) {
                 Some(n) => n,
                 None => diag::invalid_pointer(call, p),
             }
@@ -553,13 +580,13 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
         }
         if align <= MIN_ALIGN
             && new_size <= SMALL_MAX
-            && CLASS_STRIDE[ptr_bridge::size_class(new_size)] as usize == old
+            && CLASS_STRIDE[hakmem_ptr_bridge::size_class(new_size)] as usize == old
         {
             return p;
         }
     } else if new_size > SMALL_MAX {
         // SAFETY: `p` is one of our spans (checked inside).
-        let q = unsafe { superslab_backend::large_realloc(p, new_size) };
+        let q = unsafe { hakmem_superslab_backend::large_realloc(p, new_size) };
         if !q.is_null() {
             return q;
         }
@@ -600,24 +627,24 @@ pub fn trim() -> usize {
         unsafe {
             secure::drain(t);
             let ts = &mut *t;
-            refill_engine::trim(&mut ts.heap, &mut ts.front);
+            hakmem_refill_engine::trim(&mut ts.heap, &mut ts.front);
             ts.span_stash.flush();
             stats::publish_all(ts);
         }
     }
-    superslab_backend::decay(true)
+    hakmem_superslab_backend::decay(true)
 }
 
 // --- ACE: idle trim (called by the ACE worker when the process is idle).
 /// Gives back to the OS what no thread holds, without touching any
 /// thread's cache or slabs: ownerless slabs whose blocks have all been
-/// freed are released (`refill_engine::sweep_empty`), then the pages of
+/// freed are released (`hakmem_refill_engine::sweep_empty`), then the pages of
 /// free slabs, empty superslabs and cached spans go back at once (a forced
 /// decay). Any thread may call it, registered or not. Returns the bytes
 /// given back by the decay.
 pub fn trim_idle() -> usize {
-    refill_engine::sweep_empty();
-    superslab_backend::decay(true)
+    hakmem_refill_engine::sweep_empty();
+    hakmem_superslab_backend::decay(true)
 }
 // --- end ACE
 
@@ -631,18 +658,18 @@ pub fn owns(p: *const u8) -> bool {
 /// [`fork_parent`] or [`fork_child`] after (pthread_atfork handlers).
 pub fn fork_prepare() {
     thread::lock_for_fork();
-    for r in remote_queue::RECLAIM.iter() {
+    for r in hakmem_remote_queue::RECLAIM.iter() {
         r.lock_for_fork();
     }
-    superslab_backend::lock_all_for_fork();
+    hakmem_superslab_backend::lock_all_for_fork();
 }
 
 /// See [`fork_prepare`].
 pub fn fork_parent() {
     // SAFETY: paired with fork_prepare in the same process.
     unsafe {
-        superslab_backend::unlock_all_after_fork();
-        for r in remote_queue::RECLAIM.iter() {
+        hakmem_superslab_backend::unlock_all_after_fork();
+        for r in hakmem_remote_queue::RECLAIM.iter() {
             r.unlock_after_fork();
         }
     }

@@ -10,10 +10,10 @@
 
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-use ptr_bridge::{block_next, slab_state, SlabMeta, SuperslabHeader, FIRST_SLAB, NO_OWNER};
-pub use refill_engine::migrate::{Migration, Step};
-use superslab_backend::registry;
-pub use superslab_backend::{set_node_spread, NODES};
+use hakmem_ptr_bridge::{block_next, slab_state, SlabMeta, SuperslabHeader, FIRST_SLAB, NO_OWNER};
+pub use hakmem_refill_engine::migrate::{Migration, Step};
+use hakmem_superslab_backend::registry;
+pub use hakmem_superslab_backend::{set_node_spread, NODES};
 
 use crate::thread::{self, ThreadState};
 
@@ -60,7 +60,7 @@ impl ThreadHandle {
 pub unsafe fn owned_slabs(h: ThreadHandle, out: &mut [usize]) -> usize {
     let mut tmp = [core::ptr::null::<SlabMeta>(); 64];
     // SAFETY: caller contract.
-    let n = refill_engine::migrate::owned_slabs(unsafe { &(*h.0).heap }, &mut tmp);
+    let n = hakmem_refill_engine::migrate::owned_slabs(unsafe { &(*h.0).heap }, &mut tmp);
     let n = n.min(out.len());
     for i in 0..n {
         out[i] = tmp[i] as usize;
@@ -81,7 +81,7 @@ pub unsafe fn migrate_slab(from: ThreadHandle, to: ThreadHandle, slab: usize) ->
     unsafe {
         let f = &mut *from.0;
         let t = &mut *to.0;
-        refill_engine::migrate::migrate_slab(
+        hakmem_refill_engine::migrate::migrate_slab(
             &mut f.heap,
             &mut f.front,
             &mut t.heap,
@@ -91,7 +91,7 @@ pub unsafe fn migrate_slab(from: ThreadHandle, to: ThreadHandle, slab: usize) ->
 }
 
 /// Checks the promises of a completed migration of `slab` away from
-/// `from` (see `refill_engine::migrate::audit_migrated`).
+/// `from` (see `hakmem_refill_engine::migrate::audit_migrated`).
 ///
 /// # Safety
 /// Every thread that uses the allocator is parked (or is the caller).
@@ -99,7 +99,11 @@ pub unsafe fn audit_migrated(from: ThreadHandle, slab: usize) -> Result<(), &'st
     // SAFETY: caller contract.
     unsafe {
         let f = &mut *from.0;
-        refill_engine::migrate::audit_migrated(&f.heap, &mut f.front, &*(slab as *const SlabMeta))
+        hakmem_refill_engine::migrate::audit_migrated(
+            &f.heap,
+            &mut f.front,
+            &*(slab as *const SlabMeta),
+        )
     }
 }
 
@@ -115,20 +119,22 @@ pub fn superslab_node(slab: usize) -> u8 {
 }
 
 /// Moves the superslab holding slab record `slab` to memory node `node`
-/// (see `superslab_backend::move_superslab`). Live blocks stay where they
+/// (see `hakmem_superslab_backend::move_superslab`). Live blocks stay where they
 /// are; the superslab's free slabs now serve `node`'s threads.
 ///
 /// # Safety
 /// `slab` is a live slab record (its superslab is mapped).
 pub unsafe fn move_superslab_of(slab: usize, node: u8) -> bool {
     // SAFETY: caller contract.
-    unsafe { superslab_backend::move_superslab((*(slab as *const SlabMeta)).superslab(), node) }
+    unsafe {
+        hakmem_superslab_backend::move_superslab((*(slab as *const SlabMeta)).superslab(), node)
+    }
 }
 
 /// Makes later migrations skip one protocol step (fault injection).
 #[cfg(feature = "fault-injection")]
 pub fn inject_fault(step: Option<Step>) {
-    refill_engine::migrate::inject_fault(step);
+    hakmem_refill_engine::migrate::inject_fault(step);
 }
 
 /// Where a block lives: its slab record and its index in the slab.
@@ -138,7 +144,7 @@ pub fn block_location(p: *const u8) -> Option<(usize, usize)> {
         return None;
     }
     // SAFETY: inside a live superslab with slab shift `k`.
-    let m = unsafe { ptr_bridge::slab_meta_at(p as *mut u8, k) };
+    let m = unsafe { hakmem_ptr_bridge::slab_meta_at(p as *mut u8, k) };
     let bs = m.block_size.load(Relaxed) as usize;
     if bs == 0 {
         return None;

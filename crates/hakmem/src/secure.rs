@@ -39,13 +39,13 @@ use core::ptr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool, AtomicU64};
 
-use ace_learning::POLICY;
-use ptr_bridge::{
+use hakmem_ace_learning::POLICY;
+use hakmem_ptr_bridge::{
     block_index, class_for, free_mark, has_free_mark, set_free_mark, slab_meta_at, slab_meta_of,
     slab_state, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
 };
-use refill_engine::{FreeOutcome, EXITED};
-use superslab_backend::registry;
+use hakmem_refill_engine::{FreeOutcome, EXITED};
+use hakmem_superslab_backend::registry;
 
 use crate::thread::ThreadState;
 use crate::{diag, HakMem};
@@ -96,7 +96,7 @@ pub(crate) fn enable() {
     for c in 0..NUM_CLASSES {
         POLICY.set_cache_cap(c, 0);
     }
-    refill_engine::set_scrub_carved(true);
+    hakmem_refill_engine::set_scrub_carved(true);
     ON.store(true, Release);
 }
 
@@ -190,7 +190,7 @@ impl Quarantine {
             diag::fatal("malloc()", "corrupted free list: handed", b)
         }
         // SAFETY: a free block of ours: its first word is the cache link.
-        let next = unsafe { ptr_bridge::block_next(b) };
+        let next = unsafe { hakmem_ptr_bridge::block_next(b) };
         if !next.is_null() && !is_free_block(next) {
             diag::fatal("malloc()", "corrupted free-list link to", next)
         }
@@ -206,7 +206,7 @@ impl Quarantine {
             return false;
         }
         // SAFETY: a free block of ours: its first word is the link.
-        unsafe { ptr_bridge::set_block_next(b, self.cache[class]) };
+        unsafe { hakmem_ptr_bridge::set_block_next(b, self.cache[class]) };
         self.cache[class] = b;
         self.cached[class] += 1;
         true
@@ -383,7 +383,7 @@ pub(crate) unsafe fn free_cached(t: *mut ThreadState, class: usize) {
     let (mut c, _) = unsafe { (*t).front.take(class, u32::MAX) };
     while !c.is_null() {
         // SAFETY: the cache's link, written by the push.
-        let next = unsafe { ptr_bridge::block_next(c) };
+        let next = unsafe { hakmem_ptr_bridge::block_next(c) };
         // SAFETY: forwarded contract.
         unsafe { free_block(t, c) };
         c = next;
@@ -452,21 +452,21 @@ unsafe fn give_back(t: *mut ThreadState, b: usize) {
         // returns it to the slab's local list.
         unsafe {
             ts.front.push_chain(class, bp, bp, 1);
-            if let Err(bad) = refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+            if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
                 diag::invalid_pointer("free()", bad);
             }
         }
         return;
     }
     // SAFETY: `b` is a freed block start of a live superslab.
-    match unsafe { refill_engine::free_remote(&mut ts.heap, bp) } {
+    match unsafe { hakmem_refill_engine::free_remote(&mut ts.heap, bp) } {
         FreeOutcome::Remote => {}
         FreeOutcome::NotAllocated => diag::invalid_pointer("free()", bp),
         FreeOutcome::Adopted { class } => {
             // SAFETY: we own the block's slab now.
             unsafe {
                 ts.front.push_chain(class, bp, bp, 1);
-                if let Err(bad) = refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+                if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
                     diag::invalid_pointer("free()", bad);
                 }
             }
@@ -499,7 +499,7 @@ pub(crate) unsafe fn drain(t: *mut ThreadState) {
             tail = b;
             n += 1;
             // SAFETY: a cached free block: its first word is the link.
-            b = unsafe { ptr_bridge::block_next(b) };
+            b = unsafe { hakmem_ptr_bridge::block_next(b) };
         }
         if n > 0 {
             // The chain goes through the thread cache's flush, which
@@ -507,7 +507,7 @@ pub(crate) unsafe fn drain(t: *mut ThreadState) {
             // SAFETY: a chain of `n` free blocks of `class` we hold.
             unsafe {
                 ts.front.push_chain(class, head, tail, n);
-                if let Err(bad) = refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+                if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
                     diag::invalid_pointer("free()", bad);
                 }
             }

@@ -18,7 +18,7 @@ use core::fmt::Write;
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicI64, AtomicU64};
 
-use ptr_bridge::{CLASS_SIZE, NUM_CLASSES, SUPERSLAB_SIZE};
+use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES, SUPERSLAB_SIZE};
 
 use crate::thread::ThreadState;
 
@@ -255,9 +255,7 @@ fn current_rss() -> u64 {
     }
     // SAFETY: our own descriptor, opened above.
     unsafe { libc::close(fd) };
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = if page > 0 { page as u64 } else { 4096 };
+    let page = hakmem_superslab_backend::page_size() as u64;
     statm_resident(&buf[..len]).map_or(0, |pages| pages.saturating_mul(page))
 }
 
@@ -299,13 +297,13 @@ pub(crate) fn tick(ts: &mut ThreadState) {
     ts.slow_events += 1;
     if ts.slow_events.is_multiple_of(32) {
         // Delayed return of memory to the OS (rate-limited inside).
-        superslab_backend::decay(false);
+        hakmem_superslab_backend::decay(false);
     }
     if ts.slow_events.is_multiple_of(256) {
         // Ownerless slabs emptied by remote frees go back to the backend,
         // and batched remote frees must not wait for long either.
-        refill_engine::sweep_empty();
-        refill_engine::flush_remote_batches(&mut ts.heap);
+        hakmem_refill_engine::sweep_empty();
+        hakmem_refill_engine::flush_remote_batches(&mut ts.heap);
     }
     if ts.slow_events >= PUBLISH_EVERY {
         publish_all(ts);
@@ -329,7 +327,7 @@ pub fn stats() -> Stats {
         // SAFETY: our own thread's state, outside any allocator call.
         unsafe { publish_all(&mut *t) };
     }
-    let b = superslab_backend::stats();
+    let b = hakmem_superslab_backend::stats();
     let committed = b
         .superslabs
         .saturating_mul(SUPERSLAB_SIZE)
@@ -350,12 +348,12 @@ pub fn stats() -> Stats {
         large_frees: b.large_frees + STASH_FREES.load(Relaxed),
         span_cache_hits: b.span_cache_hits + STASH_ALLOCS.load(Relaxed),
         span_cache_bytes: b.span_cache_bytes,
-        tiers: superslab_backend::tier_counts(),
+        tiers: hakmem_superslab_backend::tier_counts(),
         peak_rss_bytes: peak_rss().max(rss),
         rss_bytes: rss,
         committed_bytes: committed as u64,
-        ace_events: ace_learning::EVENTS.pushed(),
-        ace_dropped: ace_learning::EVENTS.dropped(),
+        ace_events: hakmem_ace_learning::EVENTS.pushed(),
+        ace_dropped: hakmem_ace_learning::EVENTS.dropped(),
         ace_decisions: crate::ace::decisions(),
         ace_running: crate::ace::is_running(),
         classes: [ClassStats::default(); NUM_CLASSES],
@@ -378,8 +376,8 @@ pub fn stats() -> Stats {
             flushes: t.flushes.load(Relaxed),
             live_bytes: allocs.saturating_sub(frees) * size as u64,
             cached_bytes: cached * size as u64,
-            refill_count: ace_learning::POLICY.refill_count(c),
-            cache_cap: ace_learning::POLICY.cache_cap(c),
+            refill_count: hakmem_ace_learning::POLICY.refill_count(c),
+            cache_cap: hakmem_ace_learning::POLICY.cache_cap(c),
         };
         s.allocs += allocs;
         s.frees += frees;

@@ -9,11 +9,11 @@
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU32, AtomicUsize};
 
-use ace_learning::POLICY;
-use ptr_bridge::NUM_CLASSES;
-use refill_engine::{Heap, EXITED, UNREGISTERED};
-use superslab_backend::SpanStash;
-use tls_front::Front;
+use hakmem_ace_learning::POLICY;
+use hakmem_ptr_bridge::NUM_CLASSES;
+use hakmem_refill_engine::{Heap, EXITED, UNREGISTERED};
+use hakmem_superslab_backend::SpanStash;
+use hakmem_tls_front::Front;
 
 /// One thread's allocator state.
 #[repr(C)]
@@ -452,7 +452,7 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     unsafe {
         crate::secure::drain(t);
         let ts = &mut *t;
-        refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+        hakmem_refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
         ts.span_stash.flush();
         crate::stats::publish_all(ts);
         ts.heap.set_id(EXITED);
@@ -476,9 +476,9 @@ pub(crate) unsafe fn exited_alloc(t: *mut ThreadState, class: usize) -> *mut u8 
     let ts = unsafe { &mut *t };
     ts.heap.set_id(NEXT_ID.fetch_add(1, Relaxed));
     // SAFETY: the heap now has a valid id; the state is this thread's.
-    let p = unsafe { refill_engine::refill(&mut ts.heap, &mut ts.front, class) };
+    let p = unsafe { hakmem_refill_engine::refill(&mut ts.heap, &mut ts.front, class) };
     // SAFETY: as above; returns the rest of the refill.
-    unsafe { refill_engine::abandon_all(&mut ts.heap, &mut ts.front) };
+    unsafe { hakmem_refill_engine::abandon_all(&mut ts.heap, &mut ts.front) };
     crate::stats::publish_all(ts);
     ts.heap.set_id(EXITED);
     p
@@ -492,7 +492,7 @@ pub fn flush_thread() {
     unsafe {
         crate::secure::drain(t);
         let ts = &mut *t;
-        refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
+        hakmem_refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
         ts.span_stash.flush();
         crate::stats::publish_all(ts);
     }

@@ -10,9 +10,9 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ace_learning::{observe, Event, EventKind, Knob, EVENTS, POLICY};
 use hakmem::ace::{self, AceConfig};
 use hakmem::debug;
+use hakmem_ace_learning::{observe, Event, EventKind, Knob, EVENTS, POLICY};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -161,7 +161,7 @@ fn contract_b_worker_holds_the_only_writer() {
 fn contract_b_policy_change_waits_for_the_next_refill() {
     let _g = serial();
     const SIZE: usize = 48;
-    let class = ptr_bridge::class_of(SIZE);
+    let class = hakmem_ptr_bridge::class_of(SIZE);
     hakmem::flush_thread();
     let first = hakmem::malloc(SIZE);
     let cap0 = debug::thread_cache_cap(class);
@@ -207,7 +207,7 @@ fn contract_b_policy_change_waits_for_the_next_refill() {
 fn prefill_budget_applies_at_the_next_refill_and_is_bounded() {
     let _g = serial();
     const SIZE: usize = 64;
-    let class = ptr_bridge::class_of(SIZE);
+    let class = hakmem_ptr_bridge::class_of(SIZE);
     hakmem::flush_thread();
     let (r0, c0) = (POLICY.refill_count(class), POLICY.cache_cap(class));
     let mut held = vec![hakmem::malloc(SIZE)];
@@ -218,7 +218,7 @@ fn prefill_budget_applies_at_the_next_refill_and_is_bounded() {
         "a plain refill brings the refill count"
     );
     let budget = 3 * r0;
-    assert!(budget <= ace_learning::prefill_limit(class));
+    assert!(budget <= hakmem_ace_learning::prefill_limit(class));
     {
         let w = POLICY.writer().expect("no worker running");
         // Room in the cache for the whole budget.
@@ -246,9 +246,9 @@ fn prefill_budget_applies_at_the_next_refill_and_is_bounded() {
         let w = POLICY.writer().unwrap();
         w.set_prefill(class, u32::MAX);
     }
-    let limit = ace_learning::prefill_limit(class);
+    let limit = hakmem_ace_learning::prefill_limit(class);
     assert_eq!(POLICY.prefill(class), limit);
-    assert!(limit as usize * SIZE <= ace_learning::MAX_PREFILL_BYTES as usize);
+    assert!(limit as usize * SIZE <= hakmem_ace_learning::MAX_PREFILL_BYTES as usize);
     // Cleared: back to the refill count.
     held.extend((0..2 * r0 - 1).map(|_| hakmem::malloc(SIZE)));
     assert_eq!(debug::thread_cache_len(class), 0);
@@ -311,8 +311,11 @@ fn worker_learns_from_slow_path_events() {
     assert!(!ace::state().running);
     assert!(ace::reset_policy());
     for c in 0..80 {
-        assert_eq!(POLICY.refill_count(c), ace_learning::default_refill(c));
-        assert_eq!(POLICY.cache_cap(c), ace_learning::default_cap(c));
+        assert_eq!(
+            POLICY.refill_count(c),
+            hakmem_ace_learning::default_refill(c)
+        );
+        assert_eq!(POLICY.cache_cap(c), hakmem_ace_learning::default_cap(c));
     }
 }
 
@@ -370,7 +373,7 @@ fn profile_round_trip_and_rejection() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(ace::stop());
     let img = std::fs::read(&path).expect("profile written at stop");
-    assert_eq!(img.len(), ace_learning::profile::PROFILE_LEN);
+    assert_eq!(img.len(), hakmem_ace_learning::profile::PROFILE_LEN);
     assert_eq!(&img[..8], b"HKACEPRF");
     let learned: Vec<(u32, u32)> = (0..80)
         .map(|c| (POLICY.refill_count(c), POLICY.cache_cap(c)))
@@ -399,7 +402,10 @@ fn profile_round_trip_and_rejection() {
     assert!(ace::start_with(cfg_nosave));
     assert!(!ace::state().profile_loaded, "corrupt profile rejected");
     for c in 0..80 {
-        assert_eq!(POLICY.refill_count(c), ace_learning::default_refill(c));
+        assert_eq!(
+            POLICY.refill_count(c),
+            hakmem_ace_learning::default_refill(c)
+        );
     }
     assert!(ace::stop());
 
@@ -541,7 +547,7 @@ fn span_threshold_knob_moves_and_live_blocks_survive() {
         (seen.len() >= 3 && seen.contains(&(16 << 10))) || (seen.len() >= 2 && froze)
     };
     while Instant::now() < deadline && !done(&seen, froze) {
-        if seen.len() >= 2 && ace::state().span_phase == ace_learning::Phase::Frozen {
+        if seen.len() >= 2 && ace::state().span_phase == hakmem_ace_learning::Phase::Frozen {
             froze = true;
         }
         let t = hakmem::span_threshold();

@@ -12,8 +12,8 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use ace_learning::{observe, Event, EventKind, EVENTS, POLICY};
 use hakmem::HakMem;
+use hakmem_ace_learning::{observe, Event, EventKind, EVENTS, POLICY};
 
 struct Counting;
 

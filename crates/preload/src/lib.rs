@@ -37,24 +37,9 @@ fn nomem() -> *mut c_void {
     ptr::null_mut()
 }
 
-/// The system page size (`sysconf(_SC_PAGESIZE)`, read once; 4096 until
-/// then or if it fails).
+/// The system page size (read once by the facade's OS layer).
 fn page_size() -> usize {
-    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-    static PAGE: AtomicUsize = AtomicUsize::new(0);
-    let p = PAGE.load(Relaxed);
-    if p != 0 {
-        return p;
-    }
-    // SAFETY: sysconf has no preconditions and does not allocate.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let v = if v > 0 && (v as usize).is_power_of_two() {
-        v as usize
-    } else {
-        4096
-    };
-    PAGE.store(v, Relaxed);
-    v
+    hakmem::page_size()
 }
 
 // ---------------------------------------------------------------------------

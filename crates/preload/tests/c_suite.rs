@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 /// and `CARGO_TARGET_DIR`.
 ///
 /// Cargo does not build a cdylib-only package's library before its
-/// integration tests, so the first call runs `cargo build -p preload` for
+/// integration tests, so the first call runs `cargo build -p hakmem-preload` for
 /// the same profile and target directory. (Cargo releases its build lock
 /// before it runs test binaries, so the nested build does not deadlock.)
 fn library() -> PathBuf {
@@ -41,7 +41,7 @@ fn library() -> PathBuf {
             .to_string_lossy()
             .into_owned();
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "preload"])
+        cmd.args(["build", "-p", "hakmem-preload"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("CARGO_TARGET_DIR", target_dir);
         match profile.as_str() {
@@ -53,10 +53,10 @@ fn library() -> PathBuf {
                 cmd.args(["--profile", other]);
             }
         }
-        let out = cmd.output().expect("run cargo build -p preload");
+        let out = cmd.output().expect("run cargo build -p hakmem-preload");
         assert!(
             out.status.success(),
-            "cargo build -p preload failed:\n{}",
+            "cargo build -p hakmem-preload failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let so = profile_dir.join("libhakmem.so");

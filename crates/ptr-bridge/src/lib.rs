@@ -1,6 +1,15 @@
-//! ptr-bridge: the vocabulary every other box shares — size classes, the
-//! superslab / slab / block layout arithmetic, USER↔BASE pointer conversion
-//! and the per-slab metadata record.
+//! hakmem-ptr-bridge: the vocabulary every other box of hakmem shares —
+//! size classes, the superslab / slab / block layout arithmetic and the
+//! per-slab metadata record. (There is no USER↔BASE conversion: a tiny or
+//! mid block's user pointer is its base, see the glossary.)
+//!
+//! ```
+//! use hakmem_ptr_bridge::{class_of, CLASS_SIZE, NUM_CLASSES};
+//!
+//! let c = class_of(24); // the route of a 24-byte request: a slab class
+//! assert!(c < NUM_CLASSES);
+//! assert_eq!(CLASS_SIZE[c], 32); // served by 32-byte blocks
+//! ```
 //!
 //! # Glossary
 //! - **superslab**: a 2 MiB region, 2 MiB aligned, obtained from the OS. Its
@@ -26,6 +35,9 @@
 //! This crate is `no_std`, allocates nothing and knows no OS.
 #![no_std]
 
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("hakmem needs a 64-bit target: its address registry covers a 47-bit address space in 2 MiB chunks; see docs/platforms.md");
+
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 mod class;
@@ -37,7 +49,10 @@ pub const SUPERSLAB_SHIFT: u32 = 21;
 pub const SUPERSLAB_SIZE: usize = 1 << SUPERSLAB_SHIFT;
 /// Mask of the offset of an address inside its 2 MiB chunk.
 pub const CHUNK_MASK: usize = SUPERSLAB_SIZE - 1;
-/// Page size assumed for alignment and header placement.
+/// The smallest page size, used for alignment classes (alignments above it
+/// go to spans) and for header placement. The OS page size, which may be
+/// larger (up to 64 KiB), is `hakmem_superslab_backend::page_size()`; the
+/// layout only needs slabs to be whole pages.
 pub const PAGE_SIZE: usize = 4096;
 /// Bytes at the start of a superslab reserved for its header.
 pub const HEADER_SIZE: usize = PAGE_SIZE;

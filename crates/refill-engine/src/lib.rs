@@ -22,13 +22,13 @@ pub mod migrate;
 use core::ptr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
-use ace_learning::{observe, Event, EventKind, POLICY};
-use ptr_bridge::{
+use hakmem_ace_learning::{observe, Event, EventKind, POLICY};
+use hakmem_ptr_bridge::{
     block_next, is_block_offset, is_carved_block, set_block_next, set_free_mark, slab_and_shift_of,
     slab_meta_of, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES,
 };
-use remote_queue::RemoteFree;
-use tls_front::Front;
+use hakmem_remote_queue::RemoteFree;
+use hakmem_tls_front::Front;
 
 /// When set, blocks are zeroed as they are carved (the facade's secure
 /// mode sets it once, before the first allocation, so that every block it
@@ -173,12 +173,12 @@ impl Heap {
     }
 
     /// The memory node this heap takes new slabs from: threads are spread
-    /// by heap id over the first `superslab_backend::node_spread()` nodes
+    /// by heap id over the first `hakmem_superslab_backend::node_spread()` nodes
     /// (1 by default on a one-node machine; the acceptance test and
     /// `HAKMEM_NODES=2` spread them over both logical nodes).
     #[inline]
     pub fn node(&self) -> u8 {
-        (self.id % superslab_backend::node_spread()) as u8
+        (self.id % hakmem_superslab_backend::node_spread()) as u8
     }
 
     fn link(&mut self, class: usize, s: &SlabMeta) {
@@ -223,13 +223,13 @@ fn event(kind: EventKind, class: usize, count: u32, heap: &Heap) {
 
 /// Finds a slab for `class`: adopt an ownerless one, else a fresh one.
 fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta> {
-    if let Some(s) = remote_queue::adopt(class, heap.id) {
+    if let Some(s) = hakmem_remote_queue::adopt(class, heap.id) {
         heap.counters.adopted += 1;
         heap.link(class, s);
         event(EventKind::Adopt, class, 0, heap);
         return Some(s);
     }
-    let s = superslab_backend::acquire_slab(class, heap.id, heap.node())?;
+    let s = hakmem_superslab_backend::acquire_slab(class, heap.id, heap.node())?;
     heap.link(class, s);
     event(EventKind::SlabAcquire, class, 0, heap);
     Some(s)
@@ -297,7 +297,7 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
                     break;
                 }
                 took_remote = true;
-                f = remote_queue::take_remote(s);
+                f = hakmem_remote_queue::take_remote(s);
                 if f.is_null() {
                     break;
                 }
@@ -409,12 +409,12 @@ unsafe fn return_block_to(heap: &mut Heap, class: usize, b: *mut u8, s: &SlabMet
             // Empty and not the warm head of the list: give it back.
             heap.unlink(class, s);
             // SAFETY: we own it, used == 0, and it is unlinked.
-            unsafe { superslab_backend::release_slab(s) };
+            unsafe { hakmem_superslab_backend::release_slab(s) };
             event(EventKind::SlabRelease, class, 0, heap);
         }
     } else {
         // SAFETY: forwarded contract; a block we hold is allocated.
-        let r = unsafe { remote_queue::remote_free(s, b) };
+        let r = unsafe { hakmem_remote_queue::remote_free(s, b) };
         debug_assert_eq!(r, RemoteFree::Queued);
     }
 }
@@ -558,7 +558,7 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
     if heap.id == EXITED || heap.id == UNREGISTERED {
         // No exit hook will flush a batch for this thread: push at once.
         // SAFETY: caller contract; the block start was validated.
-        return match unsafe { remote_queue::remote_free(s, b) } {
+        return match unsafe { hakmem_remote_queue::remote_free(s, b) } {
             RemoteFree::Queued => FreeOutcome::Remote,
             RemoteFree::NotAllocated => FreeOutcome::NotAllocated,
         };
@@ -593,7 +593,7 @@ fn flush_pending(heap: &mut Heap, class: usize) {
     if p.n > 0 {
         // SAFETY: the invariant of `Pending`: a chain of `n` freed blocks
         // of a live slab that counts them in `used`.
-        unsafe { remote_queue::remote_free_chain(&*p.slab, p.head, p.tail, p.n) };
+        unsafe { hakmem_remote_queue::remote_free_chain(&*p.slab, p.head, p.tail, p.n) };
     }
 }
 
@@ -610,12 +610,12 @@ pub fn flush_remote_batches(heap: &mut Heap) {
 /// Moves a slab's whole remote stack onto its local free list; returns how
 /// many blocks moved. The caller owns the slab (or has quiesced its owner).
 pub(crate) fn drain_remote(s: &SlabMeta) -> u32 {
-    let r = remote_queue::take_remote(s);
+    let r = hakmem_remote_queue::take_remote(s);
     if r.is_null() {
         return 0;
     }
     // SAFETY: `r` is a chain of free blocks of `s`.
-    let (n, tail) = unsafe { remote_queue::chain_len(r) };
+    let (n, tail) = unsafe { hakmem_remote_queue::chain_len(r) };
     // SAFETY: the local list is the caller's; the chain goes in front of it.
     unsafe { set_block_next(tail, s.free.load(Relaxed)) };
     s.free.store(r, Relaxed);
@@ -650,13 +650,13 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
             drain_remote(s);
             if s.used.load(SeqCst) == 0 {
                 // SAFETY: owned, empty, unlinked.
-                unsafe { superslab_backend::release_slab(s) };
+                unsafe { hakmem_superslab_backend::release_slab(s) };
             } else if !s.free.load(Relaxed).is_null()
                 || s.carved.load(Relaxed) < s.capacity.load(Relaxed)
             {
                 s.owner.store(NO_OWNER, SeqCst);
                 s.state.store(slab_state::QUEUED, SeqCst);
-                remote_queue::publish(s);
+                hakmem_remote_queue::publish(s);
             } else {
                 s.owner.store(NO_OWNER, SeqCst);
                 s.state.store(slab_state::FULL, SeqCst);
@@ -665,7 +665,7 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
                         .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, SeqCst)
                         .is_ok()
                 {
-                    remote_queue::publish(s);
+                    hakmem_remote_queue::publish(s);
                 }
             }
         }
@@ -678,7 +678,7 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
 #[cold]
 pub fn sweep_empty() -> usize {
     let mut released = 0;
-    for list in remote_queue::RECLAIM.iter() {
+    for list in hakmem_remote_queue::RECLAIM.iter() {
         let mut chain = list.take_empty();
         while !chain.is_null() {
             // SAFETY: `take_empty` returns live, unlinked, empty records.
@@ -687,7 +687,7 @@ pub fn sweep_empty() -> usize {
             s.next.store(ptr::null_mut(), Relaxed);
             // SAFETY: empty (used == 0), unlinked, no remote free in flight;
             // nobody else can reach it since it left the reclaim list.
-            unsafe { superslab_backend::release_slab(s) };
+            unsafe { hakmem_superslab_backend::release_slab(s) };
             released += 1;
         }
     }

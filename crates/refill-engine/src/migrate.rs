@@ -16,8 +16,8 @@
 
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-use ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta};
-use tls_front::Front;
+use hakmem_ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta};
+use hakmem_tls_front::Front;
 
 use crate::Heap;
 

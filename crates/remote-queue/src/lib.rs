@@ -21,8 +21,8 @@ use core::ptr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use core::sync::atomic::{AtomicPtr, AtomicUsize};
 
+use hakmem_ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta, NUM_CLASSES};
 use primitive::SpinLock;
-use ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta, NUM_CLASSES};
 
 /// Pushes `block` onto the slab's remote stack. Returns true when the stack
 /// was empty before.
@@ -194,7 +194,7 @@ pub static RECLAIM: [ReclaimList; NUM_CLASSES] = [const { ReclaimList::new() }; 
 /// the state to QUEUED).
 pub fn publish(meta: &SlabMeta) {
     debug_assert_eq!(meta.state.load(Relaxed), slab_state::QUEUED);
-    debug_assert_eq!(meta.owner.load(Relaxed), ptr_bridge::NO_OWNER);
+    debug_assert_eq!(meta.owner.load(Relaxed), hakmem_ptr_bridge::NO_OWNER);
     RECLAIM[meta.class.load(Relaxed) as usize].push(meta);
 }
 

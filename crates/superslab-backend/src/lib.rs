@@ -10,9 +10,16 @@
 //!   [`large_free`], [`large_realloc`] which moves pages with `mremap`).
 //!
 //! All OS calls are in [`os`]. Nothing here allocates from the global heap.
+//!
+//! Platform: Linux only (`mmap`, `madvise`, `mremap`, `mbind`, `/proc`);
+//! pages of at most 64 KiB ([`os::check_page_size`]). See docs/platforms.md.
 #![no_std]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!("hakmem supports Linux only: its OS layer (crates/superslab-backend/src/os.rs) uses mmap, madvise, mremap and /proc; see docs/platforms.md");
+
 pub mod os;
+pub use os::page_size;
 pub mod registry;
 mod span;
 mod superslab;
@@ -80,7 +87,9 @@ mod tests {
     extern crate std;
     use super::*;
     use core::ptr;
-    use ptr_bridge::{slab_state, superslab_tier, SlabKind, SlabMeta, FIRST_SLAB, PAGE_SIZE};
+    use hakmem_ptr_bridge::{
+        slab_state, superslab_tier, SlabKind, SlabMeta, FIRST_SLAB, PAGE_SIZE,
+    };
     use std::sync::Mutex;
     use std::vec::Vec;
 

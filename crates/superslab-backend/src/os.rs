@@ -2,6 +2,38 @@
 //! remapping and advising memory. Nothing here allocates.
 
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+/// The system page size (`sysconf(_SC_PAGESIZE)`, read once and cached;
+/// 4096 if it fails). hakmem's layout needs pages of at most 64 KiB (its
+/// slabs are 64 KiB aligned and given back whole); [`check_page_size`]
+/// stops a process on a system with larger pages.
+pub fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let p = PAGE.load(Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let v = if v > 0 && (v as usize).is_power_of_two() {
+        v as usize
+    } else {
+        4096
+    };
+    PAGE.store(v, Relaxed);
+    v
+}
+
+/// The largest page size the layout supports: a slab (64 KiB, 64 KiB
+/// aligned) must be a whole number of pages so that `madvise` gives back
+/// exactly one slab.
+pub const MAX_PAGE_SIZE: usize = 1 << hakmem_ptr_bridge::SMALL_SLAB_SHIFT;
+
+/// True when the system's page size is one hakmem's layout supports.
+pub fn check_page_size() -> bool {
+    page_size() <= MAX_PAGE_SIZE
+}
 
 /// Maps `len` bytes of zeroed, private, read-write memory. Null on failure.
 pub fn map(len: usize) -> *mut u8 {

@@ -6,7 +6,7 @@
 //! without backing, and only the pages covering chunks we actually use are
 //! ever touched (one 4 KiB page of the table covers 4 GiB of address space).
 //! For a superslab the entry is its record mask
-//! ([`ptr_bridge::SlabKind::record_mask`]), so the free path learns "ours"
+//! ([`hakmem_ptr_bridge::SlabKind::record_mask`]), so the free path learns "ours"
 //! and where the slab record is from the same load, and finds the record
 //! with a constant shift and an `and` (no variable shift, which on x86-64
 //! needs the count in `cl`).
@@ -14,7 +14,7 @@
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU16, Ordering};
 
-use ptr_bridge::SUPERSLAB_SHIFT;
+use hakmem_ptr_bridge::SUPERSLAB_SHIFT;
 
 /// What the registry records for a chunk (stored as 16 bits, handled
 /// widened so that the free path's mask needs no extra zero-extension).

@@ -9,10 +9,10 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicU64, AtomicUsize};
 
-use ptr_bridge::{
+use hakmem_ptr_bridge::{
     chunk_of, large_header_addr, LargeHeader, CHUNK_MASK, LARGE_MAGIC, SUPERSLAB_SIZE,
 };
-use remote_queue::primitive::SpinLock;
+use hakmem_remote_queue::primitive::SpinLock;
 
 use crate::{os, registry};
 
@@ -445,7 +445,7 @@ pub fn large_header(p: *mut u8) -> Option<&'static LargeHeader> {
 
 /// Usable bytes of span `p`, or `None` when `p` is not a span of ours.
 pub fn large_usable_size(p: *mut u8) -> Option<usize> {
-    large_header(p).map(ptr_bridge::large_usable)
+    large_header(p).map(hakmem_ptr_bridge::large_usable)
 }
 
 /// Frees span `p`: its mapping goes to the span cache (or back to the OS).

@@ -11,12 +11,12 @@ use core::ptr;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
 
-use ptr_bridge::superslab_tier::{DRAINING, FREE, HOT, UNLISTED};
-use ptr_bridge::{
+use hakmem_ptr_bridge::superslab_tier::{DRAINING, FREE, HOT, UNLISTED};
+use hakmem_ptr_bridge::{
     slab_capacity, slab_data_start, slab_state, SlabKind, SlabMeta, SuperslabHeader, CLASS_STRIDE,
     FIRST_SLAB, SUPERSLAB_MAGIC, SUPERSLAB_SIZE,
 };
-use remote_queue::primitive::{SpinGuard, SpinLock};
+use hakmem_remote_queue::primitive::{SpinGuard, SpinLock};
 
 use crate::{os, registry};
 
@@ -206,10 +206,10 @@ fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
         // Positions no slab starts at get the index of the slab covering
         // them; they are never used.
         m.index.store(
-            (pos >> (kind.shift() - ptr_bridge::SMALL_SLAB_SHIFT)) as u8,
+            (pos >> (kind.shift() - hakmem_ptr_bridge::SMALL_SLAB_SHIFT)) as u8,
             Relaxed,
         );
-        m.owner.store(ptr_bridge::NO_OWNER, Relaxed);
+        m.owner.store(hakmem_ptr_bridge::NO_OWNER, Relaxed);
     }
     h.in_use.store(HEADER_SLAB_BIT, Relaxed);
     h.magic.store(SUPERSLAB_MAGIC as usize, SeqCst);
@@ -313,10 +313,10 @@ pub fn acquire_slab(class: usize, owner: usize, node: u8) -> Option<&'static Sla
 ///
 /// # Safety
 /// The caller owns `meta`, `used == 0`, it is in no list, and no thread can
-/// reach its blocks (the release guard: see `remote_queue::remote_free`).
+/// reach its blocks (the release guard: see `hakmem_remote_queue::remote_free`).
 pub unsafe fn release_slab(meta: &SlabMeta) {
     debug_assert_eq!(meta.used.load(Relaxed), 0);
-    meta.owner.store(ptr_bridge::NO_OWNER, SeqCst);
+    meta.owner.store(hakmem_ptr_bridge::NO_OWNER, SeqCst);
     meta.free.store(ptr::null_mut(), Relaxed);
     meta.remote.store(ptr::null_mut(), Relaxed);
     meta.carved.store(0, Relaxed);

@@ -1,5 +1,19 @@
-//! tls-front: the per-thread block caches — one singly linked list per size
-//! class, popped by malloc and pushed by free. This is the hot path.
+//! hakmem-tls-front: the per-thread block caches of hakmem — one singly
+//! linked list per size class, popped by malloc and pushed by free. This is
+//! the hot path.
+//!
+//! ```
+//! use hakmem_tls_front::Front;
+//!
+//! let mut f = Front::new();
+//! f.set_cap(3, 2);
+//! let mut blocks = [[0u64; 2]; 3]; // free blocks are at least 16 bytes
+//! let p: Vec<*mut u8> = blocks.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
+//! // SAFETY: each block is 16 bytes, ours, and in no list.
+//! let over: Vec<bool> = p.iter().map(|&b| unsafe { f.push(3, b) }).collect();
+//! assert_eq!(over, [false, false, true]); // the third push is over the cap
+//! assert_eq!(f.pop(3), p[2]); // LIFO
+//! ```
 //!
 //! The front knows nothing about slabs, refills, learning or the OS: a miss
 //! returns null and an overflow returns true, and the caller (the facade,
@@ -11,7 +25,7 @@
 
 use core::ptr;
 
-use ptr_bridge::{block_next, clear_free_mark, set_block_next, NUM_CLASSES, NUM_ROUTES};
+use hakmem_ptr_bridge::{block_next, clear_free_mark, set_block_next, NUM_CLASSES, NUM_ROUTES};
 
 /// One thread's caches. Lives in a thread-local; never shared.
 ///
@@ -48,7 +62,7 @@ impl Front {
     /// Cost (x86-64, after inlining): load head, test, load link, store
     /// head, increment room, clear the free mark — 6 instructions and one
     /// branch. (The mark is what lets `free` tell a double free exactly;
-    /// see [`ptr_bridge::FREE_MARK_OFFSET`].)
+    /// see [`hakmem_ptr_bridge::FREE_MARK_OFFSET`].)
     #[inline(always)]
     pub fn pop(&mut self, class: usize) -> *mut u8 {
         debug_assert!(class < NUM_ROUTES);

@@ -87,13 +87,13 @@ fn a_rust_cdylib_with_hakmem_loads_with_dlopen() {
 
 #[test]
 fn libhakmem_so_loads_with_dlopen() {
-    let so = build("preload", "libhakmem.so");
+    let so = build("hakmem-preload", "libhakmem.so");
     run_host("library", &so);
 }
 
 #[test]
 fn python_ctypes_loads_libhakmem_so() {
-    let so = build("preload", "libhakmem.so");
+    let so = build("hakmem-preload", "libhakmem.so");
     let script = r#"
 import ctypes, sys, threading
 lib = ctypes.CDLL(sys.argv[1])

@@ -170,11 +170,11 @@ mod tests {
         assert!(violations.is_empty(), "{violations:#?}");
         // The check looked at the boxes, not at an empty graph.
         for name in [
-            "ptr-bridge",
-            "tls-front",
-            "refill-engine",
-            "ace-learning",
-            "preload",
+            "hakmem-ptr-bridge",
+            "hakmem-tls-front",
+            "hakmem-refill-engine",
+            "hakmem-ace-learning",
+            "hakmem-preload",
         ] {
             assert!(table.is_box(name), "{name} missing from the table");
             assert!(
@@ -187,11 +187,11 @@ mod tests {
     #[test]
     fn hot_path_depending_on_learning_is_rejected() {
         let (mut graph, table) = real();
-        add_dep(&mut graph, "tls-front", "ace-learning", true);
+        add_dep(&mut graph, "hakmem-tls-front", "hakmem-ace-learning", true);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
         assert!(
-            violations[0].contains("tls-front -> ace-learning"),
+            violations[0].contains("hakmem-tls-front -> hakmem-ace-learning"),
             "{violations:?}"
         );
         assert!(
@@ -204,11 +204,11 @@ mod tests {
     #[test]
     fn hot_path_depending_on_refill_is_rejected() {
         let (mut graph, table) = real();
-        add_dep(&mut graph, "tls-front", "refill-engine", true);
+        add_dep(&mut graph, "hakmem-tls-front", "hakmem-refill-engine", true);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
         assert!(
-            violations[0].contains("tls-front -> refill-engine"),
+            violations[0].contains("hakmem-tls-front -> hakmem-refill-engine"),
             "{violations:?}"
         );
     }
@@ -216,11 +216,11 @@ mod tests {
     #[test]
     fn learning_seeing_the_thread_cache_is_rejected() {
         let (mut graph, table) = real();
-        add_dep(&mut graph, "ace-learning", "tls-front", true);
+        add_dep(&mut graph, "hakmem-ace-learning", "hakmem-tls-front", true);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
         assert!(
-            violations[0].contains("ace-learning -> tls-front"),
+            violations[0].contains("hakmem-ace-learning -> hakmem-tls-front"),
             "{violations:?}"
         );
         assert!(
@@ -232,11 +232,11 @@ mod tests {
     #[test]
     fn unlisted_external_crate_is_rejected() {
         let (mut graph, table) = real();
-        add_dep(&mut graph, "tls-front", "libc", false);
+        add_dep(&mut graph, "hakmem-tls-front", "libc", false);
         let violations = lines(&check(&graph, &table));
         assert_eq!(violations.len(), 1, "{violations:#?}");
         assert!(
-            violations[0].contains("tls-front -> external crate libc"),
+            violations[0].contains("hakmem-tls-front -> external crate libc"),
             "{violations:?}"
         );
         assert!(
@@ -260,13 +260,13 @@ mod tests {
     #[test]
     fn the_real_table_encodes_contract_d() {
         let (_, table) = real();
-        assert!(!table.allows_edge("tls-front", "refill-engine"));
-        assert!(!table.allows_edge("tls-front", "ace-learning"));
-        assert!(!table.allows_edge("ace-learning", "tls-front"));
-        assert!(table.allows_edge("refill-engine", "tls-front"));
-        assert!(table.allows_edge("hakmem", "refill-engine"));
-        assert!(table.allows_edge("preload", "hakmem"));
+        assert!(!table.allows_edge("hakmem-tls-front", "hakmem-refill-engine"));
+        assert!(!table.allows_edge("hakmem-tls-front", "hakmem-ace-learning"));
+        assert!(!table.allows_edge("hakmem-ace-learning", "hakmem-tls-front"));
+        assert!(table.allows_edge("hakmem-refill-engine", "hakmem-tls-front"));
+        assert!(table.allows_edge("hakmem", "hakmem-refill-engine"));
+        assert!(table.allows_edge("hakmem-preload", "hakmem"));
         assert!(table.allows_external("hakmem", "libc"));
-        assert!(!table.allows_external("tls-front", "libc"));
+        assert!(!table.allows_external("hakmem-tls-front", "libc"));
     }
 }

@@ -181,7 +181,7 @@ pub unsafe fn find_nonzero(p: *const u8, len: usize) -> Option<(usize, u8)> {
 /// span edges, restricted to `1..=max` and sorted.
 pub fn boundary_sizes(max: usize) -> Vec<usize> {
     let mut v = vec![1, 2, 7, 8, 9, 15];
-    for &c in ptr_bridge::CLASS_SIZE.iter() {
+    for &c in hakmem_ptr_bridge::CLASS_SIZE.iter() {
         let c = c as usize;
         v.extend([c - 1, c, c + 1]);
     }
