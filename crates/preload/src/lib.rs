@@ -20,6 +20,8 @@ use api as hakmem;
 mod cxx;
 mod foreign;
 mod info;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod nounwind;
 
 pub use info::{mallinfo, mallinfo2, malloc_stats, malloc_trim, mallopt, Mallinfo, Mallinfo2};
 
