@@ -448,6 +448,10 @@ unsafe fn free_other(p: *mut u8) {
             }
         }
         _ => {
+            if secure::is_zero_block(p) {
+                // The secure mode's malloc(0) pointer: nothing to free.
+                return;
+            }
             let h = FOREIGN_FREE.load(Relaxed);
             if !h.is_null() {
                 // SAFETY: only `set_foreign_free_handler` stores here, and it
@@ -538,6 +542,7 @@ fn live_size(call: &str, p: *mut u8) -> usize {
             if !p.is_null() && freed_span(p) {
                 diag::fatal(call, "pointer already freed", p);
             }
+            // (A secure-mode malloc(0) pointer lands here too: size 0.)
             0
         }
     }
@@ -560,7 +565,7 @@ pub fn foreign_pointer(call: &str, p: *const u8) {
 /// # Safety
 /// `p` is null or a live block of this allocator allocated with `align`.
 pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
-    if p.is_null() {
+    if p.is_null() || secure::is_zero_block(p) {
         return malloc_aligned(new_size, align);
     }
     let old = live_size("realloc()", p);
@@ -651,7 +656,7 @@ pub fn trim_idle() -> usize {
 /// Returns whether hakmem owns the memory at `p` (a block, a span, or any
 /// address inside a superslab).
 pub fn owns(p: *const u8) -> bool {
-    registry::kind_of(p as usize) != registry::KIND_NONE
+    registry::kind_of(p as usize) != registry::KIND_NONE || secure::is_zero_block(p)
 }
 
 /// Fork support: call [`fork_prepare`] before `fork()`, then

@@ -411,6 +411,26 @@ fn misuse_default_cases_are_caught_in_the_secure_mode_too() {
     }
 }
 
+/// The secure mode's `malloc(0)`: distinct pointers that free, realloc and
+/// malloc_usable_size accept, and that fault when touched (SIGSEGV).
+#[test]
+fn secure_malloc0_faults_when_touched() {
+    let exe = compile("test_misuse");
+    let ok = run(&exe, &["secure_malloc0_use"], SECURE);
+    assert!(
+        ok.status.success() && ok.stdout.contains("malloc0 ok"),
+        "{}",
+        ok.describe()
+    );
+    let bad = run(&exe, &["secure_malloc0_read"], SECURE);
+    assert_eq!(
+        bad.status.signal(),
+        Some(libc::SIGSEGV),
+        "{}",
+        bad.describe()
+    );
+}
+
 #[test]
 fn misuse_secure_mode_catches_overflows_and_writes_after_free() {
     misuse_with(

@@ -181,6 +181,25 @@ int main(int argc, char **argv) {
     } else if (!strcmp(c, "secure_misaligned_by_owner")) {
         unsigned char *p = fresh(48);
         free(p + 1);
+    } else if (!strcmp(c, "secure_malloc0_use")) {
+        /* The secure mode's malloc(0) is correct to use as a pointer... */
+        unsigned char *a = malloc(0), *b = malloc(0);
+        if (!a || !b || a == b || malloc_usable_size(a) != 0) {
+            printf("malloc(0): %p %p usable %zu\n", (void *)a, (void *)b,
+                   a ? malloc_usable_size(a) : 0);
+            exit(3);
+        }
+        free(b);
+        unsigned char *r = realloc(a, 10);
+        if (!r) exit(3);
+        memset(r, 1, 10);
+        free(r);
+        printf("malloc0 ok\n");
+        exit(0);
+    } else if (!strcmp(c, "secure_malloc0_read")) {
+        /* ...and faults when it is read through. */
+        volatile unsigned char *p = malloc(0);
+        printf("%d\n", p[0]);
     } else if (strncmp(c, "first_call_", 11) != 0) {
         fprintf(stderr, "test_misuse: unknown case %s\n", c);
         return 2;
