@@ -363,7 +363,7 @@ fn zero_alloc(align: usize) -> *mut u8 {
 pub(crate) fn is_zero_block(p: *const u8) -> bool {
     let base = ZERO_BASE.load(Acquire);
     let a = p as usize;
-    base != 0 && a >= base && a < base + ZERO_LEN && (a - base) % 16 == 0
+    base != 0 && a >= base && a < base + ZERO_LEN && (a - base).is_multiple_of(16)
 }
 
 /// The requested size of live block `p` (secure `malloc_usable_size`).

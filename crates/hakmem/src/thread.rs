@@ -263,11 +263,9 @@ fn create() -> Option<*mut ThreadState> {
         return None;
     }
     let t = pool::take()?;
-    // A fresh state is all zero bytes (checked by a test), so the slot is
-    // cleared in place: no 10 KB temporary on the stack.
     // SAFETY: `t` is a slot of the pool, ours alone now, large and aligned
-    // enough for a `ThreadState`; all-zero bytes are `ThreadState::new()`.
-    unsafe { core::ptr::write_bytes(t, 0, 1) };
+    // enough for a `ThreadState`.
+    unsafe { t.write(ThreadState::new()) };
     // Registering may allocate (pthread_setspecific past the first keys,
     // atexit): the nested call must find the state, so it is set first.
     tls::set(t);
@@ -497,25 +495,5 @@ pub fn flush_thread() {
         hakmem_refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
         ts.span_stash.flush();
         crate::stats::publish_all(ts);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `create` clears a slot with zero bytes instead of writing
-    /// `ThreadState::new()`: that is only right while the two are equal.
-    #[test]
-    fn a_fresh_state_is_all_zero_bytes() {
-        let t = ThreadState::new();
-        // SAFETY: reading the bytes of a live value as plain bytes.
-        let b = unsafe {
-            core::slice::from_raw_parts(
-                (&t as *const ThreadState).cast::<u8>(),
-                core::mem::size_of::<ThreadState>(),
-            )
-        };
-        assert!(b.iter().all(|&x| x == 0));
     }
 }
