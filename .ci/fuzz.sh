@@ -29,7 +29,7 @@ for t in alloc_ops alloc_ops_secure; do
     rc=0
     cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -detect_leaks=0 \
         -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1 || rc=$?
-    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done )|cov: .*DONE|panicked|SUMMARY|ERROR" "$log" || true
+    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done )|DONE .*cov:|panicked|SUMMARY|ERROR" "$log" || true
     if [ "$rc" -ne 0 ]; then
         tail -40 "$log"
         echo "fuzz: $t FAILED (rc $rc; the input is in fuzz/artifacts/$t)"
