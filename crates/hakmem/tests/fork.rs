@@ -12,7 +12,13 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
 
-const FORKS: usize = 100;
+/// Forks per run; `HAKMEM_FORK_TEST_FORKS=2000` for the long run.
+fn forks() -> usize {
+    std::env::var("HAKMEM_FORK_TEST_FORKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
 /// A child that has not exited after this long is taken as hung.
 const CHILD_LIMIT: Duration = Duration::from_secs(10);
 
@@ -91,7 +97,8 @@ fn children_of_a_busy_process_allocate_and_exit() {
     drop(txs);
     let mut hung = 0;
     let mut failed = 0;
-    for round in 0..FORKS {
+    let forks = forks();
+    for round in 0..forks {
         // SAFETY: the child calls only the facade and async-signal-safe
         // libc functions, then _exit.
         let pid = unsafe { libc::fork() };
@@ -134,6 +141,6 @@ fn children_of_a_busy_process_allocate_and_exit() {
     assert_eq!(
         (hung, failed),
         (0, 0),
-        "of {FORKS} children: {hung} hung, {failed} failed"
+        "of {forks} children: {hung} hung, {failed} failed"
     );
 }
