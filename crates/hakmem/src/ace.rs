@@ -78,7 +78,8 @@ impl AceConfig {
     /// (a comma-separated subset of `bandit,elo,span,idle,prefill`). A value
     /// that cannot be used is reported in one line
     /// (`hakmem: HAKMEM_ACE_TICK_MS=abc ignored (not a number)`) and the
-    /// default kept; an unknown policy name is reported and skipped.
+    /// default kept (for `HAKMEM_ACE_POLICIES`, one unknown name makes
+    /// the whole value ignored: every policy runs).
     pub fn from_env() -> Self {
         let mut c = AceConfig::default();
         if let Some(on) = flag(c"HAKMEM_ACE_LOG") {
@@ -103,15 +104,16 @@ impl AceConfig {
             {
                 crate::diag::bad_setting(
                     c"HAKMEM_ACE_POLICIES",
-                    "unknown names skipped; known: bandit,elo,span,idle,prefill",
+                    "unknown policy; known: bandit,elo,span,idle,prefill",
                 );
+            } else {
+                let has = |name: &[u8]| v.split(|&b| b == b',').any(|p| p == name);
+                c.learner.bandit = has(b"bandit");
+                c.learner.elo = has(b"elo");
+                c.learner.span = has(b"span");
+                c.learner.idle = has(b"idle");
+                c.learner.prefill = has(b"prefill");
             }
-            let has = |name: &[u8]| v.split(|&b| b == b',').any(|p| p == name);
-            c.learner.bandit = has(b"bandit");
-            c.learner.elo = has(b"elo");
-            c.learner.span = has(b"span");
-            c.learner.idle = has(b"idle");
-            c.learner.prefill = has(b"prefill");
         }
         c
     }
