@@ -156,7 +156,7 @@ pub fn interval_ms() -> u32 {
 
 /// Sets the purge interval, ms (`MIN_INTERVAL_MS..=MAX_INTERVAL_MS`; 0 =
 /// half the decay delay, the default). A running purge thread uses it from
-/// its next wake-up.
+/// its next sleep (after the one in progress).
 pub fn set_interval_ms(ms: u32) -> Result<(), OptionError> {
     if ms != 0 && !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms) {
         return Err(OptionError::OutOfRange {
@@ -166,8 +166,6 @@ pub fn set_interval_ms(ms: u32) -> Result<(), OptionError> {
     }
     crate::config::init();
     INTERVAL.store(ms, Relaxed);
-    // Wake the thread so that a shorter interval applies now.
-    wake();
     Ok(())
 }
 
@@ -370,21 +368,6 @@ fn stop_thread() {
     STATE.store(STOPPED, Release);
 }
 
-/// Wakes the purge thread (a new interval applies at once).
-fn wake() {
-    if STATE.load(Acquire) != RUNNING {
-        return;
-    }
-    // Only while RUNNING is the handle there; `stop_thread` takes it only
-    // after moving STATE to STOPPING. A race with it at worst unparks a
-    // thread that is exiting anyway.
-    // SAFETY: read-only access to the handle while it is in the slot; the
-    // writers are described on `Slot`.
-    if let Some(h) = unsafe { (*SLOT.0.get()).as_ref() } {
-        h.thread().unpark();
-    }
-}
-
 /// The purge thread: sleep an interval, purge, again; nothing here
 /// allocates. While the ACE worker runs, the thread is stopped by
 /// [`ace_started`]; in the short window before that, it leaves the work to
@@ -393,13 +376,10 @@ fn run() {
     loop {
         let interval = Duration::from_millis(interval_ms() as u64);
         let slept = Instant::now();
-        // A spurious or `wake` unpark only shortens one sleep.
+        // The whole interval (a spurious unpark does not shorten it);
+        // `stop_thread` unparks after setting STOP.
         while slept.elapsed() < interval && !STOP.load(Acquire) {
             std::thread::park_timeout(interval.saturating_sub(slept.elapsed()));
-            if INTERVAL.load(Relaxed) != 0 && Duration::from_millis(interval_ms() as u64) < interval
-            {
-                break;
-            }
         }
         if STOP.load(Acquire) {
             return;
