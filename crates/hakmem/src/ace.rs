@@ -46,7 +46,7 @@ use hakmem_ace_learning::{
 };
 use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 
-use crate::config::{parse_u32, truthy, var};
+use crate::config::{flag, number, number_in, var};
 
 /// Worker configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,11 +75,15 @@ impl Default for AceConfig {
 impl AceConfig {
     /// The defaults, overridden by `HAKMEM_ACE_LOG`, `HAKMEM_ACE_PROFILE`,
     /// `HAKMEM_ACE_TICK_MS`, `HAKMEM_ACE_IDLE_MS` and `HAKMEM_ACE_POLICIES`
-    /// (a comma-separated subset of `bandit,elo,span,idle`).
+    /// (a comma-separated subset of `bandit,elo,span,idle,prefill`). A value
+    /// that cannot be used is reported in one line
+    /// (`hakmem: HAKMEM_ACE_TICK_MS=abc ignored (not a number)`) and the
+    /// default kept (for `HAKMEM_ACE_POLICIES`, one unknown name makes
+    /// the whole value ignored: every policy runs).
     pub fn from_env() -> Self {
         let mut c = AceConfig::default();
-        if let Some(v) = var(c"HAKMEM_ACE_LOG") {
-            c.log = truthy(v);
+        if let Some(on) = flag(c"HAKMEM_ACE_LOG") {
+            c.log = on;
         }
         if let Some(v) = var(c"HAKMEM_ACE_PROFILE") {
             if !v.is_empty() {
@@ -87,19 +91,29 @@ impl AceConfig {
                 c.profile = Some(PathBuf::from(std::ffi::OsStr::from_bytes(v)));
             }
         }
-        if let Some(n) = var(c"HAKMEM_ACE_TICK_MS").and_then(parse_u32) {
+        if let Some(n) = number_in(c"HAKMEM_ACE_TICK_MS", 5, 1000, "not between 5 and 1000") {
             c.tick_ms = n;
         }
-        if let Some(n) = var(c"HAKMEM_ACE_IDLE_MS").and_then(parse_u32) {
+        if let Some(n) = number(c"HAKMEM_ACE_IDLE_MS") {
             c.learner.idle_ms = n;
         }
         if let Some(v) = var(c"HAKMEM_ACE_POLICIES") {
-            let has = |name: &[u8]| v.split(|&b| b == b',').any(|p| p == name);
-            c.learner.bandit = has(b"bandit");
-            c.learner.elo = has(b"elo");
-            c.learner.span = has(b"span");
-            c.learner.idle = has(b"idle");
-            c.learner.prefill = has(b"prefill");
+            const NAMES: [&[u8]; 5] = [b"bandit", b"elo", b"span", b"idle", b"prefill"];
+            if v.split(|&b| b == b',')
+                .any(|p| !p.is_empty() && !NAMES.contains(&p))
+            {
+                crate::diag::bad_setting(
+                    c"HAKMEM_ACE_POLICIES",
+                    "unknown policy; known: bandit,elo,span,idle,prefill",
+                );
+            } else {
+                let has = |name: &[u8]| v.split(|&b| b == b',').any(|p| p == name);
+                c.learner.bandit = has(b"bandit");
+                c.learner.elo = has(b"elo");
+                c.learner.span = has(b"span");
+                c.learner.idle = has(b"idle");
+                c.learner.prefill = has(b"prefill");
+            }
         }
         c
     }
@@ -165,9 +179,12 @@ pub fn start() -> bool {
 /// programs that want the environment to decide. Returns whether a worker
 /// was started.
 pub fn start_from_env() -> bool {
-    match var(c"HAKMEM_ACE") {
-        Some(v) if truthy(v) => start(),
-        _ => false,
+    if flag(c"HAKMEM_ACE") == Some(true) {
+        start()
+    } else {
+        crate::config::init();
+        crate::background::ensure();
+        false
     }
 }
 
@@ -175,6 +192,18 @@ pub fn start_from_env() -> bool {
 /// (or being started or stopped by another thread).
 pub fn start_with(cfg: AceConfig) -> bool {
     crate::config::init();
+    let started = start_worker(cfg);
+    if started {
+        // One thread does both jobs: the worker purges on its tick.
+        crate::background::ace_started();
+    }
+    // A safe point: the background purge the environment asks for starts
+    // here when the worker does not run.
+    crate::background::ensure();
+    started
+}
+
+fn start_worker(cfg: AceConfig) -> bool {
     if crate::secure::on() {
         // The secure mode keeps no thread cache: nothing for the learner
         // to tune, and its caps must stay 0.
@@ -263,6 +292,8 @@ pub fn start_with(cfg: AceConfig) -> bool {
 }
 
 extern "C" fn ace_atexit() {
+    // No background purge thread is started at exit.
+    crate::background::exiting();
     stop();
 }
 
@@ -302,6 +333,8 @@ pub fn stop() -> bool {
     }
     RUNNING_FLAG.store(false, Relaxed);
     STATE.store(STOPPED, Release);
+    // The background purge, if on, gets its own thread again.
+    crate::background::ace_stopped();
     true
 }
 
@@ -608,6 +641,9 @@ fn worker(
                 eprintln!("hakmem ace: idle trim returned {freed} bytes");
             }
         }
+        // The background purge's step, when it is on and due (one thread
+        // does both jobs while the worker runs).
+        crate::background::ace_tick();
         publish_state(&learner);
         TICKS.fetch_add(1, Relaxed);
         WORKER_CPU_NS.store(thread_cpu_ns().saturating_sub(cpu0), Relaxed);

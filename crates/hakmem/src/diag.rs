@@ -103,13 +103,19 @@ pub(crate) enum ForeignPolicy {
 }
 
 pub(crate) fn foreign_policy() -> ForeignPolicy {
+    // `hakmem::options::set_foreign_free` wins over the environment.
+    if let Some(p) = crate::config::foreign_override() {
+        return p;
+    }
     match crate::config::var(c"HAKMEM_FOREIGN_FREE") {
         None => ForeignPolicy::Abort,
         Some(b"ignore") => ForeignPolicy::Ignore,
         Some(b"forward") => ForeignPolicy::Forward,
         Some(b"abort") => ForeignPolicy::Abort,
         Some(_) => {
-            bad_setting(c"HAKMEM_FOREIGN_FREE", "not abort, ignore or forward");
+            if crate::config::first_foreign_report() {
+                bad_setting(c"HAKMEM_FOREIGN_FREE", "not abort, ignore or forward");
+            }
             ForeignPolicy::Abort
         }
     }

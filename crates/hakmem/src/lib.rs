@@ -681,9 +681,11 @@ pub fn fork_parent() {
     thread::unlock_after_fork();
 }
 
-/// See [`fork_prepare`].
+/// See [`fork_prepare`]. In the child, also marks the background purge
+/// thread stopped (it was not copied; see [`background::after_fork_child`]).
 pub fn fork_child() {
     fork_parent();
+    background::after_fork_child();
 }
 
 extern "C" fn atfork_prepare() {
@@ -752,3 +754,8 @@ unsafe impl GlobalAlloc for HakMem {
         unsafe { realloc_aligned(p, new_size, layout.align()) }
     }
 }
+
+// --- Runtime configuration and background purge (issue 12, items 6 and 7).
+pub mod background;
+pub mod options;
+// --- end runtime configuration

@@ -384,6 +384,9 @@ extern "C" fn hakmem_preload_init() {
     }
     // HAKMEM_ACE=1: start the learning worker now, outside any malloc call.
     hakmem::ace::start_from_env();
+    // HAKMEM_BACKGROUND=1: the background purge thread, also started here
+    // (the ACE worker, if it runs, does the purge on its tick instead).
+    hakmem::background::start_from_env();
     // The allocator's own fork handlers (the facade's, shared with Rust
     // users), then this library's: the forwarding table's reset.
     hakmem::install_fork_handlers();
