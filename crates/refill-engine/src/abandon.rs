@@ -8,7 +8,7 @@ use hakmem_ptr_bridge::{block_next, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES}
 use hakmem_tls_front::Front;
 
 use crate::flush::return_block;
-use crate::heap::Heap;
+use crate::heap::{go_full, Heap};
 use crate::remote::{drain_remote, flush_remote_batches};
 
 /// Thread exit: empties every cache, then for each owned slab releases it
@@ -46,16 +46,8 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
                 s.owner.store(NO_OWNER, SeqCst);
                 s.state.store(slab_state::QUEUED, SeqCst);
                 hakmem_remote_queue::publish(s);
-            } else {
-                s.owner.store(NO_OWNER, SeqCst);
-                s.state.store(slab_state::FULL, SeqCst);
-                if !s.remote.load(SeqCst).is_null()
-                    && s.state
-                        .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, SeqCst)
-                        .is_ok()
-                {
-                    hakmem_remote_queue::publish(s);
-                }
+            } else if go_full(s, slab_state::QUEUED) {
+                hakmem_remote_queue::publish(s);
             }
         }
     }

@@ -168,19 +168,28 @@ pub(crate) fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta>
     Some(s)
 }
 
+/// The owner lets go of a slab that it has unlinked and that has no free
+/// block left to hand out: the slab goes FULL with no owner. A remote
+/// free that saw it ACTIVE did not publish it; if such a block is on the
+/// remote stack now (visible here: every step is SeqCst), the slab is moved
+/// from FULL to `to` with one CAS and true is returned, for the caller to
+/// take it back (`to` = ACTIVE) or publish it (`to` = QUEUED) instead of
+/// stranding it. False: no remote free slipped in, or a remote free that
+/// saw FULL won the CAS and publishes the slab itself.
+pub(crate) fn go_full(s: &SlabMeta, to: u8) -> bool {
+    s.owner.store(NO_OWNER, SeqCst);
+    s.state.store(slab_state::FULL, SeqCst);
+    !s.remote.load(SeqCst).is_null()
+        && s.state
+            .compare_exchange(slab_state::FULL, to, SeqCst, SeqCst)
+            .is_ok()
+}
+
 /// The owner lets go of a slab that has nothing left to hand out. If a
 /// remote free slipped in meanwhile, the slab is taken back (returns true).
 pub(crate) fn give_up_exhausted(heap: &mut Heap, class: usize, s: &SlabMeta) -> bool {
     heap.unlink(class, s);
-    s.owner.store(NO_OWNER, SeqCst);
-    s.state.store(slab_state::FULL, SeqCst);
-    // A remote free that saw ACTIVE did not publish the slab; its block is
-    // visible here (SeqCst), so take the slab back instead of stranding it.
-    if !s.remote.load(SeqCst).is_null()
-        && s.state
-            .compare_exchange(slab_state::FULL, slab_state::ACTIVE, SeqCst, SeqCst)
-            .is_ok()
-    {
+    if go_full(s, slab_state::ACTIVE) {
         s.owner.store(heap.id, SeqCst);
         heap.link(class, s);
         return true;
