@@ -55,9 +55,10 @@ unsafe fn return_block_to(heap: &mut Heap, class: usize, b: *mut u8, s: &SlabMet
 /// Every block leaving the cache is checked to be a block start of a slab
 /// of `class` (the owner's free fast path pushes without that check, which
 /// costs a division): a pointer that is not — an interior or misaligned
-/// free by the owning thread — stops the flush and comes back as `Err`,
-/// with the cache left as it was minus the blocks already returned, for
-/// the caller to report.
+/// free by the owning thread — stops the flush and comes back as `Err` for
+/// the caller to report (the facade aborts). The blocks returned before it
+/// are back in their slabs; the bad pointer and the blocks the flush had
+/// taken after it are neither returned nor left in the cache.
 ///
 /// # Safety
 /// `heap` and `front` are the calling thread's.

@@ -23,9 +23,10 @@ pub struct Arm {
 /// Number of bandit arms per class.
 pub const ARMS: usize = 6;
 
-/// The arms; arm 0 is the base policy. UCB1 plays each once in this order
-/// before it exploits, so the arms that usually pay (bigger batches) come
-/// first and the one that usually costs (half batches) last.
+/// The arms; arm 0 is the base policy. A bandit without the prior (the mid
+/// classes, or every class with `LearnerConfig::prior` off) plays each once
+/// in this order before it exploits, so the arms that usually pay (bigger
+/// batches) come first and the one that usually costs (half batches) last.
 pub const ARM_TABLE: [Arm; ARMS] = [
     Arm {
         refill_x4: 4,

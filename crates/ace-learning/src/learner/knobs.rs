@@ -268,7 +268,7 @@ mod tests {
 
     /// Two properties of a knob's exploration that bound its cost: on a
     /// shift into the mid regime the threshold keeps its confirmed value
-    /// while the decay knob learns (it used to take its first LEARN
+    /// while the decay knob learns (instead of taking its first LEARN
     /// strategy, 16 KiB, at once, unscored); and an exploring epoch that
     /// already scores clearly below the confirmed strategy ends after one
     /// tick, pruning the strategies beyond it.

@@ -4,9 +4,9 @@
 //! and it changes the allocator only through the [`PolicyWriter`] passed to
 //! `tick` (Contract B).
 //!
-//! Three policies run on each tick:
+//! The policies that run on each tick, one module each (with their tests):
 //!
-//! 1. **Per-class bandits** ([`Ucb1`] over [`ARM_TABLE`]): each class with
+//! 1. **Per-class bandits** (`bandits`) ([`Ucb1`] over [`ARM_TABLE`]): each class with
 //!    traffic plays an arm — a (refill count, cache cap) pair derived from
 //!    the class's base policy — for a *window* of at least `window_events`
 //!    refill/flush events and `window_min_ms` (or `window_max_ms`). The window's cost is
@@ -20,16 +20,21 @@
 //!    moving average), so arms compare by *relative* cost whatever the
 //!    class's traffic; a window whose cost is below `min_cost` is not
 //!    judged at all (nothing material to gain, so the arm stays).
-//! 2. **Elo strategies for the decay delay** ([`Elo`] over
-//!    [`DECAY_STRATEGIES`]): one decision per epoch of `epoch_ms` of
-//!    activity; the score is `−(faults · fault_ns / thread-time + RSS /
-//!    RSS at the start of the LEARN cycle)`: returning memory sooner lowers
-//!    the RSS, and costs page faults when it is reused.
-//!    The knob has one Elo state per workload *regime* ([`REGIME_NAMES`]:
+//! 2. **Elo strategies for the decay delay and the pool/span threshold**
+//!    (`knobs`; [`Elo`] over [`DECAY_STRATEGIES`] and [`SPAN_STRATEGIES`]):
+//!    one decision per epoch of `epoch_ms` of activity; the score is
+//!    `−((faults · fault_ns + slow-path events · event_ns + span events ·
+//!    span_ns) / thread-time + RSS / RSS at the start of the LEARN
+//!    cycle)`: returning memory sooner lowers the RSS, and costs page
+//!    faults when it is reused; a lower threshold trades mid refills for
+//!    span traffic. In a regime the decay delay is learned first, the
+//!    threshold (not in the tiny regime) once the decay delay is FROZEN.
+//!    Each knob has one Elo state per workload *regime* ([`REGIME_NAMES`]:
 //!    which tier produces most slow-path events) — the seeds' strategy
 //!    cache: a regime that comes back resumes where it was (FROZEN stays
 //!    FROZEN, at no exploration cost).
-//! 3. **Workload shift and idle detection.** The tick's events are binned
+//! 3. **Workload shift and idle detection** (`shift`, and in
+//!    [`Learner::tick`]). The tick's events are binned
 //!    by kind and tier (tiny, mid, span); a fast and a slow moving average
 //!    of that mix and of the event rate are compared, and a clear
 //!    difference (L1 distance of the mixes above `shift_l1`, or rates apart
@@ -39,6 +44,11 @@
 //!    so that they re-explore. No event for `idle_ms` asks the facade for
 //!    one idle trim; so does a move to another regime (memory the old
 //!    regime released is given back before the new one grows).
+//! 4. **Warm-pool prefill** (`prefill`): at an idle trim, the classes that
+//!    were refilling get a prefill budget in the table, cleared
+//!    `prefill_ms` after activity resumes.
+//!
+//! [`LearnerConfig`] (`config`) switches each on or off and tunes it.
 
 mod bandits;
 mod config;
@@ -152,7 +162,7 @@ fn thread_bit(thread: u32) -> u64 {
     1u64 << (thread.wrapping_mul(0x9E37_79B9) >> 26)
 }
 
-/// The learner's whole state (about 10 KiB; the facade boxes it).
+/// The learner's whole state (about 13 KiB; the facade boxes it).
 #[derive(Clone, Debug)]
 pub struct Learner {
     cfg: LearnerConfig,
@@ -209,7 +219,7 @@ impl Learner {
             // The prior is for the tiny classes (≤ 1 KiB), where bigger
             // batches pay in every sweep; the mid classes' memory share is
             // larger and workload-specific, so they start on arm 0 with no
-            // statistics, as before.
+            // statistics.
             if cfg.bandit && cfg.prior && c < NUM_TINY_CLASSES {
                 for (a, &m) in ARM_PRIOR.iter().enumerate() {
                     st.ucb.set_arm(a, PRIOR_PULLS, m);
@@ -450,9 +460,11 @@ impl Learner {
         out
     }
 
-    /// Writes the learned policy (each class's current arm and the decay
-    /// knob's confirmed value) through `w`: used after loading a profile.
-    /// Returns the number of values changed.
+    /// Writes the learned policy through `w`: each class's current arm and,
+    /// when those knobs run, the value of the decay knob's current strategy
+    /// in the current regime and (outside the tiny regime) the threshold
+    /// knob's. Used after loading a profile. Returns the number of values
+    /// changed.
     pub fn apply_all(&mut self, w: &PolicyWriter<'_>) -> u32 {
         let mut n = 0;
         for c in 0..NUM_CLASSES {
