@@ -101,7 +101,7 @@ pub unsafe fn migrate_slab(
     //    owner receives every free block of the slab.
     if !skipped(Step::Drain) {
         // The old owner is quiesced, so its local list is ours.
-        m.drained = crate::drain_remote(s);
+        m.drained = crate::remote::drain_remote(s);
     }
     // 3. flush: the old owner's cached blocks of this slab go back to it.
     if !skipped(Step::Flush) {

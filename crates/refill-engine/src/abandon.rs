@@ -1,0 +1,90 @@
+//! Thread exit and trim: every cached block and owned slab is handed
+//! back; ownerless empty slabs are swept back to the backend.
+
+use core::ptr;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use hakmem_ptr_bridge::{block_next, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES};
+use hakmem_tls_front::Front;
+
+use crate::flush::return_block;
+use crate::heap::{go_full, Heap};
+use crate::remote::{drain_remote, flush_remote_batches};
+
+/// Thread exit: empties every cache, then for each owned slab releases it
+/// when empty or publishes it for adoption. Afterwards the heap owns
+/// nothing and the front is empty.
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's.
+#[cold]
+pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
+    flush_remote_batches(heap);
+    for class in 0..NUM_CLASSES {
+        let (mut b, k) = front.take(class, u32::MAX);
+        heap.counters.class[class].flushed_blocks += k as u64;
+        while !b.is_null() {
+            // SAFETY: a block from our cache chain.
+            let nx = unsafe { block_next(b) };
+            // SAFETY: blocks in our cache are allocated.
+            unsafe { return_block(heap, class, b) };
+            b = nx;
+        }
+    }
+    for class in 0..NUM_CLASSES {
+        while !heap.partial[class].is_null() {
+            // SAFETY: linked slabs are live records owned by this heap.
+            let s: &SlabMeta = unsafe { &*heap.partial[class] };
+            heap.unlink(class, s);
+            drain_remote(s);
+            if s.used.load(SeqCst) == 0 {
+                // SAFETY: owned, empty, unlinked.
+                unsafe { hakmem_superslab_backend::release_slab(s) };
+            } else if !s.free.load(Relaxed).is_null()
+                || s.carved.load(Relaxed) < s.capacity.load(Relaxed)
+            {
+                s.owner.store(NO_OWNER, SeqCst);
+                s.state.store(slab_state::QUEUED, SeqCst);
+                hakmem_remote_queue::publish(s);
+            } else if go_full(s, slab_state::QUEUED) {
+                hakmem_remote_queue::publish(s);
+            }
+        }
+    }
+}
+
+/// Releases every published slab whose blocks have all been freed (for
+/// example by other threads after its owner exited). Returns the number of
+/// slabs released. Any thread may call it; it takes no ownership.
+#[cold]
+pub fn sweep_empty() -> usize {
+    let mut released = 0;
+    for list in hakmem_remote_queue::RECLAIM.iter() {
+        let mut chain = list.take_empty();
+        while !chain.is_null() {
+            // SAFETY: `take_empty` returns live, unlinked, empty records.
+            let s: &SlabMeta = unsafe { &*chain };
+            chain = s.next.load(Relaxed);
+            s.next.store(ptr::null_mut(), Relaxed);
+            // SAFETY: empty (used == 0), unlinked, no remote free in flight;
+            // nobody else can reach it since it left the reclaim list.
+            unsafe { hakmem_superslab_backend::release_slab(s) };
+            released += 1;
+        }
+    }
+    released
+}
+
+/// Trim: hands back the calling thread's caches and slabs (as at thread
+/// exit, but the thread stays usable), then releases every ownerless slab
+/// whose blocks have all been freed ([`sweep_empty`]). Returns the number of
+/// slabs the sweep released.
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's.
+#[cold]
+pub unsafe fn trim(heap: &mut Heap, front: &mut Front) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { abandon_all(heap, front) };
+    sweep_empty()
+}

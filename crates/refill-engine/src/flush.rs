@@ -1,0 +1,91 @@
+//! A cache overflow: blocks go back to their slabs.
+
+use core::ptr;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use hakmem_ace_learning::EventKind;
+use hakmem_ptr_bridge::{
+    block_next, is_carved_block, set_block_next, slab_and_shift_of, slab_meta_of, SlabMeta,
+};
+use hakmem_remote_queue::RemoteFree;
+use hakmem_tls_front::Front;
+
+use crate::heap::{event, Heap};
+
+/// Returns one block (that the thread holds) to its slab: to the local free
+/// list when the thread owns the slab, else through the remote protocol.
+///
+/// # Safety
+/// `b` is an allocated block of class `class` held by the calling thread.
+pub(crate) unsafe fn return_block(heap: &mut Heap, class: usize, b: *mut u8) {
+    // SAFETY: `b` is a block of a live superslab.
+    let s = unsafe { slab_meta_of(b) };
+    // SAFETY: forwarded contract; `s` is `b`'s record.
+    unsafe { return_block_to(heap, class, b, s) }
+}
+
+/// [`return_block`] when the caller already holds `b`'s slab record `s`.
+///
+/// # Safety
+/// As for [`return_block`]; `s` is the record of `b`'s slab.
+#[inline(always)]
+unsafe fn return_block_to(heap: &mut Heap, class: usize, b: *mut u8, s: &SlabMeta) {
+    if s.owner.load(Relaxed) == heap.id {
+        // SAFETY: we own the slab, so its local list is ours.
+        unsafe { set_block_next(b, s.free.load(Relaxed)) };
+        s.free.store(b, Relaxed);
+        let was = s.used.fetch_sub(1, SeqCst);
+        if was == 1 && !ptr::eq(heap.partial[class], s) {
+            // Empty and not the warm head of the list: give it back.
+            heap.unlink(class, s);
+            // SAFETY: we own it, used == 0, and it is unlinked.
+            unsafe { hakmem_superslab_backend::release_slab(s) };
+            event(EventKind::SlabRelease, class, 0, heap);
+        }
+    } else {
+        // SAFETY: forwarded contract; a block we hold is allocated.
+        let r = unsafe { hakmem_remote_queue::remote_free(s, b) };
+        debug_assert_eq!(r, RemoteFree::Queued);
+    }
+}
+
+/// Cache overflow for `class`: returns blocks until the cache is at half
+/// its cap.
+///
+/// Every block leaving the cache is checked to be a block start of a slab
+/// of `class` (the owner's free fast path pushes without that check, which
+/// costs a division): a pointer that is not — an interior or misaligned
+/// free by the owning thread — stops the flush and comes back as `Err` for
+/// the caller to report (the facade aborts). The blocks returned before it
+/// are back in their slabs; the bad pointer and the blocks the flush had
+/// taken after it are neither returned nor left in the cache.
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's.
+#[cold]
+pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<(), *mut u8> {
+    let keep = front.cap(class) / 2;
+    let n = front.count(class).saturating_sub(keep);
+    let (mut b, k) = front.take(class, n);
+    while !b.is_null() {
+        // SAFETY: `b` is a free block from our cache chain (or, if the
+        // program freed a bad pointer, an address inside a live superslab
+        // of ours, which is all the check needs). The cache only holds
+        // pointers whose slab had `class` when they were pushed, and the
+        // slab cannot change class while they count as used.
+        let (s, shift) = unsafe { slab_and_shift_of(b) };
+        if !is_carved_block(b as usize, shift, class, s.carved.load(Relaxed)) {
+            return Err(b);
+        }
+        // SAFETY: `b` is a free block from our cache chain.
+        let nx = unsafe { block_next(b) };
+        // SAFETY: blocks in our cache are allocated from their slab's view;
+        // `s` is `b`'s slab record.
+        unsafe { return_block_to(heap, class, b, s) };
+        b = nx;
+    }
+    heap.counters.class[class].flushes += 1;
+    heap.counters.class[class].flushed_blocks += k as u64;
+    event(EventKind::Flush, class, k, heap);
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The slabs a thread owns: its [`Heap`], taking a slab (adopt or acquire)
+//! and letting one go.
+
+use core::ptr;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use hakmem_ace_learning::{observe, Event, EventKind};
+use hakmem_ptr_bridge::{slab_state, SlabMeta, NO_OWNER, NUM_CLASSES};
+
+use crate::remote::Pending;
+
+/// Heap id of a thread that has not registered yet: matches no slab owner.
+/// It is 0 so that an all-zero thread state is a valid, unregistered one.
+pub const UNREGISTERED: usize = 0;
+/// Heap id of a thread that has exited (its caches are disabled).
+pub const EXITED: usize = usize::MAX - 1;
+
+/// A thread's ownership state: the slabs it owns, per class.
+///
+/// Invariant: a slab is linked in `partial[c]` iff `owner == id`, its
+/// state is ACTIVE and its class is `c`.
+pub struct Heap {
+    pub(crate) id: usize, // owner id written in slab records
+    pub(crate) partial: [*mut SlabMeta; NUM_CLASSES], // owned slabs (doubly linked)
+    pub(crate) pending: [Pending; NUM_CLASSES], // remote frees batched per class
+    /// Slow-path counters of this thread (published by the facade).
+    pub counters: Counters,
+}
+
+/// Per-thread, per-class slow-path counters (published in batches by the
+/// facade's statistics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassCounters {
+    /// Refills performed.
+    pub refills: u64,
+    /// Blocks brought by refills (handed out or cached).
+    pub refill_blocks: u64,
+    /// Flushes performed.
+    pub flushes: u64,
+    /// Cached blocks given back by flushes and thread exit.
+    pub flushed_blocks: u64,
+    /// Frees of blocks whose slab another thread owned (or none did).
+    pub remote_frees: u64,
+}
+
+impl ClassCounters {
+    const ZERO: ClassCounters = ClassCounters {
+        refills: 0,
+        refill_blocks: 0,
+        flushes: 0,
+        flushed_blocks: 0,
+        remote_frees: 0,
+    };
+}
+
+/// Per-thread slow-path counters.
+#[derive(Clone, Copy, Debug)]
+pub struct Counters {
+    /// Per size class.
+    pub class: [ClassCounters; NUM_CLASSES],
+    /// Slabs adopted from the reclaim lists.
+    pub adopted: u64,
+}
+
+impl Counters {
+    /// Takes and resets the counters of `class`.
+    pub fn take_class(&mut self, class: usize) -> ClassCounters {
+        core::mem::replace(&mut self.class[class], ClassCounters::ZERO)
+    }
+}
+
+impl Heap {
+    /// A heap with no id and no slabs.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Heap {
+            id: UNREGISTERED,
+            partial: [ptr::null_mut(); NUM_CLASSES],
+            pending: [Pending::EMPTY; NUM_CLASSES],
+            counters: Counters {
+                class: [ClassCounters::ZERO; NUM_CLASSES],
+                adopted: 0,
+            },
+        }
+    }
+
+    /// A heap with id `id` and no slabs (for states that are shared and
+    /// never written, whose id must be one no slab ever has as its owner:
+    /// [`UNREGISTERED`] or [`EXITED`]).
+    pub const fn with_id(id: usize) -> Self {
+        let mut h = Heap::new();
+        h.id = id;
+        h
+    }
+
+    /// The owner id of this heap.
+    #[inline(always)]
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Gives the heap its id (once, at thread registration) or marks it
+    /// [`EXITED`].
+    pub fn set_id(&mut self, id: usize) {
+        self.id = id;
+    }
+
+    /// The memory node this heap takes new slabs from: threads are spread
+    /// by heap id over the first `hakmem_superslab_backend::node_spread()` nodes
+    /// (1 by default on a one-node machine; the acceptance test and
+    /// `HAKMEM_NODES=2` spread them over both logical nodes).
+    #[inline]
+    pub fn node(&self) -> u8 {
+        (self.id % hakmem_superslab_backend::node_spread()) as u8
+    }
+
+    pub(crate) fn link(&mut self, class: usize, s: &SlabMeta) {
+        let sp = s as *const SlabMeta as *mut SlabMeta;
+        let head = self.partial[class];
+        s.prev.store(ptr::null_mut(), Relaxed);
+        s.next.store(head, Relaxed);
+        if !head.is_null() {
+            // SAFETY: linked slabs are live records owned by this heap.
+            unsafe { (*head).prev.store(sp, Relaxed) };
+        }
+        self.partial[class] = sp;
+    }
+
+    pub(crate) fn unlink(&mut self, class: usize, s: &SlabMeta) {
+        let prev = s.prev.load(Relaxed);
+        let next = s.next.load(Relaxed);
+        if prev.is_null() {
+            debug_assert!(ptr::eq(self.partial[class], s));
+            self.partial[class] = next;
+        } else {
+            // SAFETY: linked slabs are live records owned by this heap.
+            unsafe { (*prev).next.store(next, Relaxed) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).prev.store(prev, Relaxed) };
+        }
+        s.next.store(ptr::null_mut(), Relaxed);
+        s.prev.store(ptr::null_mut(), Relaxed);
+    }
+}
+
+pub(crate) fn event(kind: EventKind, class: usize, count: u32, heap: &Heap) {
+    observe(Event {
+        kind,
+        class: class as u8,
+        count,
+        thread: heap.id as u32,
+    });
+}
+
+/// Finds a slab for `class`: adopt an ownerless one, else a fresh one.
+pub(crate) fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta> {
+    if let Some(s) = hakmem_remote_queue::adopt(class, heap.id) {
+        heap.counters.adopted += 1;
+        heap.link(class, s);
+        event(EventKind::Adopt, class, 0, heap);
+        return Some(s);
+    }
+    let s = hakmem_superslab_backend::acquire_slab(class, heap.id, heap.node())?;
+    heap.link(class, s);
+    event(EventKind::SlabAcquire, class, 0, heap);
+    Some(s)
+}
+
+/// The owner lets go of a slab that it has unlinked and that has no free
+/// block left to hand out: the slab goes FULL with no owner. A remote
+/// free that saw it ACTIVE did not publish it; if such a block is on the
+/// remote stack now (visible here: every step is SeqCst), the slab is moved
+/// from FULL to `to` with one CAS and true is returned, for the caller to
+/// take it back (`to` = ACTIVE) or publish it (`to` = QUEUED) instead of
+/// stranding it. False: no remote free slipped in, or a remote free that
+/// saw FULL won the CAS and publishes the slab itself.
+pub(crate) fn go_full(s: &SlabMeta, to: u8) -> bool {
+    s.owner.store(NO_OWNER, SeqCst);
+    s.state.store(slab_state::FULL, SeqCst);
+    !s.remote.load(SeqCst).is_null()
+        && s.state
+            .compare_exchange(slab_state::FULL, to, SeqCst, SeqCst)
+            .is_ok()
+}
+
+/// The owner lets go of a slab that has nothing left to hand out. If a
+/// remote free slipped in meanwhile, the slab is taken back (returns true).
+pub(crate) fn give_up_exhausted(heap: &mut Heap, class: usize, s: &SlabMeta) -> bool {
+    heap.unlink(class, s);
+    if go_full(s, slab_state::ACTIVE) {
+        s.owner.store(heap.id, SeqCst);
+        heap.link(class, s);
+        return true;
+    }
+    false
+}

@@ -1,0 +1,148 @@
+//! A cache miss: a batch of blocks from the thread's slabs.
+
+use core::ptr;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use hakmem_ace_learning::{EventKind, POLICY};
+use hakmem_ptr_bridge::{block_next, set_block_next, set_free_mark, SlabMeta};
+use hakmem_tls_front::Front;
+
+use crate::heap::{event, give_up_exhausted, obtain, Heap, UNREGISTERED};
+
+/// When set, blocks are zeroed as they are carved (the facade's secure
+/// mode sets it once, before the first allocation, so that every block it
+/// hands out is zero past its list words whatever the slab served before,
+/// and a non-zero byte there means a write after free).
+static SCRUB_CARVED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turns on (or off) the zeroing of blocks as they are carved.
+pub fn set_scrub_carved(on: bool) {
+    SCRUB_CARVED.store(on, Relaxed);
+}
+
+/// Cache miss for `class`: returns one block and leaves up to
+/// `refill_count - 1` more in the thread cache. Null when memory is
+/// exhausted (nothing was changed then).
+///
+/// # Safety
+/// `heap` and `front` are the calling thread's, and the heap is registered.
+#[cold]
+pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
+    debug_assert!(heap.id != UNREGISTERED);
+    front.set_cap(class, POLICY.cache_cap(class));
+    // A warm-pool prefill budget (set by the learner after an idle trim)
+    // may ask for more than the refill count; the cache cap bounds both.
+    let want = POLICY
+        .refill_count(class)
+        .max(POLICY.prefill(class))
+        .min(front.cap(class).max(1));
+    let mut head: *mut u8 = ptr::null_mut();
+    let mut tail: *mut u8 = ptr::null_mut();
+    let mut n = 0u32;
+    while n < want {
+        let s: &SlabMeta = if heap.partial[class].is_null() {
+            match obtain(heap, class) {
+                Some(s) => s,
+                None => break,
+            }
+        } else {
+            // SAFETY: linked slabs are live records owned by this heap.
+            unsafe { &*heap.partial[class] }
+        };
+        let mut taken = 0u32;
+        // Free blocks before never-used ones: the local list, and when it
+        // runs short the remote stack too, so that carving (which grows the
+        // set of blocks in circulation, and the cache footprint) only
+        // happens when nothing freed is left.
+        let mut f = s.free.load(Relaxed);
+        let mut took_remote = false;
+        while n < want {
+            if f.is_null() {
+                if took_remote {
+                    break;
+                }
+                took_remote = true;
+                f = hakmem_remote_queue::take_remote(s);
+                if f.is_null() {
+                    break;
+                }
+            }
+            // Take a prefix of the list as it is: walk (reading only) to its
+            // last block, cut the list there and splice the prefix in front
+            // of our chain — one write for the whole prefix.
+            let first = f;
+            let mut last = f;
+            let mut k = 1;
+            // SAFETY: `last` is a free block of a slab we own.
+            let mut nx = unsafe { block_next(last) };
+            while k < want - n && !nx.is_null() {
+                last = nx;
+                // SAFETY: as above.
+                nx = unsafe { block_next(last) };
+                k += 1;
+            }
+            // SAFETY: `last` ends the prefix, which becomes our chain's head.
+            unsafe { set_block_next(last, head) };
+            if tail.is_null() {
+                tail = last;
+            }
+            head = first;
+            f = nx;
+            taken += k;
+            n += k;
+        }
+        s.free.store(f, Relaxed);
+        if n < want {
+            let cap = s.capacity.load(Relaxed);
+            let mut carved = s.carved.load(Relaxed);
+            if carved < cap {
+                let bs = s.block_size.load(Relaxed) as usize;
+                let start = s.data_start();
+                let scrub = SCRUB_CARVED.load(Relaxed);
+                while n < want && carved < cap {
+                    let b = (start + carved as usize * bs) as *mut u8;
+                    if scrub {
+                        // SAFETY: a never-used block of `bs` bytes inside
+                        // the slab we own.
+                        unsafe { ptr::write_bytes(b, 0, bs) };
+                    }
+                    // SAFETY: a never-used block inside the slab we own.
+                    // It enters a free structure, so it carries the free
+                    // mark like every other free block.
+                    unsafe {
+                        set_block_next(b, head);
+                        set_free_mark(b);
+                    }
+                    if tail.is_null() {
+                        tail = b;
+                    }
+                    head = b;
+                    carved += 1;
+                    taken += 1;
+                    n += 1;
+                }
+                s.carved.store(carved, Relaxed);
+            }
+        }
+        if taken > 0 {
+            s.used.fetch_add(taken, SeqCst);
+        }
+        if n < want && s.is_exhausted() {
+            give_up_exhausted(heap, class, s);
+        }
+    }
+    if n == 0 {
+        return ptr::null_mut();
+    }
+    heap.counters.class[class].refills += 1;
+    heap.counters.class[class].refill_blocks += n as u64;
+    event(EventKind::Refill, class, n, heap);
+    let first = head;
+    // SAFETY: `first` heads our private chain of `n` blocks.
+    let rest = unsafe { block_next(first) };
+    if n > 1 {
+        // SAFETY: `rest..=tail` is the remaining chain of n-1 blocks.
+        unsafe { front.push_chain(class, rest, tail, n - 1) };
+    }
+    first
+}

@@ -1,0 +1,300 @@
+//! The refill engine through its public API, on real slabs of the
+//! superslab backend (a regular dependency of the engine, so no
+//! dev-dependency is needed).
+//!
+//! The backend and the reclaim lists are process-wide and the tests run in
+//! parallel, so every test uses size classes and heap ids of its own: a slab
+//! one test publishes for adoption is never adopted by another.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use hakmem_ace_learning::POLICY;
+use hakmem_ptr_bridge::{slab_meta_of, slab_state, SlabMeta, CLASS_SIZE, MIN_ALIGN, NO_OWNER};
+use hakmem_refill_engine::migrate::owned_slabs;
+use hakmem_refill_engine::{
+    abandon_all, batch_remote, flush, flush_remote_batches, free_remote, refill, sweep_empty,
+    FreeOutcome, Heap, EXITED, REMOTE_BATCH,
+};
+use hakmem_tls_front::Front;
+
+/// A registered heap with id `id` and an empty front.
+fn thread(id: usize) -> (Heap, Front) {
+    let mut heap = Heap::new();
+    heap.set_id(id);
+    (heap, Front::new())
+}
+
+/// Blocks one refill of `class` brings with the default policy (the front
+/// starts with cap 0, and the refill sets it from the policy table).
+fn batch(class: usize) -> usize {
+    POLICY
+        .refill_count(class)
+        .max(POLICY.prefill(class))
+        .min(POLICY.cache_cap(class).max(1)) as usize
+}
+
+/// One refill of `class`: the block it returns plus every block it left in
+/// the front, all taken out (as if the program allocated them).
+fn refill_all(heap: &mut Heap, front: &mut Front, class: usize) -> Vec<*mut u8> {
+    // SAFETY: `heap` and `front` are this test's, and the heap is registered.
+    let first = unsafe { refill(heap, front, class) };
+    assert!(!first.is_null(), "refill of class {class} failed");
+    let mut blocks = vec![first];
+    loop {
+        let b = front.pop(class);
+        if b.is_null() {
+            break;
+        }
+        blocks.push(b);
+    }
+    blocks
+}
+
+/// The slab record of a block the test holds.
+fn slab_of(b: *mut u8) -> &'static SlabMeta {
+    // SAFETY: `b` is a block of a live superslab, handed out by `refill`.
+    unsafe { slab_meta_of(b) }
+}
+
+/// Gives `blocks` back to the thread's cache (a free by the owner).
+fn cache(front: &mut Front, class: usize, blocks: &[*mut u8]) {
+    for &b in blocks {
+        // SAFETY: an allocated block of `class` of a slab the thread owns,
+        // in no list.
+        unsafe { front.push(class, b) };
+    }
+}
+
+/// The slabs `heap` owns.
+fn owned(heap: &Heap) -> Vec<*const SlabMeta> {
+    let mut out = [std::ptr::null::<SlabMeta>(); 64];
+    let n = owned_slabs(heap, &mut out);
+    out[..n].to_vec()
+}
+
+#[test]
+fn refill_brings_distinct_aligned_blocks_of_one_slab() {
+    let class = 3;
+    let (mut heap, mut front) = thread(7001);
+    let blocks = refill_all(&mut heap, &mut front, class);
+    assert_eq!(blocks.len(), batch(class));
+    let distinct: HashSet<usize> = blocks.iter().map(|&b| b as usize).collect();
+    assert_eq!(distinct.len(), blocks.len(), "a block was handed out twice");
+    let s = slab_of(blocks[0]);
+    for &b in &blocks {
+        assert!(
+            std::ptr::eq(slab_of(b), s),
+            "blocks of one refill span slabs"
+        );
+        assert_eq!(b as usize % MIN_ALIGN, 0, "misaligned block {b:p}");
+        assert!(s.is_block_start(b as usize), "{b:p} is no block start");
+        // The blocks are usable memory of their class's size.
+        // SAFETY: an allocated block of CLASS_SIZE[class] bytes.
+        unsafe { std::ptr::write_bytes(b, 0xA5, CLASS_SIZE[class] as usize) };
+    }
+    assert_eq!(s.used.load(SeqCst) as usize, blocks.len());
+    assert_eq!(s.owner.load(SeqCst), heap.id());
+    assert_eq!(s.state.load(SeqCst), slab_state::ACTIVE);
+    assert_eq!(s.class.load(Relaxed) as usize, class);
+    assert_eq!(owned(&heap), [s as *const SlabMeta]);
+    let c = heap.counters.class[class];
+    assert_eq!((c.refills, c.refill_blocks), (1, blocks.len() as u64));
+
+    cache(&mut front, class, &blocks);
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+    assert!(owned(&heap).is_empty());
+    assert_ne!(s.owner.load(SeqCst), heap.id(), "an empty slab goes back");
+}
+
+#[test]
+fn flush_returns_blocks_above_half_the_cap_to_their_slab() {
+    let class = 5;
+    let (mut heap, mut front) = thread(7002);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.extend(refill_all(&mut heap, &mut front, class));
+    }
+    let s = slab_of(held[0]);
+    assert!(held.iter().all(|&b| std::ptr::eq(slab_of(b), s)));
+    assert_eq!(s.used.load(SeqCst) as usize, held.len());
+    let cap = front.cap(class);
+    assert!(
+        held.len() as u32 > cap / 2,
+        "the test needs more than half a cap"
+    );
+
+    cache(&mut front, class, &held);
+    // SAFETY: this test's heap and front.
+    unsafe { flush(&mut heap, &mut front, class) }.expect("only valid blocks were cached");
+    let kept = front.count(class);
+    assert_eq!(kept, cap / 2);
+    let returned = held.len() as u32 - kept;
+    // Cached blocks still count as used; the returned ones do not.
+    assert_eq!(s.used.load(SeqCst), kept);
+    let c = heap.counters.class[class];
+    assert_eq!((c.flushes, c.flushed_blocks), (1, returned as u64));
+    assert_eq!(owned(&heap), [s as *const SlabMeta]);
+
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+    assert!(owned(&heap).is_empty());
+    assert_eq!(front.count(class), 0);
+}
+
+#[test]
+fn flush_stops_at_a_pointer_that_is_no_block_start() {
+    let class = 7;
+    let (mut heap, mut front) = thread(7003);
+    let blocks = refill_all(&mut heap, &mut front, class);
+    let bad = blocks[0].wrapping_add(16); // inside a block of 128 bytes
+    cache(&mut front, class, &blocks[1..]);
+    // An owner's free of an interior pointer: the push does not check it.
+    // SAFETY: `bad` is inside a live block the test owns, and the flush
+    // only reads the address before it stops.
+    unsafe { front.push(class, bad) };
+    front.set_cap(class, 0); // flush every cached block
+                             // SAFETY: this test's heap and front.
+    let r = unsafe { flush(&mut heap, &mut front, class) };
+    assert_eq!(
+        r,
+        Err(bad),
+        "the bad pointer comes back for the caller to report"
+    );
+    // The slab is left as it is (it leaks in this test, like the blocks
+    // the flush had taken along with the bad pointer).
+}
+
+#[test]
+fn free_remote_batches_per_slab_and_the_owner_drains_them() {
+    let class = 9;
+    let (mut owner, mut front) = thread(7004);
+    let (mut other, _) = thread(7005);
+    let mut held = refill_all(&mut owner, &mut front, class);
+    let n = held.len() as u32;
+    assert!(
+        n as usize > REMOTE_BATCH as usize + 4,
+        "the test needs a big batch"
+    );
+    let s = slab_of(held[0]);
+
+    // The other thread frees a whole batch: the first free opens it, the
+    // rest join it on the inline path, and the last one pushes it.
+    let batch_blocks: Vec<*mut u8> = held.drain(..REMOTE_BATCH as usize).collect();
+    // SAFETY: an allocated block that the other thread frees.
+    let first = unsafe { free_remote(&mut other, batch_blocks[0]) };
+    assert_eq!(first, FreeOutcome::Remote);
+    for &b in &batch_blocks[1..] {
+        // SAFETY: as above; `s` is `b`'s slab record.
+        assert!(unsafe { batch_remote(&mut other, s, b) });
+    }
+    assert!(!s.remote.load(SeqCst).is_null(), "a full batch is pushed");
+    assert_eq!(s.used.load(SeqCst), n - REMOTE_BATCH);
+
+    // Four more wait in the batch until it is flushed.
+    let pending: Vec<*mut u8> = held.drain(..4).collect();
+    for &b in &pending {
+        // SAFETY: as above.
+        assert_eq!(unsafe { free_remote(&mut other, b) }, FreeOutcome::Remote);
+    }
+    assert_eq!(s.used.load(SeqCst), n - REMOTE_BATCH, "still batched");
+    flush_remote_batches(&mut other);
+    assert_eq!(s.used.load(SeqCst), n - REMOTE_BATCH - 4);
+    assert_eq!(
+        other.counters.class[class].remote_frees,
+        REMOTE_BATCH as u64 + 4
+    );
+    assert!(owned(&other).is_empty(), "a remote free takes no ownership");
+
+    // The owner's next refill takes the remotely freed blocks back first
+    // (its local free list is empty): every one of them, before carving.
+    let again = refill_all(&mut owner, &mut front, class);
+    let again_set: HashSet<usize> = again.iter().map(|&b| b as usize).collect();
+    for &b in batch_blocks.iter().chain(&pending) {
+        assert!(again_set.contains(&(b as usize)), "{b:p} was not drained");
+    }
+    assert!(again.iter().all(|&b| std::ptr::eq(slab_of(b), s)));
+    assert!(s.remote.load(SeqCst).is_null());
+    assert_eq!(s.used.load(SeqCst) as usize, held.len() + again.len());
+
+    held.extend(again);
+    cache(&mut front, class, &held);
+    // SAFETY: the test's heaps and fronts.
+    unsafe {
+        abandon_all(&mut owner, &mut front);
+        abandon_all(&mut other, &mut Front::new());
+    }
+    assert!(owned(&owner).is_empty() && owned(&other).is_empty());
+}
+
+#[test]
+fn abandon_all_publishes_live_slabs_for_adoption_and_releases_empty_ones() {
+    let (live, idle) = (11, 13);
+    let (mut heap, mut front) = thread(7006);
+    let live_blocks = refill_all(&mut heap, &mut front, live);
+    let idle_blocks = refill_all(&mut heap, &mut front, idle);
+    let (ls, is) = (slab_of(live_blocks[0]), slab_of(idle_blocks[0]));
+    // Half the live class's blocks stay allocated; the rest are cached.
+    let (kept, cached) = live_blocks.split_at(live_blocks.len() / 2);
+    cache(&mut front, live, cached);
+    cache(&mut front, idle, &idle_blocks);
+
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+    assert!(
+        owned(&heap).is_empty(),
+        "the heap owns nothing after abandon_all"
+    );
+    assert_eq!((front.count(live), front.count(idle)), (0, 0));
+    assert_ne!(is.owner.load(SeqCst), heap.id(), "the empty slab went back");
+    assert_eq!(ls.owner.load(SeqCst), NO_OWNER);
+    assert_eq!(ls.state.load(SeqCst), slab_state::QUEUED);
+    assert_eq!(ls.used.load(SeqCst) as usize, kept.len());
+
+    // The next thread that needs the class adopts the published slab.
+    let (mut next, mut next_front) = thread(7007);
+    let got = refill_all(&mut next, &mut next_front, live);
+    assert!(got.iter().all(|&b| std::ptr::eq(slab_of(b), ls)));
+    assert_eq!(next.counters.adopted, 1);
+    assert_eq!(ls.owner.load(SeqCst), next.id());
+    assert_eq!(ls.state.load(SeqCst), slab_state::ACTIVE);
+    assert_eq!(owned(&next), [ls as *const SlabMeta]);
+
+    // The adopter now owns the blocks the first thread left allocated.
+    cache(&mut next_front, live, kept);
+    cache(&mut next_front, live, &got);
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut next, &mut next_front) };
+    assert!(owned(&next).is_empty());
+    assert_ne!(ls.owner.load(SeqCst), next.id());
+}
+
+#[test]
+fn a_published_slab_freed_empty_by_an_exited_thread_is_swept() {
+    let class = 15;
+    let (mut heap, mut front) = thread(7008);
+    let blocks = refill_all(&mut heap, &mut front, class);
+    let s = slab_of(blocks[0]);
+    // SAFETY: this test's heap and front; every block stays allocated.
+    unsafe { abandon_all(&mut heap, &mut front) };
+    assert_eq!(s.state.load(SeqCst), slab_state::QUEUED);
+
+    // An exited thread frees them all: no batching (no exit hook would
+    // flush it), each block goes to the slab's remote stack at once.
+    let mut exited = Heap::with_id(EXITED);
+    for &b in &blocks {
+        // SAFETY: allocated blocks that the program frees.
+        assert_eq!(unsafe { free_remote(&mut exited, b) }, FreeOutcome::Remote);
+    }
+    assert_eq!(s.used.load(SeqCst), 0);
+    assert!(owned(&exited).is_empty());
+    // Other tests may queue empty slabs of their own meanwhile: at least
+    // this one is released.
+    assert!(sweep_empty() >= 1);
+    assert_ne!(
+        s.state.load(SeqCst),
+        slab_state::QUEUED,
+        "the empty slab went back"
+    );
+}
