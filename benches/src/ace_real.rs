@@ -126,7 +126,7 @@ pub struct Measured {
 
 /// Whether repetition `rep` runs ACE on first (on, off, off, on, …).
 pub fn on_first(rep: usize) -> bool {
-    rep % 2 == 0
+    rep.is_multiple_of(2)
 }
 
 /// Finds an executable: the first of `candidates` that exists, else
@@ -366,9 +366,13 @@ fn programs(dir: &Path, quick: bool, notes: &mut Vec<String>) -> Result<Vec<Prog
         Some(git) => {
             let files = q(3000);
             let tree = dir.join("git-tree");
-            if !tree.join("d000").exists() || quick {
+            // Generated once per size (the marker sits outside the tree,
+            // which is committed whole).
+            let marker = dir.join("git-tree.files");
+            if fs::read_to_string(&marker).ok().as_deref() != Some(&files.to_string()) {
                 let _ = fs::remove_dir_all(&tree);
                 git_tree(&tree, files)?;
+                fs::write(&marker, files.to_string()).map_err(|e| e.to_string())?;
             }
             let mut p = plain(
                 "git",
@@ -1194,10 +1198,10 @@ mod tests {
         assert!(worse_beyond_spread(1.05, (1.01, 1.1)));
         assert!(!worse_beyond_spread(1.05, (0.99, 1.1)));
         assert!(!worse_beyond_spread(1.01, (1.01, 1.01)));
-        let v = verdict(&[l.clone()]);
+        let v = verdict(std::slice::from_ref(&l));
         assert!(v.contains("time 1.000 (target ≤ 0.97: NOT met)"), "{v}");
         assert!(v.contains("peak RSS 0.950 (target ≤ 0.95: met)"), "{v}");
-        assert!(table(&[l.clone()], &[]).contains("0.900–1.100"));
+        assert!(table(std::slice::from_ref(&l), &[]).contains("0.900–1.100"));
         assert!(svg(&[l], "n").ends_with("</svg>\n"));
     }
 
