@@ -549,7 +549,9 @@ impl Ctx<'_> {
 
     /// One run of `p`.
     fn run(&self, p: &Program, ace: bool) -> Result<Run, String> {
-        let result = self.dir.join("ace_run.result");
+        let result = self
+            .dir
+            .join(format!("ace_run.{}.result", std::process::id()));
         let _ = fs::remove_file(&result);
         match &p.kind {
             Kind::Steps { steps, reset } => {
