@@ -924,16 +924,32 @@ pub fn verdict(lines: &[Line]) -> String {
         None => "no data",
     };
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    // The band: geomeans of the programs' lowest and highest pair ratios
+    // (a difference inside it is not resolved by this run).
+    let band = |lo: fn(&Line) -> f64, hi: fn(&Line) -> f64| match (
+        geomean(lines.iter().map(lo)),
+        geomean(lines.iter().map(hi)),
+    ) {
+        (Some(a), Some(b)) => format!(" [pair band {a:.3}–{b:.3}]"),
+        _ => String::new(),
+    };
     let _ = writeln!(
         s,
-        "geomean over {} programs, ACE on ÷ off: time {} (target ≤ {TIME_GEOMEAN_MAX}: {}), \
-         peak RSS {} (target ≤ {RSS_GEOMEAN_MAX}: {}), CPU time {}",
+        "geomean over {} programs, ACE on ÷ off: time {}{} (target ≤ {TIME_GEOMEAN_MAX}: {}), \
+         peak RSS {}{} (target ≤ {RSS_GEOMEAN_MAX}: {}), CPU time {}",
         lines.len(),
         f(gt),
+        band(|l| l.time_range.0, |l| l.time_range.1),
         met(gt, TIME_GEOMEAN_MAX),
         f(gr),
+        band(|l| l.rss_range.0, |l| l.rss_range.1),
         met(gr, RSS_GEOMEAN_MAX),
         f(gc)
+    );
+    let _ = writeln!(
+        s,
+        "pair band = geomeans of the programs' lowest and highest per-pair ratios: \
+         a geomean inside a band that straddles its target is not a resolved verdict"
     );
     let worse: Vec<String> = lines
         .iter()
@@ -1201,8 +1217,14 @@ mod tests {
         assert!(!worse_beyond_spread(1.05, (0.99, 1.1)));
         assert!(!worse_beyond_spread(1.01, (1.01, 1.01)));
         let v = verdict(std::slice::from_ref(&l));
-        assert!(v.contains("time 1.000 (target ≤ 0.97: NOT met)"), "{v}");
-        assert!(v.contains("peak RSS 0.950 (target ≤ 0.95: met)"), "{v}");
+        assert!(
+            v.contains("time 1.000 [pair band 0.900–1.100] (target ≤ 0.97: NOT met)"),
+            "{v}"
+        );
+        assert!(
+            v.contains("peak RSS 0.950 [pair band 0.900–1.000] (target ≤ 0.95: met)"),
+            "{v}"
+        );
         assert!(table(std::slice::from_ref(&l), &[]).contains("0.900–1.100"));
         assert!(svg(&[l], "n").ends_with("</svg>\n"));
     }
