@@ -553,6 +553,12 @@ impl Ctx<'_> {
             .dir
             .join(format!("ace_run.{}.result", std::process::id()));
         let _ = fs::remove_file(&result);
+        let r = self.run_kind(p, ace, &result);
+        let _ = fs::remove_file(&result);
+        r
+    }
+
+    fn run_kind(&self, p: &Program, ace: bool, result: &Path) -> Result<Run, String> {
         match &p.kind {
             Kind::Steps { steps, reset } => {
                 for r in reset {
@@ -561,7 +567,7 @@ impl Ctx<'_> {
                 }
                 for s in steps {
                     let mut child = self
-                        .wrapped(p, &result, ace, &s.argv, s.repeat)
+                        .wrapped(p, result, ace, &s.argv, s.repeat)
                         .stdout(self.log(p, "stdout")?)
                         .stderr(self.log(p, "stderr")?)
                         .spawn()
@@ -581,14 +587,14 @@ impl Ctx<'_> {
                         ));
                     }
                 }
-                parse_wrapper(&fs::read_to_string(&result).map_err(|e| e.to_string())?)
+                parse_wrapper(&fs::read_to_string(result).map_err(|e| e.to_string())?)
             }
             Kind::Redis {
                 server,
                 bench,
                 cli,
                 requests,
-            } => self.run_redis(p, ace, &result, server, bench, cli, *requests),
+            } => self.run_redis(p, ace, result, server, bench, cli, *requests),
         }
     }
 
@@ -951,7 +957,9 @@ pub fn verdict(lines: &[Line]) -> String {
         "pair band = geomeans of the programs' lowest and highest per-pair ratios: \
          a geomean inside a band that straddles its target is not a resolved verdict"
     );
-    let worse: Vec<String> = lines
+    // With fewer than 3 pairs a range is no spread: not judged.
+    let judged: Vec<&Line> = lines.iter().filter(|l| l.pairs >= 3).collect();
+    let worse: Vec<String> = judged
         .iter()
         .flat_map(|l| {
             let mut v = Vec::new();
@@ -967,7 +975,9 @@ pub fn verdict(lines: &[Line]) -> String {
     let _ = writeln!(
         s,
         "programs worse than {PROGRAM_MAX}× beyond their spread (median above it and no pair ≤ 1.0): {}",
-        if worse.is_empty() {
+        if judged.is_empty() {
+            "not judged (fewer than 3 pairs)".to_string()
+        } else if worse.is_empty() {
             "none".to_string()
         } else {
             worse.join(", ")
@@ -1226,6 +1236,13 @@ mod tests {
             "{v}"
         );
         assert!(table(std::slice::from_ref(&l), &[]).contains("0.900–1.100"));
+        let one = Line {
+            pairs: 1,
+            time: 1.5,
+            time_range: (1.5, 1.5),
+            ..l.clone()
+        };
+        assert!(verdict(&[one]).contains("not judged (fewer than 3 pairs)"));
         assert!(svg(&[l], "n").ends_with("</svg>\n"));
     }
 
