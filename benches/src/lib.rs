@@ -15,6 +15,8 @@
 //!                for the Rust harness and for a C program under LD_PRELOAD
 //!      ─ footprint: peak / exit RSS of a one-malloc C program under each
 //!                allocator (LD_PRELOAD), hakmem's mappings from smaps
+//!      ─ ace_real: ACE on vs off in real programs (python3, perl, sqlite3,
+//!                redis, git, gcc, ls, the C harnesses) under LD_PRELOAD
 //! run-one ─ workloads::Workload::run::<A>(&'static A) in this process
 //! ```
 //!
@@ -24,6 +26,7 @@
 //! allocator stays the system one; the workloads' bookkeeping (slot arrays,
 //! queues, thread stacks) therefore never touches the allocator under test.
 
+pub mod ace_real;
 pub mod allocators;
 pub mod dl;
 pub mod footprint;

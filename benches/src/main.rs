@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hakmem_bench::allocators::Allocator;
 use hakmem_bench::workloads::Workload;
-use hakmem_bench::{footprint, instructions, out_dir, report, runner, suite, sweep};
+use hakmem_bench::{ace_real, footprint, instructions, out_dir, report, runner, suite, sweep};
 
 const USAGE: &str = "\
 usage: hakmem-bench [options]              run the suite (table, CSV, SVG)
@@ -19,6 +19,9 @@ usage: hakmem-bench [options]              run the suite (table, CSV, SVG)
        hakmem-bench sweep [options]        issue 6: `phases` with ACE, the default
                                            and a grid of static configurations
        hakmem-bench warm [options]         issue 6: ACE cold vs warm (saved profile)
+       hakmem-bench ace-real [options]     issue 15: ACE on vs off in real programs
+                                           (python3, perl, sqlite3, redis, git, gcc,
+                                           ls, the C harnesses) under LD_PRELOAD
 
 suite options:
   --quick              smoke run: tiny op counts, 1 repetition
@@ -59,6 +62,16 @@ footprint options:
   --no-build           do not rebuild libhakmem.so first
   --out DIR            write footprint.csv (and the C probe) to DIR
 
+ace-real options:
+  --reps N             on/off pairs per program, alternating on,off / off,on
+                       (default 5)
+  --only LIST          comma-separated programs (python3,perl,sqlite3,redis,git,
+                       gcc,ls,c:tiny_hot,c:large_churn)
+  --quick              workloads a tenth of the size, for a smoke run
+  --timeout S          kill a run after S seconds (default 120)
+  --no-build           do not rebuild libhakmem.so first
+  --out DIR            default $CARGO_TARGET_DIR/hakmem-bench/ace-real
+
 Results go to $CARGO_TARGET_DIR/hakmem-bench (default target/hakmem-bench).
 ";
 
@@ -73,6 +86,7 @@ fn main() -> ExitCode {
         Some("instructions") => instructions_mode(&args[1..]),
         Some("list") => list(&args[1..]),
         Some("footprint") => footprint_mode(&args[1..]),
+        Some("ace-real") => ace_real_mode(&args[1..]),
         Some(m @ ("sweep" | "warm")) => sweep_mode(m == "warm", &args[1..]),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
@@ -441,6 +455,77 @@ fn footprint_mode(args: &[String]) -> Result<(), String> {
     }
     let p = report::write(&o.out, "footprint.csv", &csv).map_err(|e| e.to_string())?;
     println!("\nwrote {}", p.display());
+    Ok(())
+}
+
+fn ace_real_mode(args: &[String]) -> Result<(), String> {
+    let mut o = ace_real::Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--reps" => o.reps = number(value(&mut it, a)?, a)?,
+            "--only" => o
+                .only
+                .extend(value(&mut it, a)?.split(',').map(String::from)),
+            "--quick" => o.quick = true,
+            "--timeout" => o.timeout = Duration::from_secs(number(value(&mut it, a)?, a)?),
+            "--no-build" => o.build_preload = false,
+            "--out" => o.out = value(&mut it, a)?.into(),
+            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
+        }
+    }
+    let command = std::iter::once("hakmem-bench ace-real".to_string())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let machine = report::machine();
+    let (measured, notes) = ace_real::run(&o)?;
+    let machine = format!("{machine} (start) / {} (end)", report::load_average());
+    let lines: Vec<ace_real::Line> = measured.iter().filter_map(ace_real::summarize).collect();
+    let failed: Vec<(String, String)> = measured
+        .iter()
+        .filter_map(|m| m.error.clone().map(|e| (m.name.clone(), e)))
+        .collect();
+    let heading = "ACE on (HAKMEM_ACE=1) vs off (HAKMEM_ACE=0) under LD_PRELOAD=libhakmem.so: \
+                   medians of the pairs; time = wall seconds (redis: redis-benchmark's), \
+                   RSS = peak RSS (ru_maxrss via the ace_run wrapper; redis: the server's), \
+                   pair range = min–max of the per-pair on/off ratios, CPU = median CPU time \
+                   on/off, worker CPU = the hakmem-ace thread's (median of the on runs, % of \
+                   their wall time)";
+    let table = ace_real::table(&lines, &failed);
+    let verdict = ace_real::verdict(&lines);
+    println!("\n{machine}\n$ {command}\n\n{heading}\n");
+    for n in &notes {
+        println!("note: {n}");
+    }
+    print!("{table}\n{verdict}");
+    let what: String = measured
+        .iter()
+        .map(|m| format!("- `{}`: {}\n", m.name, m.what))
+        .collect();
+    let notes_md: String = notes.iter().map(|n| format!("note: {n}\n\n")).collect();
+    let md = format!(
+        "{machine}\n\n`{command}`\n\n{heading}.\n\n{notes_md}{}\n{}\nPrograms:\n\n{what}",
+        ace_real::markdown(&lines, &failed),
+        verdict
+            .lines()
+            .map(|l| format!("{l}\n\n"))
+            .collect::<String>()
+    );
+    let note = format!("{machine}; {command}");
+    let mut written = Vec::new();
+    for (name, text) in [
+        ("ace_real.csv", ace_real::csv(&measured, &lines)),
+        ("ace_real.md", md),
+        ("ace_real.svg", ace_real::svg(&lines, &note)),
+    ] {
+        let p = report::write(&o.out, name, &text).map_err(|e| format!("{name}: {e}"))?;
+        written.push(p.display().to_string());
+    }
+    println!("\nwrote {}", written.join(", "));
+    if !failed.is_empty() {
+        return Err(format!("{} program(s) failed (see above)", failed.len()));
+    }
     Ok(())
 }
 

@@ -5,6 +5,10 @@
 //! directory, `<target>/mimalloc2`) and names it in
 //! `HAKMEM_BENCH_MIMALLOC2`, so the issue-5 large-churn target (≥ 3×
 //! mimalloc 2.x) is measured in the same run as everything else.
+//! After the suite come `footprint` and, with `--quick` only, a smoke run
+//! of `ace-real` (ACE on/off in real programs, one pair each, workloads a
+//! tenth of their size: a few seconds; the full evaluation is
+//! `cargo xtask bench ace-real`, not part of CI).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -59,6 +63,17 @@ pub fn run(args: &[String]) -> ExitCode {
         }
         other => other,
     };
+    let quick = args.iter().any(|a| a == "--quick");
+    let status = match status {
+        Ok(s) if s.success() && suite && quick && !args.iter().any(|a| a == "--help") => {
+            Command::new(&cargo)
+                .current_dir(root)
+                .args(["run", "--release", "--quiet", "-p", "hakmem-bench", "--"])
+                .args(ace_real_smoke_args(args))
+                .status()
+        }
+        other => other,
+    };
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
@@ -67,6 +82,22 @@ pub fn run(args: &[String]) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The `ace-real` smoke run that follows `--quick`'s footprint run: one
+/// on/off pair per program at a tenth of the size, into `<out>/ace-real`
+/// (`footprint` has just rebuilt libhakmem.so).
+fn ace_real_smoke_args(args: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = ["ace-real", "--quick", "--reps", "1", "--no-build"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if let Some(i) = args.iter().position(|a| a == "--out") {
+        if let Some(d) = args.get(i + 1) {
+            v.extend(["--out".to_string(), format!("{d}/ace-real")]);
+        }
+    }
+    v
 }
 
 /// The `footprint` run that follows the suite: its `--out` and, with
