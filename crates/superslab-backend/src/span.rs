@@ -370,31 +370,6 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// Places a request of `size` bytes at `align` in the mapping
 /// `base..base+map_len` (header at `off` before the user pointer, plus the
 /// colour), zeroes it with `zero`, writes the header and registers it.
-/// Spans of at least this size are cleared by giving their whole pages
-/// back to the OS (`MADV_DONTNEED`: they read as zero and cost a fault
-/// only where the program touches them again) rather than by writing
-/// zeros over them all.
-const CLEAR_BY_DISCARD: usize = 128 << 10;
-
-/// Makes `user..user+size` (inside a mapping we own) read as zero.
-fn clear(user: usize, size: usize) {
-    let page = os::page_size();
-    let lo = (user + page - 1) & !(page - 1);
-    let hi = (user + size) & !(page - 1);
-    if size < CLEAR_BY_DISCARD || hi <= lo {
-        // SAFETY: `user..user+size` is inside the mapping we own.
-        unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
-        return;
-    }
-    // SAFETY: the head and tail are inside the mapping we own, and the
-    // whole pages between them belong to this span alone.
-    unsafe {
-        ptr::write_bytes(user as *mut u8, 0, lo - user);
-        ptr::write_bytes(hi as *mut u8, 0, user + size - hi);
-    }
-    os::discard(lo as *mut u8, hi - lo);
-}
-
 fn hand_out(
     base: usize,
     map_len: usize,
@@ -405,7 +380,8 @@ fn hand_out(
 ) -> *mut u8 {
     let user = base + off + colour(base, map_len - off - size.max(1), align);
     if zero {
-        clear(user, size);
+        // SAFETY: `user..user+size` is inside the mapping we own.
+        unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
     }
     write_header(user, base, map_len, align);
     user as *mut u8
