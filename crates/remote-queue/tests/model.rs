@@ -87,7 +87,8 @@ struct Slab {
     used: MCount,
     state: MState,
     /// *owner*: the local free list, as block indices (only the current
-    /// owner touches it, as `SlabMeta::free`).
+    /// owner touches it, as `SlabMeta::free`). A std mutex, never held
+    /// across a shuttle operation: bookkeeping, not a scheduling point.
     local: std::sync::Mutex<Vec<usize>>,
     /// *owner*: blocks never carved (`capacity - carved`).
     uncarved: std::sync::Mutex<u32>,
@@ -243,9 +244,12 @@ impl Slab {
 
     /// `SlabMeta::is_exhausted`.
     fn is_exhausted(&self) -> bool {
-        self.local.lock().unwrap().is_empty()
-            && *self.uncarved.lock().unwrap() == 0
-            && self.remote().load(SeqCst).is_null()
+        // The std locks are released before the shuttle load: a task
+        // switch while one is held could block the one OS thread that
+        // shuttle runs every task on.
+        let nothing_local = self.local.lock().unwrap().is_empty();
+        let nothing_to_carve = *self.uncarved.lock().unwrap() == 0;
+        nothing_local && nothing_to_carve && self.remote().load(SeqCst).is_null()
     }
 
     /// `release_slab`: back to the backend (the record is reset; it may be
