@@ -11,18 +11,71 @@
 //! - [`remote_free`]: the whole protocol for a non-owner free, which ties
 //!   the two together (see `docs/remote-free.md`).
 //!
-//! Concurrency primitives (the spin lock) live in [`primitive`] so that a
-//! model checker could replace them.
+//! Concurrency primitives (the spin lock, the atomic operations on a slab
+//! record) live in [`primitive`] so that a model checker can replace them:
+//! the protocol's functions come in a generic form (`*_on`, over
+//! [`SlabRecord`]) that `tests/model.rs` runs under shuttle.
 #![no_std]
 
 pub mod primitive;
 
 use core::ptr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use core::sync::atomic::{AtomicPtr, AtomicUsize};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize};
 
-use hakmem_ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta, NUM_CLASSES};
-use primitive::SpinLock;
+use hakmem_ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES};
+use primitive::{AtomicCell, AtomicCount, SpinLock};
+
+/// The fields of a slab record that the remote-free protocol shares
+/// between threads, as [`primitive`] atomics.
+///
+/// [`SlabMeta`] is the production record; a model test implements this
+/// trait for a record built from its checker's atomics and runs the
+/// protocol's own code (the `*_on` functions) on it. The production entry
+/// points ([`push_remote`], [`remote_free`], ...) are thin wrappers that
+/// call the `*_on` functions with `SlabMeta`, which compile to the same
+/// code as before the split.
+pub trait SlabRecord {
+    /// `remote`: the head of the remote stack.
+    type Ptr: AtomicCell<*mut u8>;
+    /// `owner`: a heap id or [`NO_OWNER`].
+    type Word: AtomicCell<usize>;
+    /// `used`: blocks handed out and not yet returned.
+    type Count: AtomicCount;
+    /// `state`: one of [`slab_state`].
+    type State: AtomicCell<u8>;
+    /// The remote stack head.
+    fn remote(&self) -> &Self::Ptr;
+    /// The owner's heap id.
+    fn owner(&self) -> &Self::Word;
+    /// The count of blocks out.
+    fn used(&self) -> &Self::Count;
+    /// The life-cycle state.
+    fn state(&self) -> &Self::State;
+}
+
+impl SlabRecord for SlabMeta {
+    type Ptr = AtomicPtr<u8>;
+    type Word = AtomicUsize;
+    type Count = AtomicU32;
+    type State = AtomicU8;
+    #[inline(always)]
+    fn remote(&self) -> &AtomicPtr<u8> {
+        &self.remote
+    }
+    #[inline(always)]
+    fn owner(&self) -> &AtomicUsize {
+        &self.owner
+    }
+    #[inline(always)]
+    fn used(&self) -> &AtomicU32 {
+        &self.used
+    }
+    #[inline(always)]
+    fn state(&self) -> &AtomicU8 {
+        &self.state
+    }
+}
 
 /// Pushes `block` onto the slab's remote stack. Returns true when the stack
 /// was empty before.
@@ -33,7 +86,7 @@ use primitive::SpinLock;
 #[inline]
 pub unsafe fn push_remote(meta: &SlabMeta, block: *mut u8) -> bool {
     // SAFETY: forwarded contract; a chain of one block.
-    unsafe { push_remote_chain(meta, block, block) }
+    unsafe { push_remote_chain_on(meta, block, block) }
 }
 
 /// Pushes the chain `head..=tail` (linked through the blocks' first words)
@@ -44,11 +97,26 @@ pub unsafe fn push_remote(meta: &SlabMeta, block: *mut u8) -> bool {
 /// The chain holds blocks of `meta`'s slab that the caller is freeing and
 /// that nobody else references.
 pub unsafe fn push_remote_chain(meta: &SlabMeta, head: *mut u8, tail: *mut u8) -> bool {
-    let mut h = meta.remote.load(Relaxed);
+    // SAFETY: forwarded contract.
+    unsafe { push_remote_chain_on(meta, head, tail) }
+}
+
+/// [`push_remote_chain`] on any [`SlabRecord`].
+///
+/// # Safety
+/// As for [`push_remote_chain`].
+#[inline(always)]
+pub unsafe fn push_remote_chain_on<S: SlabRecord + ?Sized>(
+    meta: &S,
+    head: *mut u8,
+    tail: *mut u8,
+) -> bool {
+    let remote = meta.remote();
+    let mut h = remote.load(Relaxed);
     loop {
         // SAFETY: the chain is ours until the CAS publishes it.
         unsafe { set_block_next(tail, h) };
-        match meta.remote.compare_exchange_weak(h, head, SeqCst, Relaxed) {
+        match remote.compare_exchange_weak(h, head, SeqCst, Relaxed) {
             Ok(_) => return h.is_null(),
             Err(x) => h = x,
         }
@@ -59,10 +127,17 @@ pub unsafe fn push_remote_chain(meta: &SlabMeta, head: *mut u8, tail: *mut u8) -
 /// null-terminated chain linked through each block's first word.
 #[inline]
 pub fn take_remote(meta: &SlabMeta) -> *mut u8 {
-    if meta.remote.load(Relaxed).is_null() {
+    take_remote_on(meta)
+}
+
+/// [`take_remote`] on any [`SlabRecord`].
+#[inline(always)]
+pub fn take_remote_on<S: SlabRecord + ?Sized>(meta: &S) -> *mut u8 {
+    let remote = meta.remote();
+    if remote.load(Relaxed).is_null() {
         return ptr::null_mut();
     }
-    meta.remote.swap(ptr::null_mut(), SeqCst)
+    remote.swap(ptr::null_mut(), SeqCst)
 }
 
 /// Counts a chain and returns `(count, tail)`.
@@ -194,7 +269,7 @@ pub static RECLAIM: [ReclaimList; NUM_CLASSES] = [const { ReclaimList::new() }; 
 /// the state to QUEUED).
 pub fn publish(meta: &SlabMeta) {
     debug_assert_eq!(meta.state.load(Relaxed), slab_state::QUEUED);
-    debug_assert_eq!(meta.owner.load(Relaxed), hakmem_ptr_bridge::NO_OWNER);
+    debug_assert_eq!(meta.owner.load(Relaxed), NO_OWNER);
     RECLAIM[meta.class.load(Relaxed) as usize].push(meta);
 }
 
@@ -202,9 +277,16 @@ pub fn publish(meta: &SlabMeta) {
 /// slab ACTIVE. The caller then drains its remote stack.
 pub fn adopt(class: usize, heap_id: usize) -> Option<&'static SlabMeta> {
     let m = RECLAIM[class].pop()?;
-    m.owner.store(heap_id, SeqCst);
-    m.state.store(slab_state::ACTIVE, SeqCst);
+    claim_adopted(m, heap_id);
     Some(m)
+}
+
+/// The second half of [`adopt`], on any [`SlabRecord`]: the slab `meta`,
+/// just unlinked from a reclaim list, becomes `heap_id`'s and ACTIVE.
+#[inline(always)]
+pub fn claim_adopted<S: SlabRecord + ?Sized>(meta: &S, heap_id: usize) {
+    meta.owner().store(heap_id, SeqCst);
+    meta.state().store(slab_state::ACTIVE, SeqCst);
 }
 
 /// Pushes a chain of `n` blocks of `meta`'s slab (`head..=tail`, linked
@@ -217,16 +299,34 @@ pub fn adopt(class: usize, heap_id: usize) -> Option<&'static SlabMeta> {
 /// freed, and the slab is not FREE (they are counted in `used`).
 pub unsafe fn remote_free_chain(meta: &SlabMeta, head: *mut u8, tail: *mut u8, n: u32) {
     // SAFETY: forwarded contract.
-    unsafe { push_remote_chain(meta, head, tail) };
-    if meta.state.load(SeqCst) == slab_state::FULL
-        && meta
-            .state
+    unsafe { remote_free_chain_on(meta, head, tail, n, publish) }
+}
+
+/// [`remote_free_chain`] on any [`SlabRecord`]; `publish` links the slab
+/// into its reclaim list (called at most once, by the thread that won the
+/// FULL→QUEUED CAS).
+///
+/// # Safety
+/// As for [`remote_free_chain`].
+#[inline(always)]
+pub unsafe fn remote_free_chain_on<S: SlabRecord + ?Sized>(
+    meta: &S,
+    head: *mut u8,
+    tail: *mut u8,
+    n: u32,
+    publish: impl FnOnce(&S),
+) {
+    // SAFETY: forwarded contract.
+    unsafe { push_remote_chain_on(meta, head, tail) };
+    let state = meta.state();
+    if state.load(SeqCst) == slab_state::FULL
+        && state
             .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, Relaxed)
             .is_ok()
     {
         publish(meta);
     }
-    meta.used.fetch_sub(n, Release);
+    meta.used().fetch_sub(n, Release);
 }
 
 /// Outcome of [`remote_free`].
@@ -253,11 +353,26 @@ pub enum RemoteFree {
 /// # Safety
 /// `block` must be a block of `meta`'s slab that the program is freeing.
 pub unsafe fn remote_free(meta: &SlabMeta, block: *mut u8) -> RemoteFree {
-    if meta.state.load(Acquire) == slab_state::FREE {
+    // SAFETY: forwarded contract.
+    unsafe { remote_free_on(meta, block, publish) }
+}
+
+/// [`remote_free`] on any [`SlabRecord`], with `publish` as in
+/// [`remote_free_chain_on`].
+///
+/// # Safety
+/// As for [`remote_free`].
+#[inline(always)]
+pub unsafe fn remote_free_on<S: SlabRecord + ?Sized>(
+    meta: &S,
+    block: *mut u8,
+    publish: impl FnOnce(&S),
+) -> RemoteFree {
+    if meta.state().load(Acquire) == slab_state::FREE {
         return RemoteFree::NotAllocated;
     }
     // SAFETY: forwarded contract; a chain of one block.
-    unsafe { remote_free_chain(meta, block, block, 1) };
+    unsafe { remote_free_chain_on(meta, block, block, 1, publish) };
     RemoteFree::Queued
 }
 
