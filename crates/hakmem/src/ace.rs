@@ -264,9 +264,9 @@ fn start_worker(cfg: AceConfig) -> bool {
         .spawn(move || worker(wcfg, learner, w));
     match spawned {
         Ok(handle) => {
+            NEEDS_JOIN_AT_EXIT.store(cfg.profile.is_some() || cfg.log, Relaxed);
             // SAFETY: we moved STATE out of STOPPED; nobody else touches
             // the slot until STATE says RUNNING.
-            NEEDS_JOIN_AT_EXIT.store(cfg.profile.is_some() || cfg.log, Relaxed);
             unsafe { *SLOT.0.get() = Some(Worker { handle, cfg }) };
             RESTART_PENDING.store(false, Relaxed);
             if !ATEXIT.swap(true, AcqRel) {
