@@ -48,13 +48,15 @@
 //! allocates from the global heap: every box below is `no_std` without
 //! `alloc`, and this crate only uses `core` APIs on those paths.
 
-// --- ACE (issue 6): the learning layer's worker and its diagnostics.
+// --- ACE: the learning layer's worker and its diagnostics.
 pub mod ace;
 pub use ace::debug;
 // --- end ACE
 mod config;
 mod diag;
-#[doc(hidden)]
+/// The slab-migration controller API, for the acceptance test
+/// (`cargo xtask acceptance`) only: behind the `migration-api` feature.
+#[cfg(feature = "migration-api")]
 pub mod migrate;
 mod secure;
 mod stats;
@@ -755,7 +757,7 @@ unsafe impl GlobalAlloc for HakMem {
     }
 }
 
-// --- Runtime configuration and background purge (issue 12, items 6 and 7).
+// --- Runtime configuration and the background purge.
 pub mod background;
 pub mod options;
 // --- end runtime configuration

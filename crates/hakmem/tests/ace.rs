@@ -199,7 +199,7 @@ fn contract_b_policy_change_waits_for_the_next_refill() {
     hakmem::flush_thread();
 }
 
-/// The warm-pool prefill budget (issue 6): written to the policy table, it
+/// The warm-pool prefill budget: written to the policy table, it
 /// changes no thread cache until the class's next refill, which then brings
 /// the budget instead of the refill count — bounded by the thread's cache
 /// cap and by `prefill_limit`; cleared, refills are back to the count.

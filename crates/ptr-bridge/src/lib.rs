@@ -159,7 +159,7 @@ pub const NO_OWNER: usize = usize::MAX;
 pub mod slab_state {
     /// Not assigned to any class; belongs to the superslab backend.
     pub const FREE: u8 = 0;
-    /// Owned by one thread (`owner != 0`) and linked in its partial list.
+    /// Owned by one thread (`owner` is its heap id, never [`NO_OWNER`](super::NO_OWNER)) and linked in its partial list.
     pub const ACTIVE: u8 = 1;
     /// Every block was handed out; the owner let go of it (`owner == NO_OWNER`).
     /// The first remote free moves it to `QUEUED`.

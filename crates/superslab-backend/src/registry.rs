@@ -68,12 +68,6 @@ pub const fn is_superslab(kind: Kind) -> bool {
     kind >= KIND_SUPERSLAB_MIN
 }
 
-/// True when `kind` (from [`kind_of`]) denotes a span.
-#[inline(always)]
-pub const fn is_span(kind: Kind) -> bool {
-    kind == KIND_LARGE || kind == KIND_LARGE_ALIGNED
-}
-
 /// Records `kind` for the chunk at `chunk` (2 MiB aligned).
 pub fn set(chunk: usize, kind: Kind) {
     let idx = chunk >> SUPERSLAB_SHIFT;
