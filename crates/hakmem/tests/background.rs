@@ -8,7 +8,8 @@
 //! `--exact <case>` and `HAKMEM_BG_CHILD=1`), so that the purge thread, the
 //! decay delay and the RSS of one case do not meet another's.
 
-use std::process::Command;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -25,27 +26,8 @@ fn in_child() -> bool {
 /// Runs `case` (this test's own name) in a child with `env` (and no other
 /// `HAKMEM_*` variable); returns its stderr.
 fn child(case: &str, env: &[(&str, &str)]) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.args(["--exact", case, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("HAKMEM_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{case}: child failed: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{stderr}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-    );
-    stderr
+    let out = common::run_child(CHILD, case, env);
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Resident bytes from `/proc/self/statm`, read into a stack buffer (no

@@ -8,7 +8,7 @@
 //! (the test binary runs itself with `--exact <case>` and
 //! `HAKMEM_OPT_CHILD=1`).
 
-use std::process::Command;
+mod common;
 
 use hakmem::options::{self, ForeignFree, OptionError, StatsMode};
 
@@ -21,26 +21,8 @@ fn in_child() -> bool {
 /// Runs `case` in a child with `env` (and no other `HAKMEM_*` variable);
 /// returns its stderr.
 fn child(case: &str, env: &[(&str, &str)]) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.args(["--exact", case, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("HAKMEM_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{case}: child failed: {:?}\n--- stderr ---\n{stderr}",
-        out.status
-    );
-    stderr
+    let out = common::run_child(CHILD, case, env);
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Some allocations through hakmem (the first slow path reads the

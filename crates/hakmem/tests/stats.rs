@@ -8,7 +8,9 @@
 //! allocates through hakmem (which reads the environment), closes fd 2 and
 //! exits, and the parent reads what reached the child's stderr pipe.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -26,26 +28,7 @@ fn in_child() -> bool {
 /// Runs `case` (this test's own name) in a child with `env` (and no other
 /// `HAKMEM_*` variable).
 fn child(case: &str, env: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new(exe);
-    cmd.args(["--exact", case, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1");
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("HAKMEM_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{case}: child failed: {:?}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::run_child(CHILD, case, env)
 }
 
 /// The child's part: allocate through hakmem (the first slow path reads the

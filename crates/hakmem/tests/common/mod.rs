@@ -195,3 +195,31 @@ pub fn boundary_sizes(max: usize) -> Vec<usize> {
     v.dedup();
     v
 }
+
+/// Runs the test `case` of the calling test binary again, alone, in a child
+/// process with `marker=1` set (so the test knows it is the child), with
+/// `env` and no `HAKMEM_*` variable inherited from this process; asserts
+/// that the child succeeded and returns its output.
+pub fn run_child(marker: &str, case: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", case, "--nocapture", "--test-threads=1"])
+        .env(marker, "1");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("HAKMEM_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{case}: child failed: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
