@@ -310,7 +310,7 @@ pub type ChildRun = (Outcome, Duration, Option<AceRun>);
 /// and for `hakmem+ace` the worker's figures.
 pub fn run_one(alloc: Allocator, w: &Workload) -> Result<ChildRun, String> {
     if matches!(alloc, Allocator::Hakmem | Allocator::HakmemAce) {
-        crate::sweep::apply_env_policy()?;
+        apply_env_policy()?;
     }
     if let Some(lib) = alloc.dl_lib() {
         // Open the library before the clock starts, and fail with its
@@ -398,6 +398,31 @@ pub fn vm_status() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// The environment variable that carries `R:C` (refill quarters, cap in
+/// refills) from `sweep` to a child.
+pub const POLICY_VAR: &str = "HAKMEM_BENCH_POLICY";
+
+/// The child side: applies `HAKMEM_BENCH_POLICY=R:C` if set (the decay and
+/// threshold come through hakmem's own variables, read at its start).
+pub fn apply_env_policy() -> Result<(), String> {
+    let Ok(v) = std::env::var(POLICY_VAR) else {
+        return Ok(());
+    };
+    let bad = || format!("{POLICY_VAR}={v}: expected R:C");
+    let (r, c) = v.split_once(':').ok_or_else(bad)?;
+    let (r, c): (u32, u32) = (r.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?);
+    // Start hakmem first (it reads its HAKMEM_* configuration once, which
+    // would overwrite what is written here).
+    // SAFETY: a fresh block, freed at once.
+    unsafe { hakmem::free(hakmem::malloc(16)) };
+    for class in 0..hakmem_ptr_bridge::NUM_CLASSES {
+        let refill = (hakmem_ace_learning::default_refill(class) * r / 4).clamp(1, 1024);
+        hakmem_ace_learning::POLICY.set_refill_count(class, refill);
+        hakmem_ace_learning::POLICY.set_cache_cap(class, (refill * c).min(4096));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,13 +20,9 @@ use std::time::Duration;
 
 use crate::allocators::Allocator;
 use crate::report::{esc, median, svg_open};
-use crate::runner::{run_child, Measured};
+use crate::runner::{run_child, Measured, POLICY_VAR};
 use crate::suite::{phases, Size};
 use crate::workloads::{Workload, PHASES};
-
-/// The environment variable that carries `R:C` (refill quarters, cap in
-/// refills) to a child.
-pub const POLICY_VAR: &str = "HAKMEM_BENCH_POLICY";
 
 /// One configuration of the sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,27 +127,6 @@ pub fn grid(quick: bool) -> Vec<Config> {
         }
     }
     v
-}
-
-/// The child side: applies `HAKMEM_BENCH_POLICY=R:C` if set (the decay and
-/// threshold come through hakmem's own variables, read at its start).
-pub fn apply_env_policy() -> Result<(), String> {
-    let Ok(v) = std::env::var(POLICY_VAR) else {
-        return Ok(());
-    };
-    let bad = || format!("{POLICY_VAR}={v}: expected R:C");
-    let (r, c) = v.split_once(':').ok_or_else(bad)?;
-    let (r, c): (u32, u32) = (r.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?);
-    // Start hakmem first (it reads its HAKMEM_* configuration once, which
-    // would overwrite what is written here).
-    // SAFETY: a fresh block, freed at once.
-    unsafe { hakmem::free(hakmem::malloc(16)) };
-    for class in 0..hakmem_ptr_bridge::NUM_CLASSES {
-        let refill = (hakmem_ace_learning::default_refill(class) * r / 4).clamp(1, 1024);
-        hakmem_ace_learning::POLICY.set_refill_count(class, refill);
-        hakmem_ace_learning::POLICY.set_cache_cap(class, (refill * c).min(4096));
-    }
-    Ok(())
 }
 
 /// Options of `sweep` and `warm`.
