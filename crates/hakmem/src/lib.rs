@@ -105,9 +105,9 @@ pub struct HakMem;
 #[inline(always)]
 fn alloc_class(class: usize, size: usize, align: usize) -> *mut u8 {
     let t = thread::state();
-    // SAFETY: `t` is this thread's state, or the never-written EMPTY state
-    // (whose lists are empty, so the pop misses without writing); no other
-    // reference is live.
+    // SAFETY: `t` is this thread's state, or a never-written shared one
+    // (FRESH or EXITED_STATE, whose lists are empty, so the pop misses
+    // without writing); no other reference is live.
     let p = unsafe { (*t).front.pop(class) };
     if !p.is_null() {
         return p;

@@ -321,26 +321,15 @@ fn zero_base() -> usize {
     if b != 0 {
         return b;
     }
-    // SAFETY: a new anonymous mapping with no access; affects no memory of
-    // the program.
-    let m = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            ZERO_LEN,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if m == libc::MAP_FAILED {
+    let m = hakmem_superslab_backend::os::reserve(ZERO_LEN);
+    if m.is_null() {
         return 0;
     }
     match ZERO_BASE.compare_exchange(0, m as usize, AcqRel, Acquire) {
         Ok(_) => m as usize,
         Err(other) => {
-            // SAFETY: our own mapping, which lost the race and is unused.
-            unsafe { libc::munmap(m, ZERO_LEN) };
+            // Another thread's reservation won the race; ours is unused.
+            hakmem_superslab_backend::os::unmap(m, ZERO_LEN);
             other
         }
     }

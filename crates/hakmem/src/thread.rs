@@ -281,78 +281,61 @@ fn create() -> Option<*mut ThreadState> {
 /// thread creation and exit, for a few instructions.
 mod pool {
     use super::ThreadState;
+    use core::cell::UnsafeCell;
     use core::ptr;
-    use core::sync::atomic::AtomicBool;
-    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+    use hakmem_remote_queue::primitive::SpinLock;
+    use hakmem_superslab_backend::os;
 
     /// States per mapping.
     pub(super) const SLOTS: usize = 16;
     const SLOT: usize = core::mem::size_of::<ThreadState>().next_multiple_of(64);
 
-    static LOCK: AtomicBool = AtomicBool::new(false);
     struct Inner {
         free: *mut u8, // recycled slots, linked through their first word
         next: usize,   // bump pointer in the current mapping
         end: usize,
     }
-    static mut INNER: Inner = Inner {
-        free: ptr::null_mut(),
-        next: 0,
-        end: 0,
+    /// The pool, guarded by the project's one spin lock type (the lock
+    /// every other allocator list uses, fork-friendly).
+    struct Pool {
+        lock: SpinLock,
+        inner: UnsafeCell<Inner>,
+    }
+    // SAFETY: `inner` is only touched with `lock` held.
+    unsafe impl Sync for Pool {}
+    static POOL: Pool = Pool {
+        lock: SpinLock::new(),
+        inner: UnsafeCell::new(Inner {
+            free: ptr::null_mut(),
+            next: 0,
+            end: 0,
+        }),
     };
-
-    fn lock() {
-        while LOCK
-            .compare_exchange_weak(false, true, Acquire, Relaxed)
-            .is_err()
-        {
-            core::hint::spin_loop();
-        }
-    }
-
-    fn unlock() {
-        LOCK.store(false, Release);
-    }
 
     /// A free slot, or `None` when the OS has no memory for a new mapping.
     pub(super) fn take() -> Option<*mut ThreadState> {
-        lock();
-        // SAFETY: the lock is held: INNER is ours.
-        let g = unsafe { &mut *ptr::addr_of_mut!(INNER) };
-        let slot = if !g.free.is_null() {
+        let _g = POOL.lock.lock();
+        // SAFETY: the lock is held: the pool's state is ours.
+        let g = unsafe { &mut *POOL.inner.get() };
+        if !g.free.is_null() {
             let s = g.free;
             // SAFETY: a recycled slot holds the next free slot in its first
             // word.
             g.free = unsafe { *(s as *mut *mut u8) };
-            s
-        } else {
-            if g.next == g.end {
-                let len = SLOTS * SLOT;
-                // SAFETY: an anonymous private mapping; no existing memory
-                // is affected.
-                let m = unsafe {
-                    libc::mmap(
-                        ptr::null_mut(),
-                        len,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                        -1,
-                        0,
-                    )
-                };
-                if m == libc::MAP_FAILED {
-                    unlock();
-                    return None;
-                }
-                g.next = m as usize;
-                g.end = m as usize + len;
+            return Some(s as *mut ThreadState);
+        }
+        if g.next == g.end {
+            let len = SLOTS * SLOT;
+            let m = os::map(len);
+            if m.is_null() {
+                return None;
             }
-            let s = g.next as *mut u8;
-            g.next += SLOT;
-            s
-        };
-        unlock();
-        Some(slot as *mut ThreadState)
+            g.next = m as usize;
+            g.end = m as usize + len;
+        }
+        let s = g.next as *mut ThreadState;
+        g.next += SLOT;
+        Some(s)
     }
 
     /// Returns the slot of an exited thread.
@@ -360,24 +343,25 @@ mod pool {
     /// # Safety
     /// `t` came from [`take`], and nothing uses it any more.
     pub(super) unsafe fn give(t: *mut ThreadState) {
-        lock();
+        let _g = POOL.lock.lock();
         // SAFETY: the lock is held; the slot is ours to overwrite.
         unsafe {
-            let g = &mut *ptr::addr_of_mut!(INNER);
+            let g = &mut *POOL.inner.get();
             *(t as *mut *mut u8) = g.free;
             g.free = t as *mut u8;
         }
-        unlock();
     }
 
     /// Fork: the child must not inherit a lock another thread held.
     pub(crate) fn lock_for_fork() {
-        lock();
+        core::mem::forget(POOL.lock.lock());
     }
 
     /// See [`lock_for_fork`].
     pub(crate) fn unlock_after_fork() {
-        unlock();
+        // SAFETY: paired with `lock_for_fork` in the same process (the
+        // parent after fork, or the child, where no other thread exists).
+        unsafe { POOL.lock.force_unlock() };
     }
 }
 

@@ -56,6 +56,29 @@ pub fn map(len: usize) -> *mut u8 {
     }
 }
 
+/// Reserves `len` bytes of address space with no access rights and no
+/// memory behind them (`PROT_NONE`, `MAP_NORESERVE`): any access faults.
+/// Null on failure.
+pub fn reserve(len: usize) -> *mut u8 {
+    // SAFETY: a new anonymous mapping with no hint and no access; it
+    // affects no existing memory, and failure is reported as MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
 /// Maps `len` bytes (a multiple of the page size) at an address aligned to
 /// `align` (a power of two, at least a page). Null on failure or overflow.
 pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
