@@ -99,10 +99,19 @@ static READER: AtomicUsize = AtomicUsize::new(0);
 /// Reads the environment once (later calls return at once). A call nested
 /// in the reading itself (the `atexit` below may allocate) returns at once
 /// too: the settings read so far, the mode first, are in force.
+#[inline]
 pub(crate) fn init() {
-    if STATE.load(Acquire) == 2 {
-        return;
+    if STATE.load(Acquire) != 2 {
+        read_once();
     }
+}
+
+/// The first reading of [`init`], out of line: its frame is large, and the
+/// slow paths that call `init` on every miss (the secure mode's, for one)
+/// should pay one load and a branch, not its prologue.
+#[cold]
+#[inline(never)]
+fn read_once() {
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() } as usize;
     if STATE.compare_exchange(0, 1, AcqRel, Acquire).is_err() {

@@ -39,7 +39,7 @@ use core::ptr;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 
-use hakmem_ace_learning::POLICY;
+use hakmem_ace_learning::{default_cap, POLICY};
 use hakmem_ptr_bridge::{
     block_index, class_for, free_mark, has_free_mark, set_free_mark, slab_meta_at, slab_meta_of,
     slab_state, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
@@ -163,9 +163,6 @@ pub(crate) struct Quarantine {
 
 const Q_SLOTS: usize = 64;
 const Q_BYTES: usize = 256 * 1024;
-/// Most blocks, and bytes, the per-class cache keeps.
-const C_BLOCKS: usize = 64;
-const C_BYTES: usize = 128 * 1024;
 
 impl Quarantine {
     pub(crate) const fn new() -> Self {
@@ -179,18 +176,17 @@ impl Quarantine {
         }
     }
 
-    /// Takes a cached block of `class` (checked as a free block, and its
-    /// link too before the cache follows it), or null.
+    /// Takes a cached block of `class`, or null. The head was checked as
+    /// a free block when it became the head (it was the link this check
+    /// followed, or a block [`free_block`] checked); its encoded link is
+    /// decoded and the block it names checked before the cache follows it.
     fn cache_pop(&mut self, class: usize) -> *mut u8 {
         let b = self.cache[class];
         if b.is_null() {
             return b;
         }
-        if !is_free_block(b) {
-            diag::fatal("malloc()", "corrupted free list: handed", b)
-        }
         // SAFETY: a free block of ours: its first word is the cache link.
-        let next = unsafe { hakmem_ptr_bridge::block_next(b) };
+        let next = decode_link(b as usize, unsafe { word(b as usize, 0) } as usize) as *mut u8;
         if !next.is_null() && !is_free_block(next) {
             diag::fatal("malloc()", "corrupted free-list link to", next)
         }
@@ -199,14 +195,15 @@ impl Quarantine {
         b
     }
 
-    /// Keeps free block `b` of `class` (stride `stride`) if there is room.
-    fn cache_push(&mut self, class: usize, stride: usize, b: *mut u8) -> bool {
-        let n = self.cached[class] as usize;
-        if n >= C_BLOCKS || (n + 1) * stride > C_BYTES {
+    /// Keeps free block `b` of `class` if there is room: as many blocks as
+    /// the default mode's thread cache keeps (`default_cap`).
+    fn cache_push(&mut self, class: usize, b: *mut u8) -> bool {
+        if self.cached[class] as u32 >= default_cap(class) {
             return false;
         }
+        let link = encode_link(b as usize, self.cache[class] as usize);
         // SAFETY: a free block of ours: its first word is the link.
-        unsafe { hakmem_ptr_bridge::set_block_next(b, self.cache[class]) };
+        unsafe { *(b as *mut usize) = link };
         self.cache[class] = b;
         self.cached[class] += 1;
         true
@@ -221,6 +218,67 @@ impl Quarantine {
         self.len -= 1;
         Some(b)
     }
+}
+
+/// The secure cache's link word in free block `at`: the next block's
+/// address XORed with the secret and `at`. A stray write into the word
+/// decodes to an address that fails [`is_free_block`], and forging a link
+/// needs the secret: the cache detects a corrupted link instead of
+/// following it.
+#[inline]
+fn encode_link(at: usize, next: usize) -> usize {
+    next ^ secret() as usize ^ at.rotate_left(23)
+}
+
+/// The inverse of [`encode_link`] (XOR is its own inverse).
+#[inline]
+fn decode_link(at: usize, word: usize) -> usize {
+    encode_link(at, word)
+}
+
+/// True when bytes `[from, to)` of block `b` all hold the canary (`to` a
+/// multiple of 8): word by word after the first unaligned bytes.
+///
+/// # Safety
+/// The bytes are inside block `b`, which is ours to read.
+unsafe fn canary_intact(b: usize, from: usize, to: usize) -> bool {
+    let c = canary();
+    let mut i = from;
+    while i < to && !i.is_multiple_of(8) {
+        // SAFETY: caller contract.
+        if unsafe { *((b + i) as *const u8) } != c {
+            return false;
+        }
+        i += 1;
+    }
+    let pat = u64::from_ne_bytes([c; 8]);
+    let mut diff = 0;
+    while i < to {
+        // SAFETY: caller contract; `b + i` is 8-aligned (`b` is 16-aligned).
+        diff |= unsafe { word(b + i, 0) } ^ pat;
+        i += 8;
+    }
+    diff == 0
+}
+
+/// True when words `[2, stride / 8)` of block `b` are all zero: what a
+/// freed block must still hold (four accumulators, so the loop runs as
+/// vector ORs).
+///
+/// # Safety
+/// `b` is a block of `stride` bytes (a multiple of 16) that is ours.
+unsafe fn still_zero(b: usize, stride: usize) -> bool {
+    // SAFETY: caller contract.
+    let words = unsafe { core::slice::from_raw_parts((b + 16) as *const u64, (stride - 16) / 8) };
+    let mut acc = [0u64; 4];
+    let mut chunks = words.chunks_exact(4);
+    for c in &mut chunks {
+        for k in 0..4 {
+            acc[k] |= c[k];
+        }
+    }
+    let rest = chunks.remainder().iter().fold(0, |a, &w| a | w);
+    (acc[0] | acc[1] | acc[2] | acc[3] | rest) == 0
 }
 
 /// Where a user pointer of a secure slab block lives.
@@ -292,10 +350,7 @@ fn check_live(call: &str, p: *mut u8) -> (Loc, usize) {
     }
     let from = h + n.max(USER_MIN);
     // SAFETY: bytes [h + max(n, 16), stride) of the block are its canary.
-    let tail =
-        unsafe { core::slice::from_raw_parts((l.block + from) as *const u8, l.stride - from) };
-    let c = canary();
-    if tail.iter().any(|&b| b != c) {
+    if !unsafe { canary_intact(l.block, from, l.stride) } {
         diag::fatal(call, "buffer overflow past the end of block", p)
     }
     (l, n)
@@ -383,21 +438,10 @@ pub(crate) unsafe fn alloc(t: *mut ThreadState, n: usize, align: usize) -> *mut 
     let cached = unsafe { (*t).quarantine.cache_pop(class) };
     let b = if cached.is_null() {
         // SAFETY: forwarded contract.
-        let b = unsafe { crate::refill_block(t, class) };
+        let b = unsafe { refill(t, class) };
         if b.is_null() {
             crate::set_enomem();
             return b;
-        }
-        // SAFETY: `b` is the block the refill took: a slab block of ours.
-        let s = unsafe { slab_meta_of(b) };
-        // SAFETY: as above; 16 bytes are ours to read.
-        if !s.is_block_start(b as usize) || !unsafe { has_free_mark(b) } {
-            diag::fatal("malloc()", "corrupted free list: handed", b)
-        }
-        // The refill follows the link next time: check it first.
-        let next = s.free.load(Relaxed);
-        if !next.is_null() && !is_free_block(next) {
-            diag::fatal("malloc()", "corrupted free-list link to", next)
         }
         b as usize
     } else {
@@ -405,16 +449,81 @@ pub(crate) unsafe fn alloc(t: *mut ThreadState, n: usize, align: usize) -> *mut 
     };
     let stride = CLASS_STRIDE[class] as usize;
     // SAFETY: the block is ours now, `stride` bytes, a multiple of 16.
-    let words = unsafe { core::slice::from_raw_parts_mut(b as *mut u64, stride / 8) };
-    if words[2..].iter().fold(0, |a, &w| a | w) != 0 {
+    if !unsafe { has_free_mark(b as *mut u8) && still_zero(b, stride) } {
         diag::fatal("malloc()", "write after free into block", b as *const u8)
     }
+    // SAFETY: as above.
+    let words = unsafe { core::slice::from_raw_parts_mut(b as *mut u64, 2) };
     words[0] = size_word(b, n, h);
     words[1] = live_word(b);
     // SAFETY: as above.
     let bytes = unsafe { core::slice::from_raw_parts_mut(b as *mut u8, stride) };
     bytes[h + n.max(USER_MIN)..].fill(canary());
     (b + h) as *mut u8
+}
+
+/// Blocks a secure refill takes from the slabs at once (into the
+/// thread's checked cache), so that the slab round trip is paid once per
+/// batch, not per allocation.
+const REFILL_BATCH: u32 = 16;
+
+/// A miss of the secure cache of `class`: takes a batch of blocks from the
+/// thread's slabs, checks each (a block start of its slab carrying the
+/// free mark; the slab list's next link too, before the next refill
+/// follows it), keeps all but the first in the secure cache (links
+/// encoded) and returns the first, or null when memory is exhausted.
+///
+/// # Safety
+/// `t` is the calling thread's state; no reference into it is live.
+#[cold]
+unsafe fn refill(t: *mut ThreadState, class: usize) -> *mut u8 {
+    // SAFETY: caller contract.
+    let ts = unsafe { &mut *t };
+    if ts.heap.id() == EXITED {
+        // The exit hook already ran: one block, through the facade's
+        // temporary heap (nothing is kept for this thread).
+        // SAFETY: forwarded contract.
+        let b = unsafe { crate::refill_block(t, class) };
+        if !b.is_null() {
+            check_taken(b);
+        }
+        return b;
+    }
+    let room = default_cap(class).saturating_sub(ts.quarantine.cached[class] as u32);
+    let want = room.clamp(1, REFILL_BATCH);
+    // SAFETY: our registered heap.
+    let c = unsafe { hakmem_refill_engine::take_chain(&mut ts.heap, class, want, check_taken) };
+    crate::stats::tick(ts);
+    if c.n == 0 {
+        return ptr::null_mut();
+    }
+    // Every block was checked by `check_taken` as the engine took it
+    // (carved ones are fresh).
+    let first = c.head;
+    // SAFETY: `first` heads the chain we took; its link is in clear.
+    let mut b = unsafe { hakmem_ptr_bridge::block_next(first) };
+    for _ in 1..c.n {
+        // SAFETY: as above.
+        let next = unsafe { hakmem_ptr_bridge::block_next(b) };
+        if !ts.quarantine.cache_push(class, b) {
+            // No room after all (cannot happen: `want` fits): back to the
+            // slab through the thread cache's flush.
+            // SAFETY: a free block of our slab.
+            unsafe { give_back(t, b as usize) };
+        }
+        b = next;
+    }
+    first
+}
+
+/// Stops the program unless `b`, a block a refill is about to take from a
+/// slab's free list (or the exited-thread path took), is a block start of
+/// a live slab that carries the free mark: a corrupted link is reported,
+/// not followed.
+fn check_taken(b: *mut u8) {
+    if !is_free_block(b) {
+        diag::fatal("malloc()", "corrupted free-list link to", b)
+    }
 }
 
 /// True when `p` is the start of a carved block of a live slab that
@@ -496,12 +605,7 @@ unsafe fn give_back(t: *mut ThreadState, b: usize) {
     let s = unsafe { slab_meta_of(bp) };
     let class = s.class.load(Relaxed) as usize;
     let mine = s.owner.load(Relaxed) == ts.heap.id();
-    if mine
-        && ts.heap.id() != EXITED
-        && ts
-            .quarantine
-            .cache_push(class, CLASS_STRIDE[class] as usize, bp)
-    {
+    if mine && ts.heap.id() != EXITED && ts.quarantine.cache_push(class, bp) {
         return;
     }
     if mine {
@@ -546,27 +650,46 @@ pub(crate) unsafe fn drain(t: *mut ThreadState) {
     unsafe { (*t).quarantine.bytes = 0 };
     for class in 0..NUM_CLASSES {
         // SAFETY: as above.
-        let ts = unsafe { &mut *t };
-        let head = core::mem::replace(&mut ts.quarantine.cache[class], ptr::null_mut());
-        ts.quarantine.cached[class] = 0;
-        let mut b = head;
-        let mut tail = ptr::null_mut();
-        let mut n = 0;
-        while !b.is_null() {
-            tail = b;
-            n += 1;
-            // SAFETY: a cached free block: its first word is the link.
-            b = unsafe { hakmem_ptr_bridge::block_next(b) };
+        unsafe { spill(t, class) };
+    }
+}
+
+/// Returns every block of the secure cache of `class` to its slab, with
+/// one pass of the thread cache's flush (not one per block).
+///
+/// # Safety
+/// `t` is the calling thread's state; no reference into it is live.
+unsafe fn spill(t: *mut ThreadState, class: usize) {
+    // SAFETY: caller contract.
+    let ts = unsafe { &mut *t };
+    let head = core::mem::replace(&mut ts.quarantine.cache[class], ptr::null_mut());
+    ts.quarantine.cached[class] = 0;
+    // Re-link the chain in clear, as the thread cache links it.
+    let mut b = head;
+    let mut tail = ptr::null_mut();
+    let mut n = 0;
+    while !b.is_null() {
+        tail = b;
+        n += 1;
+        // SAFETY: a cached free block: its first word is the encoded
+        // link, rewritten in clear.
+        unsafe {
+            let next = decode_link(b as usize, word(b as usize, 0) as usize) as *mut u8;
+            if !next.is_null() && !is_free_block(next) {
+                diag::fatal("free()", "corrupted free-list link to", next)
+            }
+            hakmem_ptr_bridge::set_block_next(b, next);
+            b = next;
         }
-        if n > 0 {
-            // The chain goes through the thread cache's flush, which
-            // returns each block to its slab (locally or remotely).
-            // SAFETY: a chain of `n` free blocks of `class` we hold.
-            unsafe {
-                ts.front.push_chain(class, head, tail, n);
-                if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
-                    diag::invalid_pointer("free()", bad);
-                }
+    }
+    if n > 0 {
+        // The chain goes through the thread cache's flush, which
+        // returns each block to its slab (locally or remotely).
+        // SAFETY: a chain of `n` free blocks of `class` we hold.
+        unsafe {
+            ts.front.push_chain(class, head, tail, n);
+            if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+                diag::invalid_pointer("free()", bad);
             }
         }
     }

@@ -454,6 +454,11 @@ fn misuse_secure_mode_catches_overflows_and_writes_after_free() {
         "malloc(): corrupted free-list link",
         SECURE,
     );
+    misuse_with(
+        "secure_corrupted_slab_list_link",
+        "malloc(): corrupted free-list link",
+        SECURE,
+    );
     // The owner's interior and misaligned frees are caught at once here.
     misuse_with(
         "secure_interior_by_owner",

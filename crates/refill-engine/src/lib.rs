@@ -40,5 +40,5 @@ mod remote;
 pub use abandon::{abandon_all, sweep_empty, trim};
 pub use flush::flush;
 pub use heap::{ClassCounters, Counters, Heap, EXITED, UNREGISTERED};
-pub use refill::{refill, set_scrub_carved};
+pub use refill::{refill, set_scrub_carved, take_chain, Chain};
 pub use remote::{batch_remote, flush_remote_batches, free_remote, FreeOutcome, REMOTE_BATCH};

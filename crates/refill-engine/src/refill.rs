@@ -28,7 +28,6 @@ pub fn set_scrub_carved(on: bool) {
 /// `heap` and `front` are the calling thread's, and the heap is registered.
 #[cold]
 pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
-    debug_assert!(heap.id != UNREGISTERED);
     front.set_cap(class, POLICY.cache_cap(class));
     // A warm-pool prefill budget (set by the learner after an idle trim)
     // may ask for more than the refill count; the cache cap bounds both.
@@ -36,6 +35,56 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
         .refill_count(class)
         .max(POLICY.prefill(class))
         .min(front.cap(class).max(1));
+    // SAFETY: forwarded contract.
+    let c = unsafe { take_chain(heap, class, want, |_| {}) };
+    if c.n == 0 {
+        return ptr::null_mut();
+    }
+    let first = c.head;
+    // SAFETY: `first` heads our private chain of `n` blocks.
+    let rest = unsafe { block_next(first) };
+    if c.n > 1 {
+        // SAFETY: `rest..=tail` is the remaining chain of n-1 blocks.
+        unsafe { front.push_chain(class, rest, c.tail, c.n - 1) };
+    }
+    first
+}
+
+/// A chain of free blocks of one class that [`take_chain`] took: `n`
+/// blocks from `head` to `tail`, linked through their first words (in
+/// clear), each carrying its free mark and counted as used by its slab.
+#[derive(Debug)]
+pub struct Chain {
+    /// First block (null when `n == 0`).
+    pub head: *mut u8,
+    /// Last block.
+    pub tail: *mut u8,
+    /// Number of blocks.
+    pub n: u32,
+}
+
+/// Takes up to `want` (at least 1) free blocks of `class` from the
+/// calling thread's slabs, as [`refill`] does, and hands them to the
+/// caller as a chain instead of the thread cache (the secure mode keeps
+/// them in its own checked cache). `n == 0` when memory is exhausted.
+///
+/// `check` sees every block taken from a free list (local or remote)
+/// before its link is read: the secure mode's check that stops the
+/// program on a corrupted link instead of following it. [`refill`] passes
+/// a closure that does nothing, which compiles away.
+///
+/// # Safety
+/// `heap` is the calling thread's, and it is registered.
+#[cold]
+#[inline]
+pub unsafe fn take_chain(
+    heap: &mut Heap,
+    class: usize,
+    want: u32,
+    check: impl Fn(*mut u8),
+) -> Chain {
+    debug_assert!(heap.id != UNREGISTERED);
+    let want = want.max(1);
     let mut head: *mut u8 = ptr::null_mut();
     let mut tail: *mut u8 = ptr::null_mut();
     let mut n = 0u32;
@@ -73,9 +122,11 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
             let first = f;
             let mut last = f;
             let mut k = 1;
+            check(last);
             // SAFETY: `last` is a free block of a slab we own.
             let mut nx = unsafe { block_next(last) };
             while k < want - n && !nx.is_null() {
+                check(nx);
                 last = nx;
                 // SAFETY: as above.
                 nx = unsafe { block_next(last) };
@@ -131,18 +182,10 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
             give_up_exhausted(heap, class, s);
         }
     }
-    if n == 0 {
-        return ptr::null_mut();
+    if n > 0 {
+        heap.counters.class[class].refills += 1;
+        heap.counters.class[class].refill_blocks += n as u64;
+        event(EventKind::Refill, class, n, heap);
     }
-    heap.counters.class[class].refills += 1;
-    heap.counters.class[class].refill_blocks += n as u64;
-    event(EventKind::Refill, class, n, heap);
-    let first = head;
-    // SAFETY: `first` heads our private chain of `n` blocks.
-    let rest = unsafe { block_next(first) };
-    if n > 1 {
-        // SAFETY: `rest..=tail` is the remaining chain of n-1 blocks.
-        unsafe { front.push_chain(class, rest, tail, n - 1) };
-    }
-    first
+    Chain { head, tail, n }
 }

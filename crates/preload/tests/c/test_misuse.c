@@ -171,9 +171,24 @@ int main(int argc, char **argv) {
             many[i] = fresh(200);
         free(p);
         for (int i = 0; i < 200; i++)
-            free(many[i]); /* p leaves the quarantine for its slab's list */
-        ((uintptr_t *)p)[-2] = 0x10; /* its link word, before the user bytes */
+            free(many[i]); /* p leaves the quarantine for the secure cache */
+        ((uintptr_t *)p)[-2] = 0x10; /* its (encoded) link word, before the user bytes */
         for (int i = 0; i < 400; i++)
+            sink = fresh(200);
+    } else if (!strcmp(c, "secure_corrupted_slab_list_link")) {
+        /* As above, with enough blocks freed after p that the secure cache
+         * overflows and p goes back to its slab's free list (link in clear). */
+        static void *many[2000];
+        unsigned char *p = fresh(200);
+        for (int i = 0; i < 2000; i++)
+            many[i] = fresh(200);
+        for (int i = 0; i < 1000; i++)
+            free(many[i]); /* fills the quarantine and the secure cache */
+        free(p);
+        for (int i = 1000; i < 2000; i++)
+            free(many[i]); /* p leaves the quarantine: the cache is full */
+        ((uintptr_t *)p)[-2] = 0x10;
+        for (int i = 0; i < 4000; i++)
             sink = fresh(200);
     } else if (!strcmp(c, "secure_interior_by_owner")) {
         unsigned char *p = fresh(48);
