@@ -438,6 +438,9 @@ unsafe fn free_other(p: *mut u8) {
                 ace::span_event(hakmem_ace_learning::EventKind::SpanUnmap, n);
             }
             // --- end ACE
+            if secure::on() {
+                secure::check_span(p);
+            }
             // The stash is handed back by the exit hook; once that ran,
             // nothing may stay stashed.
             let freed = match thread::current() {

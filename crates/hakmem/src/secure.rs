@@ -24,15 +24,20 @@
 //!   them: `free`'s fast path writes 16 bytes there first) up to the
 //!   block's end;
 //! - freed blocks are zeroed past their two list words and wait in a
-//!   per-thread quarantine (FIFO, 64 blocks, at most 256 KiB) before they
-//!   go back to their slab; a block handed out again must still be zero
-//!   there (a write after free is caught), must carry the free mark, and
-//!   the slab's next free block must be a marked block start (a corrupted
-//!   free-list link is caught before it is followed);
+//!   per-thread quarantine (FIFO, 64 blocks, at most 256 KiB), then in a
+//!   per-class secure cache (as many blocks as the default thread cache
+//!   keeps; links encoded with the secret) before they go back to their
+//!   slab; a block handed out again must still be zero there (a write
+//!   after free is caught) and carry the free mark, and every link — the
+//!   cache's, decoded, and the slab lists', as `take_chain` walks them —
+//!   must name a marked block start before it is followed (a corrupted
+//!   free-list link is caught, not followed);
 //! - blocks are carved zeroed, so every hand-out is zeroed memory.
 //!
-//! Spans (above 64 KiB) keep the default layout and its checks (header
-//! magic, double free, invalid pointer); see docs/security.md.
+//! Spans (above 64 KiB) keep the default header and its checks (magic,
+//! double free, invalid pointer), are cleared when reused, and end at a
+//! guard page with a canary in the gap before it
+//! (`hakmem_superslab_backend::set_guard_pages`); see docs/security.md.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
@@ -97,6 +102,7 @@ pub(crate) fn enable() {
         POLICY.set_cache_cap(c, 0);
     }
     hakmem_refill_engine::set_scrub_carved(true);
+    hakmem_superslab_backend::set_guard_pages(canary());
     ON.store(true, Release);
 }
 
@@ -408,6 +414,18 @@ pub(crate) fn is_zero_block(p: *const u8) -> bool {
     let base = ZERO_BASE.load(Acquire);
     let a = p as usize;
     base != 0 && a >= base && a < base + ZERO_LEN && (a - base).is_multiple_of(16)
+}
+
+/// The secure free's check of span `p`: the canary bytes between its
+/// requested end and its guard page are intact (a write past the end that
+/// did not reach the guard page, which faults at once). A pointer that is
+/// not a live span is left to the free, which reports it.
+pub(crate) fn check_span(p: *mut u8) {
+    if let Some(h) = hakmem_superslab_backend::large_header(p) {
+        if !hakmem_superslab_backend::large_pad_intact(h) {
+            diag::fatal("free()", "buffer overflow past the end of block", p)
+        }
+    }
 }
 
 /// The requested size of live block `p` (secure `malloc_usable_size`).

@@ -100,6 +100,51 @@ fn aligned_and_large_hand_outs_are_zeroed() {
     }
 }
 
+/// Spans are exact-sized (their usable size is the request: the gap before
+/// the guard page is canary), and `realloc` of a span, which is never
+/// resized in place in this mode, copies what the block held.
+#[test]
+fn spans_are_exact_and_realloc_keeps_their_bytes() {
+    for n in [70_000usize, 100_000, 300_001, 2 << 20, (3 << 20) + 7] {
+        // SAFETY: non-zero sizes; each block is checked and freed once.
+        unsafe {
+            let p = alloc(l(n));
+            assert!(!p.is_null());
+            assert_eq!(hakmem::usable_size(p), n, "span of {n}");
+            for i in (0..n).step_by(4093).chain([n - 1]) {
+                *p.add(i) = (i % 251) as u8;
+            }
+            let (mut cur, mut len) = (p, n);
+            for m in [n + 5000, n / 2 + 1] {
+                let q = realloc(cur, l(len), m);
+                assert!(!q.is_null());
+                assert_eq!(hakmem::usable_size(q), m, "{n} -> {m}");
+                for i in (0..n.min(m)).step_by(4093) {
+                    assert_eq!(*q.add(i), (i % 251) as u8, "{n} -> {m}: byte {i}");
+                }
+                (cur, len) = (q, m);
+            }
+            *cur.add(len - 1) = 1; // the last byte is usable
+            dealloc(cur, l(len));
+        }
+    }
+}
+
+secure_misuse!(
+    span_overflow_by_one_byte,
+    "free(): buffer overflow past the end of block",
+    {
+        // SAFETY: a non-zero size.
+        let p = std::hint::black_box(unsafe { alloc(l(300_001)) });
+        // SAFETY: the first byte past the request: a canary byte before the
+        // guard page (the misuse under test).
+        unsafe {
+            *p.add(300_001) = 1;
+            dealloc(p, l(300_001));
+        }
+    }
+);
+
 /// A mixed workload over threads, compared with a model of what every live
 /// block must hold; the checks must never fire on correct use.
 #[test]

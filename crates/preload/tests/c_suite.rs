@@ -432,6 +432,28 @@ fn secure_malloc0_faults_when_touched() {
 }
 
 #[test]
+fn secure_spans_end_at_a_guard_page() {
+    let exe = compile("test_misuse");
+    misuse_with(
+        "secure_span_overflow_one_byte",
+        "free(): buffer overflow past the end of block",
+        SECURE,
+    );
+    for case in ["secure_span_overflow_faults", "secure_span_overflow_far"] {
+        let r = run(&exe, &[case], SECURE);
+        assert_eq!(
+            r.status.signal(),
+            Some(libc::SIGSEGV),
+            "{case}: {}",
+            r.describe()
+        );
+        // Without the secure mode the same writes land in the span's slack.
+        let d = run(&exe, &[case], &[]);
+        assert!(d.status.success(), "{case} (default): {}", d.describe());
+    }
+}
+
+#[test]
 fn misuse_secure_mode_catches_overflows_and_writes_after_free() {
     misuse_with(
         "secure_overflow_one_byte",

@@ -585,6 +585,12 @@ pub struct LargeHeader {
     pub map_len: usize,
     /// Requested alignment.
     pub align: usize,
+    /// Bytes at the mapping's end that are not usable: the guard page of
+    /// the secure mode (`PROT_NONE`), 0 without one.
+    pub guard: usize,
+    /// The requested size (the secure mode checks the canary bytes that
+    /// follow it at the free).
+    pub size: usize,
 }
 
 const _: () = assert!(core::mem::size_of::<LargeHeader>() == 64);
@@ -599,10 +605,16 @@ pub const fn large_header_addr(user: usize) -> usize {
     }
 }
 
-/// Usable bytes of a large span: from the user pointer to the mapping end.
+/// Usable bytes of a large span: from the user pointer to the mapping end;
+/// exactly the requested size when it has a guard page (the secure mode:
+/// the bytes between the two hold a canary).
 #[inline]
 pub fn large_usable(h: &LargeHeader) -> usize {
-    h.map_base + h.map_len - h.user
+    if h.guard != 0 {
+        h.size
+    } else {
+        h.map_base + h.map_len - h.user
+    }
 }
 
 #[cfg(test)]

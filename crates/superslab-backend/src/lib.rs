@@ -27,9 +27,9 @@ mod superslab;
 use core::sync::atomic::Ordering::Relaxed;
 
 pub use span::{
-    cached_bytes as span_cache_bytes, large_alloc, large_free, large_header, large_realloc,
-    large_usable_size, set_huge_min, span_cache_holds, SpanStash, HUGE_MIN_DEFAULT,
-    SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
+    cached_bytes as span_cache_bytes, large_alloc, large_free, large_header, large_pad_intact,
+    large_realloc, large_usable_size, set_guard_pages, set_huge_min, span_cache_holds, SpanStash,
+    HUGE_MIN_DEFAULT, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
 };
 pub use superslab::{
     acquire_slab, decay_ms, lock_all_for_fork, move_superslab, node_of_address, node_spread,

@@ -79,6 +79,15 @@ pub fn reserve(len: usize) -> *mut u8 {
     }
 }
 
+/// Takes every access right from `len` bytes at `p` (whole pages of a
+/// mapping of ours): a guard page. False when the OS refused (for example
+/// at its limit of mappings), and the range stays as it was.
+pub fn protect_none(p: *mut u8, len: usize) -> bool {
+    // SAFETY: callers pass whole pages of a mapping they own and do not
+    // use; mprotect changes no memory contents.
+    unsafe { libc::mprotect(p as *mut libc::c_void, len, libc::PROT_NONE) == 0 }
+}
+
 /// Maps `len` bytes (a multiple of the page size) at an address aligned to
 /// `align` (a power of two, at least a page). Null on failure or overflow.
 pub fn map_aligned(len: usize, align: usize) -> *mut u8 {

@@ -42,6 +42,45 @@ pub fn set_huge_min(bytes: usize) {
 /// Bytes the span cache holds at most.
 pub const SPAN_CACHE_BYTES: usize = 256 << 20;
 
+/// The guard at each span mapping's end (0: none, the default).
+static GUARD: AtomicUsize = AtomicUsize::new(0);
+/// The byte that fills the gap between a guarded span's requested end and
+/// its guard page (at most [`PAD_CHECKED`] bytes of it).
+static PAD_CANARY: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+/// Most gap bytes filled with the canary and checked at the free.
+const PAD_CHECKED: usize = 64;
+
+/// Turns on guard pages for spans (the facade's secure mode, once, before
+/// the first allocation): every span mapping ends in one `PROT_NONE` page
+/// and the block is placed so that it ends just before it (rounded up to
+/// its alignment), so a write past the end faults at once; the few bytes
+/// between the requested end and the guard hold `canary`, which
+/// [`large_pad_intact`] checks. Mappings are not grown in place then
+/// ([`large_realloc`] returns null, and the caller copies).
+pub fn set_guard_pages(canary: u8) {
+    PAD_CANARY.store(canary, Relaxed);
+    GUARD.store(os::page_size(), Relaxed);
+}
+
+fn guard() -> usize {
+    GUARD.load(Relaxed)
+}
+
+/// True unless the canary bytes after the requested end of span `h` (a
+/// guarded one) were changed: a small overflow, seen at the free.
+pub fn large_pad_intact(h: &LargeHeader) -> bool {
+    if h.guard == 0 {
+        return true;
+    }
+    let from = h.user + h.size;
+    let to = (h.map_base + h.map_len - h.guard).min(from + PAD_CHECKED);
+    let c = PAD_CANARY.load(Relaxed);
+    // SAFETY: `from..to` lies inside the mapping, before its guard page.
+    unsafe { core::slice::from_raw_parts(from as *const u8, to.saturating_sub(from)) }
+        .iter()
+        .all(|&b| b == c)
+}
+
 // The span counters. They are written only with `CACHE.lock` held, so an
 // update is a plain load and store ([`bump`]) rather than a locked
 // read-modify-write: five fewer locked instructions per span allocation
@@ -116,7 +155,10 @@ fn span_geometry(size: usize, align: usize) -> Option<(usize, usize)> {
     };
     // At least one byte, so that the user pointer is inside the mapping
     // even for a zero-size request at chunk alignment.
-    let len = round_up(off.checked_add(size.max(1))?, SUPERSLAB_SIZE)?;
+    let len = round_up(
+        off.checked_add(size.max(1))?.checked_add(guard())?,
+        SUPERSLAB_SIZE,
+    )?;
     if len > isize::MAX as usize {
         return None;
     }
@@ -316,6 +358,10 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         if let Some((b, l)) = cache_take(len) {
             if l >= len {
                 (base, map_len, fresh) = (b, l, false);
+            } else if guard() != 0 {
+                // A guarded mapping is not grown (its guard page would end
+                // up inside): map afresh.
+                os::unmap(b as *mut u8, l);
             } else if let Some(nb) = grow_mapping(b, l, len, align) {
                 (base, fresh) = (nb, false);
             } else {
@@ -342,6 +388,12 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         if !registry::covers(base + len) {
             os::unmap(base as *mut u8, len);
             return ptr::null_mut();
+        }
+        let g = guard();
+        if g != 0 {
+            // When the OS refuses (its limit of mappings), the page stays
+            // accessible but unused: the span is still placed before it.
+            os::protect_none((base + len - g) as *mut u8, g);
         }
         let huge_min = HUGE_MIN.load(Relaxed);
         if huge_min != 0 && size >= huge_min {
@@ -378,13 +430,49 @@ fn hand_out(
     align: usize,
     zero: bool,
 ) -> *mut u8 {
-    let user = base + off + colour(base, map_len - off - size.max(1), align);
+    let g = guard();
+    let user = match guarded_place(base, map_len, g, size, align) {
+        Some(u) => u,
+        None => base + off + colour(base, map_len - off - g - size.max(1), align),
+    };
     if zero {
         // SAFETY: `user..user+size` is inside the mapping we own.
         unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
     }
-    write_header(user, base, map_len, align);
+    if g != 0 {
+        let to = (base + map_len - g).min(user + size + PAD_CHECKED);
+        // SAFETY: the gap after the requested end, before the guard page.
+        unsafe {
+            ptr::write_bytes(
+                (user + size) as *mut u8,
+                PAD_CANARY.load(Relaxed),
+                to - user - size,
+            )
+        };
+    }
+    write_header(user, base, map_len, align, g, size);
     user as *mut u8
+}
+
+/// With a guard of `g` bytes at the mapping's end, the user pointer that
+/// ends a request of `size` bytes at `align` just before it — if the
+/// header still fits in front of it inside the mapping; else `None`, and
+/// the block is placed as without a guard (before its guard page still).
+fn guarded_place(
+    base: usize,
+    map_len: usize,
+    g: usize,
+    size: usize,
+    align: usize,
+) -> Option<usize> {
+    if g == 0 || align >= SUPERSLAB_SIZE {
+        return None;
+    }
+    let end = base + map_len - g;
+    let user = end.checked_sub(size.max(1))? & !(align.max(16) - 1);
+    let hdr = large_header_addr(user);
+    let fits = hdr >= base && (user & CHUNK_MASK == 0 || user - hdr >= HDR);
+    fits.then_some(user)
 }
 
 /// Cache colouring of spans: how far past the header the user pointer of a
@@ -404,7 +492,14 @@ fn colour(base: usize, slack: usize, align: usize) -> usize {
     c.min(slack & !(STEP - 1))
 }
 
-fn write_header(user: usize, map_base: usize, map_len: usize, align: usize) {
+fn write_header(
+    user: usize,
+    map_base: usize,
+    map_len: usize,
+    align: usize,
+    guard: usize,
+    size: usize,
+) {
     let h = large_header_addr(user) as *mut LargeHeader;
     // SAFETY: the header address is inside the mapping we own (the
     // geometry puts at least one header's room before the user pointer).
@@ -415,6 +510,8 @@ fn write_header(user: usize, map_base: usize, map_len: usize, align: usize) {
             map_base,
             map_len,
             align,
+            guard,
+            size,
         })
     };
     let kind = if user & CHUNK_MASK == 0 {
@@ -573,6 +670,10 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     let Some(h) = large_header(p) else {
         return ptr::null_mut();
     };
+    if h.guard != 0 {
+        // A guarded mapping is not resized in place: the caller copies.
+        return ptr::null_mut();
+    }
     let (base, len, align) = (h.map_base, h.map_len, h.align);
     let off = p as usize - base;
     let Some(new_len) = off
@@ -586,7 +687,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
     }
     if new_len < len {
         os::unmap((base + new_len) as *mut u8, len - new_len);
-        write_header(p as usize, base, new_len, align);
+        write_header(p as usize, base, new_len, align, 0, new_size);
         adjust_bytes(new_len, len);
         return p;
     }
@@ -597,7 +698,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         registry::set(chunk_of(p as usize), registry::KIND_NONE);
     }
     let user = dest + off;
-    write_header(user, dest, new_len, align);
+    write_header(user, dest, new_len, align, 0, new_size);
     adjust_bytes(new_len, len);
     user as *mut u8
 }

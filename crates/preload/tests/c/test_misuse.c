@@ -154,6 +154,25 @@ int main(int argc, char **argv) {
         sink = fresh(100);
         memset(p, 7, 300);
         free(p);
+    } else if (!strcmp(c, "secure_span_overflow_one_byte")) {
+        /* A span whose size is not a multiple of 16: the byte after it is
+         * a canary byte before the guard page, checked at the free. */
+        unsigned char *p = fresh(300001);
+        p[300001] = 1;
+        free(p);
+    } else if (!strcmp(c, "secure_span_overflow_faults")) {
+        /* A span whose size is a multiple of 16 ends at its guard page:
+         * the first byte past it faults at once. */
+        unsigned char *p = fresh(100000);
+        p[100000] = 1;
+        printf("overflow not stopped\n");
+        free(p);
+    } else if (!strcmp(c, "secure_span_overflow_far")) {
+        /* A large overflow runs into the guard page whatever the size. */
+        unsigned char *p = fresh(300001);
+        memset(p, 7, 300001 + 5000);
+        printf("overflow not stopped\n");
+        free(p);
     } else if (!strcmp(c, "secure_underflow_one_byte")) {
         unsigned char *p = fresh(40);
         p[-1] = 1;
