@@ -5,9 +5,11 @@
 //! ```sh
 //! cargo build --release -p hakmem-ace-learning --example ring_vs_arrayqueue
 //! B=target/release/examples/ring_vs_arrayqueue
-//! # instructions per op: the difference of two runs over their op difference
-//! valgrind --tool=callgrind --callgrind-out-file=/dev/null $B ring pushpop 1000
-//! valgrind --tool=callgrind --callgrind-out-file=/dev/null $B ring pushpop 101000
+//! # instructions per push and per pop: the queue methods' inclusive cost
+//! # over their 101 000 calls (a `full` run also has the 16 384 pushes
+//! # that fill the queue first)
+//! valgrind --tool=callgrind --callgrind-out-file=cg.out $B ring pushpop 101000
+//! callgrind_annotate --inclusive=yes cg.out | grep -E 'Queue>::(push|pop)'
 //! # time per op, and 1..T producers against one draining consumer
 //! $B ring time 10000000
 //! $B arrayqueue time 10000000
