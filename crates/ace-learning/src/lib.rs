@@ -41,7 +41,9 @@ pub use ring::EventRing;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
+use atomic::Atomic;
 use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
+use static_assertions::{assert_eq_size, assert_impl_all, const_assert};
 
 /// What a slow path observed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,11 +79,16 @@ pub struct Event {
     pub thread: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Event>() == 12);
+// 12 bytes, plain data: copied into the ring's 16-byte slots, never
+// referenced, nothing to drop (Contract C).
+assert_eq_size!(Event, [u8; 12]);
+assert_impl_all!(Event: Copy, Send, Sync);
+const_assert!(!core::mem::needs_drop::<Event>());
 
 /// Capacity of [`EVENTS`]: 16 384 events of 16 bytes (256 KiB in `.bss`,
 /// untouched until learning is switched on).
 pub const EVENT_RING_CAPACITY: usize = 16384;
+const_assert!(EVENT_RING_CAPACITY.is_power_of_two() && EVENT_RING_CAPACITY < 1 << 30);
 
 /// The ring every slow path writes to.
 pub static EVENTS: EventRing<EVENT_RING_CAPACITY> = EventRing::new();
@@ -159,13 +166,64 @@ impl Knob {
     }
 }
 
+/// The per-class values a refill reads, as one 8-byte word
+/// ([`PolicyTable::class_policy`]): one relaxed load gives all three, from
+/// one cache line, and a reader never sees half of a change written in
+/// one store. Each field is far below `u16::MAX` because the table clamps
+/// it: refill 1..=1024, cap ..=4096, prefill ..=[`prefill_limit`] (≤
+/// [`MAX_PREFILL_BLOCKS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(8))]
+pub struct ClassPolicy {
+    /// Blocks the next refill brings ([`PolicyTable::refill_count`]).
+    pub refill: u16,
+    /// Most blocks a thread may cache ([`PolicyTable::cache_cap`]).
+    pub cap: u16,
+    /// The warm-pool prefill budget ([`PolicyTable::prefill`]; 0: none).
+    pub prefill: u16,
+    /// Always 0 (the struct has no padding: every byte is a field).
+    reserved: u16,
+}
+
+impl ClassPolicy {
+    const fn new(refill: u32, cap: u32) -> Self {
+        ClassPolicy {
+            refill: refill as u16,
+            cap: cap as u16,
+            prefill: 0,
+            reserved: 0,
+        }
+    }
+}
+
+// SAFETY: `ClassPolicy` is `Copy` and `'static`, `repr(C)` with four `u16`
+// fields and no padding (its size is exactly theirs, asserted below), so
+// every byte of a value is initialised — what `NoUninit` (and
+// `Atomic<ClassPolicy>`'s compare-exchange, which compares bytes) needs.
+unsafe impl bytemuck::NoUninit for ClassPolicy {}
+
+// No padding, and `Atomic<ClassPolicy>` is a native 64-bit atomic (size
+// and alignment 8): loads and stores are plain `mov`s, never the `atomic`
+// crate's lock-based fallback (which this crate does not enable either:
+// a type that is not lock-free would panic instead of taking a lock).
+assert_eq_size!(ClassPolicy, [u16; 4], u64);
+const_assert!(core::mem::align_of::<ClassPolicy>() == 8);
+const_assert!(Atomic::<ClassPolicy>::is_lock_free());
+// The clamps keep every value in 16 bits.
+const_assert!(MAX_REFILL < 1 << 16);
+const_assert!(MAX_CACHE_CAP < 1 << 16);
+const_assert!(MAX_PREFILL_BLOCKS < 1 << 16);
+
+/// Largest refill count the table holds.
+const MAX_REFILL: u32 = 1024;
+/// Largest cache cap the table holds.
+const MAX_CACHE_CAP: u32 = 4096;
+
 /// The policy values the refill engine reads on every refill. Written by
 /// configuration at start-up and, while learning runs, only through the
 /// one [`PolicyWriter`] the learner holds.
 pub struct PolicyTable {
-    refill: [AtomicU32; NUM_CLASSES],
-    cap: [AtomicU32; NUM_CLASSES],
-    prefill: [AtomicU32; NUM_CLASSES],
+    class: [Atomic<ClassPolicy>; NUM_CLASSES],
     knobs: [AtomicU32; KNOBS],
     observe: AtomicBool,
     sample_shift: AtomicU32,
@@ -178,28 +236,17 @@ impl PolicyTable {
     /// The default policy.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        let refill = {
-            let mut a = [const { AtomicU32::new(0) }; NUM_CLASSES];
+        let class = {
+            let mut a = [const { Atomic::new(ClassPolicy::new(0, 0)) }; NUM_CLASSES];
             let mut c = 0;
             while c < NUM_CLASSES {
-                a[c] = AtomicU32::new(default_refill(c));
-                c += 1;
-            }
-            a
-        };
-        let cap = {
-            let mut a = [const { AtomicU32::new(0) }; NUM_CLASSES];
-            let mut c = 0;
-            while c < NUM_CLASSES {
-                a[c] = AtomicU32::new(default_cap(c));
+                a[c] = Atomic::new(ClassPolicy::new(default_refill(c), default_cap(c)));
                 c += 1;
             }
             a
         };
         PolicyTable {
-            refill,
-            cap,
-            prefill: [const { AtomicU32::new(0) }; NUM_CLASSES],
+            class,
             knobs: [const { AtomicU32::new(0) }; KNOBS],
             observe: AtomicBool::new(false),
             sample_shift: AtomicU32::new(0),
@@ -209,16 +256,23 @@ impl PolicyTable {
         }
     }
 
+    /// The refill count, cache cap and prefill budget of `class`, from one
+    /// load (a refill reads all three).
+    #[inline]
+    pub fn class_policy(&self, class: usize) -> ClassPolicy {
+        self.class[class].load(Relaxed)
+    }
+
     /// Blocks the next refill of `class` should bring (≥ 1).
     #[inline]
     pub fn refill_count(&self, class: usize) -> u32 {
-        self.refill[class].load(Relaxed).max(1)
+        (self.class_policy(class).refill as u32).max(1)
     }
 
     /// Most blocks a thread may cache for `class`.
     #[inline]
     pub fn cache_cap(&self, class: usize) -> u32 {
-        self.cap[class].load(Relaxed)
+        self.class_policy(class).cap as u32
     }
 
     /// The warm-pool prefill budget of `class`: while it is non-zero, a
@@ -232,19 +286,40 @@ impl PolicyTable {
     /// has resumed.
     #[inline]
     pub fn prefill(&self, class: usize) -> u32 {
-        self.prefill[class].load(Relaxed)
+        self.class_policy(class).prefill as u32
     }
 
     /// Sets the refill count of `class` (clamped to 1..=1024).
     /// Configuration at start-up; the learner uses its [`PolicyWriter`].
     pub fn set_refill_count(&self, class: usize, n: u32) {
-        self.refill[class].store(n.clamp(1, 1024), Relaxed);
+        let n = n.clamp(1, MAX_REFILL) as u16;
+        self.update(class, |p| ClassPolicy { refill: n, ..p });
     }
 
     /// Sets the cache cap of `class` (clamped to 0..=4096).
     /// Configuration at start-up; the learner uses its [`PolicyWriter`].
     pub fn set_cache_cap(&self, class: usize, n: u32) {
-        self.cap[class].store(n.min(4096), Relaxed);
+        let n = n.min(MAX_CACHE_CAP) as u16;
+        self.update(class, |p| ClassPolicy { cap: n, ..p });
+    }
+
+    /// Replaces one field of `class`'s entry (`f` changes only that one);
+    /// returns true if the value changed. A compare-exchange loop, so that
+    /// writers of different fields (configuration, the secure mode, the
+    /// learner's writer) never undo each other.
+    fn update(&self, class: usize, f: impl Fn(ClassPolicy) -> ClassPolicy) -> bool {
+        let entry = &self.class[class];
+        let mut old = entry.load(Relaxed);
+        loop {
+            let new = f(old);
+            if new == old {
+                return false;
+            }
+            match entry.compare_exchange_weak(old, new, Relaxed, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => old = now,
+            }
+        }
     }
 
     /// The value the learner last wrote for `knob` (0: never written).
@@ -344,26 +419,26 @@ impl PolicyWriter<'_> {
 
     /// Sets the next refill count of `class`; returns true if it changed.
     pub fn set_refill_count(&self, class: usize, n: u32) -> bool {
-        let n = n.clamp(1, 1024);
-        let old = self.table.refill[class].swap(n, Relaxed);
-        self.count(old != n)
+        let n = n.clamp(1, MAX_REFILL) as u16;
+        self.count(self.table.update(class, |p| ClassPolicy { refill: n, ..p }))
     }
 
     /// Sets the cache cap of `class` (applied by each thread at its next
     /// refill of the class); returns true if it changed.
     pub fn set_cache_cap(&self, class: usize, n: u32) -> bool {
-        let n = n.min(4096);
-        let old = self.table.cap[class].swap(n, Relaxed);
-        self.count(old != n)
+        let n = n.min(MAX_CACHE_CAP) as u16;
+        self.count(self.table.update(class, |p| ClassPolicy { cap: n, ..p }))
     }
 
     /// Sets the warm-pool prefill budget of `class` (see
     /// [`PolicyTable::prefill`]; clamped to [`prefill_limit`]); returns
     /// true if it changed.
     pub fn set_prefill(&self, class: usize, n: u32) -> bool {
-        let n = n.min(prefill_limit(class));
-        let old = self.table.prefill[class].swap(n, Relaxed);
-        self.count(old != n)
+        let n = n.min(prefill_limit(class)) as u16;
+        self.count(
+            self.table
+                .update(class, |p| ClassPolicy { prefill: n, ..p }),
+        )
     }
 
     /// Clears every class's prefill budget; returns the number changed.
@@ -521,10 +596,48 @@ mod tests {
     }
 
     #[test]
-    fn events_are_small_plain_data() {
-        fn is_copy<T: Copy + Send + 'static>() {}
-        is_copy::<Event>();
-        assert_eq!(core::mem::size_of::<Event>(), 12);
-        assert!(!core::mem::needs_drop::<Event>());
+    fn class_policy_is_one_lock_free_word() {
+        // The const assertions above, checked where a reader can see them.
+        assert!(Atomic::<ClassPolicy>::is_lock_free());
+        assert_eq!(core::mem::size_of::<Atomic<ClassPolicy>>(), 8);
+        let p = PolicyTable::new();
+        let c = 40; // default refill 7, cap 14
+        let w = p.writer().unwrap();
+        assert!(w.set_refill_count(c, 5) && w.set_cache_cap(c, 3000));
+        assert!(w.set_prefill(c, u32::MAX));
+        assert_eq!(
+            (p.refill_count(c), p.cache_cap(c), p.prefill(c)),
+            (5, 3000, prefill_limit(c))
+        );
+        let snap = p.class_policy(c);
+        assert_eq!(
+            (snap.refill, snap.cap, snap.prefill, snap.reserved),
+            (5, 3000, prefill_limit(c) as u16, 0)
+        );
+        // Other classes untouched; every field keeps its own clamp.
+        assert_eq!(p.refill_count(c + 1), default_refill(c + 1));
+        p.set_cache_cap(c, u32::MAX);
+        assert_eq!(p.cache_cap(c), 4096);
+        assert_eq!(p.refill_count(c), 5, "a cap write keeps the refill count");
+    }
+
+    #[test]
+    fn concurrent_writers_of_different_fields_keep_both() {
+        extern crate std;
+        static P: PolicyTable = PolicyTable::new();
+        let a = std::thread::spawn(|| {
+            for i in 0..20_000u32 {
+                P.set_refill_count(9, 1 + i % 1000);
+            }
+        });
+        let b = std::thread::spawn(|| {
+            for i in 0..20_000u32 {
+                P.set_cache_cap(9, i % 4000);
+            }
+        });
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(P.refill_count(9), 1 + 19_999 % 1000);
+        assert_eq!(P.cache_cap(9), 19_999 % 4000);
     }
 }

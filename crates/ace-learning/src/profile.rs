@@ -45,6 +45,15 @@ const SHAPE: u32 = (SPAN_STRATEGIES.len() * 65536 + DECAY_STRATEGIES.len() * 256
 const PAYLOAD: usize = NUM_CLASSES * CLASS_REC + DECAY_REC + SPAN_REC;
 /// Size of a profile image.
 pub const PROFILE_LEN: usize = HEADER + PAYLOAD + 8;
+
+// The layout table above and docs/ace.md ("a 7 509-byte image") state
+// these sizes: a change of the format must change them, and `VERSION`.
+static_assertions::const_assert_eq!(CLASS_REC, 89);
+static_assertions::const_assert_eq!(PROFILE_LEN, 7509);
+// Each count of the packed `SHAPE` fits its byte, and an arm or a
+// strategy index is stored in one byte.
+static_assertions::const_assert!(REGIMES < 256 && DECAY_STRATEGIES.len() < 256);
+static_assertions::const_assert!(SPAN_STRATEGIES.len() < 256 && ARMS < 256);
 /// Pull counts are capped at this on load, so a loaded run still adapts.
 pub const LOADED_PULLS: u32 = 8;
 

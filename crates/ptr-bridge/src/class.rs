@@ -9,6 +9,8 @@
 //! Tier boundaries: tiny = classes 0..32 (up to [`TINY_MAX`] = 1 KiB),
 //! mid = classes 32..80 (up to [`SMALL_MAX`] = 64 KiB).
 
+use static_assertions::{const_assert, const_assert_eq};
+
 /// Number of size classes.
 pub const NUM_CLASSES: usize = 80;
 /// Number of tiny classes (16 B ..= 1 KiB).
@@ -44,6 +46,34 @@ pub(crate) const fn build_class_sizes() -> [u32; NUM_CLASSES] {
 
 /// Block size of each class, in bytes.
 pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_class_sizes();
+
+/// True when every size is a multiple of `align` and larger than the one
+/// before it.
+const fn increasing_multiples(t: &[u32; NUM_CLASSES], align: u32) -> bool {
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        if !t[c].is_multiple_of(align) || (c > 0 && t[c] <= t[c - 1]) {
+            return false;
+        }
+        c += 1;
+    }
+    true
+}
+
+// The class table's shape, checked when the crate compiles: sizes strictly
+// increase (`class_of` is the smallest fitting class), every size keeps
+// malloc's 16-byte alignment, the tiers end where their constants say,
+// and class indices fit the byte tables (`ALIGNED_CLASS` uses `u8::MAX`
+// for "none", `Event::class` is a byte).
+const_assert!(increasing_multiples(&build_class_sizes(), MIN_ALIGN as u32));
+const_assert_eq!(build_class_sizes()[0], 16);
+const_assert_eq!(build_class_sizes()[7], 128);
+const_assert_eq!(build_class_sizes()[NUM_TINY_CLASSES - 1] as usize, TINY_MAX);
+const_assert_eq!(build_class_sizes()[NUM_CLASSES - 1] as usize, SMALL_MAX);
+const_assert_eq!(class_of_slow(TINY_MAX), NUM_TINY_CLASSES - 1);
+const_assert_eq!(class_of_slow(SMALL_MAX), NUM_CLASSES - 1);
+const_assert!(NUM_CLASSES < u8::MAX as usize);
+const_assert!(NUM_TINY_CLASSES < NUM_CLASSES);
 
 /// Classes of at least this many bytes are *cache-coloured*: their blocks
 /// sit [`COLOUR_GAP`] bytes further apart than their size.
@@ -82,6 +112,16 @@ pub(crate) const fn build_class_strides() -> [u32; NUM_CLASSES] {
 /// size, plus [`COLOUR_GAP`] for classes of [`COLOUR_MIN`] bytes and more.
 /// This is a block's usable size (the gap belongs to the block before it).
 pub static CLASS_STRIDE: [u32; NUM_CLASSES] = build_class_strides();
+
+// Strides keep the 16-byte alignment too; the colour gap keeps the
+// coloured classes 128-byte aligned; `block_index`'s reciprocal is exact
+// for strides below 2^17.
+const_assert!(increasing_multiples(
+    &build_class_strides(),
+    MIN_ALIGN as u32
+));
+const_assert_eq!(COLOUR_GAP % 128, 0);
+const_assert!(build_class_strides()[NUM_CLASSES - 1] < 1 << 17);
 
 const fn class_of_slow(size: usize) -> usize {
     if size <= 128 {
@@ -176,6 +216,7 @@ pub fn class_of(size: usize) -> usize {
 }
 
 const ALIGN_LEVELS: usize = 8; // 32, 64, ..., 4096
+const_assert_eq!(32 << (ALIGN_LEVELS - 1), crate::PAGE_SIZE);
 
 const fn build_aligned_table() -> [[u8; NUM_CLASSES]; ALIGN_LEVELS] {
     // Blocks start at slab starts (64 KiB-aligned) plus multiples of the
@@ -236,18 +277,6 @@ pub fn class_for(size: usize, align: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn table_shape() {
-        assert_eq!(CLASS_SIZE[0], 16);
-        assert_eq!(CLASS_SIZE[7], 128);
-        assert_eq!(CLASS_SIZE[NUM_TINY_CLASSES - 1] as usize, TINY_MAX);
-        assert_eq!(CLASS_SIZE[NUM_CLASSES - 1] as usize, SMALL_MAX);
-        for c in 1..NUM_CLASSES {
-            assert!(CLASS_SIZE[c] > CLASS_SIZE[c - 1]);
-            assert_eq!(CLASS_SIZE[c] % 16, 0);
-        }
-    }
 
     #[test]
     fn class_of_is_smallest_fitting_class() {

@@ -40,6 +40,10 @@ compile_error!("hakmem needs a 64-bit target: its address registry covers a 47-b
 
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
+use static_assertions::{
+    assert_eq_align, assert_eq_size, const_assert, const_assert_eq, const_assert_ne,
+};
+
 mod class;
 pub use class::*;
 
@@ -212,7 +216,11 @@ pub struct SlabMeta {
     pub index: AtomicU8,
 }
 
-const _: () = assert!(core::mem::size_of::<SlabMeta>() == 64);
+// One cache line, and nothing more: the record arithmetic below
+// (`RECORD_SHIFT`, `record_mask`) multiplies by 64, and remote frees to
+// different slabs must never share a line.
+assert_eq_size!(SlabMeta, [u8; 64]);
+const_assert_eq!(core::mem::align_of::<SlabMeta>(), 64);
 
 impl SlabMeta {
     /// A record in the FREE state.
@@ -365,7 +373,21 @@ pub mod superslab_tier {
     pub const UNLISTED: u8 = 0xff;
 }
 
-const _: () = assert!(core::mem::size_of::<SuperslabHeader>() <= HEADER_SIZE);
+// The header (with its slab records) fits the first page, which slab 0
+// reserves for it.
+const_assert!(core::mem::size_of::<SuperslabHeader>() <= HEADER_SIZE);
+const_assert!(HEADER_SIZE <= 1 << SMALL_SLAB_SHIFT);
+// `in_use` is a 32-bit bitmap of the slabs and `SlabMeta::index` a byte.
+const_assert!(MAX_SLABS <= u32::BITS as usize);
+const_assert!(MAX_SLABS <= u8::MAX as usize + 1);
+const_assert_eq!(SlabKind::Small.slabs(), MAX_SLABS);
+// Slabs are whole pages and split a superslab evenly.
+const_assert!(SMALL_SLAB_SHIFT < MEDIUM_SLAB_SHIFT && MEDIUM_SLAB_SHIFT < SUPERSLAB_SHIFT);
+const_assert_eq!((1usize << SMALL_SLAB_SHIFT) % PAGE_SIZE, 0);
+// "At least 8 blocks a slab" for the 64 KiB slabs, and the 512 KiB slabs
+// hold at least 7 of the largest (coloured) class.
+const_assert!(slab_capacity(SMALL_SLAB_SHIFT, SMALL_SLAB_MAX_BLOCK) >= 8);
+const_assert!(slab_capacity(MEDIUM_SLAB_SHIFT, SMALL_MAX + COLOUR_GAP) >= 7);
 
 /// Start of slab `index`'s block area in the superslab at `base`
 /// (`index >= FIRST_SLAB`).
@@ -437,9 +459,21 @@ pub fn is_carved_block(p: usize, shift: u32, class: usize, carved: u32) -> bool 
 /// `p >> RECORD_SHIFT` is `p`'s 64 KiB granule index times the 64-byte
 /// record size (in its low bits, which [`SlabKind::record_mask`] keeps).
 pub const RECORD_SHIFT: u32 = SMALL_SLAB_SHIFT - 6;
-const _: () = assert!(core::mem::size_of::<SlabMeta>() == 1 << (SMALL_SLAB_SHIFT - RECORD_SHIFT));
-const _: () = assert!(SlabKind::Small.record_mask() < (1 << 16));
-const _: () = assert!(SlabKind::Medium.record_mask() >= 16 && SlabKind::Small.record_mask() >= 16);
+// `(p >> RECORD_SHIFT) & mask` is a record offset: a granule index times
+// the record size.
+const_assert_eq!(
+    core::mem::size_of::<SlabMeta>(),
+    1 << (SMALL_SLAB_SHIFT - RECORD_SHIFT)
+);
+// The registry stores the mask in a 16-bit entry, where values below 16
+// mean "nothing" or "span" (superslab-backend's `KIND_SUPERSLAB_MIN`);
+// `from_record_mask` tells the kinds apart by their masks.
+const_assert!(SlabKind::Small.record_mask() < (1 << 16));
+const_assert!(SlabKind::Medium.record_mask() >= 16 && SlabKind::Small.record_mask() >= 16);
+const_assert_ne!(
+    SlabKind::Small.record_mask(),
+    SlabKind::Medium.record_mask()
+);
 
 /// The slab record of a block pointer when the superslab's record mask is
 /// already known (the registry stores it): `chunk + SLABS_OFFSET + ((p >>
@@ -530,6 +564,12 @@ pub unsafe fn set_block_next(block: *mut u8, next: *mut u8) {
 /// whose slab 0 holds the header and serves no blocks).
 pub const FREE_MARK_OFFSET: usize = 8;
 
+// The link and the free mark are two words inside the smallest block.
+const_assert!(FREE_MARK_OFFSET >= core::mem::size_of::<*mut u8>());
+const_assert!(
+    FREE_MARK_OFFSET + core::mem::size_of::<usize>() <= class::build_class_sizes()[0] as usize
+);
+
 /// The free mark of slab block `p`: the base of its superslab. The free
 /// path holds that value in a register already (it locates the slab
 /// record from it), so writing and checking the mark costs no extra
@@ -593,7 +633,10 @@ pub struct LargeHeader {
     pub size: usize,
 }
 
-const _: () = assert!(core::mem::size_of::<LargeHeader>() == 64);
+// The span header is one cache line: the user pointer of a span is at
+// least 64 bytes past the chunk start.
+assert_eq_size!(LargeHeader, [u8; 64]);
+assert_eq_align!(LargeHeader, SlabMeta);
 
 /// Where the header of a large span with user pointer `user` lives.
 #[inline]

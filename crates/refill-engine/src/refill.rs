@@ -28,12 +28,13 @@ pub fn set_scrub_carved(on: bool) {
 /// `heap` and `front` are the calling thread's, and the heap is registered.
 #[cold]
 pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
-    front.set_cap(class, POLICY.cache_cap(class));
+    // One load: the class's refill count, cap and prefill budget together.
+    let policy = POLICY.class_policy(class);
+    front.set_cap(class, policy.cap as u32);
     // A warm-pool prefill budget (set by the learner after an idle trim)
     // may ask for more than the refill count; the cache cap bounds both.
-    let want = POLICY
-        .refill_count(class)
-        .max(POLICY.prefill(class))
+    let want = (policy.refill.max(1) as u32)
+        .max(policy.prefill as u32)
         .min(front.cap(class).max(1));
     // SAFETY: forwarded contract.
     let c = unsafe { take_chain(heap, class, want, |_| {}) };

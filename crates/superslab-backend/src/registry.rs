@@ -14,7 +14,8 @@
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU16, Ordering};
 
-use hakmem_ptr_bridge::SUPERSLAB_SHIFT;
+use hakmem_ptr_bridge::{SlabKind, SUPERSLAB_SHIFT};
+use static_assertions::{const_assert, const_assert_eq};
 
 /// What the registry records for a chunk (stored as 16 bits, handled
 /// widened so that the free path's mask needs no extra zero-extension).
@@ -31,6 +32,17 @@ pub const KIND_SUPERSLAB_MIN: Kind = 16;
 
 const ADDRESS_BITS: u32 = 47;
 const ENTRIES: usize = 1 << (ADDRESS_BITS - SUPERSLAB_SHIFT);
+
+// A superslab's entry is its record mask: both masks must read as
+// superslabs, fit the 16-bit entry, and differ from every other kind.
+const_assert!(SlabKind::Small.record_mask() >= KIND_SUPERSLAB_MIN);
+const_assert!(SlabKind::Medium.record_mask() >= KIND_SUPERSLAB_MIN);
+const_assert!(SlabKind::Small.record_mask() <= u16::MAX as usize);
+const_assert!(SlabKind::Medium.record_mask() <= u16::MAX as usize);
+const_assert!(KIND_LARGE < KIND_SUPERSLAB_MIN);
+const_assert!(KIND_LARGE_ALIGNED < KIND_SUPERSLAB_MIN);
+// "128 MiB of zero-initialised `.bss`" (the module doc).
+const_assert_eq!(core::mem::size_of::<[AtomicU16; ENTRIES]>(), 128 << 20);
 
 #[repr(C, align(4096))]
 struct Table(MaybeUninit<[AtomicU16; ENTRIES]>);

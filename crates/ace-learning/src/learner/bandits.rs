@@ -71,6 +71,7 @@ pub const PRIOR_PULLS: u32 = 8;
 
 /// The arm the prior favours (played from the first tick on).
 pub const PRIOR_ARM: usize = 3;
+static_assertions::const_assert!(PRIOR_ARM < ARMS);
 
 /// Most bytes an arm lets one thread cache in one class (unless the base
 /// policy already allows more).

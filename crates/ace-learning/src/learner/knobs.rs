@@ -13,6 +13,29 @@ pub const DECAY_STRATEGIES: [u32; 6] = [25, 50, 100, 250, 500, 1000];
 /// blocks (`hakmem_ptr_bridge::set_span_threshold` accepts 1 KiB – 64 KiB).
 pub const SPAN_STRATEGIES: [u32; 3] = [16 << 10, 32 << 10, 64 << 10];
 
+/// True when `t` strictly increases.
+const fn increasing(t: &[u32]) -> bool {
+    let mut i = 1;
+    while i < t.len() {
+        if t[i] <= t[i - 1] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+// Elo's pruning walks a knob's values in order; the thresholds stay in the
+// range `set_span_threshold` accepts, and the last one (the learner's
+// initial confirmed strategy) is the default threshold, `SMALL_MAX`.
+static_assertions::const_assert!(increasing(&DECAY_STRATEGIES));
+static_assertions::const_assert!(increasing(&SPAN_STRATEGIES));
+static_assertions::const_assert!(SPAN_STRATEGIES[0] as usize >= hakmem_ptr_bridge::TINY_MAX);
+static_assertions::const_assert_eq!(
+    SPAN_STRATEGIES[SPAN_STRATEGIES.len() - 1] as usize,
+    hakmem_ptr_bridge::SMALL_MAX
+);
+
 /// Reports `score` to `e` (the Elo state of `knob` in `regime`) and logs
 /// a lifecycle transition.
 fn report<const K: usize>(

@@ -175,7 +175,7 @@ int main(int argc, char **argv) {
         free(p);
     } else if (!strcmp(c, "secure_underflow_one_byte")) {
         unsigned char *p = fresh(40);
-        p[-1] = 1;
+        p[-1] ^= 1; /* changed whatever it held (a random live-word byte) */
         free(p);
     } else if (!strcmp(c, "secure_write_after_free")) {
         unsigned char *p = fresh(200);
