@@ -27,7 +27,7 @@
 //! the instructions of the workload's thread (thread 1) and those of every
 //! other thread (the ACE worker: the workloads start no thread) are
 //! counted apart. Instructions per op = the difference of two runs over the
-//! difference of their op counts (each run's `RESULT ops=`), as above.
+//! difference of their op counts (each run's JSON result line, `"ops"`), as above.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -221,7 +221,7 @@ fn count(
 pub struct ThreadCounts {
     pub main: u64,  // thread 1 (the workload's)
     pub other: u64, // every other thread (the ACE worker)
-    pub ops: u64,   // the run's op count (`RESULT ops=`)
+    pub ops: u64,   // the run's op count (the JSON result's `ops`)
 }
 
 /// The `totals:` (or `summary:`) figure of one callgrind output file.
@@ -233,11 +233,9 @@ fn parse_totals(text: &str) -> Option<u64> {
     find("totals:").or_else(|| find("summary:"))
 }
 
-/// The `ops=` of a child's `RESULT` line.
-fn parse_ops(stdout: &str) -> Option<u64> {
-    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "))?;
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix("ops=")?.parse().ok())
+/// The `ops` of a child's JSON result line.
+fn parse_ops(stdout: &str) -> Result<u64, String> {
+    crate::runner::parse_child(stdout).map(|r| r.ops)
 }
 
 /// Runs `prog args…` under callgrind with one output file per thread in
@@ -270,8 +268,7 @@ fn count_threads(prog: &Path, args: &[String], dir: &Path) -> Result<ThreadCount
             tail.join(" | ")
         ));
     }
-    let ops = parse_ops(&String::from_utf8_lossy(&o.stdout))
-        .ok_or("no RESULT ops= in the child's output")?;
+    let ops = parse_ops(&String::from_utf8_lossy(&o.stdout))?;
     let mut c = ThreadCounts {
         ops,
         ..ThreadCounts::default()
@@ -679,7 +676,9 @@ mod tests {
             Some(78)
         );
         assert_eq!(parse_totals("summary: 77\n"), Some(77));
-        assert_eq!(parse_ops("x\nRESULT ops=4200 ns=1\n"), Some(4200));
+        let line = r#"{"ops":4200,"ns":1,"cpu_ns":1,"hwm_kib":1,"rss_kib":1,"check":0}"#;
+        assert_eq!(parse_ops(&format!("x\n{line}\n")), Ok(4200));
+        assert!(parse_ops("RESULT ops=4200 ns=1\n").is_err());
         let l = Line {
             harness: "rust",
             size: 64,

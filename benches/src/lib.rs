@@ -28,6 +28,7 @@
 
 pub mod ace_real;
 pub mod allocators;
+pub mod cli;
 pub mod dl;
 pub mod footprint;
 pub mod instructions;

@@ -28,7 +28,8 @@ fn run_one_prints_a_result_for_every_allocator() {
             .unwrap();
         assert!(o.status.success(), "{a}: {o:?}");
         let out = String::from_utf8(o.stdout).unwrap();
-        assert!(out.starts_with("RESULT ops=20000 "), "{a}: {out}");
+        assert!(out.starts_with("{\"ops\":20000,"), "{a}: {out}");
+        assert_eq!(out.lines().count(), 1, "{a}: one JSON line: {out}");
     }
     let bad = Command::new(EXE)
         .args(["run-one", "nope", "tiny-hot"])
