@@ -137,29 +137,27 @@ fn suite_mode(a: SuiteArgs, args: &[String]) -> Result<(), String> {
     for (name, text) in [
         ("results.csv", report::csv(&specs, &samples, &rows)),
         ("results.md", md),
-        (
-            "throughput.svg",
-            report::svg(
-                &rows,
-                &allocators,
-                "hakmem-bench: throughput relative to mimalloc (median; higher is better)",
-                &note,
-                |r| r.mops_ratio,
-            ),
-        ),
-        (
-            "rss.svg",
-            report::svg(
-                &rows,
-                &allocators,
-                "hakmem-bench: peak RSS relative to mimalloc (median; lower is better)",
-                &note,
-                |r| r.rss_ratio,
-            ),
-        ),
     ] {
         let p = report::write(&dir, name, &text).map_err(|e| format!("{name}: {e}"))?;
         written.push(p.display().to_string());
+    }
+    for (stem, title, value) in [
+        (
+            "throughput",
+            "hakmem-bench: throughput relative to mimalloc (median; higher is better)",
+            (|r| r.mops_ratio) as fn(&report::Row) -> Option<f64>,
+        ),
+        (
+            "rss",
+            "hakmem-bench: peak RSS relative to mimalloc (median; lower is better)",
+            |r| r.rss_ratio,
+        ),
+    ] {
+        let chart = report::charts::suite(&rows, &allocators, title, &note, value);
+        match report::bars(&chart, &dir, stem) {
+            Ok(ps) => written.extend(ps.iter().map(|p| p.display().to_string())),
+            Err(e) => println!("note: {e}"),
+        }
     }
     println!("\nwrote {}", written.join(", "));
     let bad = report::checksum_mismatches(&specs, &samples);
