@@ -752,8 +752,10 @@ pub fn run(o: &Options) -> Result<(Vec<Measured>, Vec<String>), String> {
             mm.error = Some(format!("warm-up: {e}"));
         }
     }
+    let progress = crate::progress::Progress::new(o.reps.max(1) * progs.len(), "ace-real");
     for rep in 0..o.reps.max(1) {
         for (p, mm) in progs.iter().zip(m.iter_mut()) {
+            progress.inc();
             if mm.error.is_some() {
                 continue;
             }
@@ -775,12 +777,12 @@ pub fn run(o: &Options) -> Result<(Vec<Measured>, Vec<String>), String> {
             if mm.error.is_none() {
                 mm.off.push(pair[0]);
                 mm.on.push(pair[1]);
-                eprintln!(
+                progress.line(&format!(
                     "ace-real: rep {rep} {:<14} time on/off {:.3}  RSS on/off {:.3}",
                     p.name,
                     pair[1].wall_s / pair[0].wall_s,
                     pair[1].maxrss_kib as f64 / pair[0].maxrss_kib.max(1) as f64
-                );
+                ));
             }
         }
     }

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod dl;
 pub mod footprint;
 pub mod instructions;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod runner;

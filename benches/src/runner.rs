@@ -127,13 +127,15 @@ pub struct Plan {
     pub timeout: Duration,
 }
 
-/// Runs every spec × rep × allocator; one progress line per run on stderr.
+/// Runs every spec × rep × allocator; one progress line per run on stderr
+/// (above a bar with an ETA on a terminal, [`crate::progress`]).
 pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
     let exe = std::env::current_exe().expect("cannot find this executable");
     let total = specs.len() * plan.reps * plan.allocators.len();
     let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(8);
     let mut samples = Vec::with_capacity(total);
     let started = Instant::now();
+    let progress = crate::progress::Progress::new(total, "hakmem-bench");
     for (si, spec) in specs.iter().enumerate() {
         for rep in 0..plan.reps {
             let n = plan.allocators.len();
@@ -167,7 +169,7 @@ pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
                     ),
                     Err(e) => format!("FAILED: {e}"),
                 };
-                eprintln!(
+                progress.line(&format!(
                     "[{done:>w$}/{total}] {:<width$}  {:<10}  rep {}/{}  {line}   ({:.0} s)",
                     spec.name,
                     alloc.name(),
@@ -175,7 +177,8 @@ pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
                     plan.reps,
                     started.elapsed().as_secs_f64(),
                     w = total.to_string().len(),
-                );
+                ));
+                progress.inc();
                 samples.push(Sample {
                     spec: si,
                     alloc,

@@ -160,6 +160,7 @@ pub fn sweep(o: &Options) -> Result<Vec<Point>, String> {
     let w = Workload::Phases(phases(o.size));
     let n = o.configs.len();
     let mut runs: Vec<Vec<Measured>> = vec![Vec::new(); n];
+    let progress = crate::progress::Progress::new(n * o.reps, "sweep");
     for rep in 0..o.reps {
         for k in 0..n {
             let i = (k + rep) % n;
@@ -167,7 +168,7 @@ pub fn sweep(o: &Options) -> Result<Vec<Point>, String> {
             let env = c.env();
             match run_child(&exe, c.allocator(), &w, &env, o.timeout) {
                 Ok(m) => {
-                    eprintln!(
+                    progress.line(&format!(
                         "rep {}/{} {:<24} {:>8.2} Mops/s {:>7.1} MiB  merit {:>8.0}",
                         rep + 1,
                         o.reps,
@@ -175,11 +176,12 @@ pub fn sweep(o: &Options) -> Result<Vec<Point>, String> {
                         m.mops(),
                         m.rss_mib(),
                         merit(&m)
-                    );
+                    ));
                     runs[i].push(m);
                 }
-                Err(e) => eprintln!("rep {} {}: FAILED: {e}", rep + 1, c.name()),
+                Err(e) => progress.line(&format!("rep {} {}: FAILED: {e}", rep + 1, c.name())),
             }
+            progress.inc();
         }
     }
     Ok(o.configs
@@ -389,6 +391,7 @@ pub fn warm(o: &Options) -> Result<Vec<WarmPair>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let w = Workload::Phases(phases(o.size));
     let mut pairs = Vec::new();
+    let progress = crate::progress::Progress::new(o.reps, "warm");
     for rep in 0..o.reps {
         let path = std::env::temp_dir().join(format!(
             "hakmem-bench-warm-{}-{rep}.prof",
@@ -401,7 +404,13 @@ pub fn warm(o: &Options) -> Result<Vec<WarmPair>, String> {
         let warm = run();
         let _ = std::fs::remove_file(&path);
         let (cold, warm) = (cold?, warm?);
-        eprintln!("rep {}/{}: {}", rep + 1, o.reps, warm_line(&cold, &warm));
+        progress.line(&format!(
+            "rep {}/{}: {}",
+            rep + 1,
+            o.reps,
+            warm_line(&cold, &warm)
+        ));
+        progress.inc();
         pairs.push(WarmPair { cold, warm });
     }
     Ok(pairs)
