@@ -402,10 +402,13 @@ fn ace_real_mode(a: AceRealArgs, args: &[String]) -> Result<(), String> {
     for (name, text) in [
         ("ace_real.csv", ace_real::csv(&measured, &lines)),
         ("ace_real.md", md),
-        ("ace_real.svg", ace_real::svg(&lines, &note)),
     ] {
         let p = report::write(&o.out, name, &text).map_err(|e| format!("{name}: {e}"))?;
         written.push(p.display().to_string());
+    }
+    match report::bars(&ace_real::chart(&lines, &note), &o.out, "ace_real") {
+        Ok(ps) => written.extend(ps.iter().map(|p| p.display().to_string())),
+        Err(e) => println!("note: {e}"),
     }
     println!("\nwrote {}", written.join(", "));
     if !failed.is_empty() {
