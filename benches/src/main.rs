@@ -213,6 +213,7 @@ fn sweep_mode(
     let machine = report::machine();
     let phases = hakmem_bench::workloads::Workload::Phases(suite::phases(o.size));
     eprintln!("hakmem-bench: phases {}", phases.describe());
+    let mut charts: Option<(Vec<sweep::Point>, String)> = None;
     let (text, files) = if warm {
         let pairs = sweep::warm(&o)?;
         let summary = sweep::warm_summary(&pairs);
@@ -225,13 +226,9 @@ fn sweep_mode(
         );
         let points = sweep::sweep(&o)?;
         let note = format!("{machine}; {command}");
-        (
-            format!("{}\n{}", sweep::table(&points), sweep::verdict(&points)),
-            vec![
-                ("ace_sweep.csv", sweep::csv(&points, o.reps)),
-                ("ace_sweep.svg", sweep::scatter(&points, &note)),
-            ],
-        )
+        let text = format!("{}\n{}", sweep::table(&points), sweep::verdict(&points));
+        charts = Some((points.clone(), note));
+        (text, vec![("ace_sweep.csv", sweep::csv(&points, o.reps))])
     };
     let machine = format!("{machine} (start) / {} (end)", report::load_average());
     println!("\n{machine}\n$ {command}\n\n{text}");
@@ -239,6 +236,12 @@ fn sweep_mode(
     for (name, body) in files {
         let p = report::write(&o.out, name, &body).map_err(|e| format!("{name}: {e}"))?;
         written.push(p.display().to_string());
+    }
+    if let Some((points, note)) = charts {
+        match sweep::scatter_files(&points, &note, &o.out) {
+            Ok(ps) => written.extend(ps.iter().map(|p| p.display().to_string())),
+            Err(e) => println!("note: {e}"),
+        }
     }
     println!("wrote {}", written.join(", "));
     Ok(())

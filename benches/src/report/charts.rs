@@ -8,7 +8,6 @@
 //! [`FONTS`] that exists (Debian: `fonts-dejavu-core`). Without one no
 //! chart is drawn, and the caller gets an error naming the package.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -326,30 +325,6 @@ pub fn suite(
         series,
         reference: Some((1.0, "mimalloc = 1.0".into())),
     }
-}
-
-/// Escapes text for SVG.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The start of an SVG document of `width` × `height` on a white
-/// background, with `title` at (`left`, 20).
-pub fn svg_open(width: f64, height: f64, left: f64, title: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
-    s
 }
 
 #[cfg(test)]

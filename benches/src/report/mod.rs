@@ -9,7 +9,7 @@ pub mod results;
 pub mod tables;
 pub mod targets;
 
-pub use charts::{bars, esc, svg_open, Bars, Series};
+pub use charts::{bars, Bars, Series};
 pub use results::csv;
 pub use tables::{markdown, table};
 pub use targets::{ace_overhead, suite_rss_geomean, targets};
