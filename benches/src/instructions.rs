@@ -386,29 +386,35 @@ pub fn ace_overhead(opts: &Options) -> Result<(Vec<AceLine>, Vec<String>), Strin
 /// instructions per op without and with ACE, their ratio, and the other
 /// threads' (the worker's) instructions in the large run.
 pub fn ace_table(lines: &[AceLine]) -> String {
-    let mut s = format!(
-        "{:<14} {:>12} {:>12} {:>8} {:>14} {:>12}\n",
-        "workload", "off instr/op", "on instr/op", "on/off", "worker instr", "worker/op"
-    );
     let mut names: Vec<&str> = lines.iter().map(|l| l.workload.as_str()).collect();
     names.dedup();
+    let mut rows = Vec::new();
     for n in names {
         let get = |a: &str| lines.iter().find(|l| l.workload == n && l.allocator == a);
         let (Some(off), Some(on)) = (get("hakmem"), get("hakmem+ace")) else {
             continue;
         };
-        let _ = writeln!(
-            s,
-            "{:<14} {:>12.3} {:>12.3} {:>8.4} {:>14} {:>12.3}",
-            n,
-            off.main_per_op(),
-            on.main_per_op(),
-            on.main_per_op() / off.main_per_op(),
-            on.large.other,
-            on.large.other as f64 / on.large.ops as f64
-        );
+        rows.push(vec![
+            n.to_string(),
+            format!("{:.3}", off.main_per_op()),
+            format!("{:.3}", on.main_per_op()),
+            format!("{:.4}", on.main_per_op() / off.main_per_op()),
+            on.large.other.to_string(),
+            format!("{:.3}", on.large.other as f64 / on.large.ops as f64),
+        ]);
     }
-    s
+    crate::report::tables::text(
+        &[
+            "workload",
+            "off instr/op",
+            "on instr/op",
+            "on/off",
+            "worker instr",
+            "worker/op",
+        ],
+        &rows,
+        &[1, 2, 3, 4, 5],
+    )
 }
 
 /// `instructions_ace.csv`.
@@ -609,25 +615,35 @@ pub(crate) fn hakmem_so(build: bool, notes: &mut Vec<String>) -> PathBuf {
 
 /// The plain-text table.
 pub fn table(lines: &[Line]) -> String {
-    let mut s = format!(
-        "{:<10} {:>5} {:<9} {:<9} {:>14} {:>14} {:>10} {:>10}\n",
-        "harness", "size", "allocator", "counter", "I(small)", "I(large)", "Δpairs", "instr/pair"
-    );
-    for l in lines {
-        let _ = writeln!(
-            s,
-            "{:<10} {:>5} {:<9} {:<9} {:>14} {:>14} {:>10} {:>10.1}",
-            l.harness,
-            l.size,
-            l.allocator,
-            l.counter.name(),
-            l.small,
-            l.large,
-            l.pairs,
-            l.per_pair()
-        );
-    }
-    s
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.harness.to_string(),
+                l.size.to_string(),
+                l.allocator.clone(),
+                l.counter.name().to_string(),
+                l.small.to_string(),
+                l.large.to_string(),
+                l.pairs.to_string(),
+                format!("{:.1}", l.per_pair()),
+            ]
+        })
+        .collect();
+    crate::report::tables::text(
+        &[
+            "harness",
+            "size",
+            "allocator",
+            "counter",
+            "I(small)",
+            "I(large)",
+            "Δpairs",
+            "instr/pair",
+        ],
+        &rows,
+        &[1, 4, 5, 6, 7],
+    )
 }
 
 /// `instructions.csv`.

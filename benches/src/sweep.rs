@@ -255,22 +255,23 @@ pub fn verdict(points: &[Point]) -> String {
 
 /// The table printed on stdout.
 pub fn table(points: &[Point]) -> String {
-    let mut s = format!(
-        "{:<24} {:>8} {:>9} {:>10} {:>5}\n",
-        "configuration", "Mops/s", "peak MiB", "merit", "runs"
-    );
-    for p in points {
-        let _ = writeln!(
-            s,
-            "{:<24} {:>8.2} {:>9.1} {:>10.0} {:>5}",
-            p.config.name(),
-            p.mops,
-            p.rss_mib,
-            p.merit,
-            p.ok
-        );
-    }
-    s
+    let rows: Vec<Vec<String>> = points
+        .iter()
+        .map(|p| {
+            vec![
+                p.config.name(),
+                format!("{:.2}", p.mops),
+                format!("{:.1}", p.rss_mib),
+                format!("{:.0}", p.merit),
+                p.ok.to_string(),
+            ]
+        })
+        .collect();
+    crate::report::tables::text(
+        &["configuration", "Mops/s", "peak MiB", "merit", "runs"],
+        &rows,
+        &[1, 2, 3, 4],
+    )
 }
 
 /// `ace_sweep.csv`.
