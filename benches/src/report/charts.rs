@@ -102,7 +102,8 @@ impl Bars {
     fn size(&self) -> (u32, u32) {
         let per_group = 14 * self.series.len().max(1) as u32 + 18;
         let w = (120 + per_group * self.groups.len().max(1) as u32).clamp(640, 4000);
-        (w, 560)
+        // Taller as it gets wider, so that a wide suite stays readable.
+        (w, (w / 3).clamp(560, 1100))
     }
 
     fn draw<DB: DrawingBackend>(
