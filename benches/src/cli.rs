@@ -92,6 +92,13 @@ pub struct SuiteArgs {
     /// out, with a line, when not installed].
     #[arg(long, value_name = "LIST", value_parser = allocator_list)]
     pub allocators: Option<AllocatorList>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The options the suite, `sweep` and `warm` share.
+#[derive(Args, Debug)]
+pub struct RunArgs {
     /// Multiply every op count by F.
     #[arg(long, value_name = "F", default_value_t = 1.0)]
     pub scale: f64,
@@ -115,15 +122,8 @@ pub struct PhasesArgs {
     /// Threads of `phases`.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub threads: usize,
-    /// Multiply every op count by F.
-    #[arg(long, value_name = "F", default_value_t = 1.0)]
-    pub scale: f64,
-    /// Kill a run after S seconds.
-    #[arg(long, value_name = "S", default_value_t = 300)]
-    pub timeout: u64,
-    /// Write results to DIR instead.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Args, Debug)]
@@ -223,13 +223,13 @@ mod tests {
         assert!(c.suite.quick);
         assert_eq!(c.suite.only, ["tiny-hot", "larson", "phases"]);
         assert_eq!(c.suite.threads, 2);
-        assert_eq!(c.suite.timeout, 300);
+        assert_eq!(c.suite.run.timeout, 300);
         let c = parse(&["--allocators", "hakmem,mi", "--scale", "0.5"]).unwrap();
         assert_eq!(
             c.suite.allocators.unwrap().0,
             [Allocator::Hakmem, Allocator::Mimalloc]
         );
-        assert_eq!(c.suite.scale, 0.5);
+        assert_eq!(c.suite.run.scale, 0.5);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use hakmem_bench::allocators::Allocator;
 use hakmem_bench::cli::{
-    AceRealArgs, Cli, FootprintArgs, InstructionsArgs, Mode, PhasesArgs, SuiteArgs,
+    AceRealArgs, Cli, FootprintArgs, InstructionsArgs, Mode, PhasesArgs, RunArgs, SuiteArgs,
 };
 use hakmem_bench::workloads::Workload;
 use hakmem_bench::{ace_real, footprint, instructions, out_dir, report, runner, suite, sweep};
@@ -49,9 +49,11 @@ fn suite_mode(a: SuiteArgs, args: &[String]) -> Result<(), String> {
         threads,
         reps,
         allocators,
-        scale,
-        timeout,
-        out,
+        run: RunArgs {
+            scale,
+            timeout,
+            out,
+        },
     } = a;
     let explicit = allocators.is_some();
     let mut allocators = allocators.map_or_else(|| Allocator::ALL.to_vec(), |l| l.0);
@@ -184,9 +186,11 @@ fn sweep_mode(
         quick,
         reps,
         threads,
-        scale,
-        timeout,
-        out,
+        run: RunArgs {
+            scale,
+            timeout,
+            out,
+        },
     } = a;
     let dir = out.unwrap_or_else(out_dir);
     if threads == 0 || scale <= 0.0 {
