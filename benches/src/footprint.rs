@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::instructions::{build_c_program, hakmem_so};
+use crate::cbuild::{build_c_program, hakmem_so};
 
 /// The probe's source, carried inside the binary.
 const FOOTPRINT_C: &str = include_str!("../c/footprint.c");

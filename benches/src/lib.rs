@@ -31,6 +31,7 @@
 
 pub mod ace_real;
 pub mod allocators;
+mod cbuild;
 pub mod cli;
 pub mod dl;
 pub mod footprint;

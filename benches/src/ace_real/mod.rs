@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::instructions::{build_c_program, hakmem_so};
+use crate::cbuild::{build_c_program, hakmem_so};
 
 mod programs;
 mod summary;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::instructions::build_c_program;
+use crate::cbuild::build_c_program;
 
 const TINY_HOT_C: &str = include_str!("../../c/tiny_hot.c");
 const LARGE_CHURN_C: &str = include_str!("../../c/large_churn.c");
