@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::instructions::{build_c_program, hakmem_so};
+use crate::cbuild::{build_c_program, hakmem_so};
 
 /// The probe's source, carried inside the binary.
 const FOOTPRINT_C: &str = include_str!("../c/footprint.c");
@@ -368,23 +368,31 @@ pub fn run(o: &Options) -> Result<(String, String, Vec<String>), String> {
 pub fn table(lines: &[Line]) -> String {
     let g = &lines[0];
     let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
-    let mut s = format!(
-        "{:<10} {:>14} {:>9} {:>14} {:>9} {:>5}\n",
-        "allocator", "peak RSS KiB", "× glibc", "RSS exit KiB", "× glibc", "runs"
-    );
-    for l in lines {
-        let _ = writeln!(
-            s,
-            "{:<10} {:>14} {:>9.2} {:>14} {:>9.2} {:>5}",
-            l.name,
-            l.hwm_kib,
-            ratio(l.hwm_kib, g.hwm_kib),
-            l.rss_kib,
-            ratio(l.rss_kib, g.rss_kib),
-            l.runs
-        );
-    }
-    s
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.name.clone(),
+                l.hwm_kib.to_string(),
+                format!("{:.2}", ratio(l.hwm_kib, g.hwm_kib)),
+                l.rss_kib.to_string(),
+                format!("{:.2}", ratio(l.rss_kib, g.rss_kib)),
+                l.runs.to_string(),
+            ]
+        })
+        .collect();
+    crate::report::tables::text(
+        &[
+            "allocator",
+            "peak RSS KiB",
+            "× glibc",
+            "RSS exit KiB",
+            "× glibc",
+            "runs",
+        ],
+        &rows,
+        &[1, 2, 3, 4, 5],
+    )
 }
 
 type Tot = (usize, u64, u64);

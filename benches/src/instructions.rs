@@ -27,7 +27,7 @@
 //! the instructions of the workload's thread (thread 1) and those of every
 //! other thread (the ACE worker: the workloads start no thread) are
 //! counted apart. Instructions per op = the difference of two runs over the
-//! difference of their op counts (each run's `RESULT ops=`), as above.
+//! difference of their op counts (each run's JSON result line, `"ops"`), as above.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::allocators::Allocator;
+use crate::cbuild::{build_c_program, hakmem_so};
 use crate::runner::child_args;
 use crate::workloads::{TinyHot, Workload};
 
@@ -221,7 +222,7 @@ fn count(
 pub struct ThreadCounts {
     pub main: u64,  // thread 1 (the workload's)
     pub other: u64, // every other thread (the ACE worker)
-    pub ops: u64,   // the run's op count (`RESULT ops=`)
+    pub ops: u64,   // the run's op count (the JSON result's `ops`)
 }
 
 /// The `totals:` (or `summary:`) figure of one callgrind output file.
@@ -233,11 +234,9 @@ fn parse_totals(text: &str) -> Option<u64> {
     find("totals:").or_else(|| find("summary:"))
 }
 
-/// The `ops=` of a child's `RESULT` line.
-fn parse_ops(stdout: &str) -> Option<u64> {
-    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT "))?;
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix("ops=")?.parse().ok())
+/// The `ops` of a child's JSON result line.
+fn parse_ops(stdout: &str) -> Result<u64, String> {
+    crate::runner::parse_child(stdout).map(|r| r.ops)
 }
 
 /// Runs `prog args…` under callgrind with one output file per thread in
@@ -270,8 +269,7 @@ fn count_threads(prog: &Path, args: &[String], dir: &Path) -> Result<ThreadCount
             tail.join(" | ")
         ));
     }
-    let ops = parse_ops(&String::from_utf8_lossy(&o.stdout))
-        .ok_or("no RESULT ops= in the child's output")?;
+    let ops = parse_ops(&String::from_utf8_lossy(&o.stdout))?;
     let mut c = ThreadCounts {
         ops,
         ..ThreadCounts::default()
@@ -389,29 +387,35 @@ pub fn ace_overhead(opts: &Options) -> Result<(Vec<AceLine>, Vec<String>), Strin
 /// instructions per op without and with ACE, their ratio, and the other
 /// threads' (the worker's) instructions in the large run.
 pub fn ace_table(lines: &[AceLine]) -> String {
-    let mut s = format!(
-        "{:<14} {:>12} {:>12} {:>8} {:>14} {:>12}\n",
-        "workload", "off instr/op", "on instr/op", "on/off", "worker instr", "worker/op"
-    );
     let mut names: Vec<&str> = lines.iter().map(|l| l.workload.as_str()).collect();
     names.dedup();
+    let mut rows = Vec::new();
     for n in names {
         let get = |a: &str| lines.iter().find(|l| l.workload == n && l.allocator == a);
         let (Some(off), Some(on)) = (get("hakmem"), get("hakmem+ace")) else {
             continue;
         };
-        let _ = writeln!(
-            s,
-            "{:<14} {:>12.3} {:>12.3} {:>8.4} {:>14} {:>12.3}",
-            n,
-            off.main_per_op(),
-            on.main_per_op(),
-            on.main_per_op() / off.main_per_op(),
-            on.large.other,
-            on.large.other as f64 / on.large.ops as f64
-        );
+        rows.push(vec![
+            n.to_string(),
+            format!("{:.3}", off.main_per_op()),
+            format!("{:.3}", on.main_per_op()),
+            format!("{:.4}", on.main_per_op() / off.main_per_op()),
+            on.large.other.to_string(),
+            format!("{:.3}", on.large.other as f64 / on.large.ops as f64),
+        ]);
     }
-    s
+    crate::report::tables::text(
+        &[
+            "workload",
+            "off instr/op",
+            "on instr/op",
+            "on/off",
+            "worker instr",
+            "worker/op",
+        ],
+        &rows,
+        &[1, 2, 3, 4, 5],
+    )
 }
 
 /// `instructions_ace.csv`.
@@ -566,71 +570,37 @@ fn build_c(dir: &Path) -> Result<PathBuf, String> {
     build_c_program(dir, "tiny_hot", TINY_HOT_C)
 }
 
-/// Writes `<name>.c` (`source`) into `dir` and compiles it with
-/// `cc -O2 -fno-builtin` (`$CC` if set) into `dir/<name>`.
-pub(crate) fn build_c_program(dir: &Path, name: &str, source: &str) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let src = dir.join(format!("{name}.c"));
-    let bin = dir.join(name);
-    std::fs::write(&src, source).map_err(|e| e.to_string())?;
-    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let o = Command::new(&cc)
-        .args(["-O2", "-fno-builtin", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", cc.to_string_lossy()))?;
-    if !o.status.success() {
-        return Err(format!(
-            "cc failed: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    Ok(bin)
-}
-
-/// The path of `libhakmem.so`, after (re)building it if asked to.
-pub(crate) fn hakmem_so(build: bool, notes: &mut Vec<String>) -> PathBuf {
-    let so = crate::target_dir().join("release").join("libhakmem.so");
-    if build {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        eprintln!("hakmem-bench: cargo build --release -p hakmem-preload");
-        let st = Command::new(cargo)
-            .args(["build", "--release", "-p", "hakmem-preload", "--quiet"])
-            .current_dir(crate::workspace_root())
-            .status();
-        match st {
-            Ok(s) if s.success() => {}
-            Ok(s) => notes.push(format!(
-                "building libhakmem.so failed ({s}); using what is there"
-            )),
-            Err(e) => notes.push(format!("cannot run cargo ({e}); using what is there")),
-        }
-    }
-    so
-}
-
 /// The plain-text table.
 pub fn table(lines: &[Line]) -> String {
-    let mut s = format!(
-        "{:<10} {:>5} {:<9} {:<9} {:>14} {:>14} {:>10} {:>10}\n",
-        "harness", "size", "allocator", "counter", "I(small)", "I(large)", "Δpairs", "instr/pair"
-    );
-    for l in lines {
-        let _ = writeln!(
-            s,
-            "{:<10} {:>5} {:<9} {:<9} {:>14} {:>14} {:>10} {:>10.1}",
-            l.harness,
-            l.size,
-            l.allocator,
-            l.counter.name(),
-            l.small,
-            l.large,
-            l.pairs,
-            l.per_pair()
-        );
-    }
-    s
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.harness.to_string(),
+                l.size.to_string(),
+                l.allocator.clone(),
+                l.counter.name().to_string(),
+                l.small.to_string(),
+                l.large.to_string(),
+                l.pairs.to_string(),
+                format!("{:.1}", l.per_pair()),
+            ]
+        })
+        .collect();
+    crate::report::tables::text(
+        &[
+            "harness",
+            "size",
+            "allocator",
+            "counter",
+            "I(small)",
+            "I(large)",
+            "Δpairs",
+            "instr/pair",
+        ],
+        &rows,
+        &[1, 4, 5, 6, 7],
+    )
 }
 
 /// `instructions.csv`.
@@ -679,7 +649,9 @@ mod tests {
             Some(78)
         );
         assert_eq!(parse_totals("summary: 77\n"), Some(77));
-        assert_eq!(parse_ops("x\nRESULT ops=4200 ns=1\n"), Some(4200));
+        let line = r#"{"ops":4200,"ns":1,"cpu_ns":1,"hwm_kib":1,"rss_kib":1,"check":0}"#;
+        assert_eq!(parse_ops(&format!("x\n{line}\n")), Ok(4200));
+        assert!(parse_ops("RESULT ops=4200 ns=1\n").is_err());
         let l = Line {
             harness: "rust",
             size: 64,

@@ -3,13 +3,16 @@
 //! The binary (`src/main.rs`) is a thin command line over these modules:
 //!
 //! ```text
-//! main ─ suite: which workloads, with which parameters (quick / default)
+//! main ─ cli: the command line (clap derive)
+//!      ─ suite: which workloads, with which parameters (quick / default)
 //!      ─ runner: for each workload × repetition × allocator (alternating),
 //!                re-exec this binary as `run-one` in a child process,
-//!                read its throughput and peak RSS
-//!      ─ report: median table, CSV, SVG charts under target/hakmem-bench/
+//!                read its throughput and peak RSS (one JSON line,
+//!                serde_json); progress: the bar with an ETA (indicatif)
+//!      ─ report: median table (comfy-table), results.csv (csv + serde),
+//!                SVG and PNG charts (plotters) under target/hakmem-bench/
 //!      ─ sweep: issue 6's `phases` sweep (ACE, default, static grid)
-//!                and warm start, CSV and a scatter SVG
+//!                and warm start, CSV and a scatter (SVG, PNG)
 //!      ─ instructions: instructions per malloc+free pair on tiny-hot
 //!                (perf when it works, else callgrind; difference method),
 //!                for the Rust harness and for a C program under LD_PRELOAD
@@ -28,9 +31,12 @@
 
 pub mod ace_real;
 pub mod allocators;
+mod cbuild;
+pub mod cli;
 pub mod dl;
 pub mod footprint;
 pub mod instructions;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod runner;

@@ -4,95 +4,34 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use hakmem_bench::allocators::Allocator;
+use hakmem_bench::cli::{
+    AceRealArgs, Cli, FootprintArgs, InstructionsArgs, Mode, PhasesArgs, RunArgs, SuiteArgs,
+};
 use hakmem_bench::workloads::Workload;
 use hakmem_bench::{ace_real, footprint, instructions, out_dir, report, runner, suite, sweep};
 
-const USAGE: &str = "\
-usage: hakmem-bench [options]              run the suite (table, CSV, SVG)
-       hakmem-bench instructions [options] instructions per malloc+free pair
-       hakmem-bench footprint [options]    peak and exit RSS of a one-malloc C program
-                                           under each allocator (LD_PRELOAD), and
-                                           hakmem's resident memory by mapping
-       hakmem-bench list [--threads N]     list the allocators, the workloads and
-                                           their parameters
-       hakmem-bench sweep [options]        issue 6: `phases` with ACE, the default
-                                           and a grid of static configurations
-       hakmem-bench warm [options]         issue 6: ACE cold vs warm (saved profile)
-       hakmem-bench ace-real [options]     issue 15: ACE on vs off in real programs
-                                           (python3, perl, sqlite3, redis, git, gcc,
-                                           ls, the C harnesses) under LD_PRELOAD
-
-suite options:
-  --quick              smoke run: tiny op counts, 1 repetition
-  --only LIST          comma-separated workloads (`tiny-hot` = all its sizes,
-                       `tiny-hot/64` = one)
-  --threads N          threads of the multi-threaded workloads (default 2)
-  --reps N             repetitions (default 5; --quick: 1)
-  --allocators LIST    subset of hakmem,hakmem+ace,hakmem-secure,mimalloc,jemalloc,
-                       tcmalloc,snmalloc,scudo,system (default: all nine;
-                       hakmem+ace = hakmem with hakmem::ace::start() before
-                       the workload; tcmalloc and scudo are loaded at run
-                       time and left out, with a line, when not installed)
-  --scale F            multiply every op count by F (default 1)
-  --timeout S          kill a run after S seconds (default 300)
-  --out DIR            write results to DIR instead
-
-sweep / warm options:
-  --quick              quick phases and (sweep) a 6-configuration grid
-  --reps N             repetitions (default 3; --quick: 1)
-  --threads N, --scale F, --timeout S, --out DIR   as above
-  --configs LIST       sweep only: default,ace,static:R:C:D:S,… (R = refill
-                       in quarters of the default, C = cap in refills,
-                       D = decay ms, S = span threshold KiB)
-
-instructions options:
-  --allocators LIST    as above
-  --size LIST          block sizes, comma-separated (default 64)
-  --small R, --large R rounds of the two runs (default 1000, 11000)
-  --no-preload         skip the C program under LD_PRELOAD
-  --ace                instead: tiny-hot (each --size) and random-mixed with
-                       hakmem and hakmem+ace under callgrind, the workload's
-                       thread and the ACE worker counted apart (per op)
-  --no-build           do not rebuild libhakmem.so first
-  --out DIR            write instructions.csv (and the C harness) to DIR
-
-footprint options:
-  --runs N             runs per allocator (median; default 5)
-  --no-build           do not rebuild libhakmem.so first
-  --out DIR            write footprint.csv (and the C probe) to DIR
-
-ace-real options:
-  --reps N             on/off pairs per program, alternating on,off / off,on
-                       (default 5)
-  --only LIST          comma-separated programs (python3,perl,sqlite3,redis,git,
-                       gcc,ls,c:tiny_hot,c:large_churn)
-  --quick              workloads a tenth of the size, for a smoke run
-  --timeout S          kill a run after S seconds (default 120)
-  --no-build           do not rebuild libhakmem.so first
-  --out DIR            default $CARGO_TARGET_DIR/hakmem-bench/ace-real
-
-Results go to $CARGO_TARGET_DIR/hakmem-bench (default target/hakmem-bench).
-";
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let r = match args.first().map(String::as_str) {
-        Some("run-one") => return run_one(&args[1..]),
-        Some("mimalloc-version") => {
+    let cli = Cli::parse();
+    let r = match cli.mode {
+        Some(Mode::RunOne {
+            allocator,
+            workload,
+            params,
+        }) => return run_one(&allocator, &workload, &params),
+        Some(Mode::MimallocVersion) => {
             println!("{}", hakmem_bench::allocators::mimalloc_version());
             return ExitCode::SUCCESS;
         }
-        Some("instructions") => instructions_mode(&args[1..]),
-        Some("list") => list(&args[1..]),
-        Some("footprint") => footprint_mode(&args[1..]),
-        Some("ace-real") => ace_real_mode(&args[1..]),
-        Some(m @ ("sweep" | "warm")) => sweep_mode(m == "warm", &args[1..]),
-        Some("help" | "-h" | "--help") => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        _ => suite_mode(&args),
+        Some(Mode::Instructions(a)) => instructions_mode(a),
+        Some(Mode::List { threads }) => list(threads),
+        Some(Mode::Footprint(a)) => footprint_mode(a, &args[1..]),
+        Some(Mode::AceReal(a)) => ace_real_mode(a, &args[1..]),
+        Some(Mode::Sweep(a)) => sweep_mode(false, a.phases, a.configs, &args[1..]),
+        Some(Mode::Warm(a)) => sweep_mode(true, a, None, &args[1..]),
+        None => suite_mode(cli.suite, &args),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,45 +42,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// Takes the value after a flag.
-fn value<'a>(it: &mut impl Iterator<Item = &'a String>, flag: &str) -> Result<&'a String, String> {
-    it.next()
-        .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
-}
-
-fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("{flag}: bad value `{s}`"))
-}
-
-fn suite_mode(args: &[String]) -> Result<(), String> {
-    let mut quick = false;
-    let mut only = Vec::new();
-    let mut threads = 2usize;
-    let mut reps = None;
-    let mut allocators = Allocator::ALL.to_vec();
-    let mut scale = 1.0f64;
-    let mut timeout = 300u64;
-    let mut dir = out_dir();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--only" => only.extend(value(&mut it, a)?.split(',').map(String::from)),
-            "--threads" => threads = number(value(&mut it, a)?, a)?,
-            "--reps" => reps = Some(number::<usize>(value(&mut it, a)?, a)?),
-            "--allocators" => allocators = Allocator::parse_list(value(&mut it, a)?)?,
-            "--scale" => scale = number(value(&mut it, a)?, a)?,
-            "--timeout" => timeout = number(value(&mut it, a)?, a)?,
-            "--out" => dir = value(&mut it, a)?.into(),
-            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
-        }
-    }
+fn suite_mode(a: SuiteArgs, args: &[String]) -> Result<(), String> {
+    let SuiteArgs {
+        quick,
+        only,
+        threads,
+        reps,
+        allocators,
+        run: RunArgs {
+            scale,
+            timeout,
+            out,
+        },
+    } = a;
+    let explicit = allocators.is_some();
+    let mut allocators = allocators.map_or_else(|| Allocator::ALL.to_vec(), |l| l.0);
+    let dir = out.unwrap_or_else(out_dir);
     // The mimalloc 2.x column joins every run whose environment names its
     // binary (`cargo xtask bench` does, except with --quick).
     let mut mi2_note = String::new();
     if let Some(exe2) = hakmem_bench::allocators::mimalloc2_exe() {
-        if !allocators.contains(&Allocator::Mimalloc2) && !args.iter().any(|a| a == "--allocators")
-        {
+        if !allocators.contains(&Allocator::Mimalloc2) && !explicit {
             let at = allocators
                 .iter()
                 .position(|&a| a == Allocator::Mimalloc)
@@ -218,29 +139,27 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
     for (name, text) in [
         ("results.csv", report::csv(&specs, &samples, &rows)),
         ("results.md", md),
-        (
-            "throughput.svg",
-            report::svg(
-                &rows,
-                &allocators,
-                "hakmem-bench: throughput relative to mimalloc (median; higher is better)",
-                &note,
-                |r| r.mops_ratio,
-            ),
-        ),
-        (
-            "rss.svg",
-            report::svg(
-                &rows,
-                &allocators,
-                "hakmem-bench: peak RSS relative to mimalloc (median; lower is better)",
-                &note,
-                |r| r.rss_ratio,
-            ),
-        ),
     ] {
         let p = report::write(&dir, name, &text).map_err(|e| format!("{name}: {e}"))?;
         written.push(p.display().to_string());
+    }
+    for (stem, title, value) in [
+        (
+            "throughput",
+            "hakmem-bench: throughput relative to mimalloc (median; higher is better)",
+            (|r| r.mops_ratio) as fn(&report::Row) -> Option<f64>,
+        ),
+        (
+            "rss",
+            "hakmem-bench: peak RSS relative to mimalloc (median; lower is better)",
+            |r| r.rss_ratio,
+        ),
+    ] {
+        let chart = report::charts::suite(&rows, &allocators, title, &note, value);
+        match report::bars(&chart, &dir, stem) {
+            Ok(ps) => written.extend(ps.iter().map(|p| p.display().to_string())),
+            Err(e) => println!("note: {e}"),
+        }
     }
     println!("\nwrote {}", written.join(", "));
     let bad = report::checksum_mismatches(&specs, &samples);
@@ -257,34 +176,23 @@ fn suite_mode(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn sweep_mode(warm: bool, args: &[String]) -> Result<(), String> {
-    let mut quick = false;
-    let mut threads = 2usize;
-    let mut reps = None;
-    let mut scale = 1.0f64;
-    let mut timeout = 300u64;
-    let mut dir = out_dir();
-    let mut configs = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--quick" => quick = true,
-            "--threads" => threads = number(value(&mut it, a)?, a)?,
-            "--reps" => reps = Some(number::<usize>(value(&mut it, a)?, a)?),
-            "--scale" => scale = number(value(&mut it, a)?, a)?,
-            "--timeout" => timeout = number(value(&mut it, a)?, a)?,
-            "--out" => dir = value(&mut it, a)?.into(),
-            "--configs" if !warm => {
-                configs = Some(
-                    value(&mut it, a)?
-                        .split(',')
-                        .map(sweep::Config::parse)
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-            }
-            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
-        }
-    }
+fn sweep_mode(
+    warm: bool,
+    a: PhasesArgs,
+    configs: Option<Vec<sweep::Config>>,
+    args: &[String],
+) -> Result<(), String> {
+    let PhasesArgs {
+        quick,
+        reps,
+        threads,
+        run: RunArgs {
+            scale,
+            timeout,
+            out,
+        },
+    } = a;
+    let dir = out.unwrap_or_else(out_dir);
     if threads == 0 || scale <= 0.0 {
         return Err("--threads and --scale must be positive".into());
     }
@@ -309,6 +217,7 @@ fn sweep_mode(warm: bool, args: &[String]) -> Result<(), String> {
     let machine = report::machine();
     let phases = hakmem_bench::workloads::Workload::Phases(suite::phases(o.size));
     eprintln!("hakmem-bench: phases {}", phases.describe());
+    let mut charts: Option<(Vec<sweep::Point>, String)> = None;
     let (text, files) = if warm {
         let pairs = sweep::warm(&o)?;
         let summary = sweep::warm_summary(&pairs);
@@ -321,13 +230,9 @@ fn sweep_mode(warm: bool, args: &[String]) -> Result<(), String> {
         );
         let points = sweep::sweep(&o)?;
         let note = format!("{machine}; {command}");
-        (
-            format!("{}\n{}", sweep::table(&points), sweep::verdict(&points)),
-            vec![
-                ("ace_sweep.csv", sweep::csv(&points, o.reps)),
-                ("ace_sweep.svg", sweep::scatter(&points, &note)),
-            ],
-        )
+        let text = format!("{}\n{}", sweep::table(&points), sweep::verdict(&points));
+        charts = Some((points.clone(), note));
+        (text, vec![("ace_sweep.csv", sweep::csv(&points, o.reps))])
     };
     let machine = format!("{machine} (start) / {} (end)", report::load_average());
     println!("\n{machine}\n$ {command}\n\n{text}");
@@ -336,32 +241,29 @@ fn sweep_mode(warm: bool, args: &[String]) -> Result<(), String> {
         let p = report::write(&o.out, name, &body).map_err(|e| format!("{name}: {e}"))?;
         written.push(p.display().to_string());
     }
+    if let Some((points, note)) = charts {
+        match sweep::scatter_files(&points, &note, &o.out) {
+            Ok(ps) => written.extend(ps.iter().map(|p| p.display().to_string())),
+            Err(e) => println!("note: {e}"),
+        }
+    }
     println!("wrote {}", written.join(", "));
     Ok(())
 }
 
-fn instructions_mode(args: &[String]) -> Result<(), String> {
-    let mut o = instructions::Options::default();
-    let mut ace = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--allocators" => o.allocators = Allocator::parse_list(value(&mut it, a)?)?,
-            "--size" => {
-                o.sizes = value(&mut it, a)?
-                    .split(',')
-                    .map(|v| number(v, a))
-                    .collect::<Result<_, _>>()?
-            }
-            "--small" => o.small = number(value(&mut it, a)?, a)?,
-            "--large" => o.large = number(value(&mut it, a)?, a)?,
-            "--no-preload" => o.preload = false,
-            "--ace" => ace = true,
-            "--no-build" => o.build_preload = false,
-            "--out" => o.out = value(&mut it, a)?.into(),
-            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
-        }
-    }
+fn instructions_mode(a: InstructionsArgs) -> Result<(), String> {
+    let d = instructions::Options::default();
+    let o = instructions::Options {
+        allocators: a.allocators.map_or(d.allocators, |l| l.0),
+        sizes: a.size,
+        small: a.small,
+        large: a.large,
+        preload: !a.no_preload,
+        build_preload: !a.no_build,
+        out: a.out.unwrap_or(d.out),
+        ..d
+    };
+    let ace = a.ace;
     if o.large <= o.small || o.sizes.is_empty() || o.sizes.iter().any(|&s| s < 8) {
         return Err("need --large > --small and every --size ≥ 8".into());
     }
@@ -427,17 +329,13 @@ fn instructions_ace(o: &instructions::Options) -> Result<(), String> {
     Ok(())
 }
 
-fn footprint_mode(args: &[String]) -> Result<(), String> {
-    let mut o = footprint::Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--runs" => o.runs = number(value(&mut it, a)?, a)?,
-            "--no-build" => o.build_preload = false,
-            "--out" => o.out = value(&mut it, a)?.into(),
-            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
-        }
-    }
+fn footprint_mode(a: FootprintArgs, args: &[String]) -> Result<(), String> {
+    let d = footprint::Options::default();
+    let o = footprint::Options {
+        runs: a.runs,
+        build_preload: !a.no_build,
+        out: a.out.unwrap_or(d.out),
+    };
     let command = std::iter::once("hakmem-bench footprint".to_string())
         .chain(args.iter().cloned())
         .collect::<Vec<_>>()
@@ -458,22 +356,16 @@ fn footprint_mode(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn ace_real_mode(args: &[String]) -> Result<(), String> {
-    let mut o = ace_real::Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--reps" => o.reps = number(value(&mut it, a)?, a)?,
-            "--only" => o
-                .only
-                .extend(value(&mut it, a)?.split(',').map(String::from)),
-            "--quick" => o.quick = true,
-            "--timeout" => o.timeout = Duration::from_secs(number(value(&mut it, a)?, a)?),
-            "--no-build" => o.build_preload = false,
-            "--out" => o.out = value(&mut it, a)?.into(),
-            other => return Err(format!("unknown option `{other}`\n\n{USAGE}")),
-        }
-    }
+fn ace_real_mode(a: AceRealArgs, args: &[String]) -> Result<(), String> {
+    let d = ace_real::Options::default();
+    let o = ace_real::Options {
+        reps: a.reps,
+        quick: a.quick,
+        only: a.only,
+        build_preload: !a.no_build,
+        timeout: Duration::from_secs(a.timeout),
+        out: a.out.unwrap_or(d.out),
+    };
     let command = std::iter::once("hakmem-bench ace-real".to_string())
         .chain(args.iter().cloned())
         .collect::<Vec<_>>()
@@ -517,10 +409,13 @@ fn ace_real_mode(args: &[String]) -> Result<(), String> {
     for (name, text) in [
         ("ace_real.csv", ace_real::csv(&measured, &lines)),
         ("ace_real.md", md),
-        ("ace_real.svg", ace_real::svg(&lines, &note)),
     ] {
         let p = report::write(&o.out, name, &text).map_err(|e| format!("{name}: {e}"))?;
         written.push(p.display().to_string());
+    }
+    match report::bars(&ace_real::chart(&lines, &note), &o.out, "ace_real") {
+        Ok(ps) => written.extend(ps.iter().map(|p| p.display().to_string())),
+        Err(e) => println!("note: {e}"),
     }
     println!("\nwrote {}", written.join(", "));
     if !failed.is_empty() {
@@ -529,12 +424,7 @@ fn ace_real_mode(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn list(args: &[String]) -> Result<(), String> {
-    let threads = match args {
-        [] => 2,
-        [flag, n] if flag == "--threads" => number(n, flag)?,
-        _ => return Err(format!("usage: hakmem-bench list [--threads N]\n\n{USAGE}")),
-    };
+fn list(threads: usize) -> Result<(), String> {
     println!("allocators (the default columns, in report order):");
     for a in Allocator::ALL {
         println!("  {:<14} {}", a.name(), a.describe());
@@ -572,12 +462,10 @@ fn mimalloc2_version(exe: &std::path::Path) -> String {
 }
 
 /// The hidden child side: `run-one <allocator> <family> key=value…`.
-fn run_one(args: &[String]) -> ExitCode {
+fn run_one(alloc: &str, family: &str, params: &[String]) -> ExitCode {
     let parsed = (|| {
-        let alloc = args.first().ok_or("run-one: missing allocator")?;
         let alloc = Allocator::parse(alloc).ok_or(format!("unknown allocator `{alloc}`"))?;
-        let family = args.get(1).ok_or("run-one: missing workload")?;
-        Ok::<_, String>((alloc, Workload::parse(family, &args[2..])?))
+        Ok::<_, String>((alloc, Workload::parse(family, params)?))
     })();
     match parsed.and_then(|(alloc, w)| runner::run_one(alloc, &w)) {
         Ok((o, cpu, ace)) => {

@@ -4,13 +4,14 @@
 //! ```text
 //! parent: for workload: for rep: for allocator (order rotated per rep)
 //!           spawn `<this exe> run-one <allocator> <family> key=value…`
-//!           wait4 → exit status, ru_maxrss;  stdout → RESULT line
-//! child:  run the workload once, then print
-//!           RESULT ops=… ns=… hwm_kib=… rss_kib=… check=…
-//!                  [rss_after_free_kib=…]   (rss-return only)
-//!                  [p0_ns=… p0_dec=… … p4_dec=…]   (phases only)
-//!                  [ace_events=… ace_dropped=… ace_decisions=…
-//!                   ace_cpu_ns=… ace_wall_ms=…]   (hakmem+ace only)
+//!           wait4 → exit status, ru_maxrss;  stdout → one JSON line
+//! child:  run the workload once, then print one JSON line (serde_json,
+//!         [`ChildResult`]):
+//!           {"ops":…,"ns":…,"cpu_ns":…,"hwm_kib":…,"rss_kib":…,"check":…,
+//!            "rss_after_free_kib":…,             (rss-return only)
+//!            "phases":{"ns":[…],"decisions":[…]}, (phases only)
+//!            "ace":{"events":…,"dropped":…,"decisions":…,
+//!                   "worker_cpu_ns":…,"worker_wall_ms":…}}   (hakmem+ace only)
 //! ```
 //!
 //! `hakmem+ace` children call `hakmem::ace::start()` before the workload
@@ -32,7 +33,9 @@ use crate::allocators::{
     TCMALLOC,
 };
 use crate::suite::Spec;
-use crate::workloads::{Outcome, PhaseTimes, Workload, PHASES};
+use serde::{Deserialize, Serialize};
+
+use crate::workloads::{Outcome, PhaseTimes, Workload};
 
 /// What one child run measured.
 #[derive(Clone, Copy, Debug)]
@@ -50,7 +53,7 @@ pub struct Measured {
 
 /// What the ACE worker of a `hakmem+ace` child reported (`ace::state()`
 /// after `ace::stop()`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AceRun {
     pub events: u64,        // events the ring accepted
     pub dropped: u64,       // events dropped because the ring was full
@@ -124,13 +127,15 @@ pub struct Plan {
     pub timeout: Duration,
 }
 
-/// Runs every spec × rep × allocator; one progress line per run on stderr.
+/// Runs every spec × rep × allocator; one progress line per run on stderr
+/// (above a bar with an ETA on a terminal, [`crate::progress`]).
 pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
     let exe = std::env::current_exe().expect("cannot find this executable");
     let total = specs.len() * plan.reps * plan.allocators.len();
     let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(8);
     let mut samples = Vec::with_capacity(total);
     let started = Instant::now();
+    let progress = crate::progress::Progress::new(total, "hakmem-bench");
     for (si, spec) in specs.iter().enumerate() {
         for rep in 0..plan.reps {
             let n = plan.allocators.len();
@@ -164,7 +169,7 @@ pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
                     ),
                     Err(e) => format!("FAILED: {e}"),
                 };
-                eprintln!(
+                progress.line(&format!(
                     "[{done:>w$}/{total}] {:<width$}  {:<10}  rep {}/{}  {line}   ({:.0} s)",
                     spec.name,
                     alloc.name(),
@@ -172,7 +177,8 @@ pub fn run_suite(specs: &[Spec], plan: &Plan) -> Vec<Sample> {
                     plan.reps,
                     started.elapsed().as_secs_f64(),
                     w = total.to_string().len(),
-                );
+                ));
+                progress.inc();
                 samples.push(Sample {
                     spec: si,
                     alloc,
@@ -255,49 +261,61 @@ pub fn run_child(
     if libc::WEXITSTATUS(status) != 0 {
         return Err(format!("exit status {}", libc::WEXITSTATUS(status)));
     }
-    let mut m = parse_result(&out).ok_or_else(|| format!("no RESULT line in {out:?}"))?;
+    let mut m = parse_result(&out)?;
     m.maxrss_kib = ru.ru_maxrss as u64;
     Ok(m)
 }
 
-/// Parses the child's `RESULT key=value…` line.
-pub fn parse_result(out: &str) -> Option<Measured> {
-    let line = out.lines().find_map(|l| l.strip_prefix("RESULT "))?;
-    let get = |key: &str| -> Option<u64> {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
-            .parse()
-            .ok()
-    };
-    let phases = get("p0_ns").map(|_| {
-        let mut t = PhaseTimes::default();
-        for k in 0..PHASES {
-            t.ns[k] = get(&format!("p{k}_ns")).unwrap_or(0);
-            t.decisions[k] = get(&format!("p{k}_dec")).unwrap_or(0);
+/// The child's report: one JSON line on its stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChildResult {
+    pub ops: u64,
+    /// Wall-clock time of the timed region.
+    pub ns: u64,
+    /// CPU time of the run (user + system, all threads).
+    pub cpu_ns: u64,
+    /// `VmHWM` and `VmRSS` after the workload.
+    pub hwm_kib: u64,
+    pub rss_kib: u64,
+    pub check: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_after_free_kib: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<PhaseTimes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ace: Option<AceRun>,
+}
+
+impl From<ChildResult> for Measured {
+    fn from(r: ChildResult) -> Measured {
+        Measured {
+            ops: r.ops,
+            secs: r.ns as f64 / 1e9,
+            cpu_secs: r.cpu_ns as f64 / 1e9,
+            hwm_kib: r.hwm_kib,
+            maxrss_kib: 0,
+            check: r.check,
+            rss_after_free_kib: r.rss_after_free_kib,
+            phases: r.phases,
+            ace: r.ace,
         }
-        t
-    });
-    let ace = get("ace_events").map(|events| AceRun {
-        events,
-        dropped: get("ace_dropped").unwrap_or(0),
-        decisions: get("ace_decisions").unwrap_or(0),
-        worker_cpu_ns: get("ace_cpu_ns").unwrap_or(0),
-        worker_wall_ms: get("ace_wall_ms").unwrap_or(0),
-    });
-    Some(Measured {
-        phases,
-        ace,
-        ops: get("ops")?,
-        secs: get("ns")? as f64 / 1e9,
-        cpu_secs: get("cpu_ns").unwrap_or(0) as f64 / 1e9,
-        hwm_kib: get("hwm_kib")?,
-        maxrss_kib: 0,
-        check: get("check")?,
-        rss_after_free_kib: line
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix("rss_after_free_kib="))
-            .and_then(|v| v.parse().ok()),
-    })
+    }
+}
+
+/// Parses the child's stdout: its last line that starts with `{` is the
+/// JSON result ([`ChildResult`]); anything before it is ignored.
+pub fn parse_child(out: &str) -> Result<ChildResult, String> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| format!("no JSON result line in the child's output {out:?}"))?;
+    serde_json::from_str(line).map_err(|e| format!("the child's result line {line:?}: {e}"))
+}
+
+/// Parses the child's result line into what the parent keeps.
+pub fn parse_result(out: &str) -> Result<Measured, String> {
+    parse_child(out).map(Measured::from)
 }
 
 /// What a child run produced: the outcome, the CPU time and, for
@@ -359,33 +377,21 @@ pub fn cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// The child side's report line.
+/// The child side's report: one JSON line ([`ChildResult`]).
 pub fn result_line(o: &Outcome, cpu: Duration, ace: Option<AceRun>) -> String {
-    let (hwm, rss) = vm_status();
-    let mut line = format!(
-        "RESULT ops={} ns={} cpu_ns={} hwm_kib={} rss_kib={} check={}",
-        o.ops,
-        o.elapsed.as_nanos(),
-        cpu.as_nanos(),
-        hwm,
-        rss,
-        o.check
-    );
-    if let Some(k) = o.rss_after_free_kib {
-        line.push_str(&format!(" rss_after_free_kib={k}"));
-    }
-    if let Some(t) = o.phases {
-        for k in 0..PHASES {
-            line.push_str(&format!(" p{k}_ns={} p{k}_dec={}", t.ns[k], t.decisions[k]));
-        }
-    }
-    if let Some(a) = ace {
-        line.push_str(&format!(
-            " ace_events={} ace_dropped={} ace_decisions={} ace_cpu_ns={} ace_wall_ms={}",
-            a.events, a.dropped, a.decisions, a.worker_cpu_ns, a.worker_wall_ms
-        ));
-    }
-    line
+    let (hwm_kib, rss_kib) = vm_status();
+    let r = ChildResult {
+        ops: o.ops,
+        ns: o.elapsed.as_nanos() as u64,
+        cpu_ns: cpu.as_nanos() as u64,
+        hwm_kib,
+        rss_kib,
+        check: o.check,
+        rss_after_free_kib: o.rss_after_free_kib,
+        phases: o.phases,
+        ace,
+    };
+    serde_json::to_string(&r).expect("plain numbers serialise")
 }
 
 /// `VmHWM` and `VmRSS` of this process in KiB (0 where unreadable).
@@ -472,5 +478,20 @@ mod tests {
         assert_eq!(m.check, 77);
         assert!((m.secs - 0.005).abs() < 1e-12);
         assert!(m.hwm_kib > 0, "VmHWM is readable on Linux");
+        assert!(line.starts_with("{\"ops\":1234,"), "{line}");
+        assert!(
+            !line.contains("phases"),
+            "absent fields are left out: {line}"
+        );
+    }
+
+    #[test]
+    fn bad_result_lines_say_what_is_wrong() {
+        let e = parse_result("no json here\n").unwrap_err();
+        assert!(e.contains("no JSON result line"), "{e}");
+        let e = parse_result("{\"ops\":1}\n").unwrap_err();
+        assert!(e.contains("missing field `ns`"), "{e}");
+        let e = parse_result("{\"ops\":\"x\"}\n").unwrap_err();
+        assert!(e.contains("invalid type"), "{e}");
     }
 }

@@ -19,7 +19,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::allocators::Allocator;
-use crate::report::{esc, median, svg_open};
+use plotters::prelude::*;
+
+use crate::report::median;
 use crate::runner::{run_child, Measured, POLICY_VAR};
 use crate::suite::{phases, Size};
 use crate::workloads::{Workload, PHASES};
@@ -160,6 +162,7 @@ pub fn sweep(o: &Options) -> Result<Vec<Point>, String> {
     let w = Workload::Phases(phases(o.size));
     let n = o.configs.len();
     let mut runs: Vec<Vec<Measured>> = vec![Vec::new(); n];
+    let progress = crate::progress::Progress::new(n * o.reps, "sweep");
     for rep in 0..o.reps {
         for k in 0..n {
             let i = (k + rep) % n;
@@ -167,7 +170,7 @@ pub fn sweep(o: &Options) -> Result<Vec<Point>, String> {
             let env = c.env();
             match run_child(&exe, c.allocator(), &w, &env, o.timeout) {
                 Ok(m) => {
-                    eprintln!(
+                    progress.line(&format!(
                         "rep {}/{} {:<24} {:>8.2} Mops/s {:>7.1} MiB  merit {:>8.0}",
                         rep + 1,
                         o.reps,
@@ -175,11 +178,12 @@ pub fn sweep(o: &Options) -> Result<Vec<Point>, String> {
                         m.mops(),
                         m.rss_mib(),
                         merit(&m)
-                    );
+                    ));
                     runs[i].push(m);
                 }
-                Err(e) => eprintln!("rep {} {}: FAILED: {e}", rep + 1, c.name()),
+                Err(e) => progress.line(&format!("rep {} {}: FAILED: {e}", rep + 1, c.name())),
             }
+            progress.inc();
         }
     }
     Ok(o.configs
@@ -251,22 +255,23 @@ pub fn verdict(points: &[Point]) -> String {
 
 /// The table printed on stdout.
 pub fn table(points: &[Point]) -> String {
-    let mut s = format!(
-        "{:<24} {:>8} {:>9} {:>10} {:>5}\n",
-        "configuration", "Mops/s", "peak MiB", "merit", "runs"
-    );
-    for p in points {
-        let _ = writeln!(
-            s,
-            "{:<24} {:>8.2} {:>9.1} {:>10.0} {:>5}",
-            p.config.name(),
-            p.mops,
-            p.rss_mib,
-            p.merit,
-            p.ok
-        );
-    }
-    s
+    let rows: Vec<Vec<String>> = points
+        .iter()
+        .map(|p| {
+            vec![
+                p.config.name(),
+                format!("{:.2}", p.mops),
+                format!("{:.1}", p.rss_mib),
+                format!("{:.0}", p.merit),
+                p.ok.to_string(),
+            ]
+        })
+        .collect();
+    crate::report::tables::text(
+        &["configuration", "Mops/s", "peak MiB", "merit", "runs"],
+        &rows,
+        &[1, 2, 3, 4],
+    )
 }
 
 /// `ace_sweep.csv`.
@@ -296,84 +301,125 @@ pub fn csv(points: &[Point], reps: usize) -> String {
     s
 }
 
-/// `ace_sweep.svg`: throughput against peak RSS, one dot per
-/// configuration; `default` and `ace` are marked and labelled.
-pub fn scatter(points: &[Point], note: &str) -> String {
+/// The scatter of the sweep (plotters): throughput against peak RSS, one
+/// point per configuration; `ace` and `default` labelled, the static grid
+/// in grey; axes, a legend and the note under the chart.
+fn draw_scatter<DB: DrawingBackend>(
+    points: &[Point],
+    note: &str,
+    root: DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("chart: {e}");
     let pts: Vec<&Point> = points
         .iter()
         .filter(|p| p.mops.is_finite() && p.rss_mib.is_finite())
         .collect();
-    let (left, right, top, bottom) = (70.0, 30.0, 50.0, 60.0);
-    let (pw, ph) = (520.0, 340.0);
-    let (w, h) = (left + pw + right, top + ph + bottom);
     let xmax = pts.iter().map(|p| p.rss_mib).fold(1.0f64, f64::max) * 1.1;
     let ymax = pts.iter().map(|p| p.mops).fold(0.1f64, f64::max) * 1.1;
-    let x = |v: f64| left + v / xmax * pw;
-    let y = |v: f64| top + ph - v / ymax * ph;
-    let mut s = svg_open(
-        w,
-        h,
-        left,
-        "phases: throughput vs peak RSS (median; up and left is better)",
-    );
-    for k in 0..=4 {
-        let (vx, vy) = (xmax * k as f64 / 4.0, ymax * k as f64 / 4.0);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#eee"/><text x="{2:.1}" y="{3:.1}" text-anchor="end">{vy:.1}</text>"##,
-            y(vy),
-            left + pw,
-            left - 6.0,
-            y(vy) + 4.0
-        );
-        let _ = writeln!(
-            s,
-            r##"<line x1="{0:.1}" y1="{top}" x2="{0:.1}" y2="{1:.1}" stroke="#eee"/><text x="{0:.1}" y="{2:.1}" text-anchor="middle">{vx:.0}</text>"##,
-            x(vx),
-            top + ph,
-            top + ph + 16.0
-        );
+    root.fill(&WHITE).map_err(e)?;
+    let (body, foot) = root.split_vertically(root.dim_in_pixel().1 - 22);
+    foot.draw_text(
+        &format!("grey: static configurations; {note}"),
+        &("sans-serif", 10)
+            .into_font()
+            .color(&RGBColor(0x55, 0x55, 0x55)),
+        (8, 4),
+    )
+    .map_err(e)?;
+    let mut chart = ChartBuilder::on(&body)
+        .caption(
+            "phases: throughput vs peak RSS (median; up and left is better)",
+            ("sans-serif", 15).into_font().style(FontStyle::Bold),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..xmax, 0.0..ymax)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("peak RSS, MiB")
+        .y_desc("Mops/s")
+        .draw()
+        .map_err(e)?;
+    let groups: [PointGroup; 3] = [
+        ("static", RGBColor(0x99, 0x99, 0x99), 4, |c| {
+            matches!(c, Config::Static(_))
+        }),
+        ("default", RGBColor(0x1f, 0x77, 0xb4), 5, |c| {
+            *c == Config::Default
+        }),
+        ("ace", RGBColor(0xd6, 0x27, 0x28), 6, |c| *c == Config::Ace),
+    ];
+    for (name, colour, r, pick) in groups {
+        let labelled = name != "static";
+        chart
+            .draw_series(pts.iter().filter(|p| pick(&p.config)).map(|p| {
+                let label = if labelled {
+                    p.config.name()
+                } else {
+                    String::new()
+                };
+                EmptyElement::at((p.rss_mib, p.mops))
+                    + Circle::new((0, 0), r, colour.filled())
+                    + Text::new(
+                        label,
+                        (8, -6),
+                        ("sans-serif", 12).into_font().color(&colour),
+                    )
+            }))
+            .map_err(e)?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 5, y), r, colour.filled()));
     }
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">peak RSS, MiB</text><text x="16" y="{:.1}" transform="rotate(-90 16 {:.1})" text-anchor="middle">Mops/s</text>"#,
-        left + pw / 2.0,
-        top + ph + 36.0,
-        top + ph / 2.0,
-        top + ph / 2.0
-    );
-    for p in &pts {
-        let (cx, cy) = (x(p.rss_mib), y(p.mops));
-        let (fill, r, label) = match p.config {
-            Config::Ace => ("#d62728", 6.0, true),
-            Config::Default => ("#1f77b4", 5.0, true),
-            Config::Static(_) => ("#999", 3.5, false),
-        };
-        let _ = writeln!(
-            s,
-            r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="{r}" fill="{fill}"><title>{}: {:.2} Mops/s, {:.1} MiB</title></circle>"#,
-            esc(&p.config.name()),
-            p.mops,
-            p.rss_mib
-        );
-        if label {
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" fill="{fill}" font-weight="bold">{}</text>"#,
-                cx + 8.0,
-                cy + 4.0,
-                esc(&p.config.name())
-            );
-        }
-    }
-    let _ = writeln!(
-        s,
-        r##"<text x="{left}" y="{:.1}" fill="#555" font-size="10">grey: static configurations (hover for names); {}</text>"##,
-        h - 8.0,
-        esc(note)
-    );
-    s.push_str("</svg>\n");
-    s
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+const SCATTER_SIZE: (u32, u32) = (640, 480);
+
+/// A legend entry of the scatter: name, colour, radius, which points.
+type PointGroup = (&'static str, RGBColor, i32, fn(&Config) -> bool);
+
+/// The scatter as an SVG document.
+pub fn scatter(points: &[Point], note: &str) -> Result<String, String> {
+    crate::report::charts::font()?;
+    let mut s = String::new();
+    draw_scatter(
+        points,
+        note,
+        SVGBackend::with_string(&mut s, SCATTER_SIZE).into_drawing_area(),
+    )?;
+    Ok(s)
+}
+
+/// Writes `ace_sweep.svg` and `ace_sweep.png` to `dir`.
+pub fn scatter_files(
+    points: &[Point],
+    note: &str,
+    dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    let svg = scatter(points, note)?;
+    let p = crate::report::write(dir, "ace_sweep.svg", &svg)
+        .map_err(|e| format!("ace_sweep.svg: {e}"))?;
+    let png = dir.join("ace_sweep.png");
+    draw_scatter(
+        points,
+        note,
+        BitMapBackend::new(&png, SCATTER_SIZE).into_drawing_area(),
+    )
+    .map_err(|e| format!("ace_sweep.png: {e}"))?;
+    Ok(vec![p, png])
 }
 
 /// One cold/warm pair of `warm`.
@@ -389,6 +435,7 @@ pub fn warm(o: &Options) -> Result<Vec<WarmPair>, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let w = Workload::Phases(phases(o.size));
     let mut pairs = Vec::new();
+    let progress = crate::progress::Progress::new(o.reps, "warm");
     for rep in 0..o.reps {
         let path = std::env::temp_dir().join(format!(
             "hakmem-bench-warm-{}-{rep}.prof",
@@ -401,7 +448,13 @@ pub fn warm(o: &Options) -> Result<Vec<WarmPair>, String> {
         let warm = run();
         let _ = std::fs::remove_file(&path);
         let (cold, warm) = (cold?, warm?);
-        eprintln!("rep {}/{}: {}", rep + 1, o.reps, warm_line(&cold, &warm));
+        progress.line(&format!(
+            "rep {}/{}: {}",
+            rep + 1,
+            o.reps,
+            warm_line(&cold, &warm)
+        ));
+        progress.inc();
         pairs.push(WarmPair { cold, warm });
     }
     Ok(pairs)
@@ -534,8 +587,11 @@ mod tests {
         let c = csv(&pts, 3);
         let cols = c.lines().next().unwrap().split(',').count();
         assert!(c.lines().all(|l| l.split(',').count() == cols), "{c}");
-        let s = scatter(&pts, "note");
-        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
-        assert_eq!(s.matches("<circle").count(), 3);
+        if crate::report::charts::font().is_ok() {
+            let s = scatter(&pts, "note").unwrap();
+            assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+            assert!(s.matches("<circle").count() >= 3, "{s}");
+            assert!(s.contains("peak RSS, MiB") && s.contains("ace"));
+        }
     }
 }

@@ -74,9 +74,8 @@ fn run_cell(bin: &Path, args: &[String]) -> Outcome {
     }
 }
 
-/// Runs the matrix. `--quick` runs fewer operations per cell.
-pub fn run(args: &[String]) -> ExitCode {
-    let quick = args.iter().any(|a| a == "--quick");
+/// Runs the matrix. `quick` (`--quick`) runs fewer operations per cell.
+pub fn run(quick: bool) -> ExitCode {
     let ops = if quick { "8000" } else { "30000" };
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

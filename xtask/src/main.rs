@@ -1,8 +1,9 @@
 //! xtask: project automation, run as `cargo xtask <task> [args]`.
 //!
-//! Each task lives in its own module and exposes `run(args) -> ExitCode`.
-//! Adding a task means adding a module, a match arm in [`main`] and a line
-//! in [`USAGE`]. Exit status: 0 success, 1 the task failed, 2 bad usage.
+//! Each task lives in its own module and exposes a `run` function that
+//! returns an `ExitCode`. Adding a task means adding a module and a variant
+//! of [`Task`] (its doc comment is the line in `--help`). Exit status: 0
+//! success, 1 the task failed, 2 bad usage (clap's error line).
 
 mod acceptance;
 mod bench;
@@ -10,33 +11,65 @@ mod contracts;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: cargo xtask <task> [args]
+use clap::{Parser, Subcommand};
 
-tasks:
-  check-contracts   check the box dependency graph against docs/contracts.md
-  acceptance        run the slab-migration acceptance matrix [--quick]
-  bench             run the benchmark suite (= cargo run --release -p hakmem-bench --) [--quick] ...
-  help              print this message
-";
+/// Project automation for hakmem.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// Check the box dependency graph against docs/contracts.md.
+    CheckContracts,
+    /// Run the slab-migration acceptance matrix.
+    Acceptance {
+        /// Fewer operations per cell.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Run the benchmark suite (= cargo run --release -p hakmem-bench --);
+    /// every argument, `--help` included, goes to hakmem-bench.
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// hakmem-bench's arguments (`--quick`, `ace-real`, `--out DIR`, ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((task, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    match task.as_str() {
-        "check-contracts" => contracts::run(rest),
-        "acceptance" => acceptance::run(rest),
-        "bench" => bench::run(rest),
-        "help" | "-h" | "--help" => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        other => {
-            eprint!("xtask: unknown task `{other}`\n\n{USAGE}");
-            ExitCode::from(2)
+    match Cli::parse().task {
+        Task::CheckContracts => contracts::run(),
+        Task::Acceptance { quick } => acceptance::run(quick),
+        Task::Bench { args } => bench::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_passes_everything_through() {
+        let cli =
+            Cli::try_parse_from(["xtask", "bench", "--quick", "--out", "d", "--help"]).unwrap();
+        match cli.task {
+            Task::Bench { args } => assert_eq!(args, ["--quick", "--out", "d", "--help"]),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -30,21 +30,36 @@ fn an_unknown_task_prints_usage_and_exits_2() {
     let out = xtask(&["no-such-task"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("unknown task `no-such-task`"), "{stderr}");
-    assert!(stderr.contains("usage: cargo xtask <task>"), "{stderr}");
-    assert!(stderr.contains("check-contracts"), "{stderr}");
+    assert!(
+        stderr.contains("unrecognized subcommand 'no-such-task'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Usage: cargo xtask <COMMAND>"), "{stderr}");
 }
 
 #[test]
 fn no_task_prints_usage_and_exits_2() {
     let out = xtask(&[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("usage: cargo xtask <task>"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Usage: cargo xtask <COMMAND>"), "{stderr}");
+    assert!(stderr.contains("check-contracts"), "{stderr}");
+}
+
+#[test]
+fn help_lists_every_task() {
+    let out = xtask(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for task in ["check-contracts", "acceptance", "bench"] {
+        assert!(stdout.contains(task), "{task}: {stdout}");
+    }
 }
 
 #[test]
 fn check_contracts_takes_no_arguments() {
     let out = xtask(&["check-contracts", "--fix"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unexpected argument `--fix`"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("unexpected argument '--fix'"), "{stderr}");
 }

@@ -71,7 +71,7 @@ pub const PHASES: usize = 5;
 
 /// `phases` only: per phase (tiny churn, mid bursts, large spans, idle,
 /// tiny churn), its wall time and the ACE policy decisions made during it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseTimes {
     pub ns: [u64; PHASES],
     pub decisions: [u64; PHASES],

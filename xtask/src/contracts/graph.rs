@@ -1,5 +1,6 @@
 //! The dependency graph of the workspace members, as their manifests declare
-//! it, read from `cargo metadata --format-version 1 --no-deps`.
+//! it, read from `cargo metadata --format-version 1 --no-deps` (parsed by
+//! the cargo_metadata crate).
 //!
 //! Kept: normal and build dependencies, including optional and
 //! target-specific ones. Dropped: dev-dependencies (docs/contracts.md says
@@ -9,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use cargo_metadata::{DependencyKind, Metadata};
 
 /// The workspace members and what each depends on.
 #[derive(Debug, Clone)]
@@ -52,57 +53,22 @@ pub enum DepKind {
     Build,
 }
 
-// The slice of `cargo metadata` output the check reads; serde ignores the rest.
-#[derive(Deserialize)]
-struct Metadata {
-    packages: Vec<Package>,
-    workspace_members: Vec<String>,
-    workspace_root: PathBuf,
-}
-
-#[derive(Deserialize)]
-struct Package {
-    id: String,
-    name: String,
-    manifest_path: PathBuf,
-    dependencies: Vec<Dependency>,
-}
-
-#[derive(Deserialize)]
-struct Dependency {
-    /// The package name; the renamed key, if any, is in `rename`.
-    name: String,
-    /// null for normal, "dev" or "build".
-    kind: Option<String>,
-}
-
 impl Graph {
-    /// Builds the graph from the JSON that `cargo metadata --format-version 1`
-    /// prints (with or without `--no-deps`).
-    pub fn from_metadata(json: &str) -> Result<Self, String> {
-        let metadata: Metadata = serde_json::from_str(json)
-            .map_err(|e| format!("cannot parse `cargo metadata` output: {e}"))?;
-        let members: BTreeSet<&str> = metadata
-            .workspace_members
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let packages: Vec<&Package> = metadata
-            .packages
-            .iter()
-            .filter(|p| members.contains(p.id.as_str()))
-            .collect();
-        let names: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    /// Builds the graph from `cargo metadata` (with or without `--no-deps`).
+    pub fn from_metadata(metadata: &Metadata) -> Result<Self, String> {
+        let root = metadata.workspace_root.as_std_path();
+        let members = metadata.workspace_packages();
+        let names: BTreeSet<&str> = members.iter().map(|p| p.name.as_str()).collect();
 
-        let mut crates = Vec::with_capacity(packages.len());
-        for package in packages {
+        let mut crates = Vec::with_capacity(members.len());
+        for package in members {
             let mut deps = Vec::new();
             for dep in &package.dependencies {
-                let kind = match dep.kind.as_deref() {
-                    None | Some("normal") => DepKind::Normal,
-                    Some("build") => DepKind::Build,
-                    Some("dev") => continue,
-                    Some(other) => {
+                let kind = match dep.kind {
+                    DependencyKind::Normal => DepKind::Normal,
+                    DependencyKind::Build => DepKind::Build,
+                    DependencyKind::Development => continue,
+                    other => {
                         return Err(format!(
                             "{}: dependency {} has an unknown kind `{other}`",
                             package.name, dep.name
@@ -116,13 +82,13 @@ impl Graph {
                 });
             }
             crates.push(Crate {
-                name: package.name.clone(),
-                manifest: relative(&package.manifest_path, &metadata.workspace_root),
+                name: package.name.to_string(),
+                manifest: relative(package.manifest_path.as_std_path(), root),
                 deps,
             });
         }
         Ok(Self {
-            root: metadata.workspace_root,
+            root: root.to_path_buf(),
             crates,
         })
     }
@@ -157,34 +123,59 @@ fn relative(path: &Path, root: &Path) -> String {
 mod tests {
     use super::*;
 
+    use serde_json::{json, Value};
+
+    /// One package of `cargo metadata --no-deps` output, with the fields
+    /// that cargo_metadata requires.
+    fn package(id: &str, name: &str, manifest: &str, deps: Value) -> Value {
+        json!({
+            "id": id, "name": name, "version": "0.1.0", "source": null,
+            "description": null, "license": null, "license_file": null,
+            "targets": [], "features": {}, "manifest_path": manifest,
+            "dependencies": deps,
+        })
+    }
+
+    /// One dependency of a package.
+    fn dep(name: &str, kind: Option<&str>, rename: Option<&str>) -> Value {
+        json!({
+            "name": name, "source": null, "req": "*", "kind": kind,
+            "rename": rename, "optional": false, "uses_default_features": true,
+            "features": [], "target": null,
+        })
+    }
+
     /// Trimmed `cargo metadata --no-deps` output: a renamed path dependency,
     /// an external one, a build and a dev dependency, and a non-member.
-    const METADATA: &str = r#"{
-      "workspace_root": "/ws",
-      "workspace_members": ["path+file:///ws/crates/hakmem#0.1.0",
-                            "path+file:///ws/crates/preload#0.1.0",
-                            "path+file:///ws/xtask#0.1.0"],
-      "packages": [
-        {"id": "path+file:///ws/crates/hakmem#0.1.0", "name": "hakmem",
-         "manifest_path": "/ws/crates/hakmem/Cargo.toml",
-         "dependencies": [
-           {"name": "libc", "rename": null, "kind": null, "optional": false},
-           {"name": "cc", "rename": null, "kind": "build"},
-           {"name": "proptest", "rename": null, "kind": "dev"}]},
-        {"id": "path+file:///ws/crates/preload#0.1.0", "name": "preload",
-         "manifest_path": "/ws/crates/preload/Cargo.toml",
-         "dependencies": [
-           {"name": "hakmem", "rename": "api", "kind": null, "path": "/ws/crates/hakmem"}]},
-        {"id": "path+file:///ws/xtask#0.1.0", "name": "xtask",
-         "manifest_path": "/ws/xtask/Cargo.toml", "dependencies": []},
-        {"id": "registry+https://github.com/rust-lang/crates.io-index#libc@0.2.0",
-         "name": "libc", "manifest_path": "/registry/libc/Cargo.toml", "dependencies": []}
-      ]
-    }"#;
+    fn metadata() -> Metadata {
+        let text = json!({
+            "workspace_root": "/ws",
+            "target_directory": "/ws/target",
+            "version": 1,
+            "resolve": null,
+            "workspace_members": ["path+file:///ws/crates/hakmem#0.1.0",
+                                  "path+file:///ws/crates/preload#0.1.0",
+                                  "path+file:///ws/xtask#0.1.0"],
+            "packages": [
+                package("path+file:///ws/crates/hakmem#0.1.0", "hakmem",
+                        "/ws/crates/hakmem/Cargo.toml",
+                        json!([dep("libc", None, None), dep("cc", Some("build"), None),
+                               dep("proptest", Some("dev"), None)])),
+                package("path+file:///ws/crates/preload#0.1.0", "preload",
+                        "/ws/crates/preload/Cargo.toml",
+                        json!([dep("hakmem", None, Some("api"))])),
+                package("path+file:///ws/xtask#0.1.0", "xtask", "/ws/xtask/Cargo.toml", json!([])),
+                package("registry+https://github.com/rust-lang/crates.io-index#libc@0.2.0",
+                        "libc", "/registry/libc/Cargo.toml", json!([])),
+            ],
+        })
+        .to_string();
+        cargo_metadata::MetadataCommand::parse(text).expect("the fixture parses")
+    }
 
     #[test]
     fn reads_members_and_their_declared_dependencies() {
-        let graph = Graph::from_metadata(METADATA).unwrap();
+        let graph = Graph::from_metadata(&metadata()).unwrap();
         assert_eq!(graph.root, Path::new("/ws"));
         let names: Vec<&str> = graph.crates.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -214,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_renamed_dependency_is_the_edge_to_its_package() {
-        let graph = Graph::from_metadata(METADATA).unwrap();
+        let graph = Graph::from_metadata(&metadata()).unwrap();
         let preload = graph.get("preload").unwrap();
         assert_eq!(preload.deps.len(), 1);
         assert_eq!(preload.deps[0].name, "hakmem");
@@ -223,10 +214,7 @@ mod tests {
 
     #[test]
     fn bad_json_is_an_error() {
-        let err = Graph::from_metadata("{\"packages\": 3}").unwrap_err();
-        assert!(
-            err.contains("cannot parse `cargo metadata` output"),
-            "{err}"
-        );
+        let err = cargo_metadata::MetadataCommand::parse("{\"packages\": 3}").unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
     }
 }

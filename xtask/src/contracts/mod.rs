@@ -1,7 +1,8 @@
 //! `cargo xtask check-contracts`: Contract D, checked.
 //!
 //! ```text
-//! run ─ cargo metadata --no-deps ─ graph::Graph::from_metadata   (what the manifests say)
+//! run ─ cargo metadata --no-deps ─ graph::Graph::from_metadata   (what the manifests say;
+//!                                   read with the cargo_metadata crate)
 //!     ─ docs/contracts.md ──────── table::Table::parse           (what the design allows)
 //!     ─ check::check(graph, table) ─ [] → summary, exit 0
 //!                                  └ violations → one line each, exit 1
@@ -15,7 +16,7 @@ mod graph;
 mod table;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use check::check;
 use graph::Graph;
@@ -25,12 +26,8 @@ use table::Table;
 pub const CONTRACTS_DOC: &str = "docs/contracts.md";
 
 /// Runs the task: exit 0 when the graph keeps to the table, 1 on a violation
-/// or an error, 2 on bad usage.
-pub fn run(args: &[String]) -> ExitCode {
-    if let Some(extra) = args.first() {
-        eprintln!("xtask check-contracts: unexpected argument `{extra}` (the task takes none)");
-        return ExitCode::from(2);
-    }
+/// or an error (bad usage, exit 2, is clap's, in `main`).
+pub fn run() -> ExitCode {
     let (graph, table) = match load() {
         Ok(loaded) => loaded,
         Err(message) => {
@@ -62,28 +59,17 @@ fn load() -> Result<(Graph, Table), String> {
     Ok((graph, table))
 }
 
-/// Runs `cargo metadata` on this workspace, whatever the current directory.
+/// Runs `cargo metadata` on this workspace, whatever the current directory
+/// (`$CARGO`, else `cargo`, as cargo_metadata does).
 fn workspace_graph() -> Result<Graph, String> {
-    let manifest = workspace_manifest();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // --no-deps: the declared dependencies of the members are all the check
     // needs, and it makes the command work offline from a fresh clone.
-    let output = Command::new(&cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .output()
-        .map_err(|e| format!("cannot run `{} metadata`: {e}", cargo.to_string_lossy()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "`cargo metadata` failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let json = String::from_utf8(output.stdout)
-        .map_err(|e| format!("`cargo metadata` printed invalid UTF-8: {e}"))?;
-    Graph::from_metadata(&json)
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(workspace_manifest())
+        .no_deps()
+        .exec()
+        .map_err(|e| format!("`cargo metadata` failed: {e}"))?;
+    Graph::from_metadata(&metadata)
 }
 
 /// The root `Cargo.toml`: xtask sits one level below the workspace root.
