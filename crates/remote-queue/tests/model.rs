@@ -5,8 +5,9 @@
 //! functions that the production `push_remote`, `take_remote`,
 //! `remote_free`, `remote_free_chain` and `adopt` wrap — and the slab
 //! record's own transitions — the provided methods of `SlabRecord`
-//! (`go_full`, `go_queued`, `hand_to`, `queue_if_full`, `claim_queued`,
-//! `sub_used`, `end_remote_free`) that `SlabMeta`'s methods forward to — on
+//! (`go_full`, `go_queued`, `hand_to`, `try_adopt_full`, `queue_if_full`,
+//! `claim_queued`, `sub_used`, `end_remote_free`) that `SlabMeta`'s methods
+//! forward to — on
 //! a slab record built from shuttle's atomics, and lets shuttle's
 //! schedulers choose the interleavings (a scheduling point at every atomic
 //! operation and lock). The sequencing of the slab owner's side (drain,
@@ -556,4 +557,41 @@ fn release_racing_late_remote_free() {
         s.check_end(&[0, 1]);
     });
     assert!(schedules > 1, "{schedules}");
+}
+
+/// (5) refill-engine's `free_remote` adopting a FULL slab on the spot
+/// (`try_adopt_full`) against another thread's remote free of the same
+/// slab, whose `queue_if_full` wants to publish it: the slab is adopted or
+/// published, never both, and no freed block is lost. A freer that loses
+/// the adoption frees its block remotely, as `free_remote` does.
+#[test]
+fn adopt_full_against_remote_free() {
+    explore(|| {
+        // Both blocks out and the owner let go of the slab: FULL.
+        let s = Slab::new(2, slab_state::FULL, NO_OWNER, 2, Vec::new(), 0);
+        let adopter = {
+            let s = s.clone();
+            thread::spawn(move || {
+                if s.try_adopt_full(ADOPTER) {
+                    // Block 0 goes to the adopter's thread cache: it stays
+                    // counted in `used`.
+                    return true;
+                }
+                s.remote_free(0);
+                false
+            })
+        };
+        let remote = {
+            let s = s.clone();
+            thread::spawn(move || s.remote_free(1))
+        };
+        let adopted = adopter.join().unwrap();
+        remote.join().unwrap();
+        if adopted {
+            assert_eq!(s.owner.load(SeqCst), ADOPTER, "adopted without the owner");
+            s.check_end(&[1]);
+        } else {
+            s.check_end(&[0, 1]);
+        }
+    });
 }
