@@ -289,8 +289,8 @@ pub unsafe fn free(p: *mut u8) {
         // SAFETY: the registry says `p` is inside a live superslab with
         // slab shift `kind`.
         let m = unsafe { slab_meta_at(p, kind) };
-        let class = m.class.load(Relaxed) as usize;
-        let owner = m.owner.load(Relaxed);
+        let class = m.class();
+        let owner = m.owner();
         let t = thread::state();
         // SAFETY: `t` is this thread's state, or a never-written shared one
         // (fresh or exited thread) whose heap id, 0 or EXITED, is no slab's
@@ -527,15 +527,14 @@ fn live_size(call: &str, p: *mut u8) -> usize {
             }
             // SAFETY: inside a live superslab with slab shift `k`.
             let m = unsafe { slab_meta_at(p, k) };
-            if !m.is_block_start(a) || m.state.load(Relaxed) == hakmem_ptr_bridge::slab_state::FREE
-            {
+            if !m.is_block_start(a) || m.state() == hakmem_ptr_bridge::slab_state::FREE {
                 diag::invalid_pointer(call, p);
             }
             // SAFETY: a block start of a live slab: 16 bytes are ours to read.
             if unsafe { hakmem_ptr_bridge::has_free_mark(p) } {
                 diag::fatal(call, "pointer already freed", p);
             }
-            m.block_size.load(Relaxed) as usize
+            m.block_size() as usize
         }
         registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
             match hakmem_superslab_backend::large_usable_size(p) {

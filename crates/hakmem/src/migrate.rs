@@ -8,7 +8,7 @@
 //! are parked: that is the protocol's *quiesce* step, which only the
 //! caller can provide. See `docs/migration.md`.
 
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ptr_bridge::{block_next, slab_state, SlabMeta, SuperslabHeader, FIRST_SLAB, NO_OWNER};
 pub use hakmem_refill_engine::migrate::{Migration, Step};
@@ -145,7 +145,7 @@ pub fn block_location(p: *const u8) -> Option<(usize, usize)> {
     }
     // SAFETY: inside a live superslab with slab shift `k`.
     let m = unsafe { hakmem_ptr_bridge::slab_meta_at(p as *mut u8, k) };
-    let bs = m.block_size.load(Relaxed) as usize;
+    let bs = m.block_size() as usize;
     if bs == 0 {
         return None;
     }
@@ -197,11 +197,11 @@ pub unsafe fn scan_invariants() -> Result<ScanReport, &'static str> {
 }
 
 fn check_slab(m: &SlabMeta, rep: &mut ScanReport) -> Result<(), &'static str> {
-    let state = m.state.load(SeqCst);
+    let state = m.state();
     if state == slab_state::FREE {
         return Ok(());
     }
-    let owner = m.owner.load(SeqCst);
+    let owner = m.owner();
     match state {
         slab_state::ACTIVE if owner == NO_OWNER => return Err("ACTIVE slab without an owner"),
         slab_state::FULL | slab_state::QUEUED if owner != NO_OWNER => {
@@ -210,11 +210,11 @@ fn check_slab(m: &SlabMeta, rep: &mut ScanReport) -> Result<(), &'static str> {
         _ => {}
     }
     rep.slabs_in_use += 1;
-    let cap = m.capacity.load(Relaxed) as usize;
-    let bs = m.block_size.load(Relaxed) as usize;
+    let cap = m.capacity() as usize;
+    let bs = m.block_size() as usize;
     let start = m.data_start();
-    let carved = m.carved.load(Relaxed) as usize;
-    let used = m.used.load(SeqCst) as usize;
+    let carved = m.carved() as usize;
+    let used = m.used() as usize;
     rep.used_blocks += used as u64;
     if carved > cap || used > cap {
         return Err("slab counters out of range");
@@ -224,7 +224,7 @@ fn check_slab(m: &SlabMeta, rep: &mut ScanReport) -> Result<(), &'static str> {
         return Err("slab capacity above the scan's bitmap");
     }
     let mut count = 0usize;
-    for head in [m.free.load(Relaxed), m.remote.load(SeqCst)] {
+    for head in [m.free_head(), m.remote_head()] {
         let mut cur = head;
         while !cur.is_null() {
             let a = cur as usize;

@@ -303,14 +303,14 @@ fn locate(p: *mut u8) -> Option<Loc> {
     }
     // SAFETY: the registry says a live superslab with this mask holds `p`.
     let s = unsafe { slab_meta_at(p, k) };
-    let class = s.class.load(Relaxed) as usize;
-    if s.state.load(Acquire) == slab_state::FREE || class >= NUM_CLASSES {
+    let class = s.class();
+    if s.state() == slab_state::FREE || class >= NUM_CLASSES {
         return None;
     }
     let start = s.data_start();
     let stride = CLASS_STRIDE[class] as usize;
     let off = a.checked_sub(start)?;
-    let carved = s.carved.load(Acquire) as usize * stride;
+    let carved = s.carved() as usize * stride;
     if off >= carved {
         return None;
     }
@@ -604,8 +604,7 @@ pub(crate) unsafe fn free_block(t: *mut ThreadState, p: *mut u8) {
     while q.len as usize == Q_SLOTS || q.bytes > Q_BYTES {
         let Some(e) = q.pop_oldest() else { break };
         // SAFETY: a block we quarantined: free, marked, in a live slab.
-        q.bytes -= CLASS_STRIDE[unsafe { slab_meta_of(e as *mut u8) }.class.load(Relaxed) as usize]
-            as usize;
+        q.bytes -= CLASS_STRIDE[unsafe { slab_meta_of(e as *mut u8) }.class()] as usize;
         // SAFETY: as above.
         unsafe { give_back(t, e) };
     }
@@ -621,8 +620,8 @@ unsafe fn give_back(t: *mut ThreadState, b: usize) {
     let bp = b as *mut u8;
     // SAFETY: `b` is a block of a live slab.
     let s = unsafe { slab_meta_of(bp) };
-    let class = s.class.load(Relaxed) as usize;
-    let mine = s.owner.load(Relaxed) == ts.heap.id();
+    let class = s.class();
+    let mine = s.owner() == ts.heap.id();
     if mine && ts.heap.id() != EXITED && ts.quarantine.cache_push(class, bp) {
         return;
     }

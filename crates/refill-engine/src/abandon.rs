@@ -2,13 +2,12 @@
 //! back; ownerless empty slabs are swept back to the backend.
 
 use core::ptr;
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
-use hakmem_ptr_bridge::{block_next, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES};
+use hakmem_ptr_bridge::{block_next, slab_state, SlabMeta, NUM_CLASSES};
 use hakmem_tls_front::Front;
 
 use crate::flush::return_block;
-use crate::heap::{go_full, Heap};
+use crate::heap::Heap;
 use crate::remote::{drain_remote, flush_remote_batches};
 
 /// Thread exit: empties every cache, then for each owned slab releases it
@@ -37,16 +36,13 @@ pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
             let s: &SlabMeta = unsafe { &*heap.partial[class] };
             heap.unlink(class, s);
             drain_remote(s);
-            if s.used.load(SeqCst) == 0 {
+            if s.used() == 0 {
                 // SAFETY: owned, empty, unlinked.
                 unsafe { hakmem_superslab_backend::release_slab(s) };
-            } else if !s.free.load(Relaxed).is_null()
-                || s.carved.load(Relaxed) < s.capacity.load(Relaxed)
-            {
-                s.owner.store(NO_OWNER, SeqCst);
-                s.state.store(slab_state::QUEUED, SeqCst);
+            } else if !s.free_head().is_null() || s.carved() < s.capacity() {
+                s.go_queued();
                 hakmem_remote_queue::publish(s);
-            } else if go_full(s, slab_state::QUEUED) {
+            } else if s.go_full(slab_state::QUEUED) {
                 hakmem_remote_queue::publish(s);
             }
         }
@@ -64,8 +60,8 @@ pub fn sweep_empty() -> usize {
         while !chain.is_null() {
             // SAFETY: `take_empty` returns live, unlinked, empty records.
             let s: &SlabMeta = unsafe { &*chain };
-            chain = s.next.load(Relaxed);
-            s.next.store(ptr::null_mut(), Relaxed);
+            chain = s.next();
+            s.set_next(ptr::null_mut());
             // SAFETY: empty (used == 0), unlinked, no remote free in flight;
             // nobody else can reach it since it left the reclaim list.
             unsafe { hakmem_superslab_backend::release_slab(s) };

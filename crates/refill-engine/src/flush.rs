@@ -1,7 +1,6 @@
 //! A cache overflow: blocks go back to their slabs.
 
 use core::ptr;
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use hakmem_ace_learning::EventKind;
 use hakmem_ptr_bridge::{
@@ -30,11 +29,11 @@ pub(crate) unsafe fn return_block(heap: &mut Heap, class: usize, b: *mut u8) {
 /// As for [`return_block`]; `s` is the record of `b`'s slab.
 #[inline(always)]
 unsafe fn return_block_to(heap: &mut Heap, class: usize, b: *mut u8, s: &SlabMeta) {
-    if s.owner.load(Relaxed) == heap.id {
+    if s.owner() == heap.id {
         // SAFETY: we own the slab, so its local list is ours.
-        unsafe { set_block_next(b, s.free.load(Relaxed)) };
-        s.free.store(b, Relaxed);
-        let was = s.used.fetch_sub(1, SeqCst);
+        unsafe { set_block_next(b, s.free_head()) };
+        s.set_free_head(b);
+        let was = s.sub_used(1);
         if was == 1 && !ptr::eq(heap.partial[class], s) {
             // Empty and not the warm head of the list: give it back.
             heap.unlink(class, s);
@@ -74,7 +73,7 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<
         // pointers whose slab had `class` when they were pushed, and the
         // slab cannot change class while they count as used.
         let (s, shift) = unsafe { slab_and_shift_of(b) };
-        if !is_carved_block(b as usize, shift, class, s.carved.load(Relaxed)) {
+        if !is_carved_block(b as usize, shift, class, s.carved()) {
             return Err(b);
         }
         // SAFETY: `b` is a free block from our cache chain.

@@ -2,10 +2,9 @@
 //! and letting one go.
 
 use core::ptr;
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use hakmem_ace_learning::{observe, Event, EventKind};
-use hakmem_ptr_bridge::{slab_state, SlabMeta, NO_OWNER, NUM_CLASSES};
+use hakmem_ptr_bridge::{slab_state, SlabMeta, NUM_CLASSES};
 
 use crate::remote::Pending;
 
@@ -117,31 +116,31 @@ impl Heap {
     pub(crate) fn link(&mut self, class: usize, s: &SlabMeta) {
         let sp = s as *const SlabMeta as *mut SlabMeta;
         let head = self.partial[class];
-        s.prev.store(ptr::null_mut(), Relaxed);
-        s.next.store(head, Relaxed);
+        s.set_prev(ptr::null_mut());
+        s.set_next(head);
         if !head.is_null() {
             // SAFETY: linked slabs are live records owned by this heap.
-            unsafe { (*head).prev.store(sp, Relaxed) };
+            unsafe { (*head).set_prev(sp) };
         }
         self.partial[class] = sp;
     }
 
     pub(crate) fn unlink(&mut self, class: usize, s: &SlabMeta) {
-        let prev = s.prev.load(Relaxed);
-        let next = s.next.load(Relaxed);
+        let prev = s.prev();
+        let next = s.next();
         if prev.is_null() {
             debug_assert!(ptr::eq(self.partial[class], s));
             self.partial[class] = next;
         } else {
             // SAFETY: linked slabs are live records owned by this heap.
-            unsafe { (*prev).next.store(next, Relaxed) };
+            unsafe { (*prev).set_next(next) };
         }
         if !next.is_null() {
             // SAFETY: as above.
-            unsafe { (*next).prev.store(prev, Relaxed) };
+            unsafe { (*next).set_prev(prev) };
         }
-        s.next.store(ptr::null_mut(), Relaxed);
-        s.prev.store(ptr::null_mut(), Relaxed);
+        s.set_next(ptr::null_mut());
+        s.set_prev(ptr::null_mut());
     }
 }
 
@@ -168,29 +167,13 @@ pub(crate) fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta>
     Some(s)
 }
 
-/// The owner lets go of a slab that it has unlinked and that has no free
-/// block left to hand out: the slab goes FULL with no owner. A remote
-/// free that saw it ACTIVE did not publish it; if such a block is on the
-/// remote stack now (visible here: every step is SeqCst), the slab is moved
-/// from FULL to `to` with one CAS and true is returned, for the caller to
-/// take it back (`to` = ACTIVE) or publish it (`to` = QUEUED) instead of
-/// stranding it. False: no remote free slipped in, or a remote free that
-/// saw FULL won the CAS and publishes the slab itself.
-pub(crate) fn go_full(s: &SlabMeta, to: u8) -> bool {
-    s.owner.store(NO_OWNER, SeqCst);
-    s.state.store(slab_state::FULL, SeqCst);
-    !s.remote.load(SeqCst).is_null()
-        && s.state
-            .compare_exchange(slab_state::FULL, to, SeqCst, SeqCst)
-            .is_ok()
-}
-
-/// The owner lets go of a slab that has nothing left to hand out. If a
-/// remote free slipped in meanwhile, the slab is taken back (returns true).
+/// The owner lets go of a slab that has nothing left to hand out
+/// ([`SlabMeta::go_full`]). If a remote free slipped in meanwhile, the
+/// slab is taken back (returns true).
 pub(crate) fn give_up_exhausted(heap: &mut Heap, class: usize, s: &SlabMeta) -> bool {
     heap.unlink(class, s);
-    if go_full(s, slab_state::ACTIVE) {
-        s.owner.store(heap.id, SeqCst);
+    if s.go_full(slab_state::ACTIVE) {
+        s.hand_to(heap.id);
         heap.link(class, s);
         return true;
     }

@@ -14,8 +14,6 @@
 //! the drain, the flush or the invalidate step, to prove that the
 //! acceptance oracle notices.
 
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
-
 use hakmem_ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta};
 use hakmem_tls_front::Front;
 
@@ -92,10 +90,10 @@ pub unsafe fn migrate_slab(
     to: &mut Heap,
     s: &SlabMeta,
 ) -> Option<Migration> {
-    if s.owner.load(SeqCst) != from.id() || s.state.load(SeqCst) != slab_state::ACTIVE {
+    if s.owner() != from.id() || s.state() != slab_state::ACTIVE {
         return None;
     }
-    let class = s.class.load(Relaxed) as usize;
+    let class = s.class();
     let mut m = Migration::default();
     // 1. drain: the remote stack joins the local free list, so the new
     //    owner receives every free block of the slab.
@@ -106,21 +104,21 @@ pub unsafe fn migrate_slab(
     // 3. flush: the old owner's cached blocks of this slab go back to it.
     if !skipped(Step::Flush) {
         let lo = s.data_start();
-        let hi = lo + ((s.capacity.load(Relaxed) as usize) * s.block_size.load(Relaxed) as usize);
+        let hi = lo + ((s.capacity() as usize) * s.block_size() as usize);
         let (mut b, n) = from_front.extract_if(class, |p| (lo..hi).contains(&(p as usize)));
         while !b.is_null() {
             // SAFETY: `b` is a free block of `s` taken from the cache.
             let nx = unsafe { block_next(b) };
             // SAFETY: as above; the local list is ours (quiesced owner).
-            unsafe { set_block_next(b, s.free.load(Relaxed)) };
-            s.free.store(b, Relaxed);
+            unsafe { set_block_next(b, s.free_head()) };
+            s.set_free_head(b);
             b = nx;
         }
-        s.used.fetch_sub(n, SeqCst);
+        s.sub_used(n);
         m.flushed = n;
     }
     // 4. repoint.
-    s.owner.store(to.id(), SeqCst);
+    s.hand_to(to.id());
     // 5. invalidate: the old owner no longer lists the slab.
     if !skipped(Step::Invalidate) {
         from.unlink(class, s);
@@ -140,7 +138,7 @@ pub fn owned_slabs(heap: &Heap, out: &mut [*const SlabMeta]) -> usize {
             out[n] = cur;
             n += 1;
             // SAFETY: linked slabs are live records owned by this heap.
-            cur = unsafe { (*cur).next.load(Relaxed) };
+            cur = unsafe { (*cur).next() };
         }
     }
     n
@@ -155,12 +153,12 @@ pub fn audit_migrated(
     from_front: &mut Front,
     s: &SlabMeta,
 ) -> Result<(), &'static str> {
-    if !s.remote.load(SeqCst).is_null() {
+    if !s.remote_head().is_null() {
         return Err("remote frees left undrained in a migrated slab");
     }
-    let class = s.class.load(Relaxed) as usize;
+    let class = s.class();
     let lo = s.data_start();
-    let hi = lo + ((s.capacity.load(Relaxed) as usize) * s.block_size.load(Relaxed) as usize);
+    let hi = lo + ((s.capacity() as usize) * s.block_size() as usize);
     let mut stale = 0;
     // Count without removing: extract and push back.
     let (chain, n) = from_front.extract_if(class, |p| (lo..hi).contains(&(p as usize)));
@@ -189,7 +187,7 @@ pub fn audit_migrated(
             return Err("the old owner's slab list is corrupted (cycle)");
         }
         // SAFETY: linked slabs are live records.
-        cur = unsafe { (*cur).next.load(Relaxed) };
+        cur = unsafe { (*cur).next() };
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! A cache miss: a batch of blocks from the thread's slabs.
 
 use core::ptr;
-use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ace_learning::{EventKind, POLICY};
 use hakmem_ptr_bridge::{block_next, set_block_next, set_free_mark, SlabMeta};
@@ -104,7 +104,7 @@ pub unsafe fn take_chain(
         // runs short the remote stack too, so that carving (which grows the
         // set of blocks in circulation, and the cache footprint) only
         // happens when nothing freed is left.
-        let mut f = s.free.load(Relaxed);
+        let mut f = s.free_head();
         let mut took_remote = false;
         while n < want {
             if f.is_null() {
@@ -143,12 +143,12 @@ pub unsafe fn take_chain(
             taken += k;
             n += k;
         }
-        s.free.store(f, Relaxed);
+        s.set_free_head(f);
         if n < want {
-            let cap = s.capacity.load(Relaxed);
-            let mut carved = s.carved.load(Relaxed);
+            let cap = s.capacity();
+            let mut carved = s.carved();
             if carved < cap {
-                let bs = s.block_size.load(Relaxed) as usize;
+                let bs = s.block_size() as usize;
                 let start = s.data_start();
                 let scrub = SCRUB_CARVED.load(Relaxed);
                 while n < want && carved < cap {
@@ -173,11 +173,11 @@ pub unsafe fn take_chain(
                     taken += 1;
                     n += 1;
                 }
-                s.carved.store(carved, Relaxed);
+                s.set_carved(carved);
             }
         }
         if taken > 0 {
-            s.used.fetch_add(taken, SeqCst);
+            s.add_used(taken);
         }
         if n < want && s.is_exhausted() {
             give_up_exhausted(heap, class, s);

@@ -3,7 +3,6 @@
 //! remote stack.
 
 use core::ptr;
-use core::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 
 use hakmem_ace_learning::EventKind;
 use hakmem_ptr_bridge::{
@@ -81,7 +80,7 @@ pub enum FreeOutcome {
 /// slab record; `heap` is the calling thread's.
 #[inline(always)]
 pub unsafe fn batch_remote(heap: &mut Heap, s: &SlabMeta, b: *mut u8) -> bool {
-    let class = s.class.load(Relaxed) as usize;
+    let class = s.class();
     let Some(p) = heap.pending.get_mut(class) else {
         return false;
     };
@@ -123,24 +122,20 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
     if !s.is_block_start(b as usize) {
         return FreeOutcome::NotAllocated;
     }
-    let class = s.class.load(Relaxed) as usize;
+    let class = s.class();
     // Only a thread that itself allocates this class adopts: a pure consumer
     // would just hoard the slab (producer/consumer keeps the remote path).
     if heap.id != UNREGISTERED
         && heap.id != EXITED
         && !heap.partial[class].is_null()
-        && s.state.load(Relaxed) == slab_state::FULL
-        && s.state
-            .compare_exchange(slab_state::FULL, slab_state::ACTIVE, SeqCst, Relaxed)
-            .is_ok()
+        && s.try_adopt_full(heap.id)
     {
-        s.owner.store(heap.id, SeqCst);
         heap.link(class, s);
         heap.counters.adopted += 1;
         event(EventKind::Adopt, class, 1, heap);
         return FreeOutcome::Adopted { class };
     }
-    if s.state.load(Acquire) == slab_state::FREE {
+    if s.state() == slab_state::FREE {
         return FreeOutcome::NotAllocated;
     }
     heap.counters.class[class].remote_frees += 1;
@@ -163,7 +158,7 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
     }
     let p = &mut heap.pending[class];
     // Also refreshed for an open batch: `b` may lie beyond the old bound.
-    p.carved_bytes = s.carved.load(Relaxed) * s.block_size.load(Relaxed);
+    p.carved_bytes = s.carved() * s.block_size();
     // SAFETY: the program freed `b`; it joins our private chain.
     unsafe { set_block_next(b, p.head) };
     p.head = b;
@@ -206,7 +201,7 @@ pub(crate) fn drain_remote(s: &SlabMeta) -> u32 {
     // SAFETY: `r` is a chain of free blocks of `s`.
     let (n, tail) = unsafe { hakmem_remote_queue::chain_len(r) };
     // SAFETY: the local list is the caller's; the chain goes in front of it.
-    unsafe { set_block_next(tail, s.free.load(Relaxed)) };
-    s.free.store(r, Relaxed);
+    unsafe { set_block_next(tail, s.free_head()) };
+    s.set_free_head(r);
     n
 }

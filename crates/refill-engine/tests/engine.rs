@@ -7,7 +7,6 @@
 //! one test publishes for adoption is never adopted by another.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use hakmem_ace_learning::POLICY;
 use hakmem_ptr_bridge::{slab_meta_of, slab_state, SlabMeta, CLASS_SIZE, MIN_ALIGN, NO_OWNER};
@@ -93,10 +92,10 @@ fn refill_brings_distinct_aligned_blocks_of_one_slab() {
         // SAFETY: an allocated block of CLASS_SIZE[class] bytes.
         unsafe { std::ptr::write_bytes(b, 0xA5, CLASS_SIZE[class] as usize) };
     }
-    assert_eq!(s.used.load(SeqCst) as usize, blocks.len());
-    assert_eq!(s.owner.load(SeqCst), heap.id());
-    assert_eq!(s.state.load(SeqCst), slab_state::ACTIVE);
-    assert_eq!(s.class.load(Relaxed) as usize, class);
+    assert_eq!(s.used() as usize, blocks.len());
+    assert_eq!(s.owner(), heap.id());
+    assert_eq!(s.state(), slab_state::ACTIVE);
+    assert_eq!(s.class(), class);
     assert_eq!(owned(&heap), [s as *const SlabMeta]);
     let c = heap.counters.class[class];
     assert_eq!((c.refills, c.refill_blocks), (1, blocks.len() as u64));
@@ -105,7 +104,7 @@ fn refill_brings_distinct_aligned_blocks_of_one_slab() {
     // SAFETY: this test's heap and front.
     unsafe { abandon_all(&mut heap, &mut front) };
     assert!(owned(&heap).is_empty());
-    assert_ne!(s.owner.load(SeqCst), heap.id(), "an empty slab goes back");
+    assert_ne!(s.owner(), heap.id(), "an empty slab goes back");
 }
 
 #[test]
@@ -118,7 +117,7 @@ fn flush_returns_blocks_above_half_the_cap_to_their_slab() {
     }
     let s = slab_of(held[0]);
     assert!(held.iter().all(|&b| std::ptr::eq(slab_of(b), s)));
-    assert_eq!(s.used.load(SeqCst) as usize, held.len());
+    assert_eq!(s.used() as usize, held.len());
     let cap = front.cap(class);
     assert!(
         held.len() as u32 > cap / 2,
@@ -132,7 +131,7 @@ fn flush_returns_blocks_above_half_the_cap_to_their_slab() {
     assert_eq!(kept, cap / 2);
     let returned = held.len() as u32 - kept;
     // Cached blocks still count as used; the returned ones do not.
-    assert_eq!(s.used.load(SeqCst), kept);
+    assert_eq!(s.used(), kept);
     let c = heap.counters.class[class];
     assert_eq!((c.flushes, c.flushed_blocks), (1, returned as u64));
     assert_eq!(owned(&heap), [s as *const SlabMeta]);
@@ -189,8 +188,8 @@ fn free_remote_batches_per_slab_and_the_owner_drains_them() {
         // SAFETY: as above; `s` is `b`'s slab record.
         assert!(unsafe { batch_remote(&mut other, s, b) });
     }
-    assert!(!s.remote.load(SeqCst).is_null(), "a full batch is pushed");
-    assert_eq!(s.used.load(SeqCst), n - REMOTE_BATCH);
+    assert!(!s.remote_head().is_null(), "a full batch is pushed");
+    assert_eq!(s.used(), n - REMOTE_BATCH);
 
     // Four more wait in the batch until it is flushed.
     let pending: Vec<*mut u8> = held.drain(..4).collect();
@@ -198,9 +197,9 @@ fn free_remote_batches_per_slab_and_the_owner_drains_them() {
         // SAFETY: as above.
         assert_eq!(unsafe { free_remote(&mut other, b) }, FreeOutcome::Remote);
     }
-    assert_eq!(s.used.load(SeqCst), n - REMOTE_BATCH, "still batched");
+    assert_eq!(s.used(), n - REMOTE_BATCH, "still batched");
     flush_remote_batches(&mut other);
-    assert_eq!(s.used.load(SeqCst), n - REMOTE_BATCH - 4);
+    assert_eq!(s.used(), n - REMOTE_BATCH - 4);
     assert_eq!(
         other.counters.class[class].remote_frees,
         REMOTE_BATCH as u64 + 4
@@ -215,8 +214,8 @@ fn free_remote_batches_per_slab_and_the_owner_drains_them() {
         assert!(again_set.contains(&(b as usize)), "{b:p} was not drained");
     }
     assert!(again.iter().all(|&b| std::ptr::eq(slab_of(b), s)));
-    assert!(s.remote.load(SeqCst).is_null());
-    assert_eq!(s.used.load(SeqCst) as usize, held.len() + again.len());
+    assert!(s.remote_head().is_null());
+    assert_eq!(s.used() as usize, held.len() + again.len());
 
     held.extend(again);
     cache(&mut front, class, &held);
@@ -247,18 +246,18 @@ fn abandon_all_publishes_live_slabs_for_adoption_and_releases_empty_ones() {
         "the heap owns nothing after abandon_all"
     );
     assert_eq!((front.count(live), front.count(idle)), (0, 0));
-    assert_ne!(is.owner.load(SeqCst), heap.id(), "the empty slab went back");
-    assert_eq!(ls.owner.load(SeqCst), NO_OWNER);
-    assert_eq!(ls.state.load(SeqCst), slab_state::QUEUED);
-    assert_eq!(ls.used.load(SeqCst) as usize, kept.len());
+    assert_ne!(is.owner(), heap.id(), "the empty slab went back");
+    assert_eq!(ls.owner(), NO_OWNER);
+    assert_eq!(ls.state(), slab_state::QUEUED);
+    assert_eq!(ls.used() as usize, kept.len());
 
     // The next thread that needs the class adopts the published slab.
     let (mut next, mut next_front) = thread(7007);
     let got = refill_all(&mut next, &mut next_front, live);
     assert!(got.iter().all(|&b| std::ptr::eq(slab_of(b), ls)));
     assert_eq!(next.counters.adopted, 1);
-    assert_eq!(ls.owner.load(SeqCst), next.id());
-    assert_eq!(ls.state.load(SeqCst), slab_state::ACTIVE);
+    assert_eq!(ls.owner(), next.id());
+    assert_eq!(ls.state(), slab_state::ACTIVE);
     assert_eq!(owned(&next), [ls as *const SlabMeta]);
 
     // The adopter now owns the blocks the first thread left allocated.
@@ -267,7 +266,7 @@ fn abandon_all_publishes_live_slabs_for_adoption_and_releases_empty_ones() {
     // SAFETY: this test's heap and front.
     unsafe { abandon_all(&mut next, &mut next_front) };
     assert!(owned(&next).is_empty());
-    assert_ne!(ls.owner.load(SeqCst), next.id());
+    assert_ne!(ls.owner(), next.id());
 }
 
 #[test]
@@ -278,7 +277,7 @@ fn a_published_slab_freed_empty_by_an_exited_thread_is_swept() {
     let s = slab_of(blocks[0]);
     // SAFETY: this test's heap and front; every block stays allocated.
     unsafe { abandon_all(&mut heap, &mut front) };
-    assert_eq!(s.state.load(SeqCst), slab_state::QUEUED);
+    assert_eq!(s.state(), slab_state::QUEUED);
 
     // An exited thread frees them all: no batching (no exit hook would
     // flush it), each block goes to the slab's remote stack at once.
@@ -287,14 +286,10 @@ fn a_published_slab_freed_empty_by_an_exited_thread_is_swept() {
         // SAFETY: allocated blocks that the program frees.
         assert_eq!(unsafe { free_remote(&mut exited, b) }, FreeOutcome::Remote);
     }
-    assert_eq!(s.used.load(SeqCst), 0);
+    assert_eq!(s.used(), 0);
     assert!(owned(&exited).is_empty());
     // Other tests may queue empty slabs of their own meanwhile: at least
     // this one is released.
     assert!(sweep_empty() >= 1);
-    assert_ne!(
-        s.state.load(SeqCst),
-        slab_state::QUEUED,
-        "the empty slab went back"
-    );
+    assert_ne!(s.state(), slab_state::QUEUED, "the empty slab went back");
 }

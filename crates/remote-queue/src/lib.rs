@@ -20,62 +20,18 @@
 pub mod primitive;
 
 use core::ptr;
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use core::sync::atomic::{AtomicPtr, AtomicUsize};
 
 use hakmem_ptr_bridge::{block_next, set_block_next, slab_state, SlabMeta, NO_OWNER, NUM_CLASSES};
-use primitive::{AtomicCell, AtomicCount, SpinLock};
+use primitive::{AtomicCell, SpinLock};
 
-/// The fields of a slab record that the remote-free protocol shares
-/// between threads, as [`primitive`] atomics.
-///
-/// [`SlabMeta`] is the production record; a model test implements this
-/// trait for a record built from its checker's atomics and runs the
-/// protocol's own code (the `*_on` functions) on it. The production entry
-/// points ([`push_remote`], [`remote_free`], ...) are thin wrappers that
-/// call the `*_on` functions with `SlabMeta`, which compile to the same
-/// code as before the split.
-pub trait SlabRecord {
-    /// `remote`: the head of the remote stack.
-    type Ptr: AtomicCell<*mut u8>;
-    /// `owner`: a heap id or [`NO_OWNER`].
-    type Word: AtomicCell<usize>;
-    /// `used`: blocks handed out and not yet returned.
-    type Count: AtomicCount;
-    /// `state`: one of [`slab_state`].
-    type State: AtomicCell<u8>;
-    /// The remote stack head.
-    fn remote(&self) -> &Self::Ptr;
-    /// The owner's heap id.
-    fn owner(&self) -> &Self::Word;
-    /// The count of blocks out.
-    fn used(&self) -> &Self::Count;
-    /// The life-cycle state.
-    fn state(&self) -> &Self::State;
-}
-
-impl SlabRecord for SlabMeta {
-    type Ptr = AtomicPtr<u8>;
-    type Word = AtomicUsize;
-    type Count = AtomicU32;
-    type State = AtomicU8;
-    #[inline(always)]
-    fn remote(&self) -> &AtomicPtr<u8> {
-        &self.remote
-    }
-    #[inline(always)]
-    fn owner(&self) -> &AtomicUsize {
-        &self.owner
-    }
-    #[inline(always)]
-    fn used(&self) -> &AtomicU32 {
-        &self.used
-    }
-    #[inline(always)]
-    fn state(&self) -> &AtomicU8 {
-        &self.state
-    }
-}
+/// The shared fields of a slab record and the bodies of its transitions,
+/// defined in `hakmem-ptr-bridge` beside [`SlabMeta`] and re-exported
+/// here: the protocol functions (`*_on`) are generic over it, and
+/// `tests/model.rs` implements it for a record of shuttle atomics (see
+/// `docs/remote-free.md`, "Model tests").
+pub use hakmem_ptr_bridge::SlabRecord;
 
 /// Pushes `block` onto the slab's remote stack. Returns true when the stack
 /// was empty before.
@@ -111,7 +67,7 @@ pub unsafe fn push_remote_chain_on<S: SlabRecord + ?Sized>(
     head: *mut u8,
     tail: *mut u8,
 ) -> bool {
-    let remote = meta.remote();
+    let remote = meta.remote_cell();
     let mut h = remote.load(Relaxed);
     loop {
         // SAFETY: the chain is ours until the CAS publishes it.
@@ -133,7 +89,7 @@ pub fn take_remote(meta: &SlabMeta) -> *mut u8 {
 /// [`take_remote`] on any [`SlabRecord`].
 #[inline(always)]
 pub fn take_remote_on<S: SlabRecord + ?Sized>(meta: &S) -> *mut u8 {
-    let remote = meta.remote();
+    let remote = meta.remote_cell();
     if remote.load(Relaxed).is_null() {
         return ptr::null_mut();
     }
@@ -188,7 +144,7 @@ impl ReclaimList {
 
     fn push(&self, meta: &SlabMeta) {
         let _g = self.lock.lock();
-        meta.next.store(self.head.load(Relaxed), Relaxed);
+        meta.set_next(self.head.load(Relaxed));
         self.head.store(meta as *const _ as *mut _, Relaxed);
         self.len.fetch_add(1, Relaxed);
     }
@@ -205,8 +161,8 @@ impl ReclaimList {
         // SAFETY: only slab records (which live as long as their superslab,
         // and a QUEUED slab's superslab is never released) are linked here.
         let m: &'static SlabMeta = unsafe { &*h };
-        self.head.store(m.next.load(Relaxed), Relaxed);
-        m.next.store(ptr::null_mut(), Relaxed);
+        self.head.store(m.next(), Relaxed);
+        m.set_next(ptr::null_mut());
         self.len.fetch_sub(1, Relaxed);
         Some(m)
     }
@@ -227,16 +183,16 @@ impl ReclaimList {
         while !cur.is_null() {
             // SAFETY: linked records are live (see `pop`).
             let m = unsafe { &*cur };
-            let next = m.next.load(Relaxed);
-            if m.used.load(SeqCst) == 0 {
+            let next = m.next();
+            if m.used() == 0 {
                 if prev.is_null() {
                     self.head.store(next, Relaxed);
                 } else {
                     // SAFETY: `prev` is a linked, live record.
-                    unsafe { (*prev).next.store(next, Relaxed) };
+                    unsafe { (*prev).set_next(next) };
                 }
                 self.len.fetch_sub(1, Relaxed);
-                m.next.store(out, Relaxed);
+                m.set_next(out);
                 out = cur;
             } else {
                 prev = cur;
@@ -268,25 +224,18 @@ pub static RECLAIM: [ReclaimList; NUM_CLASSES] = [const { ReclaimList::new() }; 
 /// `owner == NO_OWNER` and the caller must have won the right to link it (it set
 /// the state to QUEUED).
 pub fn publish(meta: &SlabMeta) {
-    debug_assert_eq!(meta.state.load(Relaxed), slab_state::QUEUED);
-    debug_assert_eq!(meta.owner.load(Relaxed), NO_OWNER);
-    RECLAIM[meta.class.load(Relaxed) as usize].push(meta);
+    debug_assert_eq!(meta.state(), slab_state::QUEUED);
+    debug_assert_eq!(meta.owner(), NO_OWNER);
+    RECLAIM[meta.class()].push(meta);
 }
 
-/// Adopts a published slab of `class`: makes `heap_id` its owner and the
-/// slab ACTIVE. The caller then drains its remote stack.
+/// Adopts a published slab of `class`: pops it from the reclaim list and
+/// makes `heap_id` its owner, QUEUED → ACTIVE
+/// ([`SlabMeta::claim_queued`]). The caller then drains its remote stack.
 pub fn adopt(class: usize, heap_id: usize) -> Option<&'static SlabMeta> {
     let m = RECLAIM[class].pop()?;
-    claim_adopted(m, heap_id);
+    m.claim_queued(heap_id);
     Some(m)
-}
-
-/// The second half of [`adopt`], on any [`SlabRecord`]: the slab `meta`,
-/// just unlinked from a reclaim list, becomes `heap_id`'s and ACTIVE.
-#[inline(always)]
-pub fn claim_adopted<S: SlabRecord + ?Sized>(meta: &S, heap_id: usize) {
-    meta.owner().store(heap_id, SeqCst);
-    meta.state().store(slab_state::ACTIVE, SeqCst);
 }
 
 /// Pushes a chain of `n` blocks of `meta`'s slab (`head..=tail`, linked
@@ -318,15 +267,12 @@ pub unsafe fn remote_free_chain_on<S: SlabRecord + ?Sized>(
 ) {
     // SAFETY: forwarded contract.
     unsafe { push_remote_chain_on(meta, head, tail) };
-    let state = meta.state();
-    if state.load(SeqCst) == slab_state::FULL
-        && state
-            .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, Relaxed)
-            .is_ok()
-    {
+    // FULL -> QUEUED for the one winner, which links the slab.
+    if meta.queue_if_full() {
         publish(meta);
     }
-    meta.used().fetch_sub(n, Release);
+    // The release guard: the last touch of the record.
+    meta.end_remote_free(n);
 }
 
 /// Outcome of [`remote_free`].
@@ -368,7 +314,7 @@ pub unsafe fn remote_free_on<S: SlabRecord + ?Sized>(
     block: *mut u8,
     publish: impl FnOnce(&S),
 ) -> RemoteFree {
-    if meta.state().load(Acquire) == slab_state::FREE {
+    if meta.state_cell().load(Acquire) == slab_state::FREE {
         return RemoteFree::NotAllocated;
     }
     // SAFETY: forwarded contract; a chain of one block.
@@ -434,9 +380,12 @@ mod tests {
     #[test]
     fn remote_free_publishes_full_slab_once() {
         let meta: &'static SlabMeta = Box::leak(Box::new(SlabMeta::new()));
-        meta.class.store(3, Relaxed);
-        meta.used.store(2, Relaxed);
-        meta.state.store(slab_state::FULL, Relaxed);
+        // An ACTIVE slab of class 3 with two blocks out, let go of by its
+        // owner with nothing on the remote stack: FULL.
+        meta.activate(1, 3, hakmem_ptr_bridge::CLASS_STRIDE[3], 4);
+        meta.add_used(2);
+        assert!(!meta.go_full(slab_state::QUEUED));
+        assert_eq!(meta.state(), slab_state::FULL);
         let a = Box::leak(Box::new(Blk([0; 16]))).0.as_mut_ptr();
         let b = Box::leak(Box::new(Blk([0; 16]))).0.as_mut_ptr();
         // SAFETY: fresh blocks.
@@ -444,12 +393,13 @@ mod tests {
             assert_eq!(remote_free(meta, a), RemoteFree::Queued);
             assert_eq!(remote_free(meta, b), RemoteFree::Queued);
         }
-        assert_eq!(meta.used.load(Relaxed), 0);
-        assert_eq!(meta.state.load(Relaxed), slab_state::QUEUED);
+        assert_eq!(meta.used(), 0);
+        assert_eq!(meta.state(), slab_state::QUEUED);
         let m = adopt(3, 77).expect("published");
         assert!(ptr::eq(m, meta));
         assert!(adopt(3, 77).is_none(), "published twice");
-        assert_eq!(m.owner.load(Relaxed), 77);
+        assert_eq!(m.owner(), 77);
+        assert_eq!(m.state(), slab_state::ACTIVE);
     }
 
     #[test]
@@ -460,6 +410,6 @@ mod tests {
         assert_eq!(unsafe { remote_free(&meta, a) }, RemoteFree::NotAllocated);
         // SAFETY: reading back our own block.
         assert_eq!(unsafe { *a }, 7);
-        assert!(meta.remote.load(Relaxed).is_null());
+        assert!(meta.remote_head().is_null());
     }
 }

@@ -4,104 +4,17 @@
 //!
 //! Two kinds of things live here:
 //! - the spin lock of the slow paths ([`SpinLock`]);
-//! - the atomic operations the remote-free protocol performs on a slab
-//!   record ([`AtomicCell`], [`AtomicCount`]). They are implemented for
-//!   `core`'s atomics here, one `#[inline(always)]` forwarding call each, so
-//!   the production path compiles to the very same instructions; a model
-//!   test implements them for its checker's atomics (see
-//!   `crates/remote-queue/tests/model.rs` and `docs/remote-free.md`).
+//! - the atomic operations the slab-record transitions and the remote-free
+//!   protocol perform on a slab record ([`AtomicCell`], [`AtomicCount`]).
+//!   They are defined in `hakmem_ptr_bridge::cell`, beside the record and
+//!   its transitions (the leaf crate cannot depend on this one), and
+//!   re-exported here; a model test implements them for its checker's
+//!   atomics (see `crates/remote-queue/tests/model.rs` and
+//!   `docs/remote-free.md`).
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
-/// The operations on one atomic field of a slab record that the
-/// remote-free protocol uses, with `core::sync::atomic` semantics.
-pub trait AtomicCell<T: Copy> {
-    /// As `core`'s `load`.
-    fn load(&self, order: Ordering) -> T;
-    /// As `core`'s `store`.
-    fn store(&self, v: T, order: Ordering);
-    /// As `core`'s `swap`.
-    fn swap(&self, v: T, order: Ordering) -> T;
-    /// As `core`'s `compare_exchange`.
-    fn compare_exchange(
-        &self,
-        current: T,
-        new: T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<T, T>;
-    /// As `core`'s `compare_exchange_weak` (may fail spuriously).
-    fn compare_exchange_weak(
-        &self,
-        current: T,
-        new: T,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<T, T>;
-}
-
-/// A counter field (`used`): an [`AtomicCell`] that also adds and subtracts.
-pub trait AtomicCount: AtomicCell<u32> {
-    /// As `core`'s `fetch_add`.
-    fn fetch_add(&self, v: u32, order: Ordering) -> u32;
-    /// As `core`'s `fetch_sub`.
-    fn fetch_sub(&self, v: u32, order: Ordering) -> u32;
-}
-
-macro_rules! forward_atomic_cell {
-    ($atomic:ty, $t:ty) => {
-        impl AtomicCell<$t> for $atomic {
-            #[inline(always)]
-            fn load(&self, order: Ordering) -> $t {
-                <$atomic>::load(self, order)
-            }
-            #[inline(always)]
-            fn store(&self, v: $t, order: Ordering) {
-                <$atomic>::store(self, v, order)
-            }
-            #[inline(always)]
-            fn swap(&self, v: $t, order: Ordering) -> $t {
-                <$atomic>::swap(self, v, order)
-            }
-            #[inline(always)]
-            fn compare_exchange(
-                &self,
-                current: $t,
-                new: $t,
-                success: Ordering,
-                failure: Ordering,
-            ) -> Result<$t, $t> {
-                <$atomic>::compare_exchange(self, current, new, success, failure)
-            }
-            #[inline(always)]
-            fn compare_exchange_weak(
-                &self,
-                current: $t,
-                new: $t,
-                success: Ordering,
-                failure: Ordering,
-            ) -> Result<$t, $t> {
-                <$atomic>::compare_exchange_weak(self, current, new, success, failure)
-            }
-        }
-    };
-}
-
-forward_atomic_cell!(AtomicPtr<u8>, *mut u8);
-forward_atomic_cell!(AtomicUsize, usize);
-forward_atomic_cell!(AtomicU32, u32);
-forward_atomic_cell!(AtomicU8, u8);
-
-impl AtomicCount for AtomicU32 {
-    #[inline(always)]
-    fn fetch_add(&self, v: u32, order: Ordering) -> u32 {
-        AtomicU32::fetch_add(self, v, order)
-    }
-    #[inline(always)]
-    fn fetch_sub(&self, v: u32, order: Ordering) -> u32 {
-        AtomicU32::fetch_sub(self, v, order)
-    }
-}
+pub use hakmem_ptr_bridge::cell::{AtomicCell, AtomicCount};
 
 /// A test-and-test-and-set spin lock that yields the CPU after a short spin.
 /// Const-constructible, allocation-free and fork-friendly (see

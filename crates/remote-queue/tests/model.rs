@@ -3,13 +3,20 @@
 //!
 //! Each test runs remote-queue's own protocol code — the generic `*_on`
 //! functions that the production `push_remote`, `take_remote`,
-//! `remote_free`, `remote_free_chain` and `adopt` wrap — on a slab record
-//! built from shuttle's atomics, and lets shuttle's schedulers choose the
-//! interleavings (a scheduling point at every atomic operation and lock).
-//! The slab owner's side (drain, give up an exhausted slab, thread exit,
-//! release, sweep) lives in `hakmem-refill-engine`, which this crate cannot
-//! depend on; it is restated here step by step, with the same orderings,
-//! and must follow that code when it changes.
+//! `remote_free`, `remote_free_chain` and `adopt` wrap — and the slab
+//! record's own transitions — the provided methods of `SlabRecord`
+//! (`go_full`, `go_queued`, `hand_to`, `try_adopt_full`, `queue_if_full`,
+//! `claim_queued`, `sub_used`, `end_remote_free`) that `SlabMeta`'s methods
+//! forward to — on
+//! a slab record built from shuttle's atomics, and lets shuttle's
+//! schedulers choose the interleavings (a scheduling point at every atomic
+//! operation and lock). The sequencing of the slab owner's side (drain,
+//! give up an exhausted slab, thread exit, release, sweep) lives in
+//! `hakmem-refill-engine`, which this crate cannot depend on; it is
+//! restated here step by step, calling those same transitions, and must
+//! follow that code when it changes. `release` (which also resets the
+//! owner-only fields the model does not have) is restated with its
+//! orderings.
 //!
 //! Shuttle explores interleavings under sequential consistency: it finds
 //! protocol bugs (a missing CAS or re-check, steps in the wrong order), not
@@ -22,8 +29,7 @@ use std::sync::Arc;
 use hakmem_ptr_bridge::{block_next, set_block_next, slab_state, NO_OWNER};
 use hakmem_remote_queue::primitive::{AtomicCell, AtomicCount};
 use hakmem_remote_queue::{
-    chain_len, claim_adopted, remote_free_chain_on, remote_free_on, take_remote_on, RemoteFree,
-    SlabRecord,
+    chain_len, remote_free_chain_on, remote_free_on, take_remote_on, RemoteFree, SlabRecord,
 };
 use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler};
 use shuttle::sync::atomic;
@@ -114,19 +120,19 @@ impl SlabRecord for Slab {
     type Word = MWord;
     type Count = MCount;
     type State = MState;
-    fn remote(&self) -> &MPtr {
+    fn remote_cell(&self) -> &MPtr {
         self.live();
         &self.remote
     }
-    fn owner(&self) -> &MWord {
+    fn owner_cell(&self) -> &MWord {
         self.live();
         &self.owner
     }
-    fn used(&self) -> &MCount {
+    fn used_cell(&self) -> &MCount {
         self.live();
         &self.used
     }
-    fn state(&self) -> &MState {
+    fn state_cell(&self) -> &MState {
         self.live();
         &self.state
     }
@@ -186,7 +192,7 @@ impl Slab {
         assert_eq!(*l, 1, "the slab was published twice");
     }
 
-    /// `adopt`: reclaim list pop, then `claim_adopted`; true if adopted.
+    /// `adopt`: reclaim list pop, then `claim_queued`; true if adopted.
     fn adopt(&self, heap: usize) -> bool {
         {
             let mut l = self.listed.lock().unwrap();
@@ -195,7 +201,7 @@ impl Slab {
             }
             *l -= 1;
         }
-        claim_adopted(self, heap);
+        self.claim_queued(heap);
         true
     }
 
@@ -249,31 +255,24 @@ impl Slab {
         // shuttle runs every task on.
         let nothing_local = self.local.lock().unwrap().is_empty();
         let nothing_to_carve = *self.uncarved.lock().unwrap() == 0;
-        nothing_local && nothing_to_carve && self.remote().load(SeqCst).is_null()
+        nothing_local && nothing_to_carve && self.remote_cell().load(SeqCst).is_null()
     }
 
-    /// `release_slab`: back to the backend (the record is reset; it may be
-    /// handed out again).
+    /// `release_slab` (`SlabMeta::release`): back to the backend (the
+    /// record is reset; it may be handed out again).
     fn release(&self) {
-        assert_eq!(self.used().load(SeqCst), 0);
-        self.owner().store(NO_OWNER, SeqCst);
-        self.remote().store(std::ptr::null_mut(), SeqCst);
-        self.state().store(slab_state::FREE, SeqCst);
+        assert_eq!(self.used_cell().load(SeqCst), 0);
+        self.owner_cell().store(NO_OWNER, SeqCst);
+        self.remote_cell().store(std::ptr::null_mut(), SeqCst);
+        self.state_cell().store(slab_state::FREE, SeqCst);
         self.released.store(true, SeqCst);
     }
 
     /// refill-engine's `give_up_exhausted`; true when the slab was taken
     /// back.
     fn give_up_exhausted(&self, heap: usize) -> bool {
-        self.owner().store(NO_OWNER, SeqCst);
-        self.state().store(slab_state::FULL, SeqCst);
-        if !self.remote().load(SeqCst).is_null()
-            && self
-                .state()
-                .compare_exchange(slab_state::FULL, slab_state::ACTIVE, SeqCst, SeqCst)
-                .is_ok()
-        {
-            self.owner().store(heap, SeqCst);
+        if self.go_full(slab_state::ACTIVE) {
+            self.hand_to(heap);
             return true;
         }
         false
@@ -282,23 +281,13 @@ impl Slab {
     /// One slab of refill-engine's `abandon_all` (thread exit).
     fn abandon(&self) {
         self.drain();
-        if self.used().load(SeqCst) == 0 {
+        if self.used_cell().load(SeqCst) == 0 {
             self.release();
         } else if !self.local.lock().unwrap().is_empty() || *self.uncarved.lock().unwrap() > 0 {
-            self.owner().store(NO_OWNER, SeqCst);
-            self.state().store(slab_state::QUEUED, SeqCst);
+            self.go_queued();
             self.publish();
-        } else {
-            self.owner().store(NO_OWNER, SeqCst);
-            self.state().store(slab_state::FULL, SeqCst);
-            if !self.remote().load(SeqCst).is_null()
-                && self
-                    .state()
-                    .compare_exchange(slab_state::FULL, slab_state::QUEUED, SeqCst, SeqCst)
-                    .is_ok()
-            {
-                self.publish();
-            }
+        } else if self.go_full(slab_state::QUEUED) {
+            self.publish();
         }
     }
 
@@ -306,7 +295,7 @@ impl Slab {
     /// `ReclaimList::take_empty`, under the list lock); true if released.
     fn sweep(&self) -> bool {
         let mut l = self.listed.lock().unwrap();
-        if *l == 1 && self.used().load(SeqCst) == 0 {
+        if *l == 1 && self.used_cell().load(SeqCst) == 0 {
             *l = 0;
             drop(l);
             self.release();
@@ -484,7 +473,7 @@ fn remote_free_racing_publish_and_adopt() {
                     for _ in 0..2 {
                         if s.adopt(ADOPTER) {
                             s.drain();
-                            assert_eq!(s.owner().load(SeqCst), ADOPTER);
+                            assert_eq!(s.owner_cell().load(SeqCst), ADOPTER);
                             return;
                         }
                     }
@@ -539,7 +528,7 @@ fn release_racing_late_remote_free() {
             thread::spawn(move || s.remote_free(0))
         };
         s.local.lock().unwrap().push(1);
-        if s.used().fetch_sub(1, SeqCst) == 1 {
+        if s.sub_used(1) == 1 {
             s.release();
         }
         remote.join().unwrap();
@@ -568,4 +557,41 @@ fn release_racing_late_remote_free() {
         s.check_end(&[0, 1]);
     });
     assert!(schedules > 1, "{schedules}");
+}
+
+/// (5) refill-engine's `free_remote` adopting a FULL slab on the spot
+/// (`try_adopt_full`) against another thread's remote free of the same
+/// slab, whose `queue_if_full` wants to publish it: the slab is adopted or
+/// published, never both, and no freed block is lost. A freer that loses
+/// the adoption frees its block remotely, as `free_remote` does.
+#[test]
+fn adopt_full_against_remote_free() {
+    explore(|| {
+        // Both blocks out and the owner let go of the slab: FULL.
+        let s = Slab::new(2, slab_state::FULL, NO_OWNER, 2, Vec::new(), 0);
+        let adopter = {
+            let s = s.clone();
+            thread::spawn(move || {
+                if s.try_adopt_full(ADOPTER) {
+                    // Block 0 goes to the adopter's thread cache: it stays
+                    // counted in `used`.
+                    return true;
+                }
+                s.remote_free(0);
+                false
+            })
+        };
+        let remote = {
+            let s = s.clone();
+            thread::spawn(move || s.remote_free(1))
+        };
+        let adopted = adopter.join().unwrap();
+        remote.join().unwrap();
+        if adopted {
+            assert_eq!(s.owner.load(SeqCst), ADOPTER, "adopted without the owner");
+            s.check_end(&[1]);
+        } else {
+            s.check_end(&[0, 1]);
+        }
+    });
 }

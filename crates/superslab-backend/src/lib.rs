@@ -404,13 +404,13 @@ mod tests {
     fn slabs_come_and_go() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let m = acquire_slab(3, 42, 0).unwrap();
-        assert_eq!(m.state.load(Relaxed), slab_state::ACTIVE);
-        assert_eq!(m.owner.load(Relaxed), 42);
+        assert_eq!(m.state(), slab_state::ACTIVE);
+        assert_eq!(m.owner(), 42);
         assert!(registry::is_superslab(registry::kind_of(m.data_start())));
         assert_eq!(m.data_start() % PAGE_SIZE, 0);
         // SAFETY: we own the slab and nothing was handed out.
         unsafe { release_slab(m) };
-        assert_eq!(m.state.load(Relaxed), slab_state::FREE);
+        assert_eq!(m.state(), slab_state::FREE);
     }
 
     /// Decay drops the pool lock for its system calls and borrows the
@@ -438,7 +438,7 @@ mod tests {
                             // A tiny and a medium class, alternately.
                             let class = if r % 2 == 0 { 3 } else { 70 };
                             let m = acquire_slab(class, owner, 0).expect("memory");
-                            assert_eq!(m.owner.load(Relaxed), owner);
+                            assert_eq!(m.owner(), owner);
                             let tag = (owner as u64) << 32 | r;
                             let at = m.data_start() as *mut u64;
                             // SAFETY: we own the slab; its first page is ours.

@@ -13,8 +13,8 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
 
 use hakmem_ptr_bridge::superslab_tier::{DRAINING, FREE, HOT, UNLISTED};
 use hakmem_ptr_bridge::{
-    slab_capacity, slab_data_start, slab_state, SlabKind, SlabMeta, SuperslabHeader, CLASS_STRIDE,
-    FIRST_SLAB, SUPERSLAB_MAGIC, SUPERSLAB_SIZE,
+    slab_capacity, slab_data_start, SlabKind, SlabMeta, SuperslabHeader, CLASS_STRIDE, FIRST_SLAB,
+    SUPERSLAB_MAGIC, SUPERSLAB_SIZE,
 };
 use hakmem_remote_queue::primitive::{SpinGuard, SpinLock};
 
@@ -205,11 +205,7 @@ fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
     for (pos, m) in h.slabs.iter().enumerate() {
         // Positions no slab starts at get the index of the slab covering
         // them; they are never used.
-        m.index.store(
-            (pos >> (kind.shift() - hakmem_ptr_bridge::SMALL_SLAB_SHIFT)) as u8,
-            Relaxed,
-        );
-        m.owner.store(hakmem_ptr_bridge::NO_OWNER, Relaxed);
+        m.init_free((pos >> (kind.shift() - hakmem_ptr_bridge::SMALL_SLAB_SHIFT)) as u8);
     }
     h.in_use.store(HEADER_SLAB_BIT, Relaxed);
     h.magic.store(SUPERSLAB_MAGIC as usize, SeqCst);
@@ -290,19 +286,8 @@ pub fn acquire_slab(class: usize, owner: usize, node: u8) -> Option<&'static Sla
         drop(guard);
         h.slab(idx)
     };
-    let bs = CLASS_STRIDE[class] as usize;
-    meta.free.store(ptr::null_mut(), Relaxed);
-    meta.remote.store(ptr::null_mut(), Relaxed);
-    meta.next.store(ptr::null_mut(), Relaxed);
-    meta.prev.store(ptr::null_mut(), Relaxed);
-    meta.used.store(0, Relaxed);
-    meta.carved.store(0, Relaxed);
-    meta.capacity
-        .store(slab_capacity(kind.shift(), bs), Relaxed);
-    meta.block_size.store(bs as u32, Relaxed);
-    meta.class.store(class as u32, Relaxed);
-    meta.owner.store(owner, SeqCst);
-    meta.state.store(slab_state::ACTIVE, SeqCst);
+    let bs = CLASS_STRIDE[class];
+    meta.activate(owner, class, bs, slab_capacity(kind.shift(), bs as usize));
     Some(meta)
 }
 
@@ -315,12 +300,7 @@ pub fn acquire_slab(class: usize, owner: usize, node: u8) -> Option<&'static Sla
 /// The caller owns `meta`, `used == 0`, it is in no list, and no thread can
 /// reach its blocks (the release guard: see `hakmem_remote_queue::remote_free`).
 pub unsafe fn release_slab(meta: &SlabMeta) {
-    debug_assert_eq!(meta.used.load(Relaxed), 0);
-    meta.owner.store(hakmem_ptr_bridge::NO_OWNER, SeqCst);
-    meta.free.store(ptr::null_mut(), Relaxed);
-    meta.remote.store(ptr::null_mut(), Relaxed);
-    meta.carved.store(0, Relaxed);
-    meta.state.store(slab_state::FREE, SeqCst);
+    meta.release();
     let ss = meta.superslab();
     // SAFETY: a slab record's superslab is live while the slab is in use.
     let h = unsafe { &*ss };
