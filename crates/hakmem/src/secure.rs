@@ -84,12 +84,7 @@ pub(crate) fn enable() {
     if got != 8 {
         // No entropy yet (early boot): the clock and an address still make
         // the secret differ from run to run.
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let ts = crate::sys::clock(libc::CLOCK_MONOTONIC);
         s ^= (ts.tv_nsec as u64).rotate_left(32) ^ ts.tv_sec as u64 ^ (&SECRET as *const _ as u64);
     }
     SECRET.store(s | 1, Relaxed);

@@ -192,7 +192,7 @@ impl Stats {
     /// Share of learning events dropped because the ring was full:
     /// `ace_dropped / (ace_events + ace_dropped)`.
     pub fn ace_drop_rate(&self) -> f64 {
-        crate::ace::drop_rate(self.ace_events, self.ace_dropped)
+        crate::ace::snapshot::drop_rate(self.ace_events, self.ace_dropped)
     }
 
     /// Writes the snapshot as one JSON object, without allocating and
@@ -311,14 +311,7 @@ pub(crate) fn tick(ts: &mut ThreadState) {
 }
 
 fn peak_rss() -> u64 {
-    // SAFETY: an all-zero rusage is valid; getrusage fills it.
-    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
-        ru.ru_maxrss as u64 * 1024
-    } else {
-        0
-    }
+    crate::sys::rusage_self().ru_maxrss as u64 * 1024
 }
 
 /// Current statistics (publishes the calling thread's counters first).
@@ -354,8 +347,8 @@ pub fn stats() -> Stats {
         committed_bytes: committed as u64,
         ace_events: hakmem_ace_learning::EVENTS.pushed(),
         ace_dropped: hakmem_ace_learning::EVENTS.dropped(),
-        ace_decisions: crate::ace::decisions(),
-        ace_running: crate::ace::is_running(),
+        ace_decisions: crate::ace::snapshot::decisions(),
+        ace_running: crate::ace::snapshot::is_running(),
         classes: [ClassStats::default(); NUM_CLASSES],
     };
     for c in 0..NUM_CLASSES {
@@ -406,7 +399,7 @@ impl FdBuf {
     }
 
     fn flush(&mut self) {
-        sink::write_all(self.fd, &self.buf[..self.len]);
+        crate::sys::write_all(self.fd, &self.buf[..self.len]);
         self.len = 0;
     }
 }

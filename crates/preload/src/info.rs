@@ -6,8 +6,6 @@
 
 use core::ffi::c_int;
 
-use crate::hakmem;
-
 /// Bytes mapped per superslab (`hakmem_ptr_bridge::SUPERSLAB_SIZE`, 2 MiB; the
 /// facade does not re-export it, and preload may only use the facade).
 const SUPERSLAB_BYTES: usize = hakmem::SUPERSLAB_SIZE;
