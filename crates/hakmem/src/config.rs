@@ -65,7 +65,7 @@ fn read() {
     if let Some(n) = number_in(
         c"HAKMEM_SPAN_THRESHOLD",
         hakmem_ptr_bridge::TINY_MAX as u32,
-        hakmem_ptr_bridge::SMALL_MAX as u32,
+        hakmem_ptr_bridge::MAX_SPAN_THRESHOLD as u32,
         "not between 1024 and 65536",
     ) {
         hakmem_ptr_bridge::set_span_threshold(n as usize);

@@ -35,7 +35,7 @@
 //! statistics. The work is done by the boxes it calls:
 //!
 //! ```text
-//! malloc(n) ─ n ≤ 64 KiB ─ class_of(n) ─ tls-front pop ── hit: return   (hot)
+//! malloc(n) ─ n ≤ 64 KiB ─ route_of(n) ─ tls-front pop ── hit: return   (hot)
 //!                                              └─ miss: refill-engine  (warm)
 //!                                                   └─ superslab-backend (cold)
 //!           └ n > 64 KiB ─ superslab-backend span (mmap)
@@ -73,7 +73,8 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ptr_bridge::{
-    class_for, class_of, slab_meta_at, SlabMeta, CLASS_SIZE, MIN_ALIGN, NUM_CLASSES, SMALL_MAX,
+    class_for, route_of, slab_meta_at, SlabMeta, CLASS_SIZE, MAX_ROUTED_SIZE, MIN_ALIGN,
+    NUM_CLASSES,
 };
 pub use hakmem_ptr_bridge::{set_span_threshold, span_threshold};
 use hakmem_refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
@@ -197,8 +198,8 @@ fn set_enomem() {
 /// memory is exhausted or `size` cannot be met.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    if size <= SMALL_MAX {
-        return alloc_class(class_of(size), size, MIN_ALIGN);
+    if size <= MAX_ROUTED_SIZE {
+        return alloc_class(route_of(size), size, MIN_ALIGN);
     }
     alloc_span(size, MIN_ALIGN)
 }

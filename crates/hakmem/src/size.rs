@@ -5,7 +5,7 @@
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
-use hakmem_ptr_bridge::{slab_meta_at, CLASS_STRIDE, MIN_ALIGN, SMALL_MAX};
+use hakmem_ptr_bridge::{slab_meta_at, CLASS_STRIDE, MAX_CLASS_SIZE, MIN_ALIGN};
 use hakmem_superslab_backend::registry;
 
 use crate::{diag, free, freed_span, malloc_aligned, owns, secure};
@@ -88,16 +88,16 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
     } else if registry::is_superslab(kind) {
         // Keep the block while the new size maps to a class no larger and
         // not much smaller (at most one halving of waste).
-        if new_size <= old && (new_size > SMALL_MAX / 2 || new_size >= old / 2) {
+        if new_size <= old && (new_size > MAX_CLASS_SIZE / 2 || new_size >= old / 2) {
             return p;
         }
         if align <= MIN_ALIGN
-            && new_size <= SMALL_MAX
+            && new_size <= MAX_CLASS_SIZE
             && CLASS_STRIDE[hakmem_ptr_bridge::size_class(new_size)] as usize == old
         {
             return p;
         }
-    } else if new_size > SMALL_MAX {
+    } else if new_size > MAX_CLASS_SIZE {
         // SAFETY: `p` is one of our spans (checked inside).
         let q = unsafe { hakmem_superslab_backend::large_realloc(p, new_size) };
         if !q.is_null() {

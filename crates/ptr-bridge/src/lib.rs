@@ -4,9 +4,9 @@
 //! mid block's user pointer is its base, see the glossary.)
 //!
 //! ```
-//! use hakmem_ptr_bridge::{class_of, CLASS_SIZE, NUM_CLASSES};
+//! use hakmem_ptr_bridge::{route_of, CLASS_SIZE, NUM_CLASSES};
 //!
-//! let c = class_of(24); // the route of a 24-byte request: a slab class
+//! let c = route_of(24); // the route of a 24-byte request: a slab class
 //! assert!(c < NUM_CLASSES);
 //! assert_eq!(CLASS_SIZE[c], 32); // served by 32-byte blocks
 //! ```
@@ -27,7 +27,7 @@
 //! - **class**: an index into [`CLASS_SIZE`]; 80 classes from 16 B to 64 KiB,
 //!   eight per power of two, so internal fragmentation stays below 1/9
 //!   (11.1 %) for every request above 128 B.
-//! - **span**: a large allocation mapped on its own (above [`SMALL_MAX`] or
+//! - **span**: a large allocation mapped on its own (above [`MAX_CLASS_SIZE`] or
 //!   with an alignment above [`PAGE_SIZE`]); it has a 64-byte header
 //!   ([`LargeHeader`]) at the start of the 2 MiB chunk that holds the user
 //!   pointer.

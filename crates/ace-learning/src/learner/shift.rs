@@ -62,7 +62,7 @@ pub(super) fn bin(ev: &Event) -> usize {
 
 /// Largest span (KiB, as events count them) that is binned as mid traffic:
 /// the largest slab class plus a page of rounding.
-const MID_SPAN_KIB: u32 = (hakmem_ptr_bridge::SMALL_MAX >> 10) as u32 + 4;
+const MID_SPAN_KIB: u32 = (hakmem_ptr_bridge::MAX_CLASS_SIZE >> 10) as u32 + 4;
 
 fn log2(x: f64) -> f64 {
     ln(x) / core::f64::consts::LN_2
