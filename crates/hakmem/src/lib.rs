@@ -219,7 +219,7 @@ fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
         None => core::ptr::null_mut(),
     };
     if p.is_null() {
-        p = hakmem_superslab_backend::large_alloc(size, align, zero);
+        p = hakmem_superslab_backend::span_alloc(size, align, zero);
     }
     if p.is_null() {
         set_enomem();
@@ -441,10 +441,10 @@ unsafe fn free_other(p: *mut u8) {
         return;
     }
     match registry::kind_of(p as usize) {
-        registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
+        registry::KIND_SPAN | registry::KIND_SPAN_ALIGNED => {
             // A span event for the learning layer.
             if hakmem_ace_learning::POLICY.observing() {
-                let n = hakmem_superslab_backend::large_usable_size(p).unwrap_or(0);
+                let n = hakmem_superslab_backend::span_usable_size(p).unwrap_or(0);
                 ace::span_event(hakmem_ace_learning::EventKind::SpanUnmap, n);
             }
             // The stash is handed back by the exit hook; once that ran,
@@ -452,7 +452,7 @@ unsafe fn free_other(p: *mut u8) {
             let freed = match thread::current() {
                 // SAFETY: our own state, no reference into it is live.
                 Some(t) => unsafe { (*t).span_stash.free(p) },
-                None => hakmem_superslab_backend::large_free(p),
+                None => hakmem_superslab_backend::span_free(p),
             };
             if !freed {
                 diag::invalid_pointer("free()", p);

@@ -40,8 +40,8 @@ fn live_size(call: &str, p: *mut u8) -> usize {
             }
             m.block_size.load(Relaxed) as usize
         }
-        registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
-            match hakmem_superslab_backend::large_usable_size(p) {
+        registry::KIND_SPAN | registry::KIND_SPAN_ALIGNED => {
+            match hakmem_superslab_backend::span_usable_size(p) {
                 Some(n) => n,
                 None => diag::invalid_pointer(call, p),
             }
@@ -99,7 +99,7 @@ pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut
         }
     } else if new_size > MAX_CLASS_SIZE {
         // SAFETY: `p` is one of our spans (checked inside).
-        let q = unsafe { hakmem_superslab_backend::large_realloc(p, new_size) };
+        let q = unsafe { hakmem_superslab_backend::span_realloc(p, new_size) };
         if !q.is_null() {
             return q;
         }

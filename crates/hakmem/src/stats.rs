@@ -324,21 +324,21 @@ pub fn stats() -> Stats {
     let committed = b
         .superslabs
         .saturating_mul(SUPERSLAB_SIZE)
-        .saturating_add(b.large_bytes)
+        .saturating_add(b.live_span_bytes)
         .saturating_add(b.span_cache_bytes);
     let rss = current_rss();
     let mut s = Stats {
-        allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
-        frees: b.large_frees + STASH_FREES.load(Relaxed),
+        allocs: b.span_allocs + STASH_ALLOCS.load(Relaxed),
+        frees: b.span_frees + STASH_FREES.load(Relaxed),
         remote_frees: 0,
         refills: 0,
         flushes: 0,
         adopted_slabs: ADOPTED.load(Relaxed),
         superslabs: b.superslabs,
-        large_spans: b.large_spans,
-        large_bytes: b.large_bytes,
-        large_allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
-        large_frees: b.large_frees + STASH_FREES.load(Relaxed),
+        large_spans: b.live_spans,
+        large_bytes: b.live_span_bytes,
+        large_allocs: b.span_allocs + STASH_ALLOCS.load(Relaxed),
+        large_frees: b.span_frees + STASH_FREES.load(Relaxed),
         span_cache_hits: b.span_cache_hits + STASH_ALLOCS.load(Relaxed),
         span_cache_bytes: b.span_cache_bytes,
         tiers: hakmem_superslab_backend::tier_counts(),

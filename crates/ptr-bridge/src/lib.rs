@@ -29,7 +29,7 @@
 //!   (11.1 %) for every request above 128 B.
 //! - **span**: a large allocation mapped on its own (above [`MAX_CLASS_SIZE`] or
 //!   with an alignment above [`PAGE_SIZE`]); it has a 64-byte header
-//!   ([`LargeHeader`]) at the start of the 2 MiB chunk that holds the user
+//!   ([`SpanHeader`]) at the start of the 2 MiB chunk that holds the user
 //!   pointer.
 //!
 //! This crate is `no_std`, allocates nothing and knows no OS.
@@ -69,7 +69,7 @@ pub const SMALL_SLAB_MAX_BLOCK: usize = 8 * 1024;
 /// Magic number in every superslab header ("HAKMEMSS").
 pub const SUPERSLAB_MAGIC: u64 = 0x4841_4B4D_454D_5353;
 /// Magic number in every large-span header ("HAKMEMLG").
-pub const LARGE_MAGIC: u64 = 0x4841_4B4D_454D_4C47;
+pub const SPAN_MAGIC: u64 = 0x4841_4B4D_454D_4C47;
 
 /// The two slab geometries. A superslab is carved with one of them for its
 /// whole life, so that `slab index = offset >> shift` needs no table.
@@ -570,12 +570,12 @@ pub unsafe fn clear_free_mark(p: *mut u8) {
     unsafe { *(p.add(FREE_MARK_OFFSET) as *mut usize) = 0 }
 }
 
-/// The 64-byte header of a large span, at the start of the 2 MiB chunk that
+/// The 64-byte header of a span, at the start of the 2 MiB chunk that
 /// holds the user pointer (or one chunk before it when the user pointer is
 /// itself chunk-aligned).
 #[repr(C, align(64))]
-pub struct LargeHeader {
-    /// [`LARGE_MAGIC`].
+pub struct SpanHeader {
+    /// [`SPAN_MAGIC`].
     pub magic: u64,
     /// The user pointer this header describes (validates frees).
     pub user: usize,
@@ -587,11 +587,15 @@ pub struct LargeHeader {
     pub align: usize,
 }
 
-const _: () = assert!(core::mem::size_of::<LargeHeader>() == 64);
+/// The old name of [`SpanHeader`].
+#[deprecated(note = "renamed SpanHeader")]
+pub type LargeHeader = SpanHeader;
 
-/// Where the header of a large span with user pointer `user` lives.
+const _: () = assert!(core::mem::size_of::<SpanHeader>() == 64);
+
+/// Where the header of a span with user pointer `user` lives.
 #[inline]
-pub const fn large_header_addr(user: usize) -> usize {
+pub const fn span_header_addr(user: usize) -> usize {
     if user & CHUNK_MASK == 0 {
         user - SUPERSLAB_SIZE
     } else {
@@ -599,9 +603,9 @@ pub const fn large_header_addr(user: usize) -> usize {
     }
 }
 
-/// Usable bytes of a large span: from the user pointer to the mapping end.
+/// Usable bytes of a span: from the user pointer to the mapping end.
 #[inline]
-pub fn large_usable(h: &LargeHeader) -> usize {
+pub fn large_usable(h: &SpanHeader) -> usize {
     h.map_base + h.map_len - h.user
 }
 
@@ -655,9 +659,9 @@ mod tests {
 
     #[test]
     fn large_header_placement() {
-        assert_eq!(large_header_addr(0x4000_0040), 0x4000_0000);
-        assert_eq!(large_header_addr(0x4020_0000), 0x4000_0000);
-        assert_eq!(large_header_addr(0x4021_0000), 0x4020_0000);
+        assert_eq!(span_header_addr(0x4000_0040), 0x4000_0000);
+        assert_eq!(span_header_addr(0x4020_0000), 0x4000_0000);
+        assert_eq!(span_header_addr(0x4021_0000), 0x4020_0000);
     }
 
     #[test]

@@ -21,10 +21,16 @@ use hakmem_ptr_bridge::SUPERSLAB_SHIFT;
 pub type Kind = usize;
 /// Nothing of ours.
 pub const KIND_NONE: Kind = 0;
-/// A large span's user pointer is in this chunk; its header is at the chunk start.
-pub const KIND_LARGE: Kind = 2;
-/// A chunk-aligned large span's user pointer; its header is one chunk before.
-pub const KIND_LARGE_ALIGNED: Kind = 3;
+/// A span's user pointer is in this chunk; its header is at the chunk start.
+pub const KIND_SPAN: Kind = 2;
+/// A chunk-aligned span's user pointer; its header is one chunk before.
+pub const KIND_SPAN_ALIGNED: Kind = 3;
+/// The old name of [`KIND_SPAN`].
+#[deprecated(note = "renamed KIND_SPAN")]
+pub const KIND_LARGE: Kind = KIND_SPAN;
+/// The old name of [`KIND_SPAN_ALIGNED`].
+#[deprecated(note = "renamed KIND_SPAN_ALIGNED")]
+pub const KIND_LARGE_ALIGNED: Kind = KIND_SPAN_ALIGNED;
 /// Kinds at or above this value are superslabs; the value is the record
 /// mask of the superslab's slab kind.
 pub const KIND_SUPERSLAB_MIN: Kind = 16;

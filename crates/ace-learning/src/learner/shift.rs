@@ -147,7 +147,7 @@ mod tests {
             let (kind, class) = if t <= 200 {
                 (EventKind::Refill, 2) // tiny churn
             } else {
-                (EventKind::SpanMap, 0) // large spans
+                (EventKind::SpanMap, 0) // spans
             };
             for i in 0..40 {
                 l.record(&ev(kind, class, i % 3));
