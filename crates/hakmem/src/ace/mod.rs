@@ -6,7 +6,7 @@
 //!   map and unmap) copy a 12-byte [`Event`] into the pre-allocated ring
 //!   `hakmem_ace_learning::EVENTS`. The hot path never sees any of it.
 //! - **Decide.** Every tick (25 ms by default) the worker drains the ring
-//!   into its [`Learner`] and runs the policies: per-class UCB1 bandits over
+//!   into its [`Learner`](hakmem_ace_learning::Learner) and runs the policies: per-class UCB1 bandits over
 //!   (refill count, cache cap), Elo-rated strategies for the decay delay
 //!   and for the pool/span threshold (LEARN → CANARY → FROZEN),
 //!   workload-shift and idle detection.
@@ -32,7 +32,7 @@
 //! `HAKMEM_ACE_IDLE_MS`, `HAKMEM_ACE_POLICIES` (see `docs/ace.md`).
 
 //!
-//! The module's files, in their dependency order: [`snapshot`] (what the
+//! The module's files, in their dependency order: `snapshot` (what the
 //! worker publishes, read by `hakmem::stats` and [`state`]; depends on no
 //! other part of the facade), `probe` (the OS readings of a tick), `log`
 //! (one stderr line per policy change), `config` ([`AceConfig`]),
