@@ -208,57 +208,6 @@ impl Stats {
     }
 }
 
-/// The resident pages (second field) of a `/proc/<pid>/statm` line.
-fn statm_resident(line: &[u8]) -> Option<u64> {
-    let mut fields = line
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
-    let resident = fields.nth(1)?;
-    let mut v = 0u64;
-    for &b in resident {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
-    }
-    Some(v)
-}
-
-/// The resident set size now (0 when `/proc/self/statm` cannot be read),
-/// read into a stack buffer.
-fn current_rss() -> u64 {
-    // SAFETY: a NUL-terminated literal path.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/statm".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return 0;
-    }
-    let mut buf = [0u8; 128];
-    let mut len = 0;
-    while len < buf.len() {
-        // SAFETY: reading into the unused tail of our own buffer.
-        let n = unsafe {
-            libc::read(
-                fd,
-                buf[len..].as_mut_ptr() as *mut libc::c_void,
-                buf.len() - len,
-            )
-        };
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    // SAFETY: our own descriptor, opened above.
-    unsafe { libc::close(fd) };
-    let page = hakmem_superslab_backend::page_size() as u64;
-    statm_resident(&buf[..len]).map_or(0, |pages| pages.saturating_mul(page))
-}
-
 /// Publishes the counters of one class of thread `ts` (its own thread).
 fn publish_class(ts: &mut ThreadState, class: usize) {
     let c = ts.heap.counters.take_class(class);
@@ -326,7 +275,7 @@ pub fn stats() -> Stats {
         .saturating_mul(SUPERSLAB_SIZE)
         .saturating_add(b.live_span_bytes)
         .saturating_add(b.span_cache_bytes);
-    let rss = current_rss();
+    let rss = crate::sys::resident_bytes();
     let mut s = Stats {
         allocs: b.span_allocs + STASH_ALLOCS.load(Relaxed),
         frees: b.span_frees + STASH_FREES.load(Relaxed),
@@ -610,14 +559,5 @@ mod tests {
             assert!(b.0.contains(k), "missing {k}");
         }
         assert_eq!(b.0.matches('{').count(), b.0.matches('}').count());
-    }
-
-    #[test]
-    fn statm_parses_the_resident_field() {
-        assert_eq!(statm_resident(b"1234 567 89 1 0 300 0\n"), Some(567));
-        assert_eq!(statm_resident(b"1234"), None);
-        assert_eq!(statm_resident(b"1 x2 3"), None);
-        assert_eq!(statm_resident(b""), None);
-        assert!(current_rss() > 0);
     }
 }

@@ -1,6 +1,6 @@
 //! The facade's few OS helpers, each written once: writing to a descriptor
 //! (and stderr), a string buffer on the stack, the millisecond clock, the
-//! `getrusage` and `clock_gettime` readings. The bottom of the facade's
+//! `getrusage`, `clock_gettime` and `/proc/self/statm` readings. The bottom of the facade's
 //! module order: it uses nothing of the crate. Nothing here allocates, so
 //! everything is safe to call from inside malloc/free. (The memory-mapping
 //! calls live in `hakmem_superslab_backend::os`.)
@@ -113,6 +113,57 @@ pub(crate) fn clock(id: libc::clockid_t) -> libc::timespec {
     ts
 }
 
+/// The resident pages (second field) of a `/proc/<pid>/statm` line.
+fn statm_resident(line: &[u8]) -> Option<u64> {
+    let mut fields = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let resident = fields.nth(1)?;
+    let mut v = 0u64;
+    for &b in resident {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+/// The resident set size now (0 when `/proc/self/statm` cannot be read),
+/// read into a stack buffer.
+pub(crate) fn resident_bytes() -> u64 {
+    // SAFETY: a NUL-terminated literal path.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return 0;
+    }
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    while len < buf.len() {
+        // SAFETY: reading into the unused tail of our own buffer.
+        let n = unsafe {
+            libc::read(
+                fd,
+                buf[len..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - len,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    // SAFETY: our own descriptor, opened above.
+    unsafe { libc::close(fd) };
+    let page = hakmem_superslab_backend::page_size() as u64;
+    statm_resident(&buf[..len]).map_or(0, |pages| pages.saturating_mul(page))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +182,14 @@ mod tests {
         assert!((b.tv_sec, b.tv_nsec) >= (a.tv_sec, a.tv_nsec));
         assert!(now_ms() <= now_ms());
         assert!(rusage_self().ru_maxrss > 0);
+    }
+
+    #[test]
+    fn statm_parses_the_resident_field() {
+        assert_eq!(statm_resident(b"1234 567 89 1 0 300 0\n"), Some(567));
+        assert_eq!(statm_resident(b"1234"), None);
+        assert_eq!(statm_resident(b"1 x2 3"), None);
+        assert_eq!(statm_resident(b""), None);
+        assert!(resident_bytes() > 0);
     }
 }
