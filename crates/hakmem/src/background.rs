@@ -49,6 +49,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::options::OptionError;
+use crate::sys::now_ms;
 
 /// Shortest and longest purge interval, ms (`HAKMEM_BACKGROUND_MS`).
 pub const MIN_INTERVAL_MS: u32 = 1;
@@ -92,7 +93,7 @@ static SLOT: Slot = Slot(UnsafeCell::new(None));
 static PURGES: AtomicU64 = AtomicU64::new(0);
 static PURGED_BYTES: AtomicU64 = AtomicU64::new(0);
 static SWEPT_SLABS: AtomicU64 = AtomicU64::new(0);
-/// When the last purge step ran ([`now_ms`]), for [`ace_tick`].
+/// When the last purge step ran ([`crate::sys::now_ms`]), for [`ace_tick`].
 static LAST_PURGE_MS: AtomicU64 = AtomicU64::new(0);
 
 /// A snapshot of the background purge.
@@ -119,10 +120,10 @@ pub struct BackgroundState {
 /// Reads `HAKMEM_BACKGROUND` and `HAKMEM_BACKGROUND_MS` (with the rest of
 /// the configuration; a bad value is reported once and the default used).
 pub(crate) fn read_env() {
-    if crate::config::flag(c"HAKMEM_BACKGROUND") == Some(true) {
+    if crate::env::flag(c"HAKMEM_BACKGROUND") == Some(true) {
         ENV_ON.store(true, Relaxed);
     }
-    if let Some(n) = crate::config::number_in(
+    if let Some(n) = crate::env::number_in(
         c"HAKMEM_BACKGROUND_MS",
         MIN_INTERVAL_MS,
         MAX_INTERVAL_MS,
@@ -388,10 +389,4 @@ fn run() {
             purge_step();
         }
     }
-}
-
-/// Milliseconds since the first call (monotonic).
-fn now_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
 }

@@ -1,129 +1,46 @@
 //! Configuration from `HAKMEM_*` environment variables, read once with
-//! `getenv` (which does not allocate) on the first slow path. See
-//! `docs/ENV_VARS.md`.
+//! `getenv` (which does not allocate, see [`crate::env`]) on the first slow
+//! path, and applied to every box; the `HAKMEM_STATS` exit report is armed
+//! here. See `docs/ENV_VARS.md`.
 
-use core::ffi::CStr;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 
 use hakmem_ace_learning::POLICY;
 use hakmem_ptr_bridge::NUM_CLASSES;
 
-static STATE: AtomicU8 = AtomicU8::new(0); // 0 unread, 1 reading, 2 done
+use crate::env::{bad_setting, falsy, flag, number, number_in, parse_u32, truthy, var};
+use crate::foreign::ForeignPolicy;
+use crate::once::InitOnce;
+use crate::sys::StackStr;
+
+/// The one reading of the environment.
+static READ: InitOnce = InitOnce::new();
 /// 0 = no report, 1 = table, 2 = JSON (HAKMEM_STATS).
 static STATS_MODE: AtomicU8 = AtomicU8::new(0);
 static REPORTED: AtomicBool = AtomicBool::new(false);
-
-pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
-    var_cstr(name).map(CStr::to_bytes)
-}
-
-/// [`var`] as the C string itself (for a value passed on to the OS, such
-/// as a path).
-pub(crate) fn var_cstr(name: &CStr) -> Option<&'static CStr> {
-    // SAFETY: `name` is NUL-terminated; getenv returns null or a pointer
-    // into the environment, which we only read.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        None
-    } else {
-        // SAFETY: non-null getenv results are NUL-terminated strings.
-        Some(unsafe { CStr::from_ptr(p) })
-    }
-}
-
-pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
-    if s.is_empty() || s.len() > 9 {
-        return None;
-    }
-    let mut v = 0u32;
-    for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + (b - b'0') as u32;
-    }
-    Some(v)
-}
-
-/// The value of numeric setting `name`; a value that is not a number is
-/// reported (`hakmem: NAME=value ignored (not a number)`) and the default
-/// kept.
-pub(crate) fn number(name: &CStr) -> Option<u32> {
-    let v = var(name)?;
-    let n = parse_u32(v);
-    if n.is_none() {
-        crate::diag::bad_setting(name, "not a number");
-    }
-    n
-}
-
-/// [`number`], and a number outside `lo..=hi` is reported too
-/// (`hakmem: NAME=value ignored (why)`) and the default kept.
-pub(crate) fn number_in(name: &CStr, lo: u32, hi: u32, why: &str) -> Option<u32> {
-    let n = number(name)?;
-    if n < lo || n > hi {
-        crate::diag::bad_setting(name, why);
-        return None;
-    }
-    Some(n)
-}
-
-pub(crate) fn truthy(s: &[u8]) -> bool {
-    matches!(s, b"1" | b"yes" | b"true" | b"on")
-}
-
-fn falsy(s: &[u8]) -> bool {
-    matches!(s, b"" | b"0" | b"no" | b"false" | b"off")
-}
-
-/// On/off setting `name`: `Some(true)` for `1`/`yes`/`true`/`on`,
-/// `Some(false)` for empty/`0`/`no`/`false`/`off`; any other value is
-/// reported (`hakmem: NAME=value ignored (not 1 or 0)`) and gives `None`
-/// (the default), as does an unset variable.
-pub(crate) fn flag(name: &CStr) -> Option<bool> {
-    let v = var(name)?;
-    if truthy(v) {
-        Some(true)
-    } else if falsy(v) {
-        Some(false)
-    } else {
-        crate::diag::bad_setting(name, "not 1 or 0");
-        None
-    }
-}
-
-/// `pthread_self()` of the thread reading the environment (while STATE is 1).
-static READER: AtomicUsize = AtomicUsize::new(0);
 
 /// Reads the environment once (later calls return at once). A call nested
 /// in the reading itself (the `atexit` below may allocate) returns at once
 /// too: the settings read so far, the mode first, are in force.
 #[inline]
 pub(crate) fn init() {
-    if STATE.load(Acquire) != 2 {
+    if !READ.is_done() {
         read_once();
     }
 }
 
-/// The first reading of [`init`], out of line: its frame is large, and the
-/// slow paths that call `init` on every miss (the secure mode's, for one)
-/// should pay one load and a branch, not its prologue.
+/// The first reading of [`init`], out of line: the slow paths that call
+/// `init` on every miss (the secure mode's, for one) should pay one load
+/// and a branch, not this call's frame.
 #[cold]
 #[inline(never)]
 fn read_once() {
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() } as usize;
-    if STATE.compare_exchange(0, 1, AcqRel, Acquire).is_err() {
-        if READER.load(Acquire) == me {
-            return;
-        }
-        while STATE.load(Acquire) != 2 {
-            core::hint::spin_loop();
-        }
-        return;
-    }
-    READER.store(me, Release);
+    READ.call(read);
+}
+
+/// The reading itself, run once by [`init`].
+fn read() {
     if !hakmem_superslab_backend::os::check_page_size() {
         crate::diag::unsupported("the page size is above 64 KiB, which hakmem's slab layout does not support (see docs/platforms.md)");
     }
@@ -147,7 +64,7 @@ fn read_once() {
             v if truthy(v) || v == b"table" => 1,
             v if falsy(v) => 0,
             _ => {
-                crate::diag::bad_setting(c"HAKMEM_STATS", "not 1, table or json");
+                bad_setting(c"HAKMEM_STATS", "not 1, table or json");
                 0
             }
         };
@@ -157,7 +74,7 @@ fn read_once() {
     if let Some(n) = number_in(
         c"HAKMEM_SPAN_THRESHOLD",
         hakmem_ptr_bridge::TINY_MAX as u32,
-        hakmem_ptr_bridge::SMALL_MAX as u32,
+        hakmem_ptr_bridge::MAX_SPAN_THRESHOLD as u32,
         "not between 1024 and 65536",
     ) {
         hakmem_ptr_bridge::set_span_threshold(n as usize);
@@ -184,7 +101,7 @@ fn read_once() {
     }
     if let Some(n) = number_in(c"HAKMEM_CACHE_CAP", 0, 4096, "not between 0 and 4096") {
         if crate::secure::on() {
-            crate::diag::bad_setting(c"HAKMEM_CACHE_CAP", "the secure mode keeps no cache");
+            bad_setting(c"HAKMEM_CACHE_CAP", "the secure mode keeps no cache");
         } else {
             for c in 0..NUM_CLASSES {
                 POLICY.set_cache_cap(c, n);
@@ -193,12 +110,11 @@ fn read_once() {
     }
     // Checked now so that a bad value is reported once, at start-up (the
     // policy itself is read where a foreign pointer shows up).
-    let _ = crate::diag::foreign_policy();
+    let _ = crate::foreign::policy();
     crate::background::read_env();
     if flag(c"HAKMEM_VERBOSE") == Some(true) {
         print_settings();
     }
-    STATE.store(2, Release);
 }
 
 /// `hakmem::options::set_secure` before the configuration is read: it
@@ -210,12 +126,6 @@ const CHOSEN_OFF: u8 = 2;
 static THP_MIN: AtomicUsize = AtomicUsize::new(hakmem_superslab_backend::HUGE_MIN_DEFAULT);
 /// The exit report's sink is open and its `atexit` hook registered.
 static ARMED: AtomicBool = AtomicBool::new(false);
-/// `hakmem::options::set_foreign_free`: 0 = the environment decides, else
-/// 1 + the policy.
-static FOREIGN: AtomicU8 = AtomicU8::new(0);
-/// `HAKMEM_FOREIGN_FREE`'s bad value was reported already.
-static FOREIGN_REPORTED: AtomicBool = AtomicBool::new(false);
-
 /// With a report asked for (`HAKMEM_STATS` or `hakmem::options::
 /// set_stats`), opens its sink and registers the exit hook, once.
 fn arm_report() {
@@ -239,7 +149,7 @@ fn arm_report() {
 /// Chooses the secure mode before the configuration is read. False when
 /// it is being read or was read already (the mode is fixed then).
 pub(crate) fn choose_secure_before_init(on: bool) -> bool {
-    if STATE.load(Acquire) != 0 {
+    if READ.is_started() {
         return false;
     }
     SECURE_CHOICE.store(if on { CHOSEN_ON } else { CHOSEN_OFF }, Release);
@@ -258,68 +168,17 @@ pub(crate) fn stats_mode() -> u8 {
     STATS_MODE.load(Relaxed)
 }
 
-/// The foreign-free policy chosen from Rust (`None`: the environment's).
-pub(crate) fn foreign_override() -> Option<crate::diag::ForeignPolicy> {
-    use crate::diag::ForeignPolicy::*;
-    match FOREIGN.load(Relaxed) {
-        1 => Some(Abort),
-        2 => Some(Ignore),
-        3 => Some(Forward),
-        _ => None,
-    }
-}
-
-pub(crate) fn set_foreign_override(p: crate::diag::ForeignPolicy) {
-    use crate::diag::ForeignPolicy::*;
-    let v = match p {
-        Abort => 1,
-        Ignore => 2,
-        Forward => 3,
-    };
-    FOREIGN.store(v, Relaxed);
-}
-
-/// True the first time a bad `HAKMEM_FOREIGN_FREE` is seen (it is then
-/// reported; later readings use the default silently).
-pub(crate) fn first_foreign_report() -> bool {
-    !FOREIGN_REPORTED.swap(true, Relaxed)
-}
-
 // ---------------------------------------------------------------------------
 // HAKMEM_VERBOSE=1: the settings in force, without allocating.
 // ---------------------------------------------------------------------------
 
-/// One stderr line assembled on the stack (what does not fit is dropped).
-struct Line {
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for &b in s.as_bytes() {
-            if self.len < self.buf.len() - 1 {
-                self.buf[self.len] = b;
-                self.len += 1;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Writes `hakmem: setting NAME=value\n` to stderr.
 fn setting(name: &str, value: core::fmt::Arguments<'_>) {
     use core::fmt::Write;
-    let mut l = Line {
-        buf: [0; 160],
-        len: 0,
-    };
+    let mut l = StackStr::<159>::new();
     let _ = write!(l, "hakmem: setting {name}={value}");
-    l.buf[l.len] = b'\n';
-    l.len += 1;
-    // SAFETY: our own stack buffer to fd 2; a short write only loses part
-    // of the line.
-    unsafe { libc::write(2, l.buf.as_ptr() as *const libc::c_void, l.len) };
+    crate::sys::write_stderr(l.as_bytes());
+    crate::sys::write_stderr(b"\n");
 }
 
 /// Prints every setting in force, one line each (`HAKMEM_VERBOSE=1`).
@@ -340,10 +199,10 @@ fn print_settings() {
             _ => setting("HAKMEM_STATS_FILE", format_args!("(stderr)")),
         }
     }
-    let foreign = match crate::diag::foreign_policy() {
-        crate::diag::ForeignPolicy::Abort => "abort",
-        crate::diag::ForeignPolicy::Ignore => "ignore",
-        crate::diag::ForeignPolicy::Forward => "forward",
+    let foreign = match crate::foreign::policy() {
+        ForeignPolicy::Abort => "abort",
+        ForeignPolicy::Ignore => "ignore",
+        ForeignPolicy::Forward => "forward",
     };
     setting("HAKMEM_FOREIGN_FREE", format_args!("{foreign}"));
     setting(
@@ -394,7 +253,7 @@ extern "C" fn report_hook() {
 
 /// True once the environment has been read (the mode can no longer change).
 pub(crate) fn done() -> bool {
-    STATE.load(Acquire) == 2
+    READ.is_done()
 }
 
 /// Prints the statistics report once, if `HAKMEM_STATS` asked for one, to
@@ -411,18 +270,4 @@ pub fn report_at_exit() {
     } else {
         crate::stats::ReportFormat::Table
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses() {
-        assert_eq!(parse_u32(b"42"), Some(42));
-        assert_eq!(parse_u32(b""), None);
-        assert_eq!(parse_u32(b"4x"), None);
-        assert_eq!(parse_u32(b"12345678901"), None);
-        assert!(truthy(b"1") && !truthy(b"0"));
-    }
 }

@@ -6,9 +6,7 @@
 //! one line naming the call and the pointer, then `abort()` (SIGABRT). The
 //! only misuse that may be let through is a pointer that is not hakmem's at
 //! all, and only when the user asked for it with `HAKMEM_FOREIGN_FREE`
-//! (see `docs/security.md`).
-
-use core::ffi::CStr;
+//! (see `docs/security.md`, and [`crate::foreign`] for the policy).
 
 /// Writes `hakmem: <call>: <what> 0x<ptr>\n` to stderr.
 pub(crate) fn report(call: &str, what: &str, p: *const u8) {
@@ -41,11 +39,7 @@ pub(crate) fn report(call: &str, what: &str, p: *const u8) {
     }
     buf[n] = b'\n';
     n += 1;
-    // SAFETY: writing our own stack buffer to fd 2; a short or failed write
-    // only loses the message.
-    unsafe {
-        libc::write(2, buf.as_ptr() as *const libc::c_void, n);
-    }
+    crate::sys::write_stderr(&buf[..n]);
 }
 
 /// Writes `hakmem: <line>\n` to stderr and aborts: hakmem cannot run here.
@@ -53,9 +47,7 @@ pub(crate) fn report(call: &str, what: &str, p: *const u8) {
 #[inline(never)]
 pub(crate) fn unsupported(line: &str) -> ! {
     for part in [b"hakmem: ".as_slice(), line.as_bytes(), b"\n"] {
-        // SAFETY: writing our own bytes to fd 2; a short write only loses
-        // part of the message.
-        unsafe { libc::write(2, part.as_ptr() as *const libc::c_void, part.len()) };
+        crate::sys::write_stderr(part);
     }
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }
@@ -88,46 +80,14 @@ pub(crate) fn invalid_pointer(call: &str, p: *const u8) -> ! {
     fatal(call, "invalid pointer", p)
 }
 
-/// What to do with a pointer that is not in any hakmem mapping
-/// (`HAKMEM_FOREIGN_FREE`, read with `getenv` at each such pointer: this is
-/// a cold path, and reading it here works from the process's first call).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum ForeignPolicy {
-    /// Default: stop, as glibc does for a pointer it never handed out.
-    Abort,
-    /// `ignore`: one line, and the pointer is left alone (leaked).
-    Ignore,
-    /// `forward`: the preload library's handler passes it to the next
-    /// allocator; when it cannot (yet), the pointer is left alone.
-    Forward,
-}
-
-pub(crate) fn foreign_policy() -> ForeignPolicy {
-    // `hakmem::options::set_foreign_free` wins over the environment.
-    if let Some(p) = crate::config::foreign_override() {
-        return p;
-    }
-    match crate::config::var(c"HAKMEM_FOREIGN_FREE") {
-        None => ForeignPolicy::Abort,
-        Some(b"ignore") => ForeignPolicy::Ignore,
-        Some(b"forward") => ForeignPolicy::Forward,
-        Some(b"abort") => ForeignPolicy::Abort,
-        Some(_) => {
-            if crate::config::first_foreign_report() {
-                bad_setting(c"HAKMEM_FOREIGN_FREE", "not abort, ignore or forward");
-            }
-            ForeignPolicy::Abort
-        }
-    }
-}
-
 /// `call` was given `p`, which is in no hakmem mapping: abort unless
 /// `HAKMEM_FOREIGN_FREE` says otherwise (the handler, if any, has already
 /// declined it).
 #[cold]
 #[inline(never)]
 pub(crate) fn foreign(call: &str, p: *const u8) {
-    match foreign_policy() {
+    use crate::foreign::ForeignPolicy;
+    match crate::foreign::policy() {
         ForeignPolicy::Abort => fatal(call, "invalid pointer (not allocated by hakmem)", p),
         ForeignPolicy::Ignore => report(
             call,
@@ -139,41 +99,5 @@ pub(crate) fn foreign(call: &str, p: *const u8) {
             "pointer not allocated by hakmem could not be forwarded, ignored:",
             p,
         ),
-    }
-}
-
-/// `hakmem: NAME=value ignored (why)`: a bad setting, reported once per
-/// reading; the caller uses the default.
-#[cold]
-pub(crate) fn bad_setting(name: &CStr, why: &str) {
-    let value = crate::config::var(name).unwrap_or(b"");
-    let mut buf = [0u8; 200];
-    let mut n = 0;
-    let parts: [&[u8]; 7] = [
-        b"hakmem: ",
-        name.to_bytes(),
-        b"=",
-        value,
-        b" ignored (",
-        why.as_bytes(),
-        b")\n",
-    ];
-    for (i, part) in parts.iter().enumerate() {
-        // Keep room for the closing part whatever the value's length.
-        let limit = if i == parts.len() - 1 {
-            buf.len()
-        } else {
-            buf.len() - 2
-        };
-        for &b in part.iter() {
-            if n < limit {
-                buf[n] = b;
-                n += 1;
-            }
-        }
-    }
-    // SAFETY: our own stack buffer to fd 2.
-    unsafe {
-        libc::write(2, buf.as_ptr() as *const libc::c_void, n);
     }
 }

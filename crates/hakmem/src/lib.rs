@@ -35,7 +35,7 @@
 //! statistics. The work is done by the boxes it calls:
 //!
 //! ```text
-//! malloc(n) ─ n ≤ 64 KiB ─ class_of(n) ─ tls-front pop ── hit: return   (hot)
+//! malloc(n) ─ n ≤ 64 KiB ─ route_of(n) ─ tls-front pop ── hit: return   (hot)
 //!                                              └─ miss: refill-engine  (warm)
 //!                                                   └─ superslab-backend (cold)
 //!           └ n > 64 KiB ─ superslab-backend span (mmap)
@@ -48,17 +48,23 @@
 //! allocates from the global heap: every box below is `no_std` without
 //! `alloc`, and this crate only uses `core` APIs on those paths.
 
-// --- ACE: the learning layer's worker and its diagnostics.
+// The modules, bottom to top (docs/architecture.md, "The facade's
+// modules"): sys, once, env, foreign, diag, then the rest.
 pub mod ace;
-pub use ace::debug;
-// --- end ACE
-mod config;
 mod diag;
+mod env;
+mod foreign;
+mod once;
+mod sys;
+pub use ace::debug;
+mod config;
+mod fork;
 /// The slab-migration controller API, for the acceptance test
 /// (`cargo xtask acceptance`) only: behind the `migration-api` feature.
 #[cfg(feature = "migration-api")]
 pub mod migrate;
 mod secure;
+mod size;
 mod stats;
 mod thread;
 
@@ -67,8 +73,8 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ptr_bridge::{
-    class_for, class_of, slab_meta_at, SlabMeta, CLASS_SIZE, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
-    SMALL_MAX,
+    class_for, route_of, slab_meta_at, SlabMeta, CLASS_SIZE, MAX_ROUTED_SIZE, MIN_ALIGN,
+    NUM_CLASSES,
 };
 pub use hakmem_ptr_bridge::{set_span_threshold, span_threshold};
 use hakmem_refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
@@ -76,8 +82,12 @@ pub use hakmem_superslab_backend::page_size;
 use hakmem_superslab_backend::registry;
 
 pub use config::report_at_exit;
+pub use fork::{fork_child, fork_parent, fork_prepare, install_fork_handlers};
+pub use once::InitOnce;
 pub use secure::{secure_mode, HakMemSecure};
+pub use size::{foreign_pointer, realloc, realloc_aligned, usable_size};
 pub use stats::{print_report, stats, ClassStats, ReportFormat, Stats};
+pub use sys::write_stderr;
 pub use thread::flush_thread;
 
 /// The allocator, for `#[global_allocator]`.
@@ -188,8 +198,8 @@ fn set_enomem() {
 /// memory is exhausted or `size` cannot be met.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
-    if size <= SMALL_MAX {
-        return alloc_class(class_of(size), size, MIN_ALIGN);
+    if size <= MAX_ROUTED_SIZE {
+        return alloc_class(route_of(size), size, MIN_ALIGN);
     }
     alloc_span(size, MIN_ALIGN)
 }
@@ -209,16 +219,16 @@ fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
         None => core::ptr::null_mut(),
     };
     if p.is_null() {
-        p = hakmem_superslab_backend::large_alloc(size, align, zero);
+        p = hakmem_superslab_backend::span_alloc(size, align, zero);
     }
     if p.is_null() {
         set_enomem();
     }
-    // --- ACE: span events (cold path; one relaxed load when learning is off).
+    // A span event for the learning layer (one relaxed load when learning
+    // is off).
     else if hakmem_ace_learning::POLICY.observing() {
         ace::span_event(hakmem_ace_learning::EventKind::SpanMap, size);
     }
-    // --- end ACE
     p
 }
 
@@ -431,13 +441,12 @@ unsafe fn free_other(p: *mut u8) {
         return;
     }
     match registry::kind_of(p as usize) {
-        registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
-            // --- ACE: span events (cold path).
+        registry::KIND_SPAN | registry::KIND_SPAN_ALIGNED => {
+            // A span event for the learning layer.
             if hakmem_ace_learning::POLICY.observing() {
-                let n = hakmem_superslab_backend::large_usable_size(p).unwrap_or(0);
+                let n = hakmem_superslab_backend::span_usable_size(p).unwrap_or(0);
                 ace::span_event(hakmem_ace_learning::EventKind::SpanUnmap, n);
             }
-            // --- end ACE
             if secure::on() {
                 secure::check_span(p);
             }
@@ -446,7 +455,7 @@ unsafe fn free_other(p: *mut u8) {
             let freed = match thread::current() {
                 // SAFETY: our own state, no reference into it is live.
                 Some(t) => unsafe { (*t).span_stash.free(p) },
-                None => hakmem_superslab_backend::large_free(p),
+                None => hakmem_superslab_backend::span_free(p),
             };
             if !freed {
                 diag::invalid_pointer("free()", p);
@@ -507,120 +516,6 @@ pub fn set_foreign_free_handler(h: Option<ForeignFreeHandler>) {
 /// Size of a superslab (for `mallinfo`-style reports).
 pub const SUPERSLAB_SIZE: usize = hakmem_ptr_bridge::SUPERSLAB_SIZE;
 
-/// Usable size of block `p`: 0 for null or for a pointer in no hakmem
-/// mapping (the caller decides what a foreign pointer means; see
-/// [`foreign_pointer`]). A pointer into hakmem's memory that is not a live
-/// block it handed out — already freed, interior, misaligned — stops the
-/// program with a one-line diagnostic naming `malloc_usable_size()`.
-pub fn usable_size(p: *const u8) -> usize {
-    live_size("malloc_usable_size()", p as *mut u8)
-}
-
-/// The usable size of live block `p`, validated (see [`usable_size`]);
-/// `call` names the entry point in the diagnostic.
-fn live_size(call: &str, p: *mut u8) -> usize {
-    let a = p as usize;
-    match registry::kind_of(a) {
-        k if registry::is_superslab(k) => {
-            if secure::on() {
-                return secure::live_size(call, p);
-            }
-            // SAFETY: inside a live superslab with slab shift `k`.
-            let m = unsafe { slab_meta_at(p, k) };
-            if !m.is_block_start(a) || m.state() == hakmem_ptr_bridge::slab_state::FREE {
-                diag::invalid_pointer(call, p);
-            }
-            // SAFETY: a block start of a live slab: 16 bytes are ours to read.
-            if unsafe { hakmem_ptr_bridge::has_free_mark(p) } {
-                diag::fatal(call, "pointer already freed", p);
-            }
-            m.block_size() as usize
-        }
-        registry::KIND_LARGE | registry::KIND_LARGE_ALIGNED => {
-            match hakmem_superslab_backend::large_usable_size(p) {
-                Some(n) => n,
-                None => diag::invalid_pointer(call, p),
-            }
-        }
-        _ => {
-            if !p.is_null() && freed_span(p) {
-                diag::fatal(call, "pointer already freed", p);
-            }
-            // (A secure-mode malloc(0) pointer lands here too: size 0.)
-            0
-        }
-    }
-}
-
-/// Applies the foreign-pointer policy for a pointer in no hakmem mapping
-/// that entry point `call` was given (the C library calls it after its own
-/// forwarding, if any, declined): by default one line and abort, as glibc
-/// does; with `HAKMEM_FOREIGN_FREE=ignore` or `forward`, one line and the
-/// pointer is left alone.
-#[cold]
-pub fn foreign_pointer(call: &str, p: *const u8) {
-    diag::foreign(call, p)
-}
-
-/// Resizes block `p` to `new_size` bytes keeping alignment `align` and the
-/// first `min(old, new)` bytes. On failure returns null and leaves `p`
-/// intact. `p` may be null (plain allocation).
-///
-/// # Safety
-/// `p` is null or a live block of this allocator allocated with `align`.
-pub unsafe fn realloc_aligned(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
-    if p.is_null() || secure::is_zero_block(p) {
-        return malloc_aligned(new_size, align);
-    }
-    let old = live_size("realloc()", p);
-    if old == 0 && !owns(p) {
-        diag::foreign("realloc()", p);
-        return ptr::null_mut();
-    }
-    let kind = registry::kind_of(p as usize);
-    if registry::is_superslab(kind) && secure::on() {
-        // The secure layout records the exact size: always move, so the
-        // canary and the header are laid out for the new size.
-    } else if registry::is_superslab(kind) {
-        // Keep the block while the new size maps to a class no larger and
-        // not much smaller (at most one halving of waste).
-        if new_size <= old && (new_size > SMALL_MAX / 2 || new_size >= old / 2) {
-            return p;
-        }
-        if align <= MIN_ALIGN
-            && new_size <= SMALL_MAX
-            && CLASS_STRIDE[hakmem_ptr_bridge::size_class(new_size)] as usize == old
-        {
-            return p;
-        }
-    } else if new_size > SMALL_MAX {
-        // SAFETY: `p` is one of our spans (checked inside).
-        let q = unsafe { hakmem_superslab_backend::large_realloc(p, new_size) };
-        if !q.is_null() {
-            return q;
-        }
-    }
-    let q = malloc_aligned(new_size, align);
-    if q.is_null() {
-        return q;
-    }
-    // SAFETY: both blocks are live and distinct; we copy the bytes both hold.
-    unsafe {
-        ptr::copy_nonoverlapping(p, q, old.min(new_size));
-        free(p);
-    }
-    q
-}
-
-/// Resizes block `p` (16-byte alignment).
-///
-/// # Safety
-/// As for [`realloc_aligned`].
-pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
-    // SAFETY: forwarded contract.
-    unsafe { realloc_aligned(p, new_size, MIN_ALIGN) }
-}
-
 /// Gives memory back to the OS now: the calling thread's caches and slabs
 /// are handed back (it stays usable), ownerless slabs that have become
 /// empty are released, the pages of free slabs are discarded, empty
@@ -644,7 +539,6 @@ pub fn trim() -> usize {
     hakmem_superslab_backend::decay(true)
 }
 
-// --- ACE: idle trim (called by the ACE worker when the process is idle).
 /// Gives back to the OS what no thread holds, without touching any
 /// thread's cache or slabs: ownerless slabs whose blocks have all been
 /// freed are released (`hakmem_refill_engine::sweep_empty`), then the pages of
@@ -655,76 +549,11 @@ pub fn trim_idle() -> usize {
     hakmem_refill_engine::sweep_empty();
     hakmem_superslab_backend::decay(true)
 }
-// --- end ACE
 
 /// Returns whether hakmem owns the memory at `p` (a block, a span, or any
 /// address inside a superslab).
 pub fn owns(p: *const u8) -> bool {
     registry::kind_of(p as usize) != registry::KIND_NONE || secure::is_zero_block(p)
-}
-
-/// Fork support: call [`fork_prepare`] before `fork()`, then
-/// [`fork_parent`] or [`fork_child`] after (pthread_atfork handlers).
-pub fn fork_prepare() {
-    thread::lock_for_fork();
-    for r in hakmem_remote_queue::RECLAIM.iter() {
-        r.lock_for_fork();
-    }
-    hakmem_superslab_backend::lock_all_for_fork();
-}
-
-/// See [`fork_prepare`].
-pub fn fork_parent() {
-    // SAFETY: paired with fork_prepare in the same process.
-    unsafe {
-        hakmem_superslab_backend::unlock_all_after_fork();
-        for r in hakmem_remote_queue::RECLAIM.iter() {
-            r.unlock_after_fork();
-        }
-    }
-    thread::unlock_after_fork();
-}
-
-/// See [`fork_prepare`]. In the child, also marks the background purge
-/// thread stopped (it was not copied; see [`background::after_fork_child`]).
-pub fn fork_child() {
-    fork_parent();
-    background::after_fork_child();
-}
-
-extern "C" fn atfork_prepare() {
-    fork_prepare();
-}
-extern "C" fn atfork_parent() {
-    fork_parent();
-}
-extern "C" fn atfork_child() {
-    fork_child();
-    ace::after_fork_child();
-}
-
-static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Registers hakmem's `pthread_atfork` handlers ([`fork_prepare`],
-/// [`fork_parent`], [`fork_child`] and the learning worker's reset) once
-/// per process. The facade calls it on its first slow path, so every user
-/// (`HakMem`, `HakMemSecure`, `libhakmem.so`) forks safely: a child never
-/// inherits an allocator lock that another thread of the parent held.
-/// Later calls do nothing.
-pub fn install_fork_handlers() {
-    if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
-        return;
-    }
-    // SAFETY: the handlers are `extern "C"` functions living for the
-    // process. pthread_atfork may allocate; a nested call finds the flag
-    // set and the configuration being read by this thread, and proceeds.
-    unsafe {
-        libc::pthread_atfork(
-            Some(atfork_prepare),
-            Some(atfork_parent),
-            Some(atfork_child),
-        )
-    };
 }
 
 // SAFETY: every method returns either null or a block of at least
@@ -759,7 +588,5 @@ unsafe impl GlobalAlloc for HakMem {
     }
 }
 
-// --- Runtime configuration and the background purge.
 pub mod background;
 pub mod options;
-// --- end runtime configuration

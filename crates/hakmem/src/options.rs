@@ -17,7 +17,7 @@
 
 use core::fmt;
 
-use crate::diag::ForeignPolicy;
+use crate::foreign::ForeignPolicy;
 
 /// Why a value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +148,7 @@ pub enum ForeignFree {
 /// stops the program, whatever the policy.
 pub fn set_foreign_free(policy: ForeignFree) -> Result<(), OptionError> {
     safe_point();
-    crate::config::set_foreign_override(match policy {
+    crate::foreign::set_override(match policy {
         ForeignFree::Abort => ForeignPolicy::Abort,
         ForeignFree::Ignore => ForeignPolicy::Ignore,
         ForeignFree::Forward => ForeignPolicy::Forward,
@@ -159,7 +159,7 @@ pub fn set_foreign_free(policy: ForeignFree) -> Result<(), OptionError> {
 /// The foreign-pointer policy in force.
 pub fn foreign_free() -> ForeignFree {
     safe_point();
-    match crate::diag::foreign_policy() {
+    match crate::foreign::policy() {
         ForeignPolicy::Abort => ForeignFree::Abort,
         ForeignPolicy::Ignore => ForeignFree::Ignore,
         ForeignPolicy::Forward => ForeignFree::Forward,

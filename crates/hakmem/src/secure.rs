@@ -89,12 +89,7 @@ pub(crate) fn enable() {
     if got != 8 {
         // No entropy yet (early boot): the clock and an address still make
         // the secret differ from run to run.
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let ts = crate::sys::clock(libc::CLOCK_MONOTONIC);
         s ^= (ts.tv_nsec as u64).rotate_left(32) ^ ts.tv_sec as u64 ^ (&SECRET as *const _ as u64);
     }
     SECRET.store(s | 1, Relaxed);
@@ -421,8 +416,8 @@ pub(crate) fn is_zero_block(p: *const u8) -> bool {
 /// did not reach the guard page, which faults at once). A pointer that is
 /// not a live span is left to the free, which reports it.
 pub(crate) fn check_span(p: *mut u8) {
-    if let Some(h) = hakmem_superslab_backend::large_header(p) {
-        if !hakmem_superslab_backend::large_pad_intact(h) {
+    if let Some(h) = hakmem_superslab_backend::span_header(p) {
+        if !hakmem_superslab_backend::span_pad_intact(h) {
             diag::fatal("free()", "buffer overflow past the end of block", p)
         }
     }

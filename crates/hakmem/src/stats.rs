@@ -192,7 +192,7 @@ impl Stats {
     /// Share of learning events dropped because the ring was full:
     /// `ace_dropped / (ace_events + ace_dropped)`.
     pub fn ace_drop_rate(&self) -> f64 {
-        crate::ace::drop_rate(self.ace_events, self.ace_dropped)
+        crate::ace::snapshot::drop_rate(self.ace_events, self.ace_dropped)
     }
 
     /// Writes the snapshot as one JSON object, without allocating and
@@ -206,57 +206,6 @@ impl Stats {
     pub fn write_json(&self, w: &mut impl Write) -> core::fmt::Result {
         write_json(w, self)
     }
-}
-
-/// The resident pages (second field) of a `/proc/<pid>/statm` line.
-fn statm_resident(line: &[u8]) -> Option<u64> {
-    let mut fields = line
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
-    let resident = fields.nth(1)?;
-    let mut v = 0u64;
-    for &b in resident {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
-    }
-    Some(v)
-}
-
-/// The resident set size now (0 when `/proc/self/statm` cannot be read),
-/// read into a stack buffer.
-fn current_rss() -> u64 {
-    // SAFETY: a NUL-terminated literal path.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/statm".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return 0;
-    }
-    let mut buf = [0u8; 128];
-    let mut len = 0;
-    while len < buf.len() {
-        // SAFETY: reading into the unused tail of our own buffer.
-        let n = unsafe {
-            libc::read(
-                fd,
-                buf[len..].as_mut_ptr() as *mut libc::c_void,
-                buf.len() - len,
-            )
-        };
-        if n <= 0 {
-            break;
-        }
-        len += n as usize;
-    }
-    // SAFETY: our own descriptor, opened above.
-    unsafe { libc::close(fd) };
-    let page = hakmem_superslab_backend::page_size() as u64;
-    statm_resident(&buf[..len]).map_or(0, |pages| pages.saturating_mul(page))
 }
 
 /// Publishes the counters of one class of thread `ts` (its own thread).
@@ -311,14 +260,7 @@ pub(crate) fn tick(ts: &mut ThreadState) {
 }
 
 fn peak_rss() -> u64 {
-    // SAFETY: an all-zero rusage is valid; getrusage fills it.
-    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
-        ru.ru_maxrss as u64 * 1024
-    } else {
-        0
-    }
+    crate::sys::rusage_self().ru_maxrss as u64 * 1024
 }
 
 /// Current statistics (publishes the calling thread's counters first).
@@ -331,21 +273,21 @@ pub fn stats() -> Stats {
     let committed = b
         .superslabs
         .saturating_mul(SUPERSLAB_SIZE)
-        .saturating_add(b.large_bytes)
+        .saturating_add(b.live_span_bytes)
         .saturating_add(b.span_cache_bytes);
-    let rss = current_rss();
+    let rss = crate::sys::resident_bytes();
     let mut s = Stats {
-        allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
-        frees: b.large_frees + STASH_FREES.load(Relaxed),
+        allocs: b.span_allocs + STASH_ALLOCS.load(Relaxed),
+        frees: b.span_frees + STASH_FREES.load(Relaxed),
         remote_frees: 0,
         refills: 0,
         flushes: 0,
         adopted_slabs: ADOPTED.load(Relaxed),
         superslabs: b.superslabs,
-        large_spans: b.large_spans,
-        large_bytes: b.large_bytes,
-        large_allocs: b.large_allocs + STASH_ALLOCS.load(Relaxed),
-        large_frees: b.large_frees + STASH_FREES.load(Relaxed),
+        large_spans: b.live_spans,
+        large_bytes: b.live_span_bytes,
+        large_allocs: b.span_allocs + STASH_ALLOCS.load(Relaxed),
+        large_frees: b.span_frees + STASH_FREES.load(Relaxed),
         span_cache_hits: b.span_cache_hits + STASH_ALLOCS.load(Relaxed),
         span_cache_bytes: b.span_cache_bytes,
         tiers: hakmem_superslab_backend::tier_counts(),
@@ -354,8 +296,8 @@ pub fn stats() -> Stats {
         committed_bytes: committed as u64,
         ace_events: hakmem_ace_learning::EVENTS.pushed(),
         ace_dropped: hakmem_ace_learning::EVENTS.dropped(),
-        ace_decisions: crate::ace::decisions(),
-        ace_running: crate::ace::is_running(),
+        ace_decisions: crate::ace::snapshot::decisions(),
+        ace_running: crate::ace::snapshot::is_running(),
         classes: [ClassStats::default(); NUM_CLASSES],
     };
     for c in 0..NUM_CLASSES {
@@ -406,7 +348,7 @@ impl FdBuf {
     }
 
     fn flush(&mut self) {
-        sink::write_all(self.fd, &self.buf[..self.len]);
+        crate::sys::write_all(self.fd, &self.buf[..self.len]);
         self.len = 0;
     }
 }
@@ -617,14 +559,5 @@ mod tests {
             assert!(b.0.contains(k), "missing {k}");
         }
         assert_eq!(b.0.matches('{').count(), b.0.matches('}').count());
-    }
-
-    #[test]
-    fn statm_parses_the_resident_field() {
-        assert_eq!(statm_resident(b"1234 567 89 1 0 300 0\n"), Some(567));
-        assert_eq!(statm_resident(b"1234"), None);
-        assert_eq!(statm_resident(b"1 x2 3"), None);
-        assert_eq!(statm_resident(b""), None);
-        assert!(current_rss() > 0);
     }
 }

@@ -161,7 +161,7 @@ fn contract_b_worker_holds_the_only_writer() {
 fn contract_b_policy_change_waits_for_the_next_refill() {
     let _g = serial();
     const SIZE: usize = 48;
-    let class = hakmem_ptr_bridge::class_of(SIZE);
+    let class = hakmem_ptr_bridge::route_of(SIZE);
     hakmem::flush_thread();
     let first = hakmem::malloc(SIZE);
     let cap0 = debug::thread_cache_cap(class);
@@ -207,7 +207,7 @@ fn contract_b_policy_change_waits_for_the_next_refill() {
 fn prefill_budget_applies_at_the_next_refill_and_is_bounded() {
     let _g = serial();
     const SIZE: usize = 64;
-    let class = hakmem_ptr_bridge::class_of(SIZE);
+    let class = hakmem_ptr_bridge::route_of(SIZE);
     hakmem::flush_thread();
     let (r0, c0) = (POLICY.refill_count(class), POLICY.cache_cap(class));
     let mut held = vec![hakmem::malloc(SIZE)];

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
 
-/// Forks per run; `HAKMEM_FORK_TEST_FORKS=2000` for the long run.
+/// Forks per run; `HAKMEM_FORK_TEST_FORKS=2000` for a long run.
 fn forks() -> usize {
     std::env::var("HAKMEM_FORK_TEST_FORKS")
         .ok()

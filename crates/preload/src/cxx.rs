@@ -13,8 +13,6 @@
 
 use core::ffi::{c_void, CStr};
 
-use crate::hakmem;
-
 /// The next definition of the operator `name` (`dlsym(RTLD_NEXT)`), or an
 /// abort with a diagnostic when there is none.
 #[cold]
@@ -23,11 +21,9 @@ fn next(name: &CStr) -> *mut c_void {
     let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
     if f.is_null() {
         let msg = b"hakmem: operator new: out of memory and no next operator new to throw\n";
-        // SAFETY: a static buffer to fd 2, then abort (no preconditions).
-        unsafe {
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::abort();
-        }
+        hakmem::write_stderr(msg);
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() }
     }
     f
 }

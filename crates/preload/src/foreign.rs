@@ -25,7 +25,7 @@
 //! while this thread resolves is diagnosed and leaked instead of recursing.
 
 use core::ffi::{c_void, CStr};
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicU8, AtomicUsize};
 
 // ---------------------------------------------------------------------------
@@ -63,13 +63,9 @@ pub(crate) fn forwarding() -> bool {
 // The next allocator, resolved once.
 // ---------------------------------------------------------------------------
 
-const UNRESOLVED: u8 = 0;
-const RESOLVING: u8 = 1;
-const RESOLVED: u8 = 2;
-
-static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
-/// `pthread_self()` of the thread running `dlsym` (while RESOLVING).
-static RESOLVER: AtomicUsize = AtomicUsize::new(0);
+/// The one resolution (the facade's re-entrant once-cell: `dlsym` may
+/// call back into `free` on the resolving thread).
+static RESOLVED: hakmem::InitOnce = hakmem::InitOnce::new();
 static NEXT_FREE: AtomicUsize = AtomicUsize::new(0);
 static NEXT_REALLOC: AtomicUsize = AtomicUsize::new(0);
 static NEXT_USABLE: AtomicUsize = AtomicUsize::new(0);
@@ -90,53 +86,26 @@ fn next(name: &CStr, ours: usize) -> usize {
 /// the one resolving (a nested call from inside `dlsym`).
 #[cold]
 fn resolve() -> bool {
-    loop {
-        match STATE.load(Acquire) {
-            RESOLVED => return true,
-            UNRESOLVED => {
-                if STATE
-                    .compare_exchange(UNRESOLVED, RESOLVING, AcqRel, Acquire)
-                    .is_err()
-                {
-                    continue;
-                }
-                // SAFETY: pthread_self has no preconditions.
-                RESOLVER.store(unsafe { libc::pthread_self() } as usize, Relaxed);
-                NEXT_FREE.store(next(c"free", crate::free as *const () as usize), Relaxed);
-                NEXT_REALLOC.store(
-                    next(c"realloc", crate::realloc as *const () as usize),
-                    Relaxed,
-                );
-                NEXT_USABLE.store(
-                    next(
-                        c"malloc_usable_size",
-                        crate::malloc_usable_size as *const () as usize,
-                    ),
-                    Relaxed,
-                );
-                RESOLVER.store(0, Relaxed);
-                STATE.store(RESOLVED, Release);
-                return true;
-            }
-            _ => {
-                // SAFETY: pthread_self has no preconditions.
-                if RESOLVER.load(Relaxed) == unsafe { libc::pthread_self() } as usize {
-                    return false;
-                }
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            }
-        }
-    }
+    RESOLVED.call(|| {
+        NEXT_FREE.store(next(c"free", crate::free as *const () as usize), Relaxed);
+        NEXT_REALLOC.store(
+            next(c"realloc", crate::realloc as *const () as usize),
+            Relaxed,
+        );
+        NEXT_USABLE.store(
+            next(
+                c"malloc_usable_size",
+                crate::malloc_usable_size as *const () as usize,
+            ),
+            Relaxed,
+        );
+    })
 }
 
 /// In a child after `fork`: a resolution that was under way in the parent
 /// belongs to a thread that does not exist here; start over.
 pub(crate) fn after_fork_child() {
-    if STATE.load(Relaxed) == RESOLVING {
-        RESOLVER.store(0, Relaxed);
-        STATE.store(UNRESOLVED, Relaxed);
-    }
+    RESOLVED.reset_after_fork();
 }
 
 /// The resolved function in `slot`, or 0.
@@ -163,9 +132,7 @@ fn unforwardable(what: &[u8]) {
             n += 1;
         }
     }
-    // SAFETY: writing our own stack buffer to fd 2; a short or failed write
-    // only loses the message.
-    unsafe { libc::write(2, buf.as_ptr() as *const c_void, n) };
+    hakmem::write_stderr(&buf[..n]);
 }
 
 // ---------------------------------------------------------------------------

@@ -6,15 +6,13 @@
 
 use core::ffi::c_int;
 
-use crate::hakmem;
-
 /// Bytes mapped per superslab (`hakmem_ptr_bridge::SUPERSLAB_SIZE`, 2 MiB; the
 /// facade does not re-export it, and preload may only use the facade).
 const SUPERSLAB_BYTES: usize = hakmem::SUPERSLAB_SIZE;
 
 /// glibc's `struct mallinfo2` (`<malloc.h>`, glibc 2.33+): ten `size_t`.
 /// The fields map hakmem's figures onto glibc's meanings as closely as the
-/// designs allow (superslabs play glibc's arena, large spans its mmapped
+/// designs allow (superslabs play glibc's arena, spans its mmapped
 /// chunks, thread caches its fastbins/tcache, the span cache its releasable
 /// top).
 #[repr(C)]
@@ -26,7 +24,7 @@ pub struct Mallinfo2 {
     pub ordblks: usize,
     /// Number of free fastbin blocks: here, blocks in thread caches.
     pub smblks: usize,
-    /// Number of mmapped regions: here, live large spans.
+    /// Number of mmapped regions: here, live spans.
     pub hblks: usize,
     /// Space allocated in mmapped regions (bytes): here, live large-span bytes.
     pub hblkhd: usize,

@@ -15,8 +15,6 @@
 use core::ffi::c_void;
 use core::ptr;
 
-use api as hakmem;
-
 mod cxx;
 mod foreign;
 mod info;

@@ -7,7 +7,13 @@
 //! waste at most 15 bytes (the 16-byte minimum alignment of malloc).
 //!
 //! Tier boundaries: tiny = classes 0..32 (up to [`TINY_MAX`] = 1 KiB),
-//! mid = classes 32..80 (up to [`SMALL_MAX`] = 64 KiB).
+//! mid = classes 32..80 (up to [`MAX_CLASS_SIZE`] = 64 KiB).
+//!
+//! Three limits happen to be 64 KiB and have a name each:
+//! [`MAX_CLASS_SIZE`] (the largest block a slab serves),
+//! [`MAX_ROUTED_SIZE`] (the largest request the route table covers: `malloc`
+//! sends anything larger straight to a span) and [`MAX_SPAN_THRESHOLD`]
+//! (the highest, and default, pool/span threshold).
 
 use static_assertions::{const_assert, const_assert_eq};
 
@@ -17,8 +23,17 @@ pub const NUM_CLASSES: usize = 80;
 pub const NUM_TINY_CLASSES: usize = 32;
 /// Largest tiny request.
 pub const TINY_MAX: usize = 1024;
-/// Largest request served from slabs; above it requests become spans.
-pub const SMALL_MAX: usize = 65536;
+/// Largest size class (the last entry of `CLASS_SIZE`): the largest request
+/// a slab block can serve.
+pub const MAX_CLASS_SIZE: usize = 65536;
+/// Largest request the route table ([`route_of`]) covers; larger requests
+/// are spans whatever the threshold.
+pub const MAX_ROUTED_SIZE: usize = MAX_CLASS_SIZE;
+/// Highest pool/span threshold, and its default (every class in use).
+pub const MAX_SPAN_THRESHOLD: usize = MAX_CLASS_SIZE;
+/// The old name of the three limits above.
+#[deprecated(note = "use MAX_CLASS_SIZE, MAX_ROUTED_SIZE or MAX_SPAN_THRESHOLD")]
+pub const SMALL_MAX: usize = MAX_CLASS_SIZE;
 /// Minimum alignment of every block (malloc's guarantee on x86-64).
 pub const MIN_ALIGN: usize = 16;
 
@@ -69,9 +84,12 @@ const_assert!(increasing_multiples(&build_class_sizes(), MIN_ALIGN as u32));
 const_assert_eq!(build_class_sizes()[0], 16);
 const_assert_eq!(build_class_sizes()[7], 128);
 const_assert_eq!(build_class_sizes()[NUM_TINY_CLASSES - 1] as usize, TINY_MAX);
-const_assert_eq!(build_class_sizes()[NUM_CLASSES - 1] as usize, SMALL_MAX);
+const_assert_eq!(
+    build_class_sizes()[NUM_CLASSES - 1] as usize,
+    MAX_CLASS_SIZE
+);
 const_assert_eq!(class_of_slow(TINY_MAX), NUM_TINY_CLASSES - 1);
-const_assert_eq!(class_of_slow(SMALL_MAX), NUM_CLASSES - 1);
+const_assert_eq!(class_of_slow(MAX_CLASS_SIZE), NUM_CLASSES - 1);
 const_assert!(NUM_CLASSES < u8::MAX as usize);
 const_assert!(NUM_TINY_CLASSES < NUM_CLASSES);
 
@@ -138,8 +156,8 @@ const fn class_of_slow(size: usize) -> usize {
     }
 }
 
-const fn build_class_table() -> [u8; SMALL_MAX / 16 + 1] {
-    let mut t = [0u8; SMALL_MAX / 16 + 1];
+const fn build_class_table() -> [u8; MAX_ROUTED_SIZE / 16 + 1] {
+    let mut t = [0u8; MAX_ROUTED_SIZE / 16 + 1];
     let mut i = 0;
     while i < t.len() {
         t[i] = class_of_slow(i * 16) as u8;
@@ -156,9 +174,9 @@ const fn build_class_table() -> [u8; SMALL_MAX / 16 + 1] {
 /// are 32-bit atomics so the threshold can change while threads allocate; a
 /// relaxed 32-bit load is one plain `mov` straight into an index register
 /// (a byte would need an extra zero-extension).
-static SIZE_CLASS: [core::sync::atomic::AtomicU32; SMALL_MAX / 16 + 1] = {
+static SIZE_CLASS: [core::sync::atomic::AtomicU32; MAX_ROUTED_SIZE / 16 + 1] = {
     let t = build_class_table();
-    let mut a = [const { core::sync::atomic::AtomicU32::new(0) }; SMALL_MAX / 16 + 1];
+    let mut a = [const { core::sync::atomic::AtomicU32::new(0) }; MAX_ROUTED_SIZE / 16 + 1];
     let mut i = 0;
     while i < t.len() {
         a[i] = core::sync::atomic::AtomicU32::new(t[i] as u32);
@@ -173,14 +191,14 @@ static SIZE_CLASS: [core::sync::atomic::AtomicU32; SMALL_MAX / 16 + 1] = {
 pub const NUM_ROUTES: usize = 2 * NUM_CLASSES;
 
 static SPAN_THRESHOLD: core::sync::atomic::AtomicUsize =
-    core::sync::atomic::AtomicUsize::new(SMALL_MAX);
+    core::sync::atomic::AtomicUsize::new(MAX_SPAN_THRESHOLD);
 
 /// Sets the pool/span threshold: requests of more than `t` bytes (at 16-byte
 /// alignment) become spans instead of slab blocks. Clamped to
-/// `TINY_MAX..=SMALL_MAX`; the default is `SMALL_MAX` (every slab class in
+/// `TINY_MAX..=MAX_SPAN_THRESHOLD`; the default is `MAX_SPAN_THRESHOLD` (every slab class in
 /// use). Costs nothing on the fast path: it rewrites the route table.
 pub fn set_span_threshold(t: usize) {
-    let t = t.clamp(TINY_MAX, SMALL_MAX);
+    let t = t.clamp(TINY_MAX, MAX_SPAN_THRESHOLD);
     SPAN_THRESHOLD.store(t, core::sync::atomic::Ordering::Relaxed);
     for (i, e) in SIZE_CLASS.iter().enumerate() {
         let c = class_of_slow(i * 16);
@@ -194,7 +212,7 @@ pub fn span_threshold() -> usize {
     SPAN_THRESHOLD.load(core::sync::atomic::Ordering::Relaxed)
 }
 
-/// The class of a request of `size` bytes (≤ [`SMALL_MAX`]) whatever the
+/// The class of a request of `size` bytes (≤ [`MAX_CLASS_SIZE`]) whatever the
 /// span threshold (slow: a few arithmetic instructions).
 pub const fn size_class(size: usize) -> usize {
     class_of_slow(size)
@@ -206,13 +224,20 @@ pub const fn size_class(size: usize) -> usize {
 ///
 /// Cost: one add, one shift and one table load.
 ///
-/// Requires `size <= SMALL_MAX` (debug-checked).
+/// Requires `size <= MAX_ROUTED_SIZE` (debug-checked).
 #[inline(always)]
-pub fn class_of(size: usize) -> usize {
-    debug_assert!(size <= SMALL_MAX);
-    // Callers test `size <= SMALL_MAX` first, which lets the compiler drop
+pub fn route_of(size: usize) -> usize {
+    debug_assert!(size <= MAX_ROUTED_SIZE);
+    // Callers test `size <= MAX_ROUTED_SIZE` first, which lets the compiler drop
     // this bounds check after inlining.
     SIZE_CLASS[size.wrapping_add(15) >> 4].load(core::sync::atomic::Ordering::Relaxed) as usize
+}
+
+/// The old name of [`route_of`] (it returns a route, not always a class).
+#[deprecated(note = "renamed route_of: it returns a route")]
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    route_of(size)
 }
 
 const ALIGN_LEVELS: usize = 8; // 32, 64, ..., 4096
@@ -256,7 +281,7 @@ static ALIGNED_CLASS: [[u8; NUM_CLASSES]; ALIGN_LEVELS] = build_aligned_table();
 /// returns `align`-aligned blocks.
 #[inline]
 pub fn class_for(size: usize, align: usize) -> Option<usize> {
-    if size > SMALL_MAX {
+    if size > MAX_CLASS_SIZE {
         return None;
     }
     if align <= MIN_ALIGN {
@@ -279,9 +304,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn class_of_is_smallest_fitting_class() {
-        for size in 0..=SMALL_MAX {
-            let c = class_of(size);
+    fn route_of_is_smallest_fitting_class() {
+        for size in 0..=MAX_ROUTED_SIZE {
+            let c = route_of(size);
             assert!(CLASS_SIZE[c] as usize >= size, "size {size}");
             if c > 0 {
                 assert!((CLASS_SIZE[c - 1] as usize) < size.max(1), "size {size}");
@@ -291,8 +316,8 @@ mod tests {
 
     #[test]
     fn fragmentation_bound() {
-        for size in 129..=SMALL_MAX {
-            let c = class_of(size);
+        for size in 129..=MAX_CLASS_SIZE {
+            let c = route_of(size);
             let bs = CLASS_SIZE[c] as usize;
             // waste/bs < 1/9  <=>  9 * waste < bs
             assert!(9 * (bs - size) < bs, "size {size} -> {bs}");
@@ -307,7 +332,7 @@ mod tests {
     fn aligned_classes() {
         let mut align = 32;
         while align <= crate::PAGE_SIZE {
-            for size in [1, 15, 16, 17, 100, 1000, 4000, 5000, 60000, SMALL_MAX] {
+            for size in [1, 15, 16, 17, 100, 1000, 4000, 5000, 60000, MAX_CLASS_SIZE] {
                 if let Some(c) = class_for(size, align) {
                     let bs = CLASS_SIZE[c] as usize;
                     let stride = CLASS_STRIDE[c] as usize;
@@ -338,6 +363,6 @@ mod tests {
             }
             assert!(stride.is_multiple_of(MIN_ALIGN));
         }
-        assert_eq!(class_for(SMALL_MAX + 1, 16), None);
+        assert_eq!(class_for(MAX_CLASS_SIZE + 1, 16), None);
     }
 }

@@ -4,9 +4,9 @@
 //! mid block's user pointer is its base, see the glossary.)
 //!
 //! ```
-//! use hakmem_ptr_bridge::{class_of, CLASS_SIZE, NUM_CLASSES};
+//! use hakmem_ptr_bridge::{route_of, CLASS_SIZE, NUM_CLASSES};
 //!
-//! let c = class_of(24); // the route of a 24-byte request: a slab class
+//! let c = route_of(24); // the route of a 24-byte request: a slab class
 //! assert!(c < NUM_CLASSES);
 //! assert_eq!(CLASS_SIZE[c], 32); // served by 32-byte blocks
 //! ```
@@ -27,9 +27,9 @@
 //! - **class**: an index into [`CLASS_SIZE`]; 80 classes from 16 B to 64 KiB,
 //!   eight per power of two, so internal fragmentation stays below 1/9
 //!   (11.1 %) for every request above 128 B.
-//! - **span**: a large allocation mapped on its own (above [`SMALL_MAX`] or
+//! - **span**: a large allocation mapped on its own (above [`MAX_CLASS_SIZE`] or
 //!   with an alignment above [`PAGE_SIZE`]); it has a 64-byte header
-//!   ([`LargeHeader`]) at the start of the 2 MiB chunk that holds the user
+//!   ([`SpanHeader`]) at the start of the 2 MiB chunk that holds the user
 //!   pointer.
 //!
 //! This crate is `no_std`, allocates nothing and knows no OS.
@@ -77,7 +77,7 @@ pub const SMALL_SLAB_MAX_BLOCK: usize = 8 * 1024;
 /// Magic number in every superslab header ("HAKMEMSS").
 pub const SUPERSLAB_MAGIC: u64 = 0x4841_4B4D_454D_5353;
 /// Magic number in every large-span header ("HAKMEMLG").
-pub const LARGE_MAGIC: u64 = 0x4841_4B4D_454D_4C47;
+pub const SPAN_MAGIC: u64 = 0x4841_4B4D_454D_4C47;
 
 /// The two slab geometries. A superslab is carved with one of them for its
 /// whole life, so that `slab index = offset >> shift` needs no table.
@@ -826,7 +826,7 @@ const_assert_eq!((1usize << SMALL_SLAB_SHIFT) % PAGE_SIZE, 0);
 // "At least 8 blocks a slab" for the 64 KiB slabs, and the 512 KiB slabs
 // hold at least 7 of the largest (coloured) class.
 const_assert!(slab_capacity(SMALL_SLAB_SHIFT, SMALL_SLAB_MAX_BLOCK) >= 8);
-const_assert!(slab_capacity(MEDIUM_SLAB_SHIFT, SMALL_MAX + COLOUR_GAP) >= 7);
+const_assert!(slab_capacity(MEDIUM_SLAB_SHIFT, MAX_CLASS_SIZE + COLOUR_GAP) >= 7);
 
 /// Start of slab `index`'s block area in the superslab at `base`
 /// (`index >= FIRST_SLAB`).
@@ -1049,12 +1049,12 @@ pub unsafe fn clear_free_mark(p: *mut u8) {
     unsafe { *(p.add(FREE_MARK_OFFSET) as *mut usize) = 0 }
 }
 
-/// The 64-byte header of a large span, at the start of the 2 MiB chunk that
+/// The 64-byte header of a span, at the start of the 2 MiB chunk that
 /// holds the user pointer (or one chunk before it when the user pointer is
 /// itself chunk-aligned).
 #[repr(C, align(64))]
-pub struct LargeHeader {
-    /// [`LARGE_MAGIC`].
+pub struct SpanHeader {
+    /// [`SPAN_MAGIC`].
     pub magic: u64,
     /// The user pointer this header describes (validates frees).
     pub user: usize,
@@ -1074,12 +1074,17 @@ pub struct LargeHeader {
 
 // The span header is one cache line: the user pointer of a span is at
 // least 64 bytes past the chunk start.
-assert_eq_size!(LargeHeader, [u8; 64]);
-assert_eq_align!(LargeHeader, SlabMeta);
+assert_eq_size!(SpanHeader, [u8; 64]);
+assert_eq_align!(SpanHeader, SlabMeta);
+/// The old name of [`SpanHeader`].
+#[deprecated(note = "renamed SpanHeader")]
+pub type LargeHeader = SpanHeader;
 
-/// Where the header of a large span with user pointer `user` lives.
+const _: () = assert!(core::mem::size_of::<SpanHeader>() == 64);
+
+/// Where the header of a span with user pointer `user` lives.
 #[inline]
-pub const fn large_header_addr(user: usize) -> usize {
+pub const fn span_header_addr(user: usize) -> usize {
     if user & CHUNK_MASK == 0 {
         user - SUPERSLAB_SIZE
     } else {
@@ -1087,11 +1092,11 @@ pub const fn large_header_addr(user: usize) -> usize {
     }
 }
 
-/// Usable bytes of a large span: from the user pointer to the mapping end;
+/// Usable bytes of a span: from the user pointer to the mapping end;
 /// exactly the requested size when it has a guard page (the secure mode:
 /// the bytes between the two hold a canary).
 #[inline]
-pub fn large_usable(h: &LargeHeader) -> usize {
+pub fn large_usable(h: &SpanHeader) -> usize {
     if h.guard != 0 {
         h.size
     } else {
@@ -1149,9 +1154,9 @@ mod tests {
 
     #[test]
     fn large_header_placement() {
-        assert_eq!(large_header_addr(0x4000_0040), 0x4000_0000);
-        assert_eq!(large_header_addr(0x4020_0000), 0x4000_0000);
-        assert_eq!(large_header_addr(0x4021_0000), 0x4020_0000);
+        assert_eq!(span_header_addr(0x4000_0040), 0x4000_0000);
+        assert_eq!(span_header_addr(0x4020_0000), 0x4000_0000);
+        assert_eq!(span_header_addr(0x4021_0000), 0x4020_0000);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //!   superslab when none has room), [`release_slab`] takes an empty slab back
 //!   and unmaps a superslab once it is empty and enough others are cached.
 //! - **The registry** ([`registry`]): is an address ours, and what is there?
-//! - **Large spans**: sizes above the slab classes, or aligned above a page,
-//!   are mapped on their own with a [`LargeHeader`] ([`large_alloc`],
-//!   [`large_free`], [`large_realloc`] which moves pages with `mremap`).
+//! - **Spans**: sizes above the slab classes, or aligned above a page,
+//!   are mapped on their own with a [`SpanHeader`] ([`span_alloc`],
+//!   [`span_free`], [`span_realloc`] which moves pages with `mremap`).
 //!
 //! All OS calls are in [`os`]. Nothing here allocates from the global heap.
 //!
@@ -26,9 +26,18 @@ mod superslab;
 
 use core::sync::atomic::Ordering::Relaxed;
 
+/// The old names of the span API ("large" and "span" named one thing).
+#[deprecated(note = "renamed span_alloc")]
+pub use span::span_alloc as large_alloc;
+#[deprecated(note = "renamed span_free")]
+pub use span::span_free as large_free;
+#[deprecated(note = "renamed span_realloc")]
+pub use span::span_realloc as large_realloc;
+#[deprecated(note = "renamed span_usable_size")]
+pub use span::span_usable_size as large_usable_size;
 pub use span::{
-    cached_bytes as span_cache_bytes, large_alloc, large_free, large_header, large_pad_intact,
-    large_realloc, large_usable_size, set_guard_pages, set_huge_min, span_cache_holds, SpanStash,
+    cached_bytes as span_cache_bytes, set_guard_pages, set_huge_min, span_alloc, span_cache_holds,
+    span_free, span_header, span_pad_intact, span_realloc, span_usable_size, SpanStash,
     HUGE_MIN_DEFAULT, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
 };
 pub use superslab::{
@@ -42,14 +51,14 @@ pub use superslab::{
 pub struct BackendStats {
     /// Superslabs currently mapped.
     pub superslabs: usize,
-    /// Large spans currently mapped (live, not cached).
-    pub large_spans: usize,
-    /// Bytes mapped for live large spans.
-    pub large_bytes: usize,
+    /// Spans currently mapped (live, not cached).
+    pub live_spans: usize,
+    /// Bytes mapped for live spans.
+    pub live_span_bytes: usize,
     /// Spans handed out since the start.
-    pub large_allocs: u64,
+    pub span_allocs: u64,
     /// Spans freed since the start.
-    pub large_frees: u64,
+    pub span_frees: u64,
     /// Span requests served from the span cache.
     pub span_cache_hits: u64,
     /// Bytes of freed spans kept in the span cache.
@@ -60,10 +69,10 @@ pub struct BackendStats {
 pub fn stats() -> BackendStats {
     BackendStats {
         superslabs: superslab::SUPERSLABS_MAPPED.load(Relaxed),
-        large_spans: span::LARGE_LIVE.load(Relaxed),
-        large_bytes: span::LARGE_BYTES.load(Relaxed),
-        large_allocs: span::LARGE_ALLOCS.load(Relaxed),
-        large_frees: span::LARGE_FREES.load(Relaxed),
+        live_spans: span::SPAN_LIVE.load(Relaxed),
+        live_span_bytes: span::SPAN_BYTES.load(Relaxed),
+        span_allocs: span::SPAN_ALLOCS.load(Relaxed),
+        span_frees: span::SPAN_FREES.load(Relaxed),
         span_cache_hits: span::CACHE_HITS.load(Relaxed),
         span_cache_bytes: span::cached_bytes(),
     }
@@ -100,10 +109,10 @@ mod tests {
     #[test]
     fn span_round_trip_and_registry() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let p = large_alloc(100_000, 16, false);
+        let p = span_alloc(100_000, 16, false);
         assert!(!p.is_null());
         assert_eq!(p as usize % 16, 0);
-        assert!(large_usable_size(p).unwrap() >= 100_000);
+        assert!(span_usable_size(p).unwrap() >= 100_000);
         // SAFETY: p is a fresh span of at least 100 000 bytes.
         unsafe {
             *p = 1;
@@ -111,9 +120,9 @@ mod tests {
         }
         // SAFETY: p + 16 is inside the span.
         let interior = unsafe { p.add(16) };
-        assert!(large_header(interior).is_none());
-        assert!(large_free(p));
-        assert!(!large_free(p), "second free must be refused");
+        assert!(span_header(interior).is_none());
+        assert!(span_free(p));
+        assert!(!span_free(p), "second free must be refused");
     }
 
     #[test]
@@ -123,10 +132,10 @@ mod tests {
         let mut spans = Vec::new();
         for align in [16usize, 64, 128] {
             for _ in 0..4 {
-                let p = large_alloc(256 << 10, align, false);
+                let p = span_alloc(256 << 10, align, false);
                 assert!(!p.is_null());
                 assert_eq!(p as usize % align, 0);
-                assert!(large_usable_size(p).unwrap() >= 256 << 10);
+                assert!(span_usable_size(p).unwrap() >= 256 << 10);
                 spans.push(p);
             }
         }
@@ -137,51 +146,51 @@ mod tests {
         offsets.dedup();
         assert!(offsets.len() >= 4, "page offsets {offsets:?}");
         // Above 128 bytes the alignment wins over colouring.
-        let q = large_alloc(256 << 10, 4096, false);
+        let q = span_alloc(256 << 10, 4096, false);
         assert_eq!(q as usize % 4096, 0);
         spans.push(q);
         let mid = stats();
-        assert_eq!(mid.large_allocs - before.large_allocs, 13);
-        assert_eq!(mid.large_spans - before.large_spans, 13);
+        assert_eq!(mid.span_allocs - before.span_allocs, 13);
+        assert_eq!(mid.live_spans - before.live_spans, 13);
         for p in spans {
             // SAFETY: each is a live span written within its usable size.
             unsafe { p.write_bytes(0x5A, 256 << 10) };
-            assert!(large_free(p));
+            assert!(span_free(p));
         }
         let after = stats();
-        assert_eq!(after.large_frees - before.large_frees, 13);
-        assert_eq!(after.large_spans, before.large_spans);
-        assert_eq!(after.large_bytes, before.large_bytes);
+        assert_eq!(after.span_frees - before.span_frees, 13);
+        assert_eq!(after.live_spans, before.live_spans);
+        assert_eq!(after.live_span_bytes, before.live_span_bytes);
     }
 
     #[test]
     fn span_cache_grows_a_short_mapping_instead_of_mapping_afresh() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         decay(true); // empty cache
-        let small = large_alloc(3 << 20, 16, false);
+        let small = span_alloc(3 << 20, 16, false);
         assert!(!small.is_null());
         // SAFETY: live span of 3 MiB.
         unsafe { small.write_bytes(0x11, 3 << 20) };
-        assert!(large_free(small));
+        assert!(span_free(small));
         let before = stats();
         // Longer than anything cached: the cached 4 MiB mapping grows.
-        let big = large_alloc(9 << 20, 16, true);
+        let big = span_alloc(9 << 20, 16, true);
         assert!(!big.is_null());
         let after = stats();
         assert_eq!(after.span_cache_hits, before.span_cache_hits + 1);
         assert_eq!(after.span_cache_bytes, 0);
-        assert!(large_usable_size(big).unwrap() >= 9 << 20);
+        assert!(span_usable_size(big).unwrap() >= 9 << 20);
         // SAFETY: live span of 9 MiB, asked zeroed.
         let s = unsafe { core::slice::from_raw_parts(big, 9 << 20) };
         assert!(s.iter().all(|&b| b == 0), "calloc-style span not zeroed");
         // SAFETY: as above.
         unsafe { big.write_bytes(0x22, 9 << 20) };
-        assert!(large_free(big));
+        assert!(span_free(big));
         // A shorter request now reuses the long mapping whole.
-        let again = large_alloc(1 << 20, 16, false);
+        let again = span_alloc(1 << 20, 16, false);
         assert_eq!(stats().span_cache_hits, after.span_cache_hits + 1);
-        assert!(large_usable_size(again).unwrap() >= 9 << 20);
-        assert!(large_free(again));
+        assert!(span_usable_size(again).unwrap() >= 9 << 20);
+        assert!(span_free(again));
         decay(true);
     }
 
@@ -217,16 +226,16 @@ mod tests {
         }
         decay(true); // no cached mapping: these are fresh
         set_huge_min(4 << 20);
-        let big = large_alloc(8 << 20, 16, false);
-        let small = large_alloc(1 << 20, 16, false);
+        let big = span_alloc(8 << 20, 16, false);
+        let small = span_alloc(1 << 20, 16, false);
         assert!(vm_flags(big).split_whitespace().any(|f| f == "hg"));
         assert!(!vm_flags(small).split_whitespace().any(|f| f == "hg"));
-        assert!(large_free(big) && large_free(small));
+        assert!(span_free(big) && span_free(small));
         decay(true);
         set_huge_min(0);
-        let off = large_alloc(8 << 20, 16, false);
+        let off = span_alloc(8 << 20, 16, false);
         assert!(!vm_flags(off).split_whitespace().any(|f| f == "hg"));
-        assert!(large_free(off));
+        assert!(span_free(off));
         set_huge_min(HUGE_MIN_DEFAULT);
         decay(true);
     }
@@ -235,39 +244,39 @@ mod tests {
     fn huge_alignment() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for align in [4096usize, 1 << 20, 2 << 20, 8 << 20] {
-            let p = large_alloc(10, align, false);
+            let p = span_alloc(10, align, false);
             assert!(!p.is_null());
             assert_eq!(p as usize % align, 0, "align {align}");
-            assert!(large_free(p));
+            assert!(span_free(p));
         }
     }
 
     #[test]
     fn mremap_preserves_content() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let p = large_alloc(3 << 20, 16, false);
+        let p = span_alloc(3 << 20, 16, false);
         // SAFETY: 3 MiB span.
         unsafe {
             for i in (0..3 << 20).step_by(4096) {
                 *p.add(i) = (i / 4096) as u8;
             }
-            let q = large_realloc(p, 40 << 20);
+            let q = span_realloc(p, 40 << 20);
             assert!(!q.is_null());
             for i in (0..3 << 20).step_by(4096) {
                 assert_eq!(*q.add(i), (i / 4096) as u8);
             }
             *q.add((40 << 20) - 1) = 9;
-            let r = large_realloc(q, 1 << 20);
+            let r = span_realloc(q, 1 << 20);
             assert_eq!(r, q);
             assert_eq!(*r.add(4096), 1);
-            assert!(large_free(r));
+            assert!(span_free(r));
         }
     }
 
     #[test]
     fn oversize_fails_cleanly() {
-        assert!(large_alloc(usize::MAX - 10, 16, false).is_null());
-        assert!(large_alloc(isize::MAX as usize, 16, false).is_null());
+        assert!(span_alloc(usize::MAX - 10, 16, false).is_null());
+        assert!(span_alloc(isize::MAX as usize, 16, false).is_null());
     }
 
     #[test]
@@ -330,12 +339,12 @@ mod tests {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         decay(true);
         let hits = stats().span_cache_hits;
-        let p = large_alloc(5 << 20, 16, false);
+        let p = span_alloc(5 << 20, 16, false);
         // SAFETY: 5 MiB span.
         unsafe { ptr::write_bytes(p, 0xAB, 5 << 20) };
-        assert!(large_free(p));
+        assert!(span_free(p));
         assert!(span_cache_bytes() > 0);
-        let q = large_alloc(5 << 20, 16, true);
+        let q = span_alloc(5 << 20, 16, true);
         assert_eq!(q, p, "the cached mapping is reused");
         assert_eq!(stats().span_cache_hits, hits + 1);
         // SAFETY: 5 MiB span.
@@ -343,7 +352,7 @@ mod tests {
             .iter()
             .all(|&b| b == 0);
         assert!(all_zero, "a zeroed request on a reused span must read zero");
-        assert!(large_free(q));
+        assert!(span_free(q));
         assert!(decay(true) >= 5 << 20);
         assert_eq!(span_cache_bytes(), 0);
     }
@@ -352,9 +361,9 @@ mod tests {
     fn span_cache_is_bounded() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         decay(true);
-        let ps: Vec<*mut u8> = (0..40).map(|_| large_alloc(9 << 20, 16, false)).collect();
+        let ps: Vec<*mut u8> = (0..40).map(|_| span_alloc(9 << 20, 16, false)).collect();
         for p in ps {
-            assert!(large_free(p));
+            assert!(span_free(p));
             assert!(span_cache_bytes() <= SPAN_CACHE_BYTES);
         }
         assert!(span_cache_bytes() <= SPAN_CACHE_SLOTS * (10 << 20));

@@ -22,10 +22,16 @@ use static_assertions::{const_assert, const_assert_eq};
 pub type Kind = usize;
 /// Nothing of ours.
 pub const KIND_NONE: Kind = 0;
-/// A large span's user pointer is in this chunk; its header is at the chunk start.
-pub const KIND_LARGE: Kind = 2;
-/// A chunk-aligned large span's user pointer; its header is one chunk before.
-pub const KIND_LARGE_ALIGNED: Kind = 3;
+/// A span's user pointer is in this chunk; its header is at the chunk start.
+pub const KIND_SPAN: Kind = 2;
+/// A chunk-aligned span's user pointer; its header is one chunk before.
+pub const KIND_SPAN_ALIGNED: Kind = 3;
+/// The old name of [`KIND_SPAN`].
+#[deprecated(note = "renamed KIND_SPAN")]
+pub const KIND_LARGE: Kind = KIND_SPAN;
+/// The old name of [`KIND_SPAN_ALIGNED`].
+#[deprecated(note = "renamed KIND_SPAN_ALIGNED")]
+pub const KIND_LARGE_ALIGNED: Kind = KIND_SPAN_ALIGNED;
 /// Kinds at or above this value are superslabs; the value is the record
 /// mask of the superslab's slab kind.
 pub const KIND_SUPERSLAB_MIN: Kind = 16;
@@ -39,8 +45,8 @@ const_assert!(SlabKind::Small.record_mask() >= KIND_SUPERSLAB_MIN);
 const_assert!(SlabKind::Medium.record_mask() >= KIND_SUPERSLAB_MIN);
 const_assert!(SlabKind::Small.record_mask() <= u16::MAX as usize);
 const_assert!(SlabKind::Medium.record_mask() <= u16::MAX as usize);
-const_assert!(KIND_LARGE < KIND_SUPERSLAB_MIN);
-const_assert!(KIND_LARGE_ALIGNED < KIND_SUPERSLAB_MIN);
+const_assert!(KIND_SPAN < KIND_SUPERSLAB_MIN);
+const_assert!(KIND_SPAN_ALIGNED < KIND_SUPERSLAB_MIN);
 // "128 MiB of zero-initialised `.bss`" (the module doc).
 const_assert_eq!(core::mem::size_of::<[AtomicU16; ENTRIES]>(), 128 << 20);
 

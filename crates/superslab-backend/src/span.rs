@@ -1,5 +1,5 @@
-//! Large spans: requests above the slab classes (or aligned above a page),
-//! each mapped on its own with a [`LargeHeader`], plus a small cache of
+//! Spans: requests above the slab classes (or aligned above a page),
+//! each mapped on its own with a [`SpanHeader`], plus a small cache of
 //! recently freed mappings (the seeds' "BigCache") so that allocate/free
 //! cycles of large blocks do not pay for `mmap`, `munmap` and page faults
 //! every time. Cached mappings go back to the OS after the decay delay,
@@ -10,13 +10,13 @@ use core::sync::atomic::Ordering::Relaxed;
 use core::sync::atomic::{AtomicU64, AtomicUsize};
 
 use hakmem_ptr_bridge::{
-    chunk_of, large_header_addr, LargeHeader, CHUNK_MASK, LARGE_MAGIC, SUPERSLAB_SIZE,
+    chunk_of, span_header_addr, SpanHeader, CHUNK_MASK, SPAN_MAGIC, SUPERSLAB_SIZE,
 };
 use hakmem_remote_queue::primitive::SpinLock;
 
 use crate::{os, registry};
 
-const HDR: usize = core::mem::size_of::<LargeHeader>();
+const HDR: usize = core::mem::size_of::<SpanHeader>();
 
 /// Mappings the span cache holds at most.
 pub const SPAN_CACHE_SLOTS: usize = 16;
@@ -55,8 +55,8 @@ const PAD_CHECKED: usize = 64;
 /// and the block is placed so that it ends just before it (rounded up to
 /// its alignment), so a write past the end faults at once; the few bytes
 /// between the requested end and the guard hold `canary`, which
-/// [`large_pad_intact`] checks. Mappings are not grown in place then
-/// ([`large_realloc`] returns null, and the caller copies).
+/// [`span_pad_intact`] checks. Mappings are not grown in place then
+/// ([`span_realloc`] returns null, and the caller copies).
 pub fn set_guard_pages(canary: u8) {
     PAD_CANARY.store(canary, Relaxed);
     GUARD.store(os::page_size(), Relaxed);
@@ -68,7 +68,7 @@ fn guard() -> usize {
 
 /// True unless the canary bytes after the requested end of span `h` (a
 /// guarded one) were changed: a small overflow, seen at the free.
-pub fn large_pad_intact(h: &LargeHeader) -> bool {
+pub fn span_pad_intact(h: &SpanHeader) -> bool {
     if h.guard == 0 {
         return true;
     }
@@ -85,10 +85,10 @@ pub fn large_pad_intact(h: &LargeHeader) -> bool {
 // update is a plain load and store ([`bump`]) rather than a locked
 // read-modify-write: five fewer locked instructions per span allocation
 // and per free. Readers (statistics) load them without the lock.
-pub(crate) static LARGE_LIVE: AtomicUsize = AtomicUsize::new(0);
-pub(crate) static LARGE_BYTES: AtomicUsize = AtomicUsize::new(0);
-pub(crate) static LARGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
-pub(crate) static LARGE_FREES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SPAN_LIVE: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static SPAN_BYTES: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static SPAN_ALLOCS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SPAN_FREES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 
 /// Adds `d` (wrapping) to a span counter. Only with `CACHE.lock` held.
@@ -237,7 +237,7 @@ fn grow_mapping(base: usize, len: usize, new_len: usize, align: usize) -> Option
 /// to `new` bytes.
 fn adjust_bytes(new: usize, old: usize) {
     let _g = CACHE.lock.lock();
-    bump(&LARGE_BYTES, new.wrapping_sub(old));
+    bump(&SPAN_BYTES, new.wrapping_sub(old));
 }
 
 /// Takes back a span mapping of `len` bytes (no longer live) and, with
@@ -247,10 +247,10 @@ fn adjust_bytes(new: usize, old: usize) {
 /// counted the free itself).
 fn cache_put(base: usize, len: usize, cache: bool, user_free: bool) -> Option<(usize, usize)> {
     let _g = CACHE.lock.lock();
-    bump(&LARGE_LIVE, usize::MAX);
-    bump(&LARGE_BYTES, len.wrapping_neg());
+    bump(&SPAN_LIVE, usize::MAX);
+    bump(&SPAN_BYTES, len.wrapping_neg());
     if user_free {
-        count(&LARGE_FREES);
+        count(&SPAN_FREES);
     }
     if !cache || len > SPAN_CACHE_BYTES / 4 {
         return Some((base, len));
@@ -341,7 +341,7 @@ pub fn cached_bytes() -> usize {
 /// Maps (or takes from the cache) a span for `size` bytes aligned to
 /// `align` (a power of two). With `zero`, the first `size` bytes read as
 /// zero. Null when the request cannot be met.
-pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+pub fn span_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some((off, len)) = span_geometry(size, align) else {
         return ptr::null_mut();
     };
@@ -409,9 +409,9 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     }
     {
         let _g = CACHE.lock.lock();
-        bump(&LARGE_LIVE, 1);
-        bump(&LARGE_BYTES, map_len);
-        count(&LARGE_ALLOCS);
+        bump(&SPAN_LIVE, 1);
+        bump(&SPAN_BYTES, map_len);
+        count(&SPAN_ALLOCS);
         if !fresh {
             count(&CACHE_HITS);
         }
@@ -470,7 +470,7 @@ fn guarded_place(
     }
     let end = base + map_len - g;
     let user = end.checked_sub(size.max(1))? & !(align.max(16) - 1);
-    let hdr = large_header_addr(user);
+    let hdr = span_header_addr(user);
     let fits = hdr >= base && (user & CHUNK_MASK == 0 || user - hdr >= HDR);
     fits.then_some(user)
 }
@@ -500,12 +500,12 @@ fn write_header(
     guard: usize,
     size: usize,
 ) {
-    let h = large_header_addr(user) as *mut LargeHeader;
+    let h = span_header_addr(user) as *mut SpanHeader;
     // SAFETY: the header address is inside the mapping we own (the
     // geometry puts at least one header's room before the user pointer).
     unsafe {
-        h.write(LargeHeader {
-            magic: LARGE_MAGIC,
+        h.write(SpanHeader {
+            magic: SPAN_MAGIC,
             user,
             map_base,
             map_len,
@@ -515,20 +515,20 @@ fn write_header(
         })
     };
     let kind = if user & CHUNK_MASK == 0 {
-        registry::KIND_LARGE_ALIGNED
+        registry::KIND_SPAN_ALIGNED
     } else {
-        registry::KIND_LARGE
+        registry::KIND_SPAN
     };
     registry::set(chunk_of(user), kind);
 }
 
 /// The header of the span whose user pointer is `p`, when `p` really is one.
-pub fn large_header(p: *mut u8) -> Option<&'static LargeHeader> {
+pub fn span_header(p: *mut u8) -> Option<&'static SpanHeader> {
     let user = p as usize;
     let kind = registry::kind_of(user);
     let ok = match kind {
-        registry::KIND_LARGE => user & CHUNK_MASK >= HDR,
-        registry::KIND_LARGE_ALIGNED => user & CHUNK_MASK == 0,
+        registry::KIND_SPAN => user & CHUNK_MASK >= HDR,
+        registry::KIND_SPAN_ALIGNED => user & CHUNK_MASK == 0,
         _ => false,
     };
     if !ok {
@@ -536,25 +536,25 @@ pub fn large_header(p: *mut u8) -> Option<&'static LargeHeader> {
     }
     // SAFETY: the registry says a span of ours has its user pointer in this
     // chunk, so the header address is inside that span's mapping.
-    let h = unsafe { &*(large_header_addr(user) as *const LargeHeader) };
-    (h.magic == LARGE_MAGIC && h.user == user).then_some(h)
+    let h = unsafe { &*(span_header_addr(user) as *const SpanHeader) };
+    (h.magic == SPAN_MAGIC && h.user == user).then_some(h)
 }
 
 /// Usable bytes of span `p`, or `None` when `p` is not a span of ours.
-pub fn large_usable_size(p: *mut u8) -> Option<usize> {
-    large_header(p).map(hakmem_ptr_bridge::large_usable)
+pub fn span_usable_size(p: *mut u8) -> Option<usize> {
+    span_header(p).map(hakmem_ptr_bridge::large_usable)
 }
 
 /// Frees span `p`: its mapping goes to the span cache (or back to the OS).
 /// False (and nothing done) when `p` is not a span.
-pub fn large_free(p: *mut u8) -> bool {
-    let Some(h) = large_header(p) else {
+pub fn span_free(p: *mut u8) -> bool {
+    let Some(h) = span_header(p) else {
         return false;
     };
     let (base, len, align) = (h.map_base, h.map_len, h.align);
     // SAFETY: the header is ours; clearing the magic makes a second free of
     // the same pointer fail validation even if the mapping is cached.
-    unsafe { (*(h as *const LargeHeader as *mut LargeHeader)).magic = 0 };
+    unsafe { (*(h as *const SpanHeader as *mut SpanHeader)).magic = 0 };
     registry::set(chunk_of(p as usize), registry::KIND_NONE);
     if let Some((b, l)) = cache_put(base, len, align < SUPERSLAB_SIZE, true) {
         os::unmap(b as *mut u8, l);
@@ -597,18 +597,18 @@ impl SpanStash {
 
     /// Frees span `p`: into the stash when it qualifies (one chunk, normal
     /// alignment; a mapping already kept goes to the shared cache), else as
-    /// [`large_free`] does. False (and nothing done) when `p` is not a span.
+    /// [`span_free`] does. False (and nothing done) when `p` is not a span.
     pub fn free(&mut self, p: *mut u8) -> bool {
-        let Some(h) = large_header(p) else {
+        let Some(h) = span_header(p) else {
             return false;
         };
         let (base, len, align) = (h.map_base, h.map_len, h.align);
         if len != SUPERSLAB_SIZE || align >= SUPERSLAB_SIZE {
-            return large_free(p);
+            return span_free(p);
         }
         // SAFETY: the header is ours; clearing the magic makes a second
         // free of the same pointer fail validation.
-        unsafe { (*(h as *const LargeHeader as *mut LargeHeader)).magic = 0 };
+        unsafe { (*(h as *const SpanHeader as *mut SpanHeader)).magic = 0 };
         registry::set(chunk_of(p as usize), registry::KIND_NONE);
         self.flush();
         (self.base, self.len) = (base, len);
@@ -666,8 +666,8 @@ impl SpanStash {
 ///
 /// # Safety
 /// `p` must be a live span of ours.
-pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
-    let Some(h) = large_header(p) else {
+pub unsafe fn span_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
+    let Some(h) = span_header(p) else {
         return ptr::null_mut();
     };
     if h.guard != 0 {

@@ -27,13 +27,13 @@ const fn increasing(t: &[u32]) -> bool {
 
 // Elo's pruning walks a knob's values in order; the thresholds stay in the
 // range `set_span_threshold` accepts, and the last one (the learner's
-// initial confirmed strategy) is the default threshold, `SMALL_MAX`.
+// initial confirmed strategy) is the default threshold, `MAX_SPAN_THRESHOLD`.
 static_assertions::const_assert!(increasing(&DECAY_STRATEGIES));
 static_assertions::const_assert!(increasing(&SPAN_STRATEGIES));
 static_assertions::const_assert!(SPAN_STRATEGIES[0] as usize >= hakmem_ptr_bridge::TINY_MAX);
 static_assertions::const_assert_eq!(
     SPAN_STRATEGIES[SPAN_STRATEGIES.len() - 1] as usize,
-    hakmem_ptr_bridge::SMALL_MAX
+    hakmem_ptr_bridge::MAX_SPAN_THRESHOLD
 );
 
 /// Reports `score` to `e` (the Elo state of `knob` in `regime`) and logs

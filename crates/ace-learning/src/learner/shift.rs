@@ -62,7 +62,7 @@ pub(super) fn bin(ev: &Event) -> usize {
 
 /// Largest span (KiB, as events count them) that is binned as mid traffic:
 /// the largest slab class plus a page of rounding.
-const MID_SPAN_KIB: u32 = (hakmem_ptr_bridge::SMALL_MAX >> 10) as u32 + 4;
+const MID_SPAN_KIB: u32 = (hakmem_ptr_bridge::MAX_CLASS_SIZE >> 10) as u32 + 4;
 
 fn log2(x: f64) -> f64 {
     ln(x) / core::f64::consts::LN_2
@@ -147,7 +147,7 @@ mod tests {
             let (kind, class) = if t <= 200 {
                 (EventKind::Refill, 2) // tiny churn
             } else {
-                (EventKind::SpanMap, 0) // large spans
+                (EventKind::SpanMap, 0) // spans
             };
             for i in 0..40 {
                 l.record(&ev(kind, class, i % 3));

@@ -22,6 +22,8 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use core::fmt::Write;
 
+use crate::sys::StackStr;
+
 /// The report descriptor; -1 until [`open`] ran (or when it found neither
 /// the file nor an open fd 2).
 static FD: AtomicI32 = AtomicI32::new(-1);
@@ -96,7 +98,7 @@ pub(crate) fn open() {
         return;
     }
     let mut fd = -1;
-    if let Some(path) = crate::config::var_cstr(c"HAKMEM_STATS_FILE") {
+    if let Some(path) = crate::env::var_cstr(c"HAKMEM_STATS_FILE") {
         if !path.is_empty() {
             match open_file(path) {
                 Ok(f) => fd = f,
@@ -106,7 +108,7 @@ pub(crate) fn open() {
                         why,
                         "cannot be opened: errno {errno}; the report goes to stderr"
                     );
-                    crate::diag::bad_setting(c"HAKMEM_STATS_FILE", why.as_str());
+                    crate::env::bad_setting(c"HAKMEM_STATS_FILE", why.as_str());
                 }
             }
         }
@@ -136,73 +138,9 @@ pub(crate) fn report_fd() -> libc::c_int {
     }
 }
 
-/// Writes all of `bytes` to `fd` (retrying short writes and `EINTR`); a
-/// failure loses the rest.
-pub(crate) fn write_all(fd: libc::c_int, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: writing our own initialised bytes.
-        let n = unsafe { libc::write(fd, bytes.as_ptr() as *const libc::c_void, bytes.len()) };
-        if n < 0 {
-            // SAFETY: __errno_location returns this thread's errno slot.
-            if unsafe { *libc::__errno_location() } == libc::EINTR {
-                continue;
-            }
-            return;
-        }
-        if n == 0 {
-            return;
-        }
-        // `get`: no panic path even if the kernel claimed too much.
-        bytes = bytes.get(n as usize..).unwrap_or(&[]);
-    }
-}
-
-/// A fixed-capacity string on the stack that `core::fmt` writes into;
-/// what does not fit is dropped (at a character boundary).
-pub(crate) struct StackStr<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> StackStr<N> {
-    pub(crate) const fn new() -> Self {
-        StackStr {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        // Only whole `&str` pieces or whole characters are ever copied in.
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl<const N: usize> Write for StackStr<N> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for ch in s.chars() {
-            let mut tmp = [0u8; 4];
-            let b = ch.encode_utf8(&mut tmp).as_bytes();
-            if self.len + b.len() > N {
-                return Ok(());
-            }
-            self.buf[self.len..self.len + b.len()].copy_from_slice(b);
-            self.len += b.len();
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stack_str_truncates_at_a_character() {
-        let mut s = StackStr::<5>::new();
-        s.write_str("abcé€").unwrap();
-        assert_eq!(s.as_str(), "abcé");
-    }
 
     #[test]
     fn dup_high_lands_high_and_is_cloexec() {

@@ -1,0 +1,69 @@
+//! Fork support: the `pthread_atfork` handlers that take every allocator
+//! lock before `fork()` and release (or, in the child, reset) them after,
+//! and their one-time registration.
+
+use crate::{ace, background, thread};
+
+/// Fork support: call [`fork_prepare`] before `fork()`, then
+/// [`fork_parent`] or [`fork_child`] after (pthread_atfork handlers).
+pub fn fork_prepare() {
+    thread::lock_for_fork();
+    for r in hakmem_remote_queue::RECLAIM.iter() {
+        r.lock_for_fork();
+    }
+    hakmem_superslab_backend::lock_all_for_fork();
+}
+
+/// See [`fork_prepare`].
+pub fn fork_parent() {
+    // SAFETY: paired with fork_prepare in the same process.
+    unsafe {
+        hakmem_superslab_backend::unlock_all_after_fork();
+        for r in hakmem_remote_queue::RECLAIM.iter() {
+            r.unlock_after_fork();
+        }
+    }
+    thread::unlock_after_fork();
+}
+
+/// See [`fork_prepare`]. In the child, also marks the background purge
+/// thread stopped (it was not copied; see [`background::after_fork_child`]).
+pub fn fork_child() {
+    fork_parent();
+    background::after_fork_child();
+}
+
+extern "C" fn atfork_prepare() {
+    fork_prepare();
+}
+extern "C" fn atfork_parent() {
+    fork_parent();
+}
+extern "C" fn atfork_child() {
+    fork_child();
+    ace::after_fork_child();
+}
+
+static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Registers hakmem's `pthread_atfork` handlers ([`fork_prepare`],
+/// [`fork_parent`], [`fork_child`] and the learning worker's reset) once
+/// per process. The facade calls it on its first slow path, so every user
+/// (`HakMem`, `HakMemSecure`, `libhakmem.so`) forks safely: a child never
+/// inherits an allocator lock that another thread of the parent held.
+/// Later calls do nothing.
+pub fn install_fork_handlers() {
+    if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: the handlers are `extern "C"` functions living for the
+    // process. pthread_atfork may allocate; a nested call finds the flag
+    // set and the configuration being read by this thread, and proceeds.
+    unsafe {
+        libc::pthread_atfork(
+            Some(atfork_prepare),
+            Some(atfork_parent),
+            Some(atfork_child),
+        )
+    };
+}
