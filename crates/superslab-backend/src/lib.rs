@@ -20,7 +20,9 @@ compile_error!("hakmem supports Linux only: its OS layer (crates/superslab-backe
 
 pub mod os;
 pub use os::page_size;
+mod guard;
 pub mod registry;
+pub use guard::{set_guard_pages, span_pad_intact};
 mod span;
 mod superslab;
 
@@ -36,9 +38,9 @@ pub use span::span_realloc as large_realloc;
 #[deprecated(note = "renamed span_usable_size")]
 pub use span::span_usable_size as large_usable_size;
 pub use span::{
-    cached_bytes as span_cache_bytes, set_guard_pages, set_huge_min, span_alloc, span_cache_holds,
-    span_free, span_header, span_pad_intact, span_realloc, span_usable_size, SpanStash,
-    HUGE_MIN_DEFAULT, SPAN_CACHE_BYTES, SPAN_CACHE_SLOTS,
+    cached_bytes as span_cache_bytes, set_huge_min, span_alloc, span_cache_holds, span_free,
+    span_header, span_realloc, span_usable_size, SpanStash, HUGE_MIN_DEFAULT, SPAN_CACHE_BYTES,
+    SPAN_CACHE_SLOTS,
 };
 pub use superslab::{
     acquire_slab, decay_ms, lock_all_for_fork, move_superslab, node_of_address, node_spread,
