@@ -10,7 +10,8 @@
 //! `Jemalloc` calls `malloc` and the sized `sdallocx`; `Tcmalloc` and
 //! `Scudo` call `tc_malloc`/`tc_free` and `malloc`/`free` of their system
 //! libraries through function pointers (loaded with `dlopen`, see
-//! [`crate::dl`]); `SnMalloc` (crate `snmalloc-rs`) calls
+//! [`crate::dl`]), `MimallocSecure` `mi_malloc`/`mi_free` of the secure
+//! mimalloc library the suite builds, the same way; `SnMalloc` (crate `snmalloc-rs`) calls
 //! `sn_rust_alloc`/`sn_rust_dealloc` (sized).
 //!
 //! [`Trim`] is how each of them is asked to give memory back to the OS
@@ -35,6 +36,9 @@ pub static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static TCMALLOC: Tcmalloc = Tcmalloc;
 /// scudo (LLVM 14 standalone, loaded at run time).
 pub static SCUDO: Scudo = Scudo;
+/// mimalloc's secure build (`MI_SECURE=4`, built by the suite, loaded at
+/// run time).
+pub static MIMALLOC_SECURE: MimallocSecure = MimallocSecure;
 /// snmalloc (the `snmalloc-rs` crate, built from its bundled C++ source).
 pub static SNMALLOC: snmalloc_rs::SnMalloc = snmalloc_rs::SnMalloc;
 
@@ -47,6 +51,11 @@ pub struct Tcmalloc;
 /// (`memalign` above 16-byte alignment) and `free`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Scudo;
+
+/// mimalloc's secure build through [`crate::dl::MIMALLOC_SECURE_LIB`]:
+/// `mi_malloc` (`mi_memalign` above 16-byte alignment) and `mi_free`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MimallocSecure;
 
 // SAFETY: DlLib::alloc returns a block of at least `size` bytes aligned to
 // `align` (malloc's 16 bytes, else memalign), or null; DlLib::free takes
@@ -77,6 +86,29 @@ unsafe impl GlobalAlloc for Scudo {
     unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
         // SAFETY: GlobalAlloc's contract: `p` came from `alloc` above.
         unsafe { crate::dl::SCUDO_LIB.free(p) }
+    }
+}
+
+// SAFETY: as for Tcmalloc.
+unsafe impl GlobalAlloc for MimallocSecure {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: GlobalAlloc's contract: non-zero size, valid alignment.
+        unsafe { crate::dl::MIMALLOC_SECURE_LIB.alloc(layout.size(), layout.align()) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: GlobalAlloc's contract: `p` came from `alloc` above.
+        unsafe { crate::dl::MIMALLOC_SECURE_LIB.free(p) }
+    }
+}
+
+impl Trim for MimallocSecure {
+    const TRIM_CALL: &'static str = "mi_collect(true)";
+
+    fn trim(&self) {
+        crate::dl::MIMALLOC_SECURE_LIB.trim();
     }
 }
 
@@ -246,6 +278,10 @@ pub enum Allocator {
     /// is given (`cargo xtask bench` builds it except with `--quick`).
     Mimalloc2,
     MiDirect,
+    /// mimalloc's secure build (`MI_SECURE=4`), compiled by the suite from
+    /// the bundled C source and loaded with `dlopen` (see [`crate::dl`]).
+    /// Not a default column.
+    MimallocSecure,
     Jemalloc,
     /// gperftools' tcmalloc, loaded with `dlopen` (see [`crate::dl`]).
     Tcmalloc,
@@ -294,6 +330,7 @@ impl Allocator {
             Allocator::Mimalloc => "mimalloc",
             Allocator::Mimalloc2 => "mimalloc2",
             Allocator::MiDirect => "mi-direct",
+            Allocator::MimallocSecure => "mimalloc-secure",
             Allocator::Jemalloc => "jemalloc",
             Allocator::Tcmalloc => "tcmalloc",
             Allocator::Snmalloc => "snmalloc",
@@ -311,6 +348,7 @@ impl Allocator {
             "mimalloc" | "mi" => Some(Allocator::Mimalloc),
             "mimalloc2" | "mi2" => Some(Allocator::Mimalloc2),
             "mi-direct" => Some(Allocator::MiDirect),
+            "mimalloc-secure" | "mi-secure" => Some(Allocator::MimallocSecure),
             "jemalloc" | "je" => Some(Allocator::Jemalloc),
             "tcmalloc" | "tc" => Some(Allocator::Tcmalloc),
             "snmalloc" | "sn" => Some(Allocator::Snmalloc),
@@ -338,6 +376,10 @@ impl Allocator {
                 mimalloc::MiMalloc::TRIM_CALL,
             ),
             Allocator::MiDirect => ("mi_malloc/mi_free", MiDirect::TRIM_CALL),
+            Allocator::MimallocSecure => (
+                "mi_malloc/mi_free of mimalloc MI_SECURE=4, built from the bundled source, dlopen",
+                MimallocSecure::TRIM_CALL,
+            ),
             Allocator::Jemalloc => (
                 "tikv_jemallocator::Jemalloc (bundled jemalloc 5.3)",
                 tikv_jemallocator::Jemalloc::TRIM_CALL,
@@ -356,10 +398,7 @@ impl Allocator {
             ),
         };
         let lib = match self.dl_lib() {
-            Some(l) => match l.missing() {
-                None => format!("; {}", l.path),
-                Some(_) => format!("; MISSING {} (apt-get install {})", l.path, l.package),
-            },
+            Some(l) => format!("; {}", l.whereabouts()),
             None => String::new(),
         };
         format!("{what}; trim: {trim}{lib}")
@@ -370,6 +409,7 @@ impl Allocator {
         match self {
             Allocator::Tcmalloc => Some(&crate::dl::TCMALLOC_LIB),
             Allocator::Scudo => Some(&crate::dl::SCUDO_LIB),
+            Allocator::MimallocSecure => Some(&crate::dl::MIMALLOC_SECURE_LIB),
             _ => None,
         }
     }

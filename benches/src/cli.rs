@@ -89,7 +89,9 @@ pub struct SuiteArgs {
     pub reps: Option<usize>,
     /// Subset of hakmem,hakmem+ace,hakmem-secure,mimalloc,jemalloc,tcmalloc,
     /// snmalloc,scudo,system [default: all nine; tcmalloc and scudo are left
-    /// out, with a line, when not installed].
+    /// out, with a line, when not installed]; also mimalloc-secure
+    /// (mimalloc's MI_SECURE=4 build, compiled once from the bundled C
+    /// source; not a default column), mimalloc2 and mi-direct.
     #[arg(long, value_name = "LIST", value_parser = allocator_list)]
     pub allocators: Option<AllocatorList>,
     #[command(flatten)]

@@ -1,10 +1,14 @@
 //! Allocators loaded at run time from a system shared library with
-//! `dlopen`: tcmalloc (gperftools' `libtcmalloc_minimal.so.4`) and scudo
-//! (LLVM's standalone `libclang_rt.scudo_standalone-x86_64.so`).
+//! `dlopen`: tcmalloc (gperftools' `libtcmalloc_minimal.so.4`), scudo
+//! (LLVM's standalone `libclang_rt.scudo_standalone-x86_64.so`), and
+//! mimalloc's secure build (`MI_SECURE=4`), which the suite compiles itself
+//! from the C source the `libmimalloc-sys` crate bundles
+//! ([`crate::cbuild::mimalloc_secure_so`]): Cargo's feature unification
+//! would make the linked `mimalloc` secure for every column.
 //!
 //! The harness builds and runs without them: a library that is not
-//! installed only removes its column, with a printed line that says which
-//! package to install ([`DlLib::missing`]). When it is there, the child of
+//! installed (or cannot be built) only removes its column, with a printed
+//! line that says which package to install or why ([`DlLib::missing`]). When it is there, the child of
 //! that column opens it with `RTLD_LOCAL` (its `malloc`/`free` do not
 //! replace anybody's; the binary's global allocator stays glibc's) and
 //! looks up the entry points named in its [`DlLib`]; the workloads then
@@ -17,9 +21,13 @@
 //! ([`DlLib::child_env`]), else `dlopen` fails with "cannot allocate memory
 //! in static TLS block". It is opened with `RTLD_DEEPBIND` as well, so that
 //! its own references to `malloc`/`free` (it exports those names only) bind
-//! to itself and not to glibc's.
+//! to itself and not to glibc's. The mimalloc secure library is opened
+//! with `RTLD_DEEPBIND` too (it is built with `MI_MALLOC_OVERRIDE`, so that
+//! the same file serves `LD_PRELOAD`), and called through `mi_malloc`,
+//! `mi_memalign` and `mi_free`.
 
 use std::ffi::{c_int, c_void, CStr, CString};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
@@ -27,6 +35,7 @@ type FreeFn = unsafe extern "C" fn(*mut c_void);
 type MemalignFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
 type VoidFn = unsafe extern "C" fn();
 type MalloptFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
+type ForceFn = unsafe extern "C" fn(bool);
 
 /// How a library is asked to return free memory to the OS.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +44,24 @@ pub enum TrimCall {
     Void(&'static CStr),
     /// `mallopt(param, 0)`, e.g. scudo's `M_PURGE` (-101).
     Mallopt(&'static CStr, c_int),
+    /// `void f(bool force)` called with `true`, e.g. `mi_collect`.
+    Force(&'static CStr),
+}
+
+/// Where a library's file comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// A file a Debian package installs.
+    System {
+        /// Where the package puts the library.
+        path: &'static str,
+        /// The Debian package that installs it.
+        package: &'static str,
+    },
+    /// A library the suite builds itself: the function returns its path,
+    /// building it first (once; the file is kept) when its argument is
+    /// `true`, else only when it is already built; the error says why not.
+    Built(fn(bool) -> Result<PathBuf, String>),
 }
 
 /// The entry points of a loaded library.
@@ -50,23 +77,23 @@ struct Fns {
 enum Trim {
     Void(VoidFn),
     Mallopt(MalloptFn, c_int),
+    Force(ForceFn),
 }
 
 /// A shared library holding an allocator, and its entry points once loaded.
 #[derive(Debug)]
 pub struct DlLib {
-    /// The column's name (`tcmalloc`, `scudo`).
+    /// The column's name (`tcmalloc`, `scudo`, `mimalloc-secure`).
     pub name: &'static str,
-    /// Where the Debian package puts the library.
-    pub path: &'static str,
-    /// The Debian package that installs it.
-    pub package: &'static str,
+    /// Where the library's file comes from.
+    pub source: Source,
     malloc: &'static CStr,
     free: &'static CStr,
     memalign: &'static CStr,
     trim: Option<TrimCall>,
     deepbind: bool,
     env: &'static [(&'static str, &'static str)],
+    path: OnceLock<Result<PathBuf, String>>,
     fns: OnceLock<Result<Fns, String>>,
 }
 
@@ -75,8 +102,7 @@ impl DlLib {
     #[allow(clippy::too_many_arguments)]
     pub const fn new(
         name: &'static str,
-        path: &'static str,
-        package: &'static str,
+        source: Source,
         syms: [&'static CStr; 3],
         trim: Option<TrimCall>,
         deepbind: bool,
@@ -84,29 +110,69 @@ impl DlLib {
     ) -> DlLib {
         DlLib {
             name,
-            path,
-            package,
+            source,
             malloc: syms[0],
             free: syms[1],
             memalign: syms[2],
             trim,
             deepbind,
             env,
+            path: OnceLock::new(),
             fns: OnceLock::new(),
         }
     }
 
-    /// `None` when the library file is there, else the line to print:
-    /// what is missing and how to install it.
+    /// The library's file, building it first for a [`Source::Built`]
+    /// (once per process; the built file is kept for later runs), or the
+    /// line to print: what is missing and how to install it, or why it
+    /// cannot be built.
+    pub fn path(&self) -> Result<&PathBuf, &String> {
+        self.path
+            .get_or_init(|| match self.source {
+                Source::System { path, package } => {
+                    if std::path::Path::new(path).exists() {
+                        Ok(PathBuf::from(path))
+                    } else {
+                        Err(format!(
+                            "{}: {path} is not installed, so the {} column is left out \
+                             (install it with `apt-get install {package}`)",
+                            self.name, self.name
+                        ))
+                    }
+                }
+                Source::Built(f) => f(true).map_err(|e| {
+                    format!(
+                        "{}: {e}, so the {} column is left out",
+                        self.name, self.name
+                    )
+                }),
+            })
+            .as_ref()
+    }
+
+    /// `None` when the library file is there (or could be built), else the
+    /// line to print: what is missing and how to install it, or why it
+    /// cannot be built.
     pub fn missing(&self) -> Option<String> {
-        if std::path::Path::new(self.path).exists() {
-            return None;
+        self.path().err().cloned()
+    }
+
+    /// Where the library is, for `list`, without building anything: the
+    /// path, or what is missing.
+    pub fn whereabouts(&self) -> String {
+        match self.source {
+            Source::System { path, package } => {
+                if std::path::Path::new(path).exists() {
+                    path.to_string()
+                } else {
+                    format!("MISSING {path} (apt-get install {package})")
+                }
+            }
+            Source::Built(f) => match f(false) {
+                Ok(p) => p.display().to_string(),
+                Err(e) => e,
+            },
         }
-        Some(format!(
-            "{}: {} is not installed, so the {} column is left out \
-             (install it with `apt-get install {}`)",
-            self.name, self.path, self.name, self.package
-        ))
     }
 
     /// Environment variables a child process using this library needs.
@@ -127,10 +193,9 @@ impl DlLib {
     }
 
     fn open(&self) -> Result<Fns, String> {
-        if let Some(m) = self.missing() {
-            return Err(m);
-        }
-        let path = CString::new(self.path).map_err(|e| e.to_string())?;
+        let file = self.path().map_err(Clone::clone)?;
+        let shown = file.display().to_string();
+        let path = CString::new(file.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
         let mut flags = libc::RTLD_NOW | libc::RTLD_LOCAL;
         if self.deepbind {
             flags |= libc::RTLD_DEEPBIND;
@@ -141,7 +206,7 @@ impl DlLib {
         // for the life of the process.
         let h = unsafe { libc::dlopen(path.as_ptr(), flags) };
         if h.is_null() {
-            let mut e = format!("dlopen {}: {}", self.path, dl_error());
+            let mut e = format!("dlopen {shown}: {}", dl_error());
             if !self.env.is_empty() {
                 let env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 e.push_str(&format!(
@@ -156,10 +221,9 @@ impl DlLib {
             let p = unsafe { libc::dlsym(h, s.as_ptr()) };
             if p.is_null() {
                 Err(format!(
-                    "{}: no symbol {} in {}",
+                    "{}: no symbol {} in {shown}",
                     self.name,
                     s.to_string_lossy(),
-                    self.path
                 ))
             } else {
                 Ok(p)
@@ -168,11 +232,12 @@ impl DlLib {
         let (malloc, free, memalign) = (sym(self.malloc)?, sym(self.free)?, sym(self.memalign)?);
         let trim = match self.trim {
             None => None,
-            Some(TrimCall::Void(s) | TrimCall::Mallopt(s, _)) => sym(s).ok(),
+            Some(TrimCall::Void(s) | TrimCall::Mallopt(s, _) | TrimCall::Force(s)) => sym(s).ok(),
         };
         // SAFETY: each symbol is the C function of that name with the
         // signature its type says (malloc, free, memalign, and the
-        // gperftools extension `void f(void)` or `int mallopt(int, int)`),
+        // gperftools extension `void f(void)`, `int mallopt(int, int)` or
+        // mimalloc's `void mi_collect(bool)`),
         // as the libraries' headers declare; all are non-null (checked).
         unsafe {
             use std::mem::transmute;
@@ -186,6 +251,9 @@ impl DlLib {
                     }
                     (Some(TrimCall::Mallopt(_, param)), Some(p)) => {
                         Some(Trim::Mallopt(transmute::<*mut c_void, MalloptFn>(p), param))
+                    }
+                    (Some(TrimCall::Force(_)), Some(p)) => {
+                        Some(Trim::Force(transmute::<*mut c_void, ForceFn>(p)))
                     }
                     _ => None,
                 },
@@ -255,6 +323,8 @@ impl DlLib {
             Some(Trim::Mallopt(f, p)) => unsafe {
                 f(p, 0);
             },
+            // SAFETY: as above.
+            Some(Trim::Force(f)) => unsafe { f(true) },
             None => {}
         }
     }
@@ -277,8 +347,10 @@ fn dl_error() -> String {
 /// entry points, which the library exports beside `malloc`/`free`.
 pub static TCMALLOC_LIB: DlLib = DlLib::new(
     "tcmalloc",
-    "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
-    "libtcmalloc-minimal4",
+    Source::System {
+        path: "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+        package: "libtcmalloc-minimal4",
+    },
     [c"tc_malloc", c"tc_free", c"tc_memalign"],
     Some(TrimCall::Void(c"MallocExtension_ReleaseFreeMemory")),
     false,
@@ -290,12 +362,28 @@ pub static TCMALLOC_LIB: DlLib = DlLib::new(
 /// its free memory (M_PURGE = -101 in scudo's wrappers).
 pub static SCUDO_LIB: DlLib = DlLib::new(
     "scudo",
-    "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.scudo_standalone-x86_64.so",
-    "libclang-rt-14-dev",
+    Source::System {
+        path: "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.scudo_standalone-x86_64.so",
+        package: "libclang-rt-14-dev",
+    },
     [c"malloc", c"free", c"memalign"],
     Some(TrimCall::Mallopt(c"mallopt", -101)),
     true,
     &[("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=65536")],
+);
+
+/// mimalloc's secure build (`MI_SECURE=4`: guard pages, encoded free
+/// lists, double-free detection, randomised allocation), compiled by the
+/// suite from the bundled C source ([`crate::cbuild::mimalloc_secure_so`]),
+/// through `mi_malloc`/`mi_memalign`/`mi_free`; `mi_collect(true)` returns
+/// its free memory.
+pub static MIMALLOC_SECURE_LIB: DlLib = DlLib::new(
+    "mimalloc-secure",
+    Source::Built(crate::cbuild::mimalloc_secure_so),
+    [c"mi_malloc", c"mi_free", c"mi_memalign"],
+    Some(TrimCall::Force(c"mi_collect")),
+    true,
+    &[],
 );
 
 #[cfg(test)]
@@ -306,8 +394,10 @@ mod tests {
     fn a_missing_library_says_how_to_install_it() {
         static NONE: DlLib = DlLib::new(
             "nothing",
-            "/nonexistent/libnothing.so.1",
-            "libnothing1",
+            Source::System {
+                path: "/nonexistent/libnothing.so.1",
+                package: "libnothing1",
+            },
             [c"malloc", c"free", c"memalign"],
             None,
             false,
@@ -336,5 +426,28 @@ mod tests {
             }
         }
         TCMALLOC_LIB.trim();
+    }
+
+    #[test]
+    fn mimalloc_secure_builds_and_allocates_or_says_why_not() {
+        // Builds the library once (cached under target/hakmem-bench); where
+        // there is no source or no C compiler, the note says so.
+        if let Some(m) = MIMALLOC_SECURE_LIB.missing() {
+            assert!(m.starts_with("mimalloc-secure: "), "{m}");
+            assert!(m.contains("column is left out"), "{m}");
+            return;
+        }
+        MIMALLOC_SECURE_LIB.load().unwrap();
+        // SAFETY: as in the tcmalloc test.
+        unsafe {
+            for align in [8, 64, 4096] {
+                let p = MIMALLOC_SECURE_LIB.alloc(100, align);
+                assert!(!p.is_null() && (p as usize).is_multiple_of(align));
+                p.write_bytes(7, 100);
+                MIMALLOC_SECURE_LIB.free(p);
+            }
+        }
+        MIMALLOC_SECURE_LIB.trim();
+        assert!(!MIMALLOC_SECURE_LIB.whereabouts().contains("not built"));
     }
 }

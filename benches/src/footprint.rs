@@ -7,7 +7,8 @@
 //! `smaps`, its `/proc/self/smaps`), using `read`/`write` on a static
 //! buffer so that reporting allocates nothing. It runs with plain glibc
 //! and with `LD_PRELOAD` of each allocator library that is installed
-//! (hakmem's `libhakmem.so`, mimalloc, jemalloc, tcmalloc minimal, scudo),
+//! (hakmem's `libhakmem.so`, mimalloc, jemalloc, tcmalloc minimal, scudo,
+//! and mimalloc's secure build, which the suite compiles itself),
 //! `runs` times each, the libraries alternating. The table has, per
 //! allocator, the medians of the program's `VmHWM` (peak RSS) and `VmRSS`
 //! (RSS at exit, read by the program itself), with the ratios to glibc.
@@ -304,6 +305,12 @@ pub fn run(o: &Options) -> Result<(String, String, Vec<String>), String> {
                  (install it with `apt-get install {package}`)"
             ));
         }
+    }
+    // mimalloc's secure build (MI_SECURE=4), built from the bundled source
+    // once, with MI_MALLOC_OVERRIDE so that it serves LD_PRELOAD.
+    match crate::dl::MIMALLOC_SECURE_LIB.path() {
+        Ok(p) => libs.push(("mimalloc-secure".into(), Some(p.clone()))),
+        Err(e) => notes.push(e.replace("column", "line")),
     }
     let runs = o.runs.max(1);
     let mut probes: Vec<Vec<Probe>> = vec![Vec::new(); libs.len()];

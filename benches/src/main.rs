@@ -72,7 +72,8 @@ fn suite_mode(a: SuiteArgs, args: &[String]) -> Result<(), String> {
         mi2_note = format!(", mimalloc2 = {}", mimalloc2_version(&exe2));
         eprintln!("hakmem-bench{mi2_note} ({})", exe2.display());
     }
-    // Columns whose library is not installed (tcmalloc, scudo) are left
+    // Columns whose library is not installed (tcmalloc, scudo) or cannot
+    // be built (mimalloc-secure) are left
     // out, never silently: one line each, here and with the results.
     let missing = Allocator::drop_missing(&mut allocators);
     for m in &missing {
@@ -427,10 +428,14 @@ fn ace_real_mode(a: AceRealArgs, args: &[String]) -> Result<(), String> {
 fn list(threads: usize) -> Result<(), String> {
     println!("allocators (the default columns, in report order):");
     for a in Allocator::ALL {
-        println!("  {:<14} {}", a.name(), a.describe());
+        println!("  {:<16} {}", a.name(), a.describe());
     }
-    for a in [Allocator::Mimalloc2, Allocator::MiDirect] {
-        println!("  {:<14} {} (not a default column)", a.name(), a.describe());
+    for a in [
+        Allocator::Mimalloc2,
+        Allocator::MimallocSecure,
+        Allocator::MiDirect,
+    ] {
+        println!("  {:<16} {} (not a default column)", a.name(), a.describe());
     }
     for quick in [false, true] {
         println!("{}:", if quick { "--quick" } else { "default" });

@@ -29,8 +29,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::allocators::{
-    Allocator, HAKMEM, HAKMEM_SECURE, JEMALLOC, MIMALLOC, MI_DIRECT, SCUDO, SNMALLOC, SYSTEM,
-    TCMALLOC,
+    Allocator, HAKMEM, HAKMEM_SECURE, JEMALLOC, MIMALLOC, MIMALLOC_SECURE, MI_DIRECT, SCUDO,
+    SNMALLOC, SYSTEM, TCMALLOC,
 };
 use crate::suite::Spec;
 use serde::{Deserialize, Serialize};
@@ -357,6 +357,7 @@ pub fn run_one(alloc: Allocator, w: &Workload) -> Result<ChildRun, String> {
                 .into())
         }
         Allocator::MiDirect => w.run(&MI_DIRECT),
+        Allocator::MimallocSecure => w.run(&MIMALLOC_SECURE),
         Allocator::Jemalloc => w.run(&JEMALLOC),
         Allocator::Tcmalloc => w.run(&TCMALLOC),
         Allocator::Snmalloc => w.run(&SNMALLOC),

@@ -94,6 +94,7 @@ fn list_names_every_column_and_glibc_simple() {
         "tcmalloc",
         "snmalloc",
         "scudo",
+        "mimalloc-secure",
         "glibc-simple/16",
         "glibc-simple/4096",
     ] {
@@ -147,5 +148,32 @@ fn dlopen_columns_run_or_say_what_is_missing() {
             .eq(["glibc-simple/256", "snmalloc"])),
         "{stdout}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// mimalloc's secure build is compiled from the bundled source on first
+/// use and runs as its own column, or is left out with a line saying why
+/// (no source, no C compiler).
+#[test]
+fn mimalloc_secure_runs_or_says_why_not() {
+    let dir = std::env::temp_dir().join(format!("hakmem-bench-misec-{}", std::process::id()));
+    let o = Command::new(EXE)
+        .args(["--quick", "--only", "glibc-simple/256", "--scale", "0.5"])
+        .args(["--allocators", "mimalloc,mimalloc-secure", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let ran = stdout.lines().any(|l| {
+        l.split_whitespace()
+            .take(2)
+            .eq(["glibc-simple/256", "mimalloc-secure"])
+    });
+    let note = stderr
+        .lines()
+        .any(|l| l.starts_with("hakmem-bench: mimalloc-secure: ") && l.contains("left out"));
+    assert!(ran != note, "{stdout}\n{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

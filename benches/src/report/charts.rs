@@ -89,6 +89,7 @@ pub fn colour(a: Allocator) -> RGBColor {
         Allocator::Mimalloc => RGBColor(0x1f, 0x77, 0xb4),
         Allocator::Mimalloc2 => RGBColor(0x6b, 0xae, 0xd6),
         Allocator::MiDirect => RGBColor(0x9e, 0xca, 0xe1),
+        Allocator::MimallocSecure => RGBColor(0x39, 0x3b, 0x79),
         Allocator::Jemalloc => RGBColor(0x2c, 0xa0, 0x2c),
         Allocator::System => RGBColor(0x7f, 0x7f, 0x7f),
         Allocator::Tcmalloc => RGBColor(0x94, 0x67, 0xbd),
