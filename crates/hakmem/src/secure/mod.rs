@@ -471,9 +471,8 @@ unsafe fn refill(t: *mut ThreadState, class: usize) -> *mut u8 {
         // SAFETY: as above.
         let next = unsafe { hakmem_ptr_bridge::block_next(b) };
         if !ts.quarantine.cache_push(class, b) {
-            // No room after all (cannot happen: `want` fits): back to the
-            // slab through the thread cache's flush.
-            // SAFETY: a free block of our slab.
+            // SAFETY: a free block of our slab; no room after all (cannot
+            // happen: `want` fits), so back to the slab.
             unsafe { give_back(t, b as usize) };
         }
         b = next;
