@@ -194,7 +194,13 @@ fn idle_memory_goes_back_with_the_background_purge() {
         assert!(o.peak >= o.start + 160 * MIB, "{}", describe(&o));
         assert!(o.below_at_ms.is_some(), "{}", describe(&o));
         let s = hakmem::background::state();
-        assert!(s.purges > 0 && s.purged_bytes >= 150 * MIB as u64, "{s:?}");
+        // The purge ran; how much of the memory it returned itself is not
+        // asserted: on a loaded machine the threads' own decay ticks
+        // (LocalHeap::tick) can return the slabs before the purge's next
+        // round, and then `purged_bytes` is 0 although RSS went down (seen
+        // in CI: 196 -> 19 MiB with purged_bytes 0).
+        assert!(s.purges > 0, "{s:?}");
+        eprintln!("background purge: {s:?}");
         return;
     }
     child(
