@@ -486,6 +486,69 @@ fn correct_use_never_trips_the_free_mark() {
     }
 }
 
+/// Plain data that looks like a superslab base never trips the free mark.
+/// The mark is the base address of the block's superslab; when the first
+/// superslab sat at 0x2000_0000_0000 (2^45) in every process, gcc's cc1
+/// stored that round number in a live block and was stopped with a false
+/// "double free". The bases are random per process now, so live blocks
+/// holding the old fixed bases (and the 2 MiB steps after them) in their
+/// second word free cleanly. (Fails on the fixed layout: the first block
+/// of the first round carries 2^45 and lives in the superslab at 2^45.)
+#[test]
+fn round_addresses_in_live_blocks_never_trip_the_free_mark() {
+    for base in [0x2000_0000_0000usize, 0x6000_0000_0000] {
+        let v: Vec<(usize, usize)> = (0..4096)
+            .map(|i| {
+                let size = [16, 32, 64, 256, 1024, 8000][i % 6];
+                let p = alloc(size);
+                let word = base + (i % 64) * (2 << 20);
+                // SAFETY: every block is at least 16 bytes: its second word
+                // is the program's to write.
+                unsafe { (p.add(8) as *mut usize).write(word) };
+                (p as usize, size)
+            })
+            .collect();
+        for &(p, size) in v.iter().rev() {
+            dealloc(p as *mut u8, size);
+        }
+    }
+}
+
+/// The superslab base differs between processes (it is what makes the
+/// free mark a value programs do not hold by chance).
+#[test]
+fn superslab_base_is_random_per_process() {
+    const PRINT: &str = "HAKMEM_PRINT_FIRST_BLOCK";
+    if std::env::var_os(PRINT).is_some() {
+        let p = alloc(64);
+        println!("block={:#x}", p as usize & !((2 << 20) - 1));
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bases: std::collections::BTreeSet<String> = (0..4)
+        .map(|_| {
+            let out = Command::new(&exe)
+                .args([
+                    "--exact",
+                    "superslab_base_is_random_per_process",
+                    "--nocapture",
+                ])
+                .env(PRINT, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("block=").map(str::to_owned))
+                .unwrap_or_else(|| panic!("child printed no block:\n{stdout}"))
+        })
+        .collect();
+    assert!(
+        bases.len() >= 3,
+        "superslab bases repeat across processes: {bases:?}"
+    );
+}
+
 /// A numeric setting that is not a number is reported in one line and the
 /// default used; the allocator works.
 #[test]

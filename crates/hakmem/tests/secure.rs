@@ -52,6 +52,28 @@ fn l(n: usize) -> Layout {
     Layout::from_size_align(n, 8).unwrap()
 }
 
+/// `alloc` whose result the optimiser must treat as used: an allocation
+/// that is freed and never read otherwise may be removed with its `dealloc`
+/// (the global allocator's calls are known to LLVM), and in a release build
+/// the misuse below then never reaches the allocator.
+///
+/// # Safety
+/// As `alloc`.
+unsafe fn alloc_kept(layout: Layout) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    std::hint::black_box(unsafe { alloc(layout) })
+}
+
+/// `dealloc` of a pointer the optimiser cannot see through (see
+/// `alloc_kept`).
+///
+/// # Safety
+/// As `dealloc`, except that the misuse cases break it on purpose.
+unsafe fn dealloc_kept(p: *mut u8, layout: Layout) {
+    // SAFETY: forwarded from the caller.
+    unsafe { dealloc(std::hint::black_box(p), layout) }
+}
+
 #[test]
 fn the_mode_is_on_and_blocks_are_zeroed_and_exact() {
     let v = std::hint::black_box(String::from("allocated before the check"));
@@ -139,8 +161,8 @@ secure_misuse!(
         // SAFETY: the first byte past the request: a canary byte before the
         // guard page (the misuse under test).
         unsafe {
-            *p.add(300_001) = 1;
-            dealloc(p, l(300_001));
+            p.add(300_001).write_volatile(1);
+            dealloc_kept(p, l(300_001));
         }
     }
 );
@@ -200,9 +222,9 @@ fn correct_programs_run_clean() {
 secure_misuse!(overflow_by_one_byte, "free(): buffer overflow", {
     // SAFETY: deliberately one byte past the block.
     unsafe {
-        let p = alloc(l(40));
-        *p.add(40) = 1;
-        dealloc(p, l(40));
+        let p = alloc_kept(l(40));
+        p.add(40).write_volatile(1);
+        dealloc_kept(p, l(40));
     }
 });
 
@@ -215,9 +237,9 @@ secure_misuse!(
         // live word: writing a fixed value would leave it as it was once
         // in 256 runs, which corrupts nothing and cannot be seen).
         unsafe {
-            let p = alloc(l(40));
-            *p.sub(1) ^= 1;
-            dealloc(p, l(40));
+            let p = alloc_kept(l(40));
+            p.sub(1).write_volatile(p.sub(1).read_volatile() ^ 1);
+            dealloc_kept(p, l(40));
         }
     }
 );
@@ -225,12 +247,12 @@ secure_misuse!(
 secure_misuse!(write_after_free, "malloc(): write after free", {
     // SAFETY: deliberately a write into a freed block.
     unsafe {
-        let p = alloc(l(300));
-        dealloc(p, l(300));
-        *p.add(200) = 9;
+        let p = alloc_kept(l(300));
+        dealloc_kept(p, l(300));
+        p.add(200).write_volatile(9);
         for _ in 0..1000 {
-            let q = alloc(l(300));
-            dealloc(q, l(300));
+            let q = alloc_kept(l(300));
+            dealloc_kept(q, l(300));
         }
     }
 });
@@ -238,16 +260,16 @@ secure_misuse!(write_after_free, "malloc(): write after free", {
 secure_misuse!(double_free, "free(): double free of", {
     // SAFETY: deliberately freed twice.
     unsafe {
-        let p = alloc(l(64));
-        dealloc(p, l(64));
-        dealloc(p, l(64));
+        let p = alloc_kept(l(64));
+        dealloc_kept(p, l(64));
+        dealloc_kept(p, l(64));
     }
 });
 
 secure_misuse!(interior_free_by_the_owner, "free(): invalid pointer", {
     // SAFETY: deliberately an interior pointer.
     unsafe {
-        let p = alloc(l(64));
-        dealloc(p.add(16), l(48));
+        let p = alloc_kept(l(64));
+        dealloc_kept(p.add(16), l(48));
     }
 });

@@ -417,8 +417,10 @@ pub unsafe fn set_block_next(block: *mut u8, next: *mut u8) {
 /// block handed to the program has anything else, because every hand-out
 /// ([`clear_free_mark`], in tls-front's pop and the facade's slow path)
 /// overwrites it, and the program only puts the mark back by writing this
-/// exact address, which nothing gives it (it is the base of a superslab,
-/// whose slab 0 holds the header and serves no blocks).
+/// exact value: no pointer it is given has it (it is the base of a
+/// superslab, whose slab 0 holds the header and serves no blocks), and as
+/// data it is not a round number, because superslab bases are random per
+/// process (superslab-backend's `seed_hints`; see docs/security.md).
 pub const FREE_MARK_OFFSET: usize = 8;
 
 // The link and the free mark are two words inside the smallest block.

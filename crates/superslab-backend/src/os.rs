@@ -278,3 +278,28 @@ pub fn bind_to_node(p: *mut u8, len: usize, node: usize, move_existing: bool) {
         );
     }
 }
+
+/// 64 random bits for layout choices (the superslab base): `getrandom`
+/// without blocking; when that fails (an old kernel, a seccomp filter, the
+/// pool not ready at early boot), the address of a stack slot (ASLR) mixed
+/// with the monotonic clock. Nothing here allocates.
+pub fn random_u64() -> u64 {
+    let mut v = 0u64;
+    // SAFETY: an 8-byte buffer of ours; getrandom does not allocate.
+    let got = unsafe { libc::getrandom((&mut v as *mut u64).cast(), 8, libc::GRND_NONBLOCK) };
+    if got == 8 {
+        return v;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a timespec of ours; clock_gettime does not allocate.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let stack = &ts as *const libc::timespec as u64;
+    let mut x = stack ^ (ts.tv_nsec as u64).rotate_left(32) ^ ts.tv_sec as u64;
+    // splitmix64's finaliser: spreads every input bit over the output.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}

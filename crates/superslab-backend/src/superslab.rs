@@ -68,11 +68,61 @@ static POOLS: [[Pool; NODES]; SlabKind::COUNT] = [const {
     }; NODES]
 }; SlabKind::COUNT];
 
-/// Where the next superslab of each node is asked to go (mmap hint).
-static NODE_HINT: [AtomicUsize; NODES] = [
-    AtomicUsize::new(0x2000_0000_0000),
-    AtomicUsize::new(0x6000_0000_0000),
-];
+/// The start of each node's part of the address space for superslabs.
+const NODE_BASE: [usize; NODES] = [0x2000_0000_0000, 0x6000_0000_0000];
+
+/// How far past [`NODE_BASE`] a process's first superslab of a node is
+/// asked to go: a per-process random multiple of the superslab size below
+/// 16 TiB (2^23 choices), so the node halves stay apart (node 0 below
+/// 0x3000_0000_0000, node 1 below 0x7000_0000_0000).
+const HINT_SPREAD_SHIFT: u32 = 44;
+
+/// Where the next superslab of each node is asked to go (mmap hint); 0
+/// until [`seed_hints`] ran.
+static NODE_HINT: [AtomicUsize; NODES] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// 0: hints not seeded; 1: being seeded; 2: seeded.
+static HINTS_SEEDED: AtomicU32 = AtomicU32::new(0);
+
+/// Gives each node's hint its per-process random start, once, before the
+/// first superslab is mapped.
+///
+/// Why random: a free slab block carries its superslab's base address as
+/// its free mark (`hakmem_ptr_bridge::free_mark`), and `free` reports a
+/// block whose second word holds that value as a double free. With fixed
+/// bases the first superslab sat at 0x2000_0000_0000 = 2^45 in every
+/// process, a round number that programs store as plain data: gcc's cc1
+/// wrote it into a live block (an `ipa_fn_summary` entry) and was stopped
+/// with a false "double free". A random base makes the mark a value no
+/// program computes by chance, at no cost to the free path.
+#[cold]
+#[inline(never)]
+fn seed_hints() {
+    match HINTS_SEEDED.compare_exchange(0, 1, SeqCst, SeqCst) {
+        Ok(_) => {
+            for (i, h) in NODE_HINT.iter().enumerate() {
+                let r = os::random_u64() as usize;
+                let off = r.wrapping_mul(SUPERSLAB_SIZE) & ((1usize << HINT_SPREAD_SHIFT) - 1);
+                h.store(NODE_BASE[i] + off, Relaxed);
+            }
+            HINTS_SEEDED.store(2, SeqCst);
+        }
+        Err(_) => {
+            while HINTS_SEEDED.load(SeqCst) != 2 {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// The mmap hint for the next superslab of `node`.
+#[inline]
+fn next_hint(node: u8) -> usize {
+    if HINTS_SEEDED.load(SeqCst) != 2 {
+        seed_hints();
+    }
+    NODE_HINT[node as usize % NODES].fetch_add(2 * SUPERSLAB_SIZE, Relaxed)
+}
 
 /// 0 = not set: one node, or all real NUMA nodes (up to NODES).
 static NODE_SPREAD: AtomicUsize = AtomicUsize::new(0);
@@ -172,7 +222,7 @@ unsafe fn unlink(p: &Pool, ss: *mut SuperslabHeader) {
 /// refuses.
 #[cold]
 fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
-    let hint = NODE_HINT[node as usize % NODES].fetch_add(2 * SUPERSLAB_SIZE, Relaxed);
+    let hint = next_hint(node);
     let mut base = os::map_aligned_hint(SUPERSLAB_SIZE, SUPERSLAB_SIZE, hint);
     if base.is_null() {
         base = os::map_aligned(SUPERSLAB_SIZE, SUPERSLAB_SIZE);
