@@ -385,7 +385,7 @@ unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
     thread::run(|t| {
         if secure::on() {
             // SAFETY: forwarded contract; `t` is the state `run` gives.
-            return unsafe { secure::free_block(t, p) };
+            return unsafe { secure::free_block(t, p, m.class()) };
         }
         // SAFETY: `t` is the state `run` gives, with no live reference.
         let ts = unsafe { &mut *t };

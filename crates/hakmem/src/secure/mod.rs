@@ -44,15 +44,17 @@ use core::ptr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicBool, AtomicU64};
 
-use hakmem_ace_learning::{default_cap, POLICY};
+use hakmem_ace_learning::POLICY;
 use hakmem_ptr_bridge::{
-    block_index, class_for, free_mark, has_free_mark, set_free_mark, slab_meta_at, slab_meta_of,
-    slab_state, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
+    class_for, has_free_mark, set_free_mark, slab_meta_of, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
 };
 use hakmem_refill_engine::{FreeOutcome, Lifecycle};
-use hakmem_superslab_backend::registry;
 
+mod block;
+mod cache;
 mod zero;
+use block::{check_live, is_free_block, live_fast, still_zero, zero_contents};
+pub(crate) use cache::Quarantine;
 pub(crate) use zero::is_zero_block;
 use zero::zero_alloc;
 
@@ -147,218 +149,14 @@ fn live_word(block: usize) -> u64 {
     LIVE_TAG ^ secret() ^ (block as u64).rotate_left(17)
 }
 
-/// Per-thread quarantine: freed blocks wait here before going back to
-/// their slab, so a dangling pointer cannot count on the next allocation.
-///
-/// Blocks that leave the quarantine go to a small per-class cache of this
-/// thread (when it owns their slab) rather than straight back to the
-/// slab, so that the next allocation of the class does not take the slab
-/// round trip; cached blocks are free, marked and zeroed like quarantined
-/// ones, and are checked the same way when handed out, their cache link
-/// included.
-#[repr(C)]
-pub(crate) struct Quarantine {
-    ring: [usize; Q_SLOTS],
-    head: u32, // oldest entry
-    len: u32,
-    bytes: usize,
-    cache: [*mut u8; NUM_CLASSES],
-    cached: [u16; NUM_CLASSES],
-}
-
-const Q_SLOTS: usize = 64;
-const Q_BYTES: usize = 256 * 1024;
-
-impl Quarantine {
-    pub(crate) const fn new() -> Self {
-        Quarantine {
-            ring: [0; Q_SLOTS],
-            head: 0,
-            len: 0,
-            bytes: 0,
-            cache: [ptr::null_mut(); NUM_CLASSES],
-            cached: [0; NUM_CLASSES],
-        }
-    }
-
-    /// Takes a cached block of `class`, or null. The head was checked as
-    /// a free block when it became the head (it was the link this check
-    /// followed, or a block [`free_block`] checked); its encoded link is
-    /// decoded and the block it names checked before the cache follows it.
-    fn cache_pop(&mut self, class: usize) -> *mut u8 {
-        let b = self.cache[class];
-        if b.is_null() {
-            return b;
-        }
-        // SAFETY: a free block of ours: its first word is the cache link.
-        let next = decode_link(b as usize, unsafe { word(b as usize, 0) } as usize) as *mut u8;
-        if !next.is_null() && !is_free_block(next) {
-            diag::fatal("malloc()", "corrupted free-list link to", next)
-        }
-        self.cache[class] = next;
-        self.cached[class] -= 1;
-        b
-    }
-
-    /// Keeps free block `b` of `class` if there is room: as many blocks as
-    /// the default mode's thread cache keeps (`default_cap`).
-    fn cache_push(&mut self, class: usize, b: *mut u8) -> bool {
-        if self.cached[class] as u32 >= default_cap(class) {
-            return false;
-        }
-        let link = encode_link(b as usize, self.cache[class] as usize);
-        // SAFETY: a free block of ours: its first word is the link.
-        unsafe { *(b as *mut usize) = link };
-        self.cache[class] = b;
-        self.cached[class] += 1;
-        true
-    }
-
-    fn pop_oldest(&mut self) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
-        let b = self.ring[self.head as usize];
-        self.head = (self.head + 1) % Q_SLOTS as u32;
-        self.len -= 1;
-        Some(b)
-    }
-}
-
-/// The secure cache's link word in free block `at`: the next block's
-/// address XORed with the secret and `at`. A stray write into the word
-/// decodes to an address that fails [`is_free_block`], and forging a link
-/// needs the secret: the cache detects a corrupted link instead of
-/// following it.
-#[inline]
-fn encode_link(at: usize, next: usize) -> usize {
-    next ^ secret() as usize ^ at.rotate_left(23)
-}
-
-/// The inverse of [`encode_link`] (XOR is its own inverse).
-#[inline]
-fn decode_link(at: usize, word: usize) -> usize {
-    encode_link(at, word)
-}
-
-/// True when bytes `[from, to)` of block `b` all hold the canary (`to` a
-/// multiple of 8): word by word after the first unaligned bytes.
-///
-/// # Safety
-/// The bytes are inside block `b`, which is ours to read.
-unsafe fn canary_intact(b: usize, from: usize, to: usize) -> bool {
-    let c = canary();
-    let mut i = from;
-    while i < to && !i.is_multiple_of(8) {
-        // SAFETY: caller contract.
-        if unsafe { *((b + i) as *const u8) } != c {
-            return false;
-        }
-        i += 1;
-    }
-    let pat = u64::from_ne_bytes([c; 8]);
-    let mut diff = 0;
-    while i < to {
-        // SAFETY: caller contract; `b + i` is 8-aligned (`b` is 16-aligned).
-        diff |= unsafe { word(b + i, 0) } ^ pat;
-        i += 8;
-    }
-    diff == 0
-}
-
-/// True when words `[2, stride / 8)` of block `b` are all zero: what a
-/// freed block must still hold (four accumulators, so the loop runs as
-/// vector ORs).
-///
-/// # Safety
-/// `b` is a block of `stride` bytes (a multiple of 16) that is ours.
-unsafe fn still_zero(b: usize, stride: usize) -> bool {
-    // SAFETY: caller contract.
-    let words = unsafe { core::slice::from_raw_parts((b + 16) as *const u64, (stride - 16) / 8) };
-    let mut acc = [0u64; 4];
-    let mut chunks = words.chunks_exact(4);
-    for c in &mut chunks {
-        for k in 0..4 {
-            acc[k] |= c[k];
-        }
-    }
-    let rest = chunks.remainder().iter().fold(0, |a, &w| a | w);
-    (acc[0] | acc[1] | acc[2] | acc[3] | rest) == 0
-}
-
-/// Where a user pointer of a secure slab block lives.
-struct Loc {
-    block: usize,
-    stride: usize,
-}
-
-/// Finds the block holding `p` (any address inside a carved block of a
-/// live slab), or `None`.
-fn locate(p: *mut u8) -> Option<Loc> {
-    let a = p as usize;
-    let k = registry::kind_of(a);
-    if !registry::is_superslab(k) {
-        return None;
-    }
-    // SAFETY: the registry says a live superslab with this mask holds `p`.
-    let s = unsafe { slab_meta_at(p, k) };
-    let class = s.class();
-    if s.state() == slab_state::FREE || class >= NUM_CLASSES {
-        return None;
-    }
-    let start = s.data_start();
-    let stride = CLASS_STRIDE[class] as usize;
-    let off = a.checked_sub(start)?;
-    let carved = s.carved() as usize * stride;
-    if off >= carved {
-        return None;
-    }
-    let block = start + block_index(off, class) * stride;
-    Some(Loc { block, stride })
-}
-
 /// Reads word `i` of block `b`.
 ///
 /// # Safety
-/// `b` is a carved block of at least 16 bytes.
+/// `b` is a carved block of at least `8 * (i + 1)` bytes.
+#[inline]
 unsafe fn word(b: usize, i: usize) -> u64 {
     // SAFETY: caller contract.
     unsafe { *((b + 8 * i) as *const u64) }
-}
-
-/// Checks the header and canary of the live block holding user pointer `p`
-/// for entry point `call`; returns its location and requested size.
-fn check_live(call: &str, p: *mut u8) -> (Loc, usize) {
-    let Some(l) = locate(p) else {
-        diag::invalid_pointer(call, p)
-    };
-    // SAFETY: a carved block of at least 32 bytes (the secure layout's
-    // smallest class).
-    let (w0, w1) = unsafe { (word(l.block, 0), word(l.block, 1)) };
-    if w1 as usize == free_mark(l.block) {
-        if call == "free()" {
-            diag::double_free(call, p)
-        }
-        diag::fatal(call, "pointer already freed", p)
-    }
-    if w1 != live_word(l.block) {
-        diag::fatal(
-            call,
-            "invalid pointer or heap corruption before the block",
-            p,
-        )
-    }
-    let v = w0 ^ secret() ^ l.block as u64;
-    let (n, h) = ((v & 0xffff_ffff) as usize, (v >> 32) as usize);
-    if h != p as usize - l.block || h < 16 || n.max(USER_MIN) + h >= l.stride {
-        diag::fatal(call, "invalid pointer or corrupted block header", p)
-    }
-    let from = h + n.max(USER_MIN);
-    // SAFETY: bytes [h + max(n, 16), stride) of the block are its canary.
-    if !unsafe { canary_intact(l.block, from, l.stride) } {
-        diag::fatal(call, "buffer overflow past the end of block", p)
-    }
-    (l, n)
 }
 
 /// The secure free's check of span `p`: the canary bytes between its
@@ -399,30 +197,69 @@ pub(crate) unsafe fn alloc(t: *mut ThreadState, n: usize, align: usize) -> *mut 
     };
     // SAFETY: caller contract.
     let cached = unsafe { (*t).quarantine.cache_pop(class) };
-    let b = if cached.is_null() {
+    // Words the block must still hold zero from: 3 for a cached block
+    // (word 2 is its link check, authenticated by the pop), 2 otherwise.
+    let (b, zero_from) = if cached.is_null() {
         // SAFETY: forwarded contract.
         let b = unsafe { refill(t, class) };
         if b.is_null() {
             crate::set_enomem();
             return b;
         }
-        b as usize
+        (b as usize, 2)
     } else {
-        cached as usize
+        (cached as usize, 3)
     };
     let stride = CLASS_STRIDE[class] as usize;
     // SAFETY: the block is ours now, `stride` bytes, a multiple of 16.
-    if !unsafe { has_free_mark(b as *mut u8) && still_zero(b, stride) } {
+    if !unsafe { has_free_mark(b as *mut u8) && still_zero(b, zero_from, stride) } {
         diag::fatal("malloc()", "write after free into block", b as *const u8)
     }
     // SAFETY: as above.
-    let words = unsafe { core::slice::from_raw_parts_mut(b as *mut u64, 2) };
-    words[0] = size_word(b, n, h);
-    words[1] = live_word(b);
-    // SAFETY: as above.
-    let bytes = unsafe { core::slice::from_raw_parts_mut(b as *mut u8, stride) };
-    bytes[h + n.max(USER_MIN)..].fill(canary());
+    unsafe {
+        let w = b as *mut u64;
+        *w = size_word(b, n, h);
+        *w.add(1) = live_word(b);
+        *w.add(2) = 0;
+        fill_canary(b, h + n.max(USER_MIN), stride);
+    }
     (b + h) as *mut u8
+}
+
+/// Writes the canary into bytes `[from, to)` of block `b` (`from` at
+/// least 8, `to` a multiple of 8): the first word merged with the bytes
+/// before `from`, then whole words.
+///
+/// # Safety
+/// The bytes, and the word that holds byte `from`, are inside block `b`,
+/// which is ours to write.
+#[inline]
+unsafe fn fill_canary(b: usize, from: usize, to: usize) {
+    let c = canary();
+    let mut i = from & !7;
+    if i >= to {
+        return;
+    }
+    let pat = u64::from_ne_bytes([c; 8]);
+    // Little-endian: the bytes before `from` are the low ones of the word.
+    let keep = (1u64 << (8 * (from - i))).wrapping_sub(1);
+    // SAFETY: caller contract; 8-aligned as `b` is 16-aligned.
+    unsafe {
+        let w = (b + i) as *mut u64;
+        *w = (*w & keep) | (pat & !keep);
+    }
+    i += 8;
+    if to - i > 256 {
+        // SAFETY: caller contract.
+        unsafe { ptr::write_bytes((b + i) as *mut u8, c, to - i) };
+        return;
+    }
+    while i < to {
+        // SAFETY: as above. Volatile keeps the few stores inline (not a
+        // `memset` call).
+        unsafe { ptr::write_volatile((b + i) as *mut u64, pat) };
+        i += 8;
+    }
 }
 
 /// Blocks a secure refill takes from the slabs at once (into the
@@ -452,7 +289,7 @@ unsafe fn refill(t: *mut ThreadState, class: usize) -> *mut u8 {
         }
         return b;
     }
-    let room = default_cap(class).saturating_sub(ts.quarantine.cached[class] as u32);
+    let room = cache::cache_room(class, ts.quarantine.cached[class]);
     let want = room.clamp(1, REFILL_BATCH);
     // SAFETY: our registered heap.
     let c = unsafe {
@@ -473,7 +310,7 @@ unsafe fn refill(t: *mut ThreadState, class: usize) -> *mut u8 {
         if !ts.quarantine.cache_push(class, b) {
             // SAFETY: a free block of our slab; no room after all (cannot
             // happen: `want` fits), so back to the slab.
-            unsafe { give_back(t, b as usize) };
+            unsafe { give_back(t, b as usize, class) };
         }
         b = next;
     }
@@ -490,19 +327,6 @@ fn check_taken(b: *mut u8) {
     }
 }
 
-/// True when `p` is the start of a carved block of a live slab that
-/// carries the free mark: what every free-list link must point to.
-fn is_free_block(p: *mut u8) -> bool {
-    let k = registry::kind_of(p as usize);
-    if !registry::is_superslab(k) {
-        return false;
-    }
-    // SAFETY: the registry says a live superslab with this mask holds `p`.
-    let s = unsafe { slab_meta_at(p, k) };
-    // SAFETY: a block start of a live slab has 16 readable bytes.
-    s.is_block_start(p as usize) && unsafe { has_free_mark(p) }
-}
-
 /// The owning thread freed blocks that now sit in its cache of `class`
 /// (whose cap is 0): take them out and free each with [`free_block`].
 ///
@@ -514,23 +338,30 @@ pub(crate) unsafe fn free_cached(t: *mut ThreadState, class: usize) {
     while !c.is_null() {
         // SAFETY: the cache's link, written by the push.
         let next = unsafe { hakmem_ptr_bridge::block_next(c) };
-        // SAFETY: forwarded contract.
-        unsafe { free_block(t, c) };
+        // SAFETY: forwarded contract; `c` was pushed on the cache of
+        // `class` by the free path, which found it in a slab of `class`.
+        unsafe { free_block(t, c, class) };
         c = next;
     }
 }
 
-/// Secure free of user pointer `p` (any thread): check it, zero it, and
-/// put it in quarantine.
+/// Secure free of user pointer `p` (any thread), which the free path found
+/// in a live slab of class `class`: check it, zero it, and put it in
+/// quarantine.
 ///
 /// # Safety
-/// `t` is the calling thread's state; no reference into it is live.
-pub(crate) unsafe fn free_block(t: *mut ThreadState, p: *mut u8) {
-    let (l, _) = check_live("free()", p);
-    let b = l.block;
+/// `t` is the calling thread's state; no reference into it is live; `p`
+/// lies in a live superslab, in a slab of class `class`.
+pub(crate) unsafe fn free_block(t: *mut ThreadState, p: *mut u8, class: usize) {
+    // SAFETY: caller contract.
+    let (l, _) = match unsafe { live_fast(p, class) } {
+        Some(found) => found,
+        None => check_live("free()", p),
+    };
+    let (b, stride) = (l.block, l.stride);
     // SAFETY: the block is being freed: ours to write.
     unsafe {
-        ptr::write_bytes((b + 16) as *mut u8, 0, l.stride - 16);
+        zero_contents(b, stride);
         *(b as *mut usize) = 0;
         set_free_mark(b as *mut u8);
     }
@@ -539,34 +370,28 @@ pub(crate) unsafe fn free_block(t: *mut ThreadState, p: *mut u8) {
     if ts.local.lifecycle() == Lifecycle::Exited {
         // No exit hook will drain a quarantine: back at once.
         // SAFETY: as above.
-        unsafe { give_back(t, b) };
+        unsafe { give_back(t, b, class) };
         return;
     }
-    let q = &mut ts.quarantine;
-    let tail = (q.head as usize + q.len as usize) % Q_SLOTS;
-    q.ring[tail] = b;
-    q.len += 1;
-    q.bytes += l.stride;
-    while q.len as usize == Q_SLOTS || q.bytes > Q_BYTES {
-        let Some(e) = q.pop_oldest() else { break };
+    ts.quarantine.put(b, class, stride);
+    // SAFETY: our own state (no reference kept across the calls).
+    while let Some((e, c)) = unsafe { (*t).quarantine.pop_due(false) } {
         // SAFETY: a block we quarantined: free, marked, in a live slab.
-        q.bytes -= CLASS_STRIDE[unsafe { slab_meta_of(e as *mut u8) }.class()] as usize;
-        // SAFETY: as above.
-        unsafe { give_back(t, e) };
+        unsafe { give_back(t, e, c) };
     }
 }
 
-/// Returns quarantined block `b` (free, marked, zeroed) to its slab.
+/// Returns quarantined block `b` of `class` (free, marked, zeroed) to the
+/// thread's secure cache, or to its slab.
 ///
 /// # Safety
 /// `t` is the calling thread's state; no reference into it is live.
-unsafe fn give_back(t: *mut ThreadState, b: usize) {
+unsafe fn give_back(t: *mut ThreadState, b: usize, class: usize) {
     // SAFETY: caller contract.
     let ts = unsafe { &mut *t };
     let bp = b as *mut u8;
     // SAFETY: `b` is a block of a live slab.
     let s = unsafe { slab_meta_of(bp) };
-    let class = s.class();
     let mine = s.owner() == ts.local.id();
     if mine && ts.local.lifecycle() != Lifecycle::Exited && ts.quarantine.cache_push(class, bp) {
         return;
@@ -605,12 +430,10 @@ unsafe fn give_back(t: *mut ThreadState, b: usize) {
 /// `t` is the calling thread's state; no reference into it is live.
 pub(crate) unsafe fn drain(t: *mut ThreadState) {
     // SAFETY: caller contract.
-    while let Some(b) = unsafe { (*t).quarantine.pop_oldest() } {
+    while let Some((b, class)) = unsafe { (*t).quarantine.pop_due(true) } {
         // SAFETY: as above.
-        unsafe { give_back(t, b) };
+        unsafe { give_back(t, b, class) };
     }
-    // SAFETY: as above.
-    unsafe { (*t).quarantine.bytes = 0 };
     for class in 0..NUM_CLASSES {
         // SAFETY: as above.
         unsafe { spill(t, class) };
@@ -625,26 +448,8 @@ pub(crate) unsafe fn drain(t: *mut ThreadState) {
 unsafe fn spill(t: *mut ThreadState, class: usize) {
     // SAFETY: caller contract.
     let ts = unsafe { &mut *t };
-    let head = core::mem::replace(&mut ts.quarantine.cache[class], ptr::null_mut());
-    ts.quarantine.cached[class] = 0;
-    // Re-link the chain in clear, as the thread cache links it.
-    let mut b = head;
-    let mut tail = ptr::null_mut();
-    let mut n = 0;
-    while !b.is_null() {
-        tail = b;
-        n += 1;
-        // SAFETY: a cached free block: its first word is the encoded
-        // link, rewritten in clear.
-        unsafe {
-            let next = decode_link(b as usize, word(b as usize, 0) as usize) as *mut u8;
-            if !next.is_null() && !is_free_block(next) {
-                diag::fatal("free()", "corrupted free-list link to", next)
-            }
-            hakmem_ptr_bridge::set_block_next(b, next);
-            b = next;
-        }
-    }
+    // The chain re-linked in clear, as the thread cache links it.
+    let (head, tail, n) = ts.quarantine.cache_take(class);
     if n > 0 {
         // The chain goes through the thread cache's flush, which
         // returns each block to its slab (locally or remotely).
