@@ -26,12 +26,13 @@
 //! - freed blocks are zeroed past their two list words and wait in a
 //!   per-thread quarantine (FIFO, 64 blocks, at most 256 KiB), then in a
 //!   per-class secure cache (as many blocks as the default thread cache
-//!   keeps; links encoded with the secret) before they go back to their
-//!   slab; a block handed out again must still be zero there (a write
-//!   after free is caught) and carry the free mark, and every link — the
-//!   cache's, decoded, and the slab lists', as `take_chain` walks them —
-//!   must name a marked block start before it is followed (a corrupted
-//!   free-list link is caught, not followed);
+//!   keeps; links encoded with the secret and authenticated by a keyed
+//!   check in word 2, see `cache.rs`) before they go back to their slab;
+//!   a block handed out again must still be zero there (a write after
+//!   free is caught) and carry the free mark; a cache link must pass its
+//!   check, and a slab-list link (as `take_chain` walks it) must name a
+//!   marked block start, before it is followed (a corrupted free-list link
+//!   is caught, not followed);
 //! - blocks are carved zeroed, so every hand-out is zeroed memory.
 //!
 //! Spans (above 64 KiB) keep the default header and its checks (magic,
