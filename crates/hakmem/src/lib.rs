@@ -77,7 +77,7 @@ use hakmem_ptr_bridge::{
     NUM_CLASSES,
 };
 pub use hakmem_ptr_bridge::{set_span_threshold, span_threshold};
-use hakmem_refill_engine::{FreeOutcome, EXITED, UNREGISTERED};
+use hakmem_refill_engine::FreeResult;
 pub use hakmem_superslab_backend::page_size;
 use hakmem_superslab_backend::registry;
 
@@ -118,7 +118,7 @@ fn alloc_class(class: usize, size: usize, align: usize) -> *mut u8 {
     // SAFETY: `t` is this thread's state, or a never-written shared one
     // (FRESH or EXITED_STATE, whose lists are empty, so the pop misses
     // without writing); no other reference is live.
-    let p = unsafe { (*t).front.pop(class) };
+    let p = unsafe { (*t).local.front_mut().pop(class) };
     if !p.is_null() {
         return p;
     }
@@ -148,28 +148,22 @@ fn alloc_miss(size: usize, class: usize, align: usize) -> *mut u8 {
     })
 }
 
-/// One block of `class` for the calling thread: refills its cache (or
-/// serves a thread whose exit hook already ran). Null when memory is
-/// exhausted. The block still carries its free mark.
+/// One block of `class` for the calling thread:
+/// [`LocalHeap::alloc_slow`](hakmem_refill_engine::LocalHeap::alloc_slow)
+/// (a refill, or the exited-thread hand-out), then the counters are
+/// published when due. Null when memory is exhausted. The block still
+/// carries its free mark.
 ///
 /// # Safety
 /// `t` is the state [`thread::run`] gives the call (registered, or the
 /// temporary state of an exited thread); no reference into it is live.
 unsafe fn refill_block(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
-    // SAFETY: caller contract (reads of our own state).
-    let id = unsafe { (*t).heap.id() };
-    debug_assert_ne!(id, UNREGISTERED);
-    if id == EXITED {
-        // SAFETY: caller contract.
-        return unsafe { thread::exited_alloc(t, class) };
-    }
-    // SAFETY: caller contract; the heap is registered now.
-    unsafe {
-        let ts = &mut *t;
-        let p = hakmem_refill_engine::refill(&mut ts.heap, &mut ts.front, class);
-        stats::tick(ts);
-        p
-    }
+    // SAFETY: caller contract.
+    let ts = unsafe { &mut *t };
+    // SAFETY: caller contract: our own state, registered or exited.
+    let p = unsafe { ts.local.alloc_slow(class) };
+    stats::publish_if_due(ts);
+    p
 }
 
 /// The slow path's hand-out of a slab block: erases its free mark (the
@@ -215,7 +209,7 @@ fn alloc_span(size: usize, align: usize) -> *mut u8 {
 fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
     let mut p = match thread::peek() {
         // SAFETY: our own state, no reference into it is live.
-        Some(t) => unsafe { (*t).span_stash.alloc(size, align, zero) },
+        Some(t) => unsafe { (*t).local.alloc_span(size, align, zero) },
         None => core::ptr::null_mut(),
     };
     if p.is_null() {
@@ -303,12 +297,12 @@ pub unsafe fn free(p: *mut u8) {
         let owner = m.owner();
         let t = thread::state();
         // SAFETY: `t` is this thread's state, or a never-written shared one
-        // (fresh or exited thread) whose heap id, 0 or EXITED, is no slab's
-        // owner, so only a live state is pushed on; no other reference into
-        // it is live.
+        // (fresh or exited thread) whose heap id (unregistered or exited)
+        // is no slab's owner, so only a live state is pushed on; no other
+        // reference into it is live.
         unsafe {
-            if owner == (*t).heap.id() {
-                if (*t).front.push(class, p) {
+            if owner == (*t).local.id() {
+                if (*t).local.front_mut().push(class, p) {
                     flush_cold(t, class);
                 }
                 return;
@@ -366,19 +360,19 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
     // SAFETY: `t` is this thread's state; no other reference is live.
     unsafe {
         let ts = &mut *t;
-        if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+        if let Err(bad) = ts.local.flush_slow(class) {
             diag::invalid_pointer("free()", bad);
         }
-        stats::tick(ts);
+        stats::publish_if_due(ts);
     }
 }
 
-/// A free of a block of another thread's slab (or of an ownerless one).
-///
-/// Call tree of the common case: `hakmem_refill_engine::batch_remote` — the block
-/// joins this thread's pending batch for its slab (a link and a count,
-/// nothing shared written; every 32nd free pushes the batch with one CAS);
-/// else [`free_remote_cold`].
+/// A free of a block of another thread's slab (or of an ownerless one):
+/// [`LocalHeap::free_slow`](hakmem_refill_engine::LocalHeap::free_slow)
+/// does the rest down in the engine (the pending batch, the push to the
+/// slab, adoption of a FULL slab and the push of the adopted block on the
+/// cache, the tick) and says whether the pointer was valid; the counters
+/// are published when due.
 ///
 /// # Safety
 /// `p` is being freed and `m` is its slab record (the registry said `p` is
@@ -393,40 +387,14 @@ unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
             // SAFETY: forwarded contract; `t` is the state `run` gives.
             return unsafe { secure::free_block(t, p) };
         }
-        // SAFETY: caller contract; `t` is our own state.
-        if unsafe { hakmem_refill_engine::batch_remote(&mut (*t).heap, m, p) } {
-            return;
+        // SAFETY: `t` is the state `run` gives, with no live reference.
+        let ts = unsafe { &mut *t };
+        // SAFETY: caller contract.
+        match unsafe { ts.local.free_slow(p, m) } {
+            FreeResult::Invalid(bad) => diag::invalid_pointer("free()", bad),
+            FreeResult::Done => stats::publish_if_due(ts),
         }
-        // SAFETY: forwarded contract.
-        unsafe { free_remote_cold(t, p) }
     })
-}
-
-/// A free of a block of a slab this thread does not own, when it does not
-/// simply join a pending batch.
-///
-/// # Safety
-/// `p` is inside a live superslab and being freed; `t` is the calling
-/// thread's state, with no live reference into it.
-#[cold]
-#[inline(never)]
-unsafe fn free_remote_cold(t: *mut thread::ThreadState, p: *mut u8) {
-    // SAFETY: `p` is inside a live superslab; `t` is ours.
-    let r = unsafe { hakmem_refill_engine::free_remote(&mut (*t).heap, p) };
-    match r {
-        FreeOutcome::NotAllocated => diag::invalid_pointer("free()", p),
-        FreeOutcome::Adopted { class } => {
-            // SAFETY: we own the block's slab now; `t` is ours.
-            unsafe {
-                if (*t).front.push(class, p) {
-                    flush_cold(t, class);
-                }
-            }
-        }
-        FreeOutcome::Remote => {}
-    }
-    // SAFETY: our own state; the calls above have returned.
-    unsafe { stats::tick(&mut *t) };
 }
 
 /// [`free`] for what is not in a superslab: null, a span, or a
@@ -454,7 +422,7 @@ unsafe fn free_other(p: *mut u8) {
             // nothing may stay stashed.
             let freed = match thread::current() {
                 // SAFETY: our own state, no reference into it is live.
-                Some(t) => unsafe { (*t).span_stash.free(p) },
+                Some(t) => unsafe { (*t).local.free_span(p) },
                 None => hakmem_superslab_backend::span_free(p),
             };
             if !freed {
@@ -493,7 +461,7 @@ unsafe fn free_other(p: *mut u8) {
 #[cold]
 fn freed_span(p: *mut u8) -> bool {
     // SAFETY: our own state, no reference into it is live.
-    let stashed = thread::peek().is_some_and(|t| unsafe { (*t).span_stash.holds(p) });
+    let stashed = thread::peek().is_some_and(|t| unsafe { (*t).local.stash_holds(p) });
     stashed || hakmem_superslab_backend::span_cache_holds(p)
 }
 
@@ -531,8 +499,7 @@ pub fn trim() -> usize {
         unsafe {
             secure::drain(t);
             let ts = &mut *t;
-            hakmem_refill_engine::trim(&mut ts.heap, &mut ts.front);
-            ts.span_stash.flush();
+            ts.local.trim();
             stats::publish_all(ts);
         }
     }

@@ -48,7 +48,7 @@ impl ThreadHandle {
     /// The thread is alive and parked (or is the caller).
     pub unsafe fn heap_id(self) -> usize {
         // SAFETY: caller contract.
-        unsafe { (*self.0).heap.id() }
+        unsafe { (*self.0).local.id() }
     }
 }
 
@@ -60,7 +60,7 @@ impl ThreadHandle {
 pub unsafe fn owned_slabs(h: ThreadHandle, out: &mut [usize]) -> usize {
     let mut tmp = [core::ptr::null::<SlabMeta>(); 64];
     // SAFETY: caller contract.
-    let n = hakmem_refill_engine::migrate::owned_slabs(unsafe { &(*h.0).heap }, &mut tmp);
+    let n = hakmem_refill_engine::migrate::owned_slabs(unsafe { (*h.0).local.heap() }, &mut tmp);
     let n = n.min(out.len());
     for i in 0..n {
         out[i] = tmp[i] as usize;
@@ -79,14 +79,9 @@ pub unsafe fn migrate_slab(from: ThreadHandle, to: ThreadHandle, slab: usize) ->
     }
     // SAFETY: caller contract; distinct threads, so the borrows are disjoint.
     unsafe {
-        let f = &mut *from.0;
-        let t = &mut *to.0;
-        hakmem_refill_engine::migrate::migrate_slab(
-            &mut f.heap,
-            &mut f.front,
-            &mut t.heap,
-            &*(slab as *const SlabMeta),
-        )
+        let (fh, ff) = (*from.0).local.parts_mut();
+        let (th, _) = (*to.0).local.parts_mut();
+        hakmem_refill_engine::migrate::migrate_slab(fh, ff, th, &*(slab as *const SlabMeta))
     }
 }
 
@@ -98,12 +93,8 @@ pub unsafe fn migrate_slab(from: ThreadHandle, to: ThreadHandle, slab: usize) ->
 pub unsafe fn audit_migrated(from: ThreadHandle, slab: usize) -> Result<(), &'static str> {
     // SAFETY: caller contract.
     unsafe {
-        let f = &mut *from.0;
-        hakmem_refill_engine::migrate::audit_migrated(
-            &f.heap,
-            &mut f.front,
-            &*(slab as *const SlabMeta),
-        )
+        let (fh, ff) = (*from.0).local.parts_mut();
+        hakmem_refill_engine::migrate::audit_migrated(fh, ff, &*(slab as *const SlabMeta))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Process-wide statistics, kept with thread-local batching: each thread
 //! counts on its own (frees in the cache front, refills and flushes in its
 //! heap) and publishes to the global atomics here every
-//! [`PUBLISH_EVERY`] slow-path events, at exit, and when it calls
+//! [`PUBLISH_EVERY`](hakmem_refill_engine::PUBLISH_EVERY) slow-path events, at exit, and when it calls
 //! [`stats`] itself. Other live threads' figures are therefore at most one
 //! batch behind.
 //!
@@ -25,9 +25,6 @@ use crate::thread::ThreadState;
 mod sink;
 
 pub(crate) use sink::open as open_report_sink;
-
-/// Slow-path events between two publications of a thread's counters.
-pub(crate) const PUBLISH_EVERY: u32 = 4096;
 
 struct ClassTotals {
     pushes: AtomicU64,
@@ -210,9 +207,9 @@ impl Stats {
 
 /// Publishes the counters of one class of thread `ts` (its own thread).
 fn publish_class(ts: &mut ThreadState, class: usize) {
-    let c = ts.heap.counters.take_class(class);
-    let pushes = ts.front.drain_pushes(class);
-    let cached = ts.front.count(class);
+    let c = ts.local.counters_mut().take_class(class);
+    let pushes = ts.local.front_mut().drain_pushes(class);
+    let cached = ts.local.front().count(class);
     let delta = cached as i64 - ts.published_cached[class] as i64;
     ts.published_cached[class] = cached;
     if c == Default::default() && pushes == 0 && delta == 0 {
@@ -230,32 +227,41 @@ fn publish_class(ts: &mut ThreadState, class: usize) {
 
 /// Publishes every class of the calling thread.
 pub(crate) fn publish_all(ts: &mut ThreadState) {
+    publish_counts(ts);
+    ts.local.published();
+}
+
+/// Publishes every class of the calling thread, leaving the engine's
+/// maintenance cadence alone.
+fn publish_counts(ts: &mut ThreadState) {
     for c in 0..NUM_CLASSES {
         publish_class(ts, c);
     }
-    ADOPTED.fetch_add(core::mem::take(&mut ts.heap.counters.adopted), Relaxed);
-    let (allocs, frees) = ts.span_stash.take_counts();
+    ADOPTED.fetch_add(
+        core::mem::take(&mut ts.local.counters_mut().adopted),
+        Relaxed,
+    );
+    let (allocs, frees) = ts.local.take_stash_counts();
     STASH_ALLOCS.fetch_add(allocs, Relaxed);
     STASH_FREES.fetch_add(frees, Relaxed);
-    ts.slow_events = 0;
 }
 
-/// Called on every slow-path event of a thread: publishes in batches.
+/// Called on every slow-path event of a thread that the engine did not
+/// tick itself: the engine's maintenance
+/// ([`LocalHeap::tick`](hakmem_refill_engine::LocalHeap::tick)), then the
+/// counters are published when due.
 #[inline]
 pub(crate) fn tick(ts: &mut ThreadState) {
-    ts.slow_events += 1;
-    if ts.slow_events.is_multiple_of(32) {
-        // Delayed return of memory to the OS (rate-limited inside).
-        hakmem_superslab_backend::decay(false);
-    }
-    if ts.slow_events.is_multiple_of(256) {
-        // Ownerless slabs emptied by remote frees go back to the backend,
-        // and batched remote frees must not wait for long either.
-        hakmem_refill_engine::sweep_empty();
-        hakmem_refill_engine::flush_remote_batches(&mut ts.heap);
-    }
-    if ts.slow_events >= PUBLISH_EVERY {
-        publish_all(ts);
+    ts.local.tick();
+    publish_if_due(ts);
+}
+
+/// Publishes the thread's counters when the engine says they are due
+/// (every [`PUBLISH_EVERY`](hakmem_refill_engine::PUBLISH_EVERY) slow events), after a slow call that ticked.
+#[inline]
+pub(crate) fn publish_if_due(ts: &mut ThreadState) {
+    if ts.local.take_publish_due() {
+        publish_counts(ts);
     }
 }
 

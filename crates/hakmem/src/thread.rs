@@ -6,36 +6,37 @@
 //! slots of hakmem's own. Thread exit is observed with a
 //! pthread key destructor (which does not allocate).
 
+use core::sync::atomic::AtomicU32;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicU32, AtomicUsize};
 
 use hakmem_ace_learning::POLICY;
 use hakmem_ptr_bridge::NUM_CLASSES;
-use hakmem_refill_engine::{Heap, EXITED, UNREGISTERED};
-use hakmem_superslab_backend::SpanStash;
-use hakmem_tls_front::Front;
+use hakmem_refill_engine::LocalHeap;
 
-/// One thread's allocator state.
+/// One thread's allocator state: the engine's [`LocalHeap`] (cache, heap,
+/// span stash, counters, lifecycle) first — the fast paths reach its cache
+/// and heap id at fixed offsets from the TLS pointer — then what only the
+/// facade uses.
 #[repr(C)]
 pub(crate) struct ThreadState {
-    pub(crate) front: Front, // hot path: per-class block lists
-    pub(crate) heap: Heap,   // warm path: owned slabs per class
+    pub(crate) local: LocalHeap, // cache front, heap, span stash, counters
     pub(crate) published_cached: [u32; NUM_CLASSES], // statistics: cached count last published
-    pub(crate) slow_events: u32, // statistics: events since last publication
-    pub(crate) span_stash: SpanStash, // one freed span kept for this thread's next span
     pub(crate) quarantine: crate::secure::Quarantine, // secure mode: freed blocks not reused yet
 }
 
 impl ThreadState {
     const fn new() -> Self {
         ThreadState {
-            front: Front::new(),
-            heap: Heap::new(),
+            local: LocalHeap::new(),
             published_cached: [0; NUM_CLASSES],
-            slow_events: 0,
-            span_stash: SpanStash::new(),
             quarantine: crate::secure::Quarantine::new(),
         }
+    }
+
+    const fn exited() -> Self {
+        let mut t = ThreadState::new();
+        t.local = LocalHeap::exited();
+        t
     }
 }
 
@@ -50,11 +51,11 @@ impl ThreadState {
 //
 // Life cycle, told by the word:
 //
-// | word     | heap id there | meaning                                    |
-// |----------|---------------|--------------------------------------------|
-// | &FRESH   | 0             | no allocator call yet (the TLS image)      |
-// | a slot   | its heap id   | live: registered, exit hook armed          |
-// | &EXITED_ | EXITED        | its exit hook ran; the slot went back      |
+// | word     | lifecycle (heap id)    | meaning                                |
+// |----------|------------------------|----------------------------------------|
+// | &FRESH   | Unregistered (0)       | no allocator call yet (the TLS image)  |
+// | a slot   | Active (its heap id)   | live: registered, exit hook armed      |
+// | &EXITED_ | Exited (EXITED)        | its exit hook ran; the slot went back  |
 //
 // FRESH and EXITED_STATE are statics that nothing ever writes: their lists
 // are empty, so malloc's pop misses without a test of its own, and their
@@ -71,16 +72,10 @@ struct Shared(ThreadState);
 // and these are never a live thread's state), so sharing them is sound.
 unsafe impl Sync for Shared {}
 
-const fn with_id(id: usize) -> ThreadState {
-    let mut t = ThreadState::new();
-    t.heap = Heap::with_id(id);
-    t
-}
-
 /// The state of a thread before its first call.
-static FRESH: Shared = Shared(with_id(UNREGISTERED));
+static FRESH: Shared = Shared(ThreadState::new());
 /// The state of a thread after its exit hook.
-static EXITED_STATE: Shared = Shared(with_id(EXITED));
+static EXITED_STATE: Shared = Shared(ThreadState::exited());
 
 fn fresh() -> *mut ThreadState {
     &FRESH as *const Shared as *mut ThreadState
@@ -202,18 +197,21 @@ pub(crate) fn state() -> *mut ThreadState {
 }
 
 /// The calling thread's heap id: what a slab's `owner` equals when this
-/// thread owns it; 0 (fresh) or [`EXITED`] never equal an owner.
+/// thread owns it; an unregistered or exited thread's id never equals an
+/// owner.
 #[inline]
 pub(crate) fn id() -> usize {
     // SAFETY: reads one field of this thread's (or a shared, never
     // written) state.
-    unsafe { (*state()).heap.id() }
+    unsafe { (*state()).local.id() }
 }
 
 /// Runs `f` with the calling thread's state: its own, created and
 /// registered on the thread's first call, or, once its exit hook has run,
-/// a temporary state with heap id [`EXITED`] that lives for this call only
-/// (the EXITED paths hand everything back before they return).
+/// a temporary state in [`Lifecycle::Exited`] that lives for this call only
+/// (the exited paths hand everything back before they return).
+///
+/// [`Lifecycle::Exited`]: hakmem_refill_engine::Lifecycle::Exited
 #[inline]
 pub(crate) fn run<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
     let t = state();
@@ -246,8 +244,7 @@ pub(crate) fn current() -> Option<*mut ThreadState> {
 #[cold]
 #[inline(never)]
 fn with_temporary<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
-    let mut tmp = ThreadState::new();
-    tmp.heap.set_id(EXITED);
+    let mut tmp = ThreadState::exited();
     let r = f(&mut tmp);
     crate::stats::publish_all(&mut tmp);
     r
@@ -367,8 +364,6 @@ mod pool {
 
 pub(crate) use pool::{lock_for_fork, unlock_after_fork};
 
-static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
-
 /// 0 = not created, 1 = being created, 2 = created; the key is in KEY.
 static KEY_STATE: AtomicU32 = AtomicU32::new(0);
 static KEY: AtomicU32 = AtomicU32::new(0);
@@ -407,15 +402,14 @@ fn thread_key() -> Option<libc::pthread_key_t> {
 /// `t` is the calling thread's state and no reference into it is live.
 #[cold]
 pub(crate) unsafe fn register(t: *mut ThreadState) {
-    let id = NEXT_ID.fetch_add(1, Relaxed);
     // SAFETY: `t` is ours; no borrow outlives this block.
-    unsafe { (*t).heap.set_id(id) };
+    unsafe { (*t).local.register() };
     // May register an exit hook (which may allocate): the id is set.
     crate::config::init();
     // SAFETY: as above.
     unsafe {
         for c in 0..NUM_CLASSES {
-            (*t).front.set_cap(c, POLICY.cache_cap(c));
+            (*t).local.front_mut().set_cap(c, POLICY.cache_cap(c));
         }
     }
     if let Some(k) = thread_key() {
@@ -428,7 +422,10 @@ pub(crate) unsafe fn register(t: *mut ThreadState) {
 /// The pthread key destructor: the thread is exiting. Its caches, slabs
 /// and stash are handed back, its counters published, and its slot goes
 /// back to the pool; later calls on this thread (other destructors still
-/// allocating) see the EXITED id and are served with a temporary state.
+/// allocating) see [`Lifecycle::Exited`] and are served with a temporary
+/// state.
+///
+/// [`Lifecycle::Exited`]: hakmem_refill_engine::Lifecycle::Exited
 extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     let Some(t) = peek() else { return };
     // SAFETY: this runs on the exiting thread, outside any allocator call,
@@ -436,36 +433,14 @@ extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     unsafe {
         crate::secure::drain(t);
         let ts = &mut *t;
-        hakmem_refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
-        ts.span_stash.flush();
+        ts.local.abandon();
         crate::stats::publish_all(ts);
-        ts.heap.set_id(EXITED);
+        ts.local.mark_exited();
     }
     tls::set(exited());
     // SAFETY: the slot came from the pool and the thread no longer reaches
     // it (its TLS word is cleared).
     unsafe { pool::give(t) };
-}
-
-/// Allocation on a thread whose exit hook already ran (other destructors
-/// still allocating): take one block with a temporary heap id, then hand
-/// everything back at once so nothing stays owned by a dead thread.
-///
-/// # Safety
-/// `t` is the temporary state [`run`] lent this call (heap id EXITED), and
-/// no reference into it is live.
-#[cold]
-pub(crate) unsafe fn exited_alloc(t: *mut ThreadState, class: usize) -> *mut u8 {
-    // SAFETY: caller contract.
-    let ts = unsafe { &mut *t };
-    ts.heap.set_id(NEXT_ID.fetch_add(1, Relaxed));
-    // SAFETY: the heap now has a valid id; the state is this thread's.
-    let p = unsafe { hakmem_refill_engine::refill(&mut ts.heap, &mut ts.front, class) };
-    // SAFETY: as above; returns the rest of the refill.
-    unsafe { hakmem_refill_engine::abandon_all(&mut ts.heap, &mut ts.front) };
-    crate::stats::publish_all(ts);
-    ts.heap.set_id(EXITED);
-    p
 }
 
 /// Hands back the calling thread's caches and slabs now (as at thread exit)
@@ -476,8 +451,7 @@ pub fn flush_thread() {
     unsafe {
         crate::secure::drain(t);
         let ts = &mut *t;
-        hakmem_refill_engine::abandon_all(&mut ts.heap, &mut ts.front);
-        ts.span_stash.flush();
+        ts.local.abandon();
         crate::stats::publish_all(ts);
     }
 }

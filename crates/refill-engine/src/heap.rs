@@ -6,6 +6,7 @@ use core::ptr;
 use hakmem_ace_learning::{observe, Event, EventKind};
 use hakmem_ptr_bridge::{slab_state, SlabMeta, NUM_CLASSES};
 
+use crate::local::Lifecycle;
 use crate::remote::Pending;
 
 /// Heap id of a thread that has not registered yet: matches no slab owner.
@@ -96,6 +97,18 @@ impl Heap {
     #[inline(always)]
     pub fn id(&self) -> usize {
         self.id
+    }
+
+    /// Where the owning thread is in its life, read from the id: the id is
+    /// the representation (the fast path compares slab owners with it), the
+    /// [`Lifecycle`] is the API.
+    #[inline]
+    pub fn lifecycle(&self) -> Lifecycle {
+        match self.id {
+            UNREGISTERED => Lifecycle::Unregistered,
+            EXITED => Lifecycle::Exited,
+            _ => Lifecycle::Active,
+        }
     }
 
     /// Gives the heap its id (once, at thread registration) or marks it

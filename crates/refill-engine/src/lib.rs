@@ -16,9 +16,13 @@
 //!   releases published slabs that have since been freed empty, and
 //!   [`trim`] does both for a live thread.
 //! - [`migrate`]: moving a slab from one owner to another.
+//! - [`LocalHeap`]: one thread's state below the facade (cache, heap, span
+//!   stash, counters, [`Lifecycle`]) with the slow entries the facade
+//!   calls — [`LocalHeap::alloc_slow`], [`LocalHeap::free_slow`],
+//!   [`LocalHeap::free_span`] — and the maintenance [`LocalHeap::tick`].
 //!
-//! One module per path: `heap` (the [`Heap`], taking and letting go of
-//! slabs), `refill`, `flush`, `remote`, `abandon`.
+//! One module per path: `local` (the [`LocalHeap`]), `heap` (the [`Heap`],
+//! taking and letting go of slabs), `refill`, `flush`, `remote`, `abandon`.
 //!
 //! The engine reads the policy table and emits learning events; it never
 //! runs learning itself. Walk-throughs: `docs/malloc.md` (refill and
@@ -34,11 +38,13 @@ pub mod migrate;
 mod abandon;
 mod flush;
 mod heap;
+mod local;
 mod refill;
 mod remote;
 
 pub use abandon::{abandon_all, sweep_empty, trim};
 pub use flush::flush;
 pub use heap::{ClassCounters, Counters, Heap, EXITED, UNREGISTERED};
+pub use local::{next_id, FreeResult, Lifecycle, LocalHeap, PUBLISH_EVERY};
 pub use refill::{refill, set_scrub_carved, take_chain, Chain};
 pub use remote::{batch_remote, flush_remote_batches, free_remote, FreeOutcome, REMOTE_BATCH};

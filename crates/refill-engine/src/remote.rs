@@ -10,7 +10,8 @@ use hakmem_ptr_bridge::{
 };
 use hakmem_remote_queue::RemoteFree;
 
-use crate::heap::{event, Heap, EXITED, UNREGISTERED};
+use crate::heap::{event, Heap};
+use crate::local::Lifecycle;
 
 /// Remote frees of one class waiting to be pushed to their slab together
 /// (snmalloc-style batching: consecutive frees of a class mostly hit the
@@ -125,8 +126,7 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
     let class = s.class();
     // Only a thread that itself allocates this class adopts: a pure consumer
     // would just hoard the slab (producer/consumer keeps the remote path).
-    if heap.id != UNREGISTERED
-        && heap.id != EXITED
+    if heap.lifecycle() == Lifecycle::Active
         && !heap.partial[class].is_null()
         && s.try_adopt_full(heap.id)
     {
@@ -139,7 +139,7 @@ pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
         return FreeOutcome::NotAllocated;
     }
     heap.counters.class[class].remote_frees += 1;
-    if heap.id == EXITED || heap.id == UNREGISTERED {
+    if heap.lifecycle() != Lifecycle::Active {
         // No exit hook will flush a batch for this thread: push at once.
         // SAFETY: caller contract; the block start was validated.
         return match unsafe { hakmem_remote_queue::remote_free(s, b) } {

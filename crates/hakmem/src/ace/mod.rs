@@ -77,12 +77,12 @@ pub mod debug {
     /// last refill of the class, or at registration).
     pub fn thread_cache_cap(class: usize) -> u32 {
         // SAFETY: our own thread's state, read outside any allocator call.
-        crate::thread::peek().map_or(0, |t| unsafe { (*t).front.cap(class) })
+        crate::thread::peek().map_or(0, |t| unsafe { (*t).local.front().cap(class) })
     }
 
     /// Blocks the calling thread has cached for `class`.
     pub fn thread_cache_len(class: usize) -> u32 {
         // SAFETY: as above.
-        crate::thread::peek().map_or(0, |t| unsafe { (*t).front.count(class) })
+        crate::thread::peek().map_or(0, |t| unsafe { (*t).local.front().count(class) })
     }
 }

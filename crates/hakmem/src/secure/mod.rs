@@ -49,7 +49,7 @@ use hakmem_ptr_bridge::{
     block_index, class_for, free_mark, has_free_mark, set_free_mark, slab_meta_at, slab_meta_of,
     slab_state, CLASS_STRIDE, MIN_ALIGN, NUM_CLASSES,
 };
-use hakmem_refill_engine::{FreeOutcome, EXITED};
+use hakmem_refill_engine::{FreeOutcome, Lifecycle};
 use hakmem_superslab_backend::registry;
 
 mod zero;
@@ -442,7 +442,7 @@ const REFILL_BATCH: u32 = 16;
 unsafe fn refill(t: *mut ThreadState, class: usize) -> *mut u8 {
     // SAFETY: caller contract.
     let ts = unsafe { &mut *t };
-    if ts.heap.id() == EXITED {
+    if ts.local.lifecycle() == Lifecycle::Exited {
         // The exit hook already ran: one block, through the facade's
         // temporary heap (nothing is kept for this thread).
         // SAFETY: forwarded contract.
@@ -455,7 +455,9 @@ unsafe fn refill(t: *mut ThreadState, class: usize) -> *mut u8 {
     let room = default_cap(class).saturating_sub(ts.quarantine.cached[class] as u32);
     let want = room.clamp(1, REFILL_BATCH);
     // SAFETY: our registered heap.
-    let c = unsafe { hakmem_refill_engine::take_chain(&mut ts.heap, class, want, check_taken) };
+    let c = unsafe {
+        hakmem_refill_engine::take_chain(ts.local.parts_mut().0, class, want, check_taken)
+    };
     crate::stats::tick(ts);
     if c.n == 0 {
         return ptr::null_mut();
@@ -508,7 +510,7 @@ fn is_free_block(p: *mut u8) -> bool {
 /// `t` is the calling thread's state; no reference into it is live.
 pub(crate) unsafe fn free_cached(t: *mut ThreadState, class: usize) {
     // SAFETY: caller contract.
-    let (mut c, _) = unsafe { (*t).front.take(class, u32::MAX) };
+    let (mut c, _) = unsafe { (*t).local.front_mut().take(class, u32::MAX) };
     while !c.is_null() {
         // SAFETY: the cache's link, written by the push.
         let next = unsafe { hakmem_ptr_bridge::block_next(c) };
@@ -534,7 +536,7 @@ pub(crate) unsafe fn free_block(t: *mut ThreadState, p: *mut u8) {
     }
     // SAFETY: our own state, no reference into it is live.
     let ts = unsafe { &mut *t };
-    if ts.heap.id() == EXITED {
+    if ts.local.lifecycle() == Lifecycle::Exited {
         // No exit hook will drain a quarantine: back at once.
         // SAFETY: as above.
         unsafe { give_back(t, b) };
@@ -565,30 +567,30 @@ unsafe fn give_back(t: *mut ThreadState, b: usize) {
     // SAFETY: `b` is a block of a live slab.
     let s = unsafe { slab_meta_of(bp) };
     let class = s.class();
-    let mine = s.owner() == ts.heap.id();
-    if mine && ts.heap.id() != EXITED && ts.quarantine.cache_push(class, bp) {
+    let mine = s.owner() == ts.local.id();
+    if mine && ts.local.lifecycle() != Lifecycle::Exited && ts.quarantine.cache_push(class, bp) {
         return;
     }
     if mine {
         // SAFETY: a free block of our slab: through the cache's flush, which
         // returns it to the slab's local list.
         unsafe {
-            ts.front.push_chain(class, bp, bp, 1);
-            if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+            ts.local.front_mut().push_chain(class, bp, bp, 1);
+            if let Err(bad) = ts.local.flush(class) {
                 diag::invalid_pointer("free()", bad);
             }
         }
         return;
     }
     // SAFETY: `b` is a freed block start of a live superslab.
-    match unsafe { hakmem_refill_engine::free_remote(&mut ts.heap, bp) } {
+    match unsafe { hakmem_refill_engine::free_remote(ts.local.parts_mut().0, bp) } {
         FreeOutcome::Remote => {}
         FreeOutcome::NotAllocated => diag::invalid_pointer("free()", bp),
         FreeOutcome::Adopted { class } => {
             // SAFETY: we own the block's slab now.
             unsafe {
-                ts.front.push_chain(class, bp, bp, 1);
-                if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+                ts.local.front_mut().push_chain(class, bp, bp, 1);
+                if let Err(bad) = ts.local.flush(class) {
                     diag::invalid_pointer("free()", bad);
                 }
             }
@@ -648,8 +650,8 @@ unsafe fn spill(t: *mut ThreadState, class: usize) {
         // returns each block to its slab (locally or remotely).
         // SAFETY: a chain of `n` free blocks of `class` we hold.
         unsafe {
-            ts.front.push_chain(class, head, tail, n);
-            if let Err(bad) = hakmem_refill_engine::flush(&mut ts.heap, &mut ts.front, class) {
+            ts.local.front_mut().push_chain(class, head, tail, n);
+            if let Err(bad) = ts.local.flush(class) {
                 diag::invalid_pointer("free()", bad);
             }
         }
