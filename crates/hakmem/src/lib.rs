@@ -481,6 +481,14 @@ pub fn set_foreign_free_handler(h: Option<ForeignFreeHandler>) {
     FOREIGN_FREE.store(p, Relaxed);
 }
 
+/// The value of environment variable `name`, as `getenv` would return it,
+/// read without allocating (and, on glibc, without calling `getenv`: see
+/// the facade's `env` module). For `libhakmem.so`'s own settings.
+#[doc(hidden)]
+pub fn env_var(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    env::var(name)
+}
+
 /// Size of a superslab (for `mallinfo`-style reports).
 pub const SUPERSLAB_SIZE: usize = hakmem_ptr_bridge::SUPERSLAB_SIZE;
 
