@@ -65,24 +65,37 @@ impl ThreadState {
 // did when the whole state sat in TLS.
 // ---------------------------------------------------------------------------
 
-/// A state nothing writes (see above).
+/// The state of a fresh thread, which nothing writes (see above). The
+/// `UnsafeCell` only tells the compiler that the static lies in writable
+/// memory: all zero, it then goes to `.bss`, not `.rodata`, where its 11 KB
+/// pushed the size-class tables that the first refill reads into a second
+/// 64 KiB window of file pages (docs/benchmarks.md, "Footprint cuts").
+/// Nothing writes it all the same.
 #[repr(transparent)]
-struct Shared(ThreadState);
+struct Shared(core::cell::UnsafeCell<ThreadState>);
 // SAFETY: never written (only a live thread's own state is ever written,
-// and these are never a live thread's state), so sharing them is sound.
+// and this is never a live thread's state), so sharing it is sound.
 unsafe impl Sync for Shared {}
 
+/// The state of an exited thread, which nothing writes either. It stays
+/// in `.rodata` (its heap id is not zero, so it cannot go to `.bss`; in
+/// `.data` it made the data segment's first read fault map 24 KiB more).
+#[repr(transparent)]
+struct SharedRo(ThreadState);
+// SAFETY: as for `Shared`: never written.
+unsafe impl Sync for SharedRo {}
+
 /// The state of a thread before its first call.
-static FRESH: Shared = Shared(ThreadState::new());
+static FRESH: Shared = Shared(core::cell::UnsafeCell::new(ThreadState::new()));
 /// The state of a thread after its exit hook.
-static EXITED_STATE: Shared = Shared(ThreadState::exited());
+static EXITED_STATE: SharedRo = SharedRo(ThreadState::exited());
 
 fn fresh() -> *mut ThreadState {
     &FRESH as *const Shared as *mut ThreadState
 }
 
 fn exited() -> *mut ThreadState {
-    &EXITED_STATE as *const Shared as *mut ThreadState
+    &EXITED_STATE as *const SharedRo as *mut ThreadState
 }
 
 /// x86-64 Linux (default): the word is a `.tdata` symbol whose image is
