@@ -87,6 +87,7 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
 /// The value of numeric setting `name`; a value that is not a number is
 /// reported (`hakmem: NAME=value ignored (not a number)`) and the default
 /// kept.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn number(name: &CStr) -> Option<u32> {
     let v = var(name)?;
     let n = parse_u32(v);
@@ -98,6 +99,7 @@ pub(crate) fn number(name: &CStr) -> Option<u32> {
 
 /// [`number`], and a number outside `lo..=hi` is reported too
 /// (`hakmem: NAME=value ignored (why)`) and the default kept.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn number_in(name: &CStr, lo: u32, hi: u32, why: &str) -> Option<u32> {
     let n = number(name)?;
     if n < lo || n > hi {
@@ -119,6 +121,7 @@ pub(crate) fn falsy(s: &[u8]) -> bool {
 /// `Some(false)` for empty/`0`/`no`/`false`/`off`; any other value is
 /// reported (`hakmem: NAME=value ignored (not 1 or 0)`) and gives `None`
 /// (the default), as does an unset variable.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn flag(name: &CStr) -> Option<bool> {
     let v = var(name)?;
     if truthy(v) {

@@ -225,7 +225,11 @@ pub(crate) fn id() -> usize {
 /// (the exited paths hand everything back before they return).
 ///
 /// [`Lifecycle::Exited`]: hakmem_refill_engine::Lifecycle::Exited
-#[inline]
+///
+/// Always inlined: an out-of-line copy for the first malloc's call would
+/// lie outside the start-up group of functions (docs/benchmarks.md,
+/// "Footprint cuts").
+#[inline(always)]
 pub(crate) fn run<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
     let t = state();
     if t != fresh() && t != exited() {
@@ -268,6 +272,7 @@ fn with_temporary<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
 /// for a state, which the caller then serves like an exited thread).
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn create() -> Option<*mut ThreadState> {
     if state() == exited() {
         return None;
@@ -423,6 +428,7 @@ fn thread_key() -> Option<libc::pthread_key_t> {
 /// # Safety
 /// `t` is the calling thread's state and no reference into it is live.
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) unsafe fn register(t: *mut ThreadState) {
     // SAFETY: `t` is ours; no borrow outlives this block.
     unsafe { (*t).local.register() };

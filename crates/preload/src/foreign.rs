@@ -39,6 +39,7 @@ const MODE_FORWARD: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(MODE_UNREAD);
 
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn read_mode() -> u8 {
     // The facade's reading of the environment (allocation-free).
     let forward = hakmem::env_var(c"HAKMEM_FOREIGN_FREE") == Some(b"forward".as_slice());

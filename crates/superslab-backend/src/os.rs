@@ -221,6 +221,7 @@ pub fn map_aligned_hint(len: usize, align: usize, hint: usize) -> *mut u8 {
 /// Number of NUMA nodes the kernel reports online (1 when unknown), read
 /// once from `/sys/devices/system/node/online` ("0", "0-1", "0,2-3", ...)
 /// with plain system calls (no allocation).
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub fn numa_nodes() -> usize {
     use core::sync::atomic::{AtomicUsize, Ordering};
     static NODES: AtomicUsize = AtomicUsize::new(0);
