@@ -188,7 +188,7 @@ mod tests {
         let want = unsafe { libc::getenv(c"PATH".as_ptr()) };
         assert_eq!(
             var_cstr(c"PATH").map(|c| c.as_ptr()),
-            (!want.is_null()).then_some(want)
+            (!want.is_null()).then_some(want as *const libc::c_char)
         );
         assert_eq!(var(c"PAT"), None);
         assert_eq!(var(c"HAKMEM_NO_SUCH_VARIABLE_AT_ALL"), None);
