@@ -315,6 +315,8 @@ pub fn after_fork_child() {
 
 /// Spawns the purge thread unless one runs, the ACE worker does the job,
 /// or the process is exiting. False only when spawning failed.
+#[cold]
+#[inline(never)]
 fn spawn_thread() -> bool {
     if crate::ace::is_running() || EXITING.load(Relaxed) {
         return true;

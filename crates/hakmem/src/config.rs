@@ -35,6 +35,7 @@ pub(crate) fn init() {
 /// and a branch, not this call's frame.
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn read_once() {
     READ.call(read);
 }

@@ -1,5 +1,5 @@
-//! Reading `HAKMEM_*` environment variables with `getenv` (which does not
-//! allocate), parsing their values, and the one-line report of a value
+//! Reading `HAKMEM_*` environment variables (a walk of `environ` on glibc,
+//! `getenv` elsewhere; neither allocates), parsing their values, and the one-line report of a value
 //! that cannot be used. Above `sys` in the facade's module order; below
 //! everything that reads a setting (`config`, `ace`, `background`, the
 //! report sink).
@@ -14,15 +14,60 @@ pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
 /// [`var`] as the C string itself (for a value passed on to the OS, such
 /// as a path).
 pub(crate) fn var_cstr(name: &CStr) -> Option<&'static CStr> {
-    // SAFETY: `name` is NUL-terminated; getenv returns null or a pointer
-    // into the environment, which we only read.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
+    let p = lookup(name.to_bytes());
     if p.is_null() {
         None
     } else {
-        // SAFETY: non-null getenv results are NUL-terminated strings.
+        // SAFETY: `lookup` returns null or a NUL-terminated string of the
+        // environment.
         Some(unsafe { CStr::from_ptr(p) })
     }
+}
+
+/// The value of `name` (what `getenv` returns), found by walking
+/// `environ` here: glibc's `getenv` calls `strlen`, whose AVX2 variant
+/// lies on libc pages that a small program otherwise never touches, and
+/// each such page costs it a 64 KiB window of resident file pages (the
+/// kernel's fault-around; see docs/benchmarks.md, "Footprint cuts").
+/// Null when the variable is not set. Does not allocate.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn lookup(name: &[u8]) -> *const libc::c_char {
+    // SAFETY: `environ` is null or a null-terminated array of pointers to
+    // NUL-terminated `NAME=value` strings, as getenv reads it (the same
+    // race with a concurrent setenv as getenv has).
+    unsafe {
+        let mut e = libc::environ as *const *const libc::c_char;
+        if e.is_null() {
+            return core::ptr::null();
+        }
+        while !(*e).is_null() {
+            let s = *e as *const u8;
+            let mut i = 0;
+            // Compare up to the name's end; a NUL in the entry stops the
+            // loop at a mismatch (names contain no NUL).
+            while i < name.len() && *s.add(i) == name[i] {
+                i += 1;
+            }
+            if i == name.len() && *s.add(i) == b'=' {
+                return s.add(i + 1) as *const libc::c_char;
+            }
+            e = e.add(1);
+        }
+    }
+    core::ptr::null()
+}
+
+/// Every other target: libc's `getenv` (which does not allocate).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn lookup(name: &[u8]) -> *const libc::c_char {
+    let mut buf = [0u8; 64];
+    if name.len() >= buf.len() {
+        return core::ptr::null();
+    }
+    buf[..name.len()].copy_from_slice(name);
+    // SAFETY: `buf` is NUL-terminated; getenv returns null or a pointer
+    // into the environment, which we only read.
+    unsafe { libc::getenv(buf.as_ptr() as *const libc::c_char) }
 }
 
 pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
@@ -42,6 +87,7 @@ pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
 /// The value of numeric setting `name`; a value that is not a number is
 /// reported (`hakmem: NAME=value ignored (not a number)`) and the default
 /// kept.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn number(name: &CStr) -> Option<u32> {
     let v = var(name)?;
     let n = parse_u32(v);
@@ -53,6 +99,7 @@ pub(crate) fn number(name: &CStr) -> Option<u32> {
 
 /// [`number`], and a number outside `lo..=hi` is reported too
 /// (`hakmem: NAME=value ignored (why)`) and the default kept.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn number_in(name: &CStr, lo: u32, hi: u32, why: &str) -> Option<u32> {
     let n = number(name)?;
     if n < lo || n > hi {
@@ -74,6 +121,7 @@ pub(crate) fn falsy(s: &[u8]) -> bool {
 /// `Some(false)` for empty/`0`/`no`/`false`/`off`; any other value is
 /// reported (`hakmem: NAME=value ignored (not 1 or 0)`) and gives `None`
 /// (the default), as does an unset variable.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn flag(name: &CStr) -> Option<bool> {
     let v = var(name)?;
     if truthy(v) {
@@ -130,5 +178,19 @@ mod tests {
         assert_eq!(parse_u32(b"4x"), None);
         assert_eq!(parse_u32(b"12345678901"), None);
         assert!(truthy(b"1") && !truthy(b"0"));
+    }
+
+    #[test]
+    fn lookup_finds_what_getenv_finds() {
+        // PATH is set in any test environment; a prefix of a name is not
+        // the name.
+        // SAFETY: NUL-terminated names; getenv only reads.
+        let want = unsafe { libc::getenv(c"PATH".as_ptr()) };
+        assert_eq!(
+            var_cstr(c"PATH").map(|c| c.as_ptr()),
+            (!want.is_null()).then_some(want as *const libc::c_char)
+        );
+        assert_eq!(var(c"PAT"), None);
+        assert_eq!(var(c"HAKMEM_NO_SUCH_VARIABLE_AT_ALL"), None);
     }
 }

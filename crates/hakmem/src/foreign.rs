@@ -29,6 +29,7 @@ static OVERRIDE: AtomicU8 = AtomicU8::new(0);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// The policy in force.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn policy() -> ForeignPolicy {
     // `hakmem::options::set_foreign_free` wins over the environment.
     if let Some(p) = override_policy() {

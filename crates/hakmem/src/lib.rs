@@ -131,6 +131,7 @@ fn alloc_class(class: usize, size: usize, align: usize) -> *mut u8 {
 /// on the fast path, so the hit path needs no register move for it.)
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn alloc_miss(size: usize, class: usize, align: usize) -> *mut u8 {
     // The mode must be known before the first block is handed out.
     config::init();
@@ -138,14 +139,32 @@ fn alloc_miss(size: usize, class: usize, align: usize) -> *mut u8 {
         // A span twin: the size is above the span threshold.
         return alloc_span(CLASS_SIZE[class - NUM_CLASSES] as usize, MIN_ALIGN);
     }
-    thread::run(|t| {
-        if secure::on() {
-            // SAFETY: `t` is the state `run` gives this call.
-            return unsafe { secure::alloc(t, size, align) };
-        }
-        // SAFETY: as above.
-        hand_out(unsafe { refill_block(t, class) })
-    })
+    // SAFETY: `t` is the state `run` gives this call.
+    thread::run(|t| unsafe { alloc_with(t, size, class, align) })
+}
+
+/// [`alloc_miss`] with the thread's state: the secure path, or a refill.
+/// A named function rather than the closure's body, so that it can join
+/// the start-up group of functions (docs/benchmarks.md, "Footprint cuts").
+///
+/// # Safety
+/// `t` is the state [`thread::run`] gives the call; no reference into it
+/// is live.
+#[cold]
+#[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+unsafe fn alloc_with(
+    t: *mut thread::ThreadState,
+    size: usize,
+    class: usize,
+    align: usize,
+) -> *mut u8 {
+    if secure::on() {
+        // SAFETY: caller contract.
+        return unsafe { secure::alloc(t, size, align) };
+    }
+    // SAFETY: caller contract.
+    hand_out(unsafe { refill_block(t, class) })
 }
 
 /// One block of `class` for the calling thread:
@@ -157,6 +176,7 @@ fn alloc_miss(size: usize, class: usize, align: usize) -> *mut u8 {
 /// # Safety
 /// `t` is the state [`thread::run`] gives the call (registered, or the
 /// temporary state of an exited thread); no reference into it is live.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 unsafe fn refill_block(t: *mut thread::ThreadState, class: usize) -> *mut u8 {
     // SAFETY: caller contract.
     let ts = unsafe { &mut *t };
@@ -479,6 +499,14 @@ static FOREIGN_FREE: core::sync::atomic::AtomicPtr<()> =
 pub fn set_foreign_free_handler(h: Option<ForeignFreeHandler>) {
     let p = h.map_or(ptr::null_mut(), |f| f as *mut ());
     FOREIGN_FREE.store(p, Relaxed);
+}
+
+/// The value of environment variable `name`, as `getenv` would return it,
+/// read without allocating (and, on glibc, without calling `getenv`: see
+/// the facade's `env` module). For `libhakmem.so`'s own settings.
+#[doc(hidden)]
+pub fn env_var(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    env::var(name)
 }
 
 /// Size of a superslab (for `mallinfo`-style reports).

@@ -65,24 +65,37 @@ impl ThreadState {
 // did when the whole state sat in TLS.
 // ---------------------------------------------------------------------------
 
-/// A state nothing writes (see above).
+/// The state of a fresh thread, which nothing writes (see above). The
+/// `UnsafeCell` only tells the compiler that the static lies in writable
+/// memory: all zero, it then goes to `.bss`, not `.rodata`, where its 11 KB
+/// pushed the size-class tables that the first refill reads into a second
+/// 64 KiB window of file pages (docs/benchmarks.md, "Footprint cuts").
+/// Nothing writes it all the same.
 #[repr(transparent)]
-struct Shared(ThreadState);
+struct Shared(core::cell::UnsafeCell<ThreadState>);
 // SAFETY: never written (only a live thread's own state is ever written,
-// and these are never a live thread's state), so sharing them is sound.
+// and this is never a live thread's state), so sharing it is sound.
 unsafe impl Sync for Shared {}
 
+/// The state of an exited thread, which nothing writes either. It stays
+/// in `.rodata` (its heap id is not zero, so it cannot go to `.bss`; in
+/// `.data` it made the data segment's first read fault map 24 KiB more).
+#[repr(transparent)]
+struct SharedRo(ThreadState);
+// SAFETY: as for `Shared`: never written.
+unsafe impl Sync for SharedRo {}
+
 /// The state of a thread before its first call.
-static FRESH: Shared = Shared(ThreadState::new());
+static FRESH: Shared = Shared(core::cell::UnsafeCell::new(ThreadState::new()));
 /// The state of a thread after its exit hook.
-static EXITED_STATE: Shared = Shared(ThreadState::exited());
+static EXITED_STATE: SharedRo = SharedRo(ThreadState::exited());
 
 fn fresh() -> *mut ThreadState {
     &FRESH as *const Shared as *mut ThreadState
 }
 
 fn exited() -> *mut ThreadState {
-    &EXITED_STATE as *const Shared as *mut ThreadState
+    &EXITED_STATE as *const SharedRo as *mut ThreadState
 }
 
 /// x86-64 Linux (default): the word is a `.tdata` symbol whose image is
@@ -212,7 +225,11 @@ pub(crate) fn id() -> usize {
 /// (the exited paths hand everything back before they return).
 ///
 /// [`Lifecycle::Exited`]: hakmem_refill_engine::Lifecycle::Exited
-#[inline]
+///
+/// Always inlined: an out-of-line copy for the first malloc's call would
+/// lie outside the start-up group of functions (docs/benchmarks.md,
+/// "Footprint cuts").
+#[inline(always)]
 pub(crate) fn run<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
     let t = state();
     if t != fresh() && t != exited() {
@@ -255,14 +272,23 @@ fn with_temporary<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
 /// for a state, which the caller then serves like an exited thread).
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn create() -> Option<*mut ThreadState> {
     if state() == exited() {
         return None;
     }
-    let t = pool::take()?;
-    // SAFETY: `t` is a slot of the pool, ours alone now, large and aligned
-    // enough for a `ThreadState`.
-    unsafe { t.write(ThreadState::new()) };
+    let (t, fresh) = pool::take()?;
+    // A new state is all zero bytes (`new_state_is_all_zero` below): a slot
+    // from a fresh mapping is that already, a recycled one is cleared in
+    // place. Writing `ThreadState::new()` instead builds the 10 KB value in
+    // a stack frame of its own and copies it with `memset`/`memcpy`, whose
+    // AVX2 variants lie on libc pages that a small program otherwise never
+    // touches (docs/benchmarks.md, "Footprint cuts").
+    if !fresh {
+        // SAFETY: `t` is a slot of the pool, ours alone now, large and
+        // aligned enough for a `ThreadState`, and all-zero bytes are one.
+        unsafe { t.write_bytes(0, 1) };
+    }
     // Registering may allocate (pthread_setspecific past the first keys,
     // atexit): the nested call must find the state, so it is set first.
     tls::set(t);
@@ -309,8 +335,9 @@ mod pool {
         }),
     };
 
-    /// A free slot, or `None` when the OS has no memory for a new mapping.
-    pub(super) fn take() -> Option<*mut ThreadState> {
+    /// A free slot, and whether it is fresh from the OS (all zero bytes);
+    /// `None` when the OS has no memory for a new mapping.
+    pub(super) fn take() -> Option<(*mut ThreadState, bool)> {
         let _g = POOL.lock.lock();
         // SAFETY: the lock is held: the pool's state is ours.
         let g = unsafe { &mut *POOL.inner.get() };
@@ -319,7 +346,7 @@ mod pool {
             // SAFETY: a recycled slot holds the next free slot in its first
             // word.
             g.free = unsafe { *(s as *mut *mut u8) };
-            return Some(s as *mut ThreadState);
+            return Some((s as *mut ThreadState, false));
         }
         if g.next == g.end {
             let len = SLOTS * SLOT;
@@ -332,7 +359,7 @@ mod pool {
         }
         let s = g.next as *mut ThreadState;
         g.next += SLOT;
-        Some(s)
+        Some((s, true))
     }
 
     /// Returns the slot of an exited thread.
@@ -401,6 +428,7 @@ fn thread_key() -> Option<libc::pthread_key_t> {
 /// # Safety
 /// `t` is the calling thread's state and no reference into it is live.
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) unsafe fn register(t: *mut ThreadState) {
     // SAFETY: `t` is ours; no borrow outlives this block.
     unsafe { (*t).local.register() };
@@ -453,5 +481,42 @@ pub fn flush_thread() {
         let ts = &mut *t;
         ts.local.abandon();
         crate::stats::publish_all(ts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThreadState;
+    use core::mem::{size_of, MaybeUninit};
+
+    /// `create` relies on it: a new state is all zero bytes. The state is
+    /// written over 0x00 and over 0xff; a byte that reads the same in both
+    /// was written by `new`, and must be zero (one that differs is
+    /// padding, which `new` leaves alone).
+    #[test]
+    fn new_state_is_all_zero() {
+        let mut a = Box::new(MaybeUninit::<ThreadState>::zeroed());
+        let mut b = Box::new(MaybeUninit::<ThreadState>::uninit());
+        // SAFETY: writing bytes into our own buffer.
+        unsafe {
+            b.as_mut_ptr()
+                .cast::<u8>()
+                .write_bytes(0xff, size_of::<ThreadState>())
+        };
+        a.write(ThreadState::new());
+        b.write(ThreadState::new());
+        // SAFETY: both buffers hold `size_of::<ThreadState>()` initialised
+        // bytes (zeroed or 0xff first, then written).
+        let (x, y) = unsafe {
+            (
+                core::slice::from_raw_parts(a.as_ptr().cast::<u8>(), size_of::<ThreadState>()),
+                core::slice::from_raw_parts(b.as_ptr().cast::<u8>(), size_of::<ThreadState>()),
+            )
+        };
+        let written_nonzero = x.iter().zip(y).position(|(p, q)| p == q && *p != 0);
+        assert_eq!(
+            written_nonzero, None,
+            "ThreadState::new() has a nonzero byte"
+        );
     }
 }

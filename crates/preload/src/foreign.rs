@@ -2,8 +2,8 @@
 //! does not know them), e.g. memory another allocator in the process handed
 //! out, or memory obtained before the preload took effect.
 //!
-//! Policy (`HAKMEM_FOREIGN_FREE`, read with `getenv`, which does not
-//! allocate; the facade applies the default itself, see its `diag` module):
+//! Policy (`HAKMEM_FOREIGN_FREE`, read with the facade's `env_var`, which
+//! does not allocate; the facade applies the default itself, see its `diag` module):
 //!
 //! - unset / `abort` (default): one-line diagnostic and `abort()`, as
 //!   glibc does for a pointer it never handed out.
@@ -39,12 +39,10 @@ const MODE_FORWARD: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(MODE_UNREAD);
 
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn read_mode() -> u8 {
-    // SAFETY: a NUL-terminated name; getenv does not allocate and returns
-    // null or a NUL-terminated string in the environment, which we only read.
-    let v = unsafe { libc::getenv(c"HAKMEM_FOREIGN_FREE".as_ptr()) };
-    // SAFETY: non-null getenv results are NUL-terminated strings.
-    let forward = !v.is_null() && unsafe { CStr::from_ptr(v) }.to_bytes() == b"forward";
+    // The facade's reading of the environment (allocation-free).
+    let forward = hakmem::env_var(c"HAKMEM_FOREIGN_FREE") == Some(b"forward".as_slice());
     let m = if forward { MODE_FORWARD } else { MODE_IGNORE };
     MODE.store(m, Relaxed);
     m

@@ -375,6 +375,7 @@ extern "C" fn atfork_child() {
     foreign::after_fork_child();
 }
 
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 extern "C" fn hakmem_preload_init() {
     page_size();
     if foreign::forwarding() {
@@ -398,6 +399,7 @@ extern "C" fn hakmem_preload_init() {
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = hakmem_preload_init;
 
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 extern "C" fn hakmem_preload_fini() {
     hakmem::report_at_exit();
 }

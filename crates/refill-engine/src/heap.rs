@@ -167,6 +167,7 @@ pub(crate) fn event(kind: EventKind, class: usize, count: u32, heap: &Heap) {
 }
 
 /// Finds a slab for `class`: adopt an ownerless one, else a fresh one.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn obtain(heap: &mut Heap, class: usize) -> Option<&'static SlabMeta> {
     if let Some(s) = hakmem_remote_queue::adopt(class, heap.id) {
         heap.counters.adopted += 1;

@@ -174,6 +174,7 @@ impl LocalHeap {
     /// `self` is the calling thread's state (or the temporary state lent to
     /// an exited thread's call), and it is registered or exited.
     #[inline]
+    #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
     pub unsafe fn alloc_slow(&mut self, class: usize) -> *mut u8 {
         match self.lifecycle() {
             Lifecycle::Exited => {

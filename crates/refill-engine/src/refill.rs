@@ -27,6 +27,7 @@ pub fn set_scrub_carved(on: bool) {
 /// # Safety
 /// `heap` and `front` are the calling thread's, and the heap is registered.
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
     // One load: the class's refill count, cap and prefill budget together.
     let policy = POLICY.class_policy(class);
@@ -78,6 +79,7 @@ pub struct Chain {
 /// `heap` is the calling thread's, and it is registered.
 #[cold]
 #[inline]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe fn take_chain(
     heap: &mut Heap,
     class: usize,

@@ -4,8 +4,13 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-/// The system page size (`sysconf(_SC_PAGESIZE)`, read once and cached;
-/// 4096 if it fails). hakmem's layout needs pages of at most 64 KiB (its
+/// The system page size (read once and cached; 4096 if it cannot be
+/// read): `getauxval(AT_PAGESZ)` on glibc, whose code lies next to the
+/// `mmap` wrappers every process runs, where `sysconf` would touch a libc
+/// text page and a jump table in libc's `.rodata` that a small program
+/// never needs otherwise (64 KiB windows of resident memory each, see
+/// docs/benchmarks.md, "Footprint cuts"); `sysconf(_SC_PAGESIZE)`
+/// elsewhere. hakmem's layout needs pages of at most 64 KiB (its
 /// slabs are 64 KiB aligned and given back whole); [`check_page_size`]
 /// stops a process on a system with larger pages.
 pub fn page_size() -> usize {
@@ -14,8 +19,7 @@ pub fn page_size() -> usize {
     if p != 0 {
         return p;
     }
-    // SAFETY: sysconf has no preconditions and does not allocate.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let v = os_page_size();
     let v = if v > 0 && (v as usize).is_power_of_two() {
         v as usize
     } else {
@@ -23,6 +27,23 @@ pub fn page_size() -> usize {
     };
     PAGE.store(v, Relaxed);
     v
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn os_page_size() -> libc::c_long {
+    // SAFETY: getauxval has no preconditions and does not allocate; 0
+    // means the entry is missing.
+    match unsafe { libc::getauxval(libc::AT_PAGESZ) } {
+        // SAFETY: sysconf has no preconditions and does not allocate.
+        0 => unsafe { libc::sysconf(libc::_SC_PAGESIZE) },
+        v => v as libc::c_long,
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn os_page_size() -> libc::c_long {
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) }
 }
 
 /// The largest page size the layout supports: a slab (64 KiB, 64 KiB
@@ -200,6 +221,7 @@ pub fn map_aligned_hint(len: usize, align: usize, hint: usize) -> *mut u8 {
 /// Number of NUMA nodes the kernel reports online (1 when unknown), read
 /// once from `/sys/devices/system/node/online` ("0", "0-1", "0,2-3", ...)
 /// with plain system calls (no allocation).
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub fn numa_nodes() -> usize {
     use core::sync::atomic::{AtomicUsize, Ordering};
     static NODES: AtomicUsize = AtomicUsize::new(0);

@@ -97,6 +97,7 @@ static HINTS_SEEDED: AtomicU32 = AtomicU32::new(0);
 /// program computes by chance, at no cost to the free path.
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn seed_hints() {
     match HINTS_SEEDED.compare_exchange(0, 1, SeqCst, SeqCst) {
         Ok(_) => {
@@ -221,6 +222,7 @@ unsafe fn unlink(p: &Pool, ss: *mut SuperslabHeader) {
 /// address space; its home node is the half it really got. Null when the OS
 /// refuses.
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
     let hint = next_hint(node);
     let mut base = os::map_aligned_hint(SUPERSLAB_SIZE, SUPERSLAB_SIZE, hint);

@@ -62,6 +62,13 @@ static BASE: Base = Base {
 /// was already running (or being started or stopped by another thread).
 /// Call it outside any allocation call — from `main`, or from a library
 /// constructor; never from a `GlobalAlloc` method.
+///
+/// Out of line (like [`start_with`]): inlined into `libhakmem.so`'s
+/// constructor, the worker's set-up gave that function a 27 KiB stack
+/// frame, whose probes touched 6 stack pages in every process, learning
+/// on or not.
+#[cold]
+#[inline(never)]
 pub fn start() -> bool {
     start_with(AceConfig::from_env())
 }
@@ -82,6 +89,8 @@ pub fn start_from_env() -> bool {
 
 /// Starts the worker with `cfg`. Returns false when it was already running
 /// (or being started or stopped by another thread).
+#[cold]
+#[inline(never)]
 pub fn start_with(cfg: AceConfig) -> bool {
     crate::config::init();
     let started = start_worker(cfg);
