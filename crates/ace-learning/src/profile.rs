@@ -172,7 +172,14 @@ pub fn encode(l: &Learner, table: &PolicyTable, out: &mut [u8; PROFILE_LEN]) {
     w.u32(PAYLOAD as u32);
     for c in 0..NUM_CLASSES {
         let (base, base_cap) = l.class_base(c);
-        w.u8(l.class_arm(c) as u8);
+        // The arm in force: a class still waiting for its first full
+        // window on the prior's arm runs the base policy, arm 0, and is
+        // saved so (its bandit statistics are kept as they are).
+        w.u8(if l.classes[c].armed {
+            l.class_arm(c)
+        } else {
+            0
+        } as u8);
         w.u32(base);
         w.u32(base_cap);
         w.u32(table.refill_count(c));
@@ -269,6 +276,8 @@ pub fn decode_into(bytes: &[u8], l: &mut Learner) -> Result<(), ProfileError> {
         }
         let (_base, _base_cap, _refill, _cap) = (r.u32(), r.u32(), r.u32(), r.u32());
         n.classes[c].arm = arm as u8;
+        // The saved arm is the one that was in force (see `encode`).
+        n.classes[c].armed = true;
         for a in 0..ARMS {
             let pulls = r.u32();
             let mean = r.f64();
@@ -304,6 +313,7 @@ mod tests {
         let t = PolicyTable::new();
         let mut l = Learner::new(LearnerConfig::DEFAULT, &t, 500, 0);
         l.classes[5].arm = 2; // four times the base refill count
+        l.classes[5].armed = true; // in force, as after a full window
         l.classes[5].ucb.set_arm(2, 30, 0.9);
         l.classes[5].ucb.set_arm(0, 30, 0.5);
         let mut r = [1500.0; DECAY_STRATEGIES.len()];

@@ -69,7 +69,8 @@ pub const ARM_PRIOR: [f64; ARMS] = [0.44, 0.47, 0.45, 0.50, 0.49, 0.38];
 /// after a few windows; the count cap `ucb_window` bounds both).
 pub const PRIOR_PULLS: u32 = 8;
 
-/// The arm the prior favours (played from the first tick on).
+/// The arm the prior favours (played from the class's first full window
+/// on).
 pub const PRIOR_ARM: usize = 3;
 static_assertions::const_assert!(PRIOR_ARM < ARMS);
 
@@ -97,6 +98,13 @@ pub(crate) struct ClassState {
     pub(super) win_events: u32,
     pub(super) win_threads: u64,
     pub(super) win_start_ms: u64,
+    /// Whether the class's arm is in force in the policy table. A class
+    /// that starts on the prior's arm gets it only after its first full
+    /// window: a class with little traffic keeps the base policy, so the
+    /// bigger batches and caps of the prior do not sit in the caches of
+    /// classes a program hardly uses (docs/ace.md, "ACE on real
+    /// programs"). A loaded profile's arms are in force from the first tick.
+    pub(crate) armed: bool,
 }
 
 impl Learner {
@@ -127,6 +135,32 @@ impl Learner {
                 st.win_events = 0;
                 st.win_threads = 0;
                 st.win_start_ms = now;
+                continue;
+            }
+            if !st.armed {
+                // The window ran under the base policy: not a sample of
+                // the arm. With enough traffic, the arm comes into force.
+                st.win_events = 0;
+                st.win_threads = 0;
+                st.win_start_ms = now;
+                if full {
+                    st.armed = true;
+                    let arm = st.arm as usize;
+                    let (nr, ncap) = arm_policy(st.base, st.base_cap, arm, CLASS_SIZE[c]);
+                    let before = (w.table().refill_count(c), w.table().cache_cap(c));
+                    let n = w.set_refill_count(c, nr) as u32 + w.set_cache_cap(c, ncap) as u32;
+                    if n > 0 {
+                        out.writes += n;
+                        self.decisions += 1;
+                        log(Change::Class {
+                            class: c,
+                            refill: (before.0, nr),
+                            cap: (before.1, ncap),
+                            arm,
+                            reward: f64::NAN,
+                        });
+                    }
+                }
                 continue;
             }
             let threads = st.win_threads.count_ones().max(1) as f64;
@@ -171,8 +205,9 @@ impl Learner {
         }
     }
 
-    /// Writes every class's current arm (the prior's, or a loaded
-    /// profile's) at the first tick; values already in force are no writes.
+    /// Writes the arm of every class whose arm is in force (a loaded
+    /// profile's; see `ClassState::armed`) at the first tick; values
+    /// already in force are no writes.
     pub(super) fn apply_arms(
         &mut self,
         w: &PolicyWriter<'_>,
@@ -181,6 +216,9 @@ impl Learner {
     ) {
         for c in 0..NUM_CLASSES {
             let st = &self.classes[c];
+            if !st.armed {
+                continue;
+            }
             let arm = st.arm as usize;
             let (nr, ncap) = arm_policy(st.base, st.base_cap, arm, CLASS_SIZE[c]);
             let before = (w.table().refill_count(c), w.table().cache_cap(c));
@@ -223,6 +261,44 @@ mod tests {
                 assert!(cap as u64 * CLASS_SIZE[c] as u64 <= (1 << 20) || cap == r);
             }
         }
+    }
+
+    /// The prior's arm comes into force only for a class with a full window
+    /// of traffic: the first tick writes nothing for the tiny classes, a
+    /// class with a few refills keeps the base policy, and a busy one gets
+    /// the prior's arm after its first full window.
+    #[test]
+    fn prior_arm_waits_for_traffic() {
+        let table = PolicyTable::new();
+        let w = table.writer().unwrap();
+        let cfg = LearnerConfig {
+            elo: false,
+            idle: false,
+            ..LearnerConfig::DEFAULT
+        };
+        let mut l = Learner::new(cfg, &table, 500, 0);
+        let (busy, quiet) = (3, 6);
+        let base = |c: usize| (table.refill_count(c), table.cache_cap(c));
+        let (busy0, quiet0) = (base(busy), base(quiet));
+        let mut changes = Vec::new();
+        l.tick(&sample(20), &w, &mut |c| changes.push(c));
+        assert!(changes.is_empty(), "first tick wrote {changes:?}");
+        for t in 2..=4u64 {
+            for _ in 0..cfg.window_events {
+                l.record(&ev(EventKind::Refill, busy, 1));
+            }
+            l.record(&ev(EventKind::Refill, quiet, 1));
+            l.tick(&sample(t * 20), &w, &mut |c| changes.push(c));
+        }
+        assert_eq!(base(quiet), quiet0, "a quiet class keeps the base policy");
+        let c = l.classes[busy];
+        let want = arm_policy(c.base, c.base_cap, PRIOR_ARM, CLASS_SIZE[busy]);
+        assert!(c.armed);
+        assert_ne!(want, busy0);
+        assert_eq!(base(busy), want, "the busy class runs the prior's arm");
+        assert!(changes
+            .iter()
+            .all(|ch| matches!(ch, Change::Class { class, .. } if *class == busy)));
     }
 
     /// A busy class moves to bigger refills: the simulated allocator sends

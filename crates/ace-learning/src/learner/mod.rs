@@ -212,6 +212,7 @@ impl Learner {
             win_events: 0,
             win_threads: 0,
             win_start_ms: now_ms,
+            armed: true,
         }; NUM_CLASSES];
         for (c, st) in classes.iter_mut().enumerate() {
             st.base = table.refill_count(c);
@@ -225,6 +226,7 @@ impl Learner {
                     st.ucb.set_arm(a, PRIOR_PULLS, m);
                 }
                 st.arm = PRIOR_ARM as u8;
+                st.armed = false;
             }
         }
         let decay = core::array::from_fn(|r| {
