@@ -446,6 +446,11 @@ unsafe fn free_other(p: *mut u8) {
                 None => hakmem_superslab_backend::span_free(p),
             };
             if !freed {
+                // A span kept in this thread's stash keeps its registry
+                // entry (its header is invalid): a second free lands here.
+                if freed_span(p) {
+                    diag::double_free("free()", p);
+                }
                 diag::invalid_pointer("free()", p);
             }
         }
@@ -472,7 +477,8 @@ unsafe fn free_other(p: *mut u8) {
     }
 }
 
-/// True when `p`, which the registry no longer knows, lies in the mapping
+/// True when `p` (which the registry no longer knows, or whose span
+/// chunk has no valid header) lies in the mapping
 /// of a span that was freed and is still kept for reuse (this thread's
 /// stash, or the shared span cache): then `p` was ours and is already free.
 /// A freed span whose mapping went back to the OS cannot be told from a

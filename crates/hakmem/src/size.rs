@@ -41,6 +41,9 @@ fn live_size(call: &str, p: *mut u8) -> usize {
         registry::KIND_SPAN | registry::KIND_SPAN_ALIGNED => {
             match hakmem_superslab_backend::span_usable_size(p) {
                 Some(n) => n,
+                // A span kept in this thread's stash keeps its registry
+                // entry, with its header invalidated.
+                None if freed_span(p) => diag::fatal(call, "pointer already freed", p),
                 None => diag::invalid_pointer(call, p),
             }
         }

@@ -513,6 +513,13 @@ pub fn span_free(p: *mut u8) -> bool {
 pub struct SpanStash {
     base: usize, // 0: empty
     len: usize,
+    // The kept span's user pointer, request size and alignment when its
+    // header (magic cleared) and its registry entry were left in place
+    // (no guard page): a request of the same size and alignment gets the
+    // same pointer back by restoring the magic. 0: nothing left in place.
+    user: usize,
+    size: usize,
+    align: usize,
     allocs: u64, // requests served, not yet taken by `take_counts`
     frees: u64,  // frees kept, likewise
 }
@@ -523,6 +530,9 @@ impl SpanStash {
         SpanStash {
             base: 0,
             len: 0,
+            user: 0,
+            size: 0,
+            align: 0,
             allocs: 0,
             frees: 0,
         }
@@ -539,14 +549,31 @@ impl SpanStash {
         if len != SUPERSLAB_SIZE || align >= SUPERSLAB_SIZE {
             return span_free(p);
         }
+        let (guard, size) = (h.guard, h.size);
         // SAFETY: the header is ours; clearing the magic makes a second
         // free of the same pointer fail validation.
         unsafe { (*(h as *const SpanHeader as *mut SpanHeader)).magic = 0 };
-        registry::set(chunk_of(p as usize), registry::KIND_NONE);
         self.flush();
+        if guard == 0 {
+            // The registry entry stays (a free of `p` now finds a span
+            // chunk with no valid header: an invalid pointer, as a freed
+            // one must be); `flush` or a different request clears it.
+            (self.user, self.size, self.align) = (p as usize, size, align);
+        } else {
+            registry::set(chunk_of(p as usize), registry::KIND_NONE);
+        }
         (self.base, self.len) = (base, len);
         self.frees += 1;
         true
+    }
+
+    /// Clears the registry entry a kept span left in place.
+    #[inline]
+    fn forget_user(&mut self) {
+        let user = core::mem::take(&mut self.user);
+        if user != 0 {
+            registry::set(chunk_of(user), registry::KIND_NONE);
+        }
     }
 
     /// True when `p` points into the mapping this stash keeps (a span that
@@ -562,6 +589,18 @@ impl SpanStash {
         if self.base == 0 {
             return ptr::null_mut();
         }
+        if self.user != 0 && size == self.size && align == self.align && !zero && guard() == 0 {
+            // The same request as the kept span's: its header and registry
+            // entry are in place, only the magic comes back.
+            self.allocs += 1;
+            self.base = 0;
+            let user = core::mem::take(&mut self.user);
+            // SAFETY: the header of the span we kept (inside its mapping,
+            // which we own); every other field still describes `user`.
+            unsafe { (*(span_header_addr(user) as *mut SpanHeader)).magic = SPAN_MAGIC };
+            return user as *mut u8;
+        }
+        self.forget_user();
         match span_geometry(size, align) {
             Some((off, len)) if len == self.len => {
                 self.allocs += 1;
@@ -574,6 +613,7 @@ impl SpanStash {
 
     /// Gives the kept mapping (if any) to the shared span cache.
     pub fn flush(&mut self) {
+        self.forget_user();
         let base = core::mem::take(&mut self.base);
         if base != 0 {
             if let Some((b, l)) = cache_put(base, self.len, true, false) {
