@@ -357,6 +357,32 @@ misuse!(
 );
 
 misuse!(
+    /// A freed span kept in the thread's stash keeps its registry entry
+    /// (for a quick reuse) with its header invalidated: asking its size is
+    /// still a use of a freed pointer.
+    usable_size_of_a_stashed_span,
+    "malloc_usable_size(): pointer already freed",
+    &[],
+    {
+        let p = alloc(SPAN);
+        dealloc(p, SPAN);
+        std::hint::black_box(hakmem::usable_size(p));
+    }
+);
+
+misuse!(
+    realloc_of_a_stashed_span,
+    "realloc(): pointer already freed",
+    &[],
+    {
+        let p = alloc(SPAN);
+        dealloc(p, SPAN);
+        // SAFETY: deliberately a freed span.
+        unsafe { HakMem.realloc(p, layout(SPAN), 500_000) };
+    }
+);
+
+misuse!(
     /// `HAKMEM_FOREIGN_FREE=ignore` lets pointers of no hakmem mapping
     /// through (they are reported and leaked), but never a double free.
     ignore_mode_still_stops_double_frees,

@@ -301,7 +301,7 @@ pub fn bind_to_node(p: *mut u8, len: usize, node: usize, move_existing: bool) {
     }
 }
 
-/// 64 random bits for layout choices (the superslab base): `getrandom`
+/// 64 random bits (the superslab base, the secure mode's secret): `getrandom`
 /// without blocking; when that fails (an old kernel, a seccomp filter, the
 /// pool not ready at early boot), the address of a stack slot (ASLR) mixed
 /// with the monotonic clock. Nothing here allocates.

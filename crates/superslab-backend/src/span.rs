@@ -589,12 +589,17 @@ impl SpanStash {
         if self.base == 0 {
             return ptr::null_mut();
         }
-        if self.user != 0 && size == self.size && align == self.align && !zero && guard() == 0 {
-            // The same request as the kept span's: its header and registry
-            // entry are in place, only the magic comes back.
+        if self.user != 0 && size == self.size && align == self.align {
+            // The same request as the kept span's (which has no guard page,
+            // or `user` would be 0): its header and registry entry are in
+            // place, only the magic comes back.
             self.allocs += 1;
             self.base = 0;
             let user = core::mem::take(&mut self.user);
+            if zero {
+                // SAFETY: `size` bytes at `user` are inside our mapping.
+                unsafe { ptr::write_bytes(user as *mut u8, 0, size) };
+            }
             // SAFETY: the header of the span we kept (inside its mapping,
             // which we own); every other field still describes `user`.
             unsafe { (*(span_header_addr(user) as *mut SpanHeader)).magic = SPAN_MAGIC };

@@ -132,34 +132,16 @@ impl Learner {
             }
             if !full && st.win_events < 4 {
                 // Too little traffic to judge: start over with the same arm.
-                st.win_events = 0;
-                st.win_threads = 0;
-                st.win_start_ms = now;
+                st.restart_window(now);
                 continue;
             }
             if !st.armed {
                 // The window ran under the base policy: not a sample of
                 // the arm. With enough traffic, the arm comes into force.
-                st.win_events = 0;
-                st.win_threads = 0;
-                st.win_start_ms = now;
+                st.restart_window(now);
                 if full {
                     st.armed = true;
-                    let arm = st.arm as usize;
-                    let (nr, ncap) = arm_policy(st.base, st.base_cap, arm, CLASS_SIZE[c]);
-                    let before = (w.table().refill_count(c), w.table().cache_cap(c));
-                    let n = w.set_refill_count(c, nr) as u32 + w.set_cache_cap(c, ncap) as u32;
-                    if n > 0 {
-                        out.writes += n;
-                        self.decisions += 1;
-                        log(Change::Class {
-                            class: c,
-                            refill: (before.0, nr),
-                            cap: (before.1, ncap),
-                            arm,
-                            reward: f64::NAN,
-                        });
-                    }
+                    self.put_arm(c, f64::NAN, w, log, out);
                 }
                 continue;
             }
@@ -169,9 +151,7 @@ impl Learner {
             let time = st.win_events as f64 * cfg.event_ns / (elapsed as f64 * 1e6 * threads);
             let held = threads * (r + cap) as f64 / 2.0 * CLASS_SIZE[c] as f64;
             let cost = time + held / rss;
-            st.win_events = 0;
-            st.win_threads = 0;
-            st.win_start_ms = now;
+            st.restart_window(now);
             if cost < cfg.min_cost {
                 continue;
             }
@@ -185,22 +165,7 @@ impl Learner {
             let next = st.ucb.select();
             if next != arm {
                 st.arm = next as u8;
-                let (nr, ncap) = arm_policy(st.base, st.base_cap, next, CLASS_SIZE[c]);
-                let before = (w.table().refill_count(c), w.table().cache_cap(c));
-                let a = w.set_refill_count(c, nr);
-                let b = w.set_cache_cap(c, ncap);
-                let n = a as u32 + b as u32;
-                if n > 0 {
-                    out.writes += n;
-                    self.decisions += 1;
-                    log(Change::Class {
-                        class: c,
-                        refill: (before.0, nr),
-                        cap: (before.1, ncap),
-                        arm: next,
-                        reward,
-                    });
-                }
+                self.put_arm(c, reward, w, log, out);
             }
         }
     }
@@ -215,26 +180,48 @@ impl Learner {
         out: &mut TickResult,
     ) {
         for c in 0..NUM_CLASSES {
-            let st = &self.classes[c];
-            if !st.armed {
-                continue;
-            }
-            let arm = st.arm as usize;
-            let (nr, ncap) = arm_policy(st.base, st.base_cap, arm, CLASS_SIZE[c]);
-            let before = (w.table().refill_count(c), w.table().cache_cap(c));
-            let n = w.set_refill_count(c, nr) as u32 + w.set_cache_cap(c, ncap) as u32;
-            if n > 0 {
-                out.writes += n;
-                self.decisions += 1;
-                log(Change::Class {
-                    class: c,
-                    refill: (before.0, nr),
-                    cap: (before.1, ncap),
-                    arm,
-                    reward: f64::NAN,
-                });
+            if self.classes[c].armed {
+                self.put_arm(c, f64::NAN, w, log, out);
             }
         }
+    }
+
+    /// Writes the policy of class `c`'s current arm into the table and logs
+    /// the change (`reward`: the window's that chose the arm, or NaN when
+    /// none did); values already in force are no writes.
+    fn put_arm(
+        &mut self,
+        c: usize,
+        reward: f64,
+        w: &PolicyWriter<'_>,
+        log: &mut dyn FnMut(Change),
+        out: &mut TickResult,
+    ) {
+        let st = &self.classes[c];
+        let arm = st.arm as usize;
+        let (nr, ncap) = arm_policy(st.base, st.base_cap, arm, CLASS_SIZE[c]);
+        let before = (w.table().refill_count(c), w.table().cache_cap(c));
+        let n = w.set_refill_count(c, nr) as u32 + w.set_cache_cap(c, ncap) as u32;
+        if n > 0 {
+            out.writes += n;
+            self.decisions += 1;
+            log(Change::Class {
+                class: c,
+                refill: (before.0, nr),
+                cap: (before.1, ncap),
+                arm,
+                reward,
+            });
+        }
+    }
+}
+
+impl ClassState {
+    /// Starts a new judging window at `now` (same arm).
+    fn restart_window(&mut self, now: u64) {
+        self.win_events = 0;
+        self.win_threads = 0;
+        self.win_start_ms = now;
     }
 }
 

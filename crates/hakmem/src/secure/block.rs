@@ -156,6 +156,42 @@ unsafe fn canary_intact(b: usize, from: usize, to: usize) -> bool {
     diff == 0
 }
 
+/// Writes the canary into bytes `[from, to)` of block `b` (`from` at
+/// least 8, `to` a multiple of 8): the first word merged with the bytes
+/// before `from`, then whole words.
+///
+/// # Safety
+/// The bytes, and the word that holds byte `from`, are inside block `b`,
+/// which is ours to write.
+#[inline]
+pub(super) unsafe fn fill_canary(b: usize, from: usize, to: usize) {
+    let c = canary();
+    let mut i = from & !7;
+    if i >= to {
+        return;
+    }
+    let pat = u64::from_ne_bytes([c; 8]);
+    // Little-endian: the bytes before `from` are the low ones of the word.
+    let keep = (1u64 << (8 * (from - i))).wrapping_sub(1);
+    // SAFETY: caller contract; 8-aligned as `b` is 16-aligned.
+    unsafe {
+        let w = (b + i) as *mut u64;
+        *w = (*w & keep) | (pat & !keep);
+    }
+    i += 8;
+    if to - i > 256 {
+        // SAFETY: caller contract.
+        unsafe { core::ptr::write_bytes((b + i) as *mut u8, c, to - i) };
+        return;
+    }
+    while i < to {
+        // SAFETY: as above. Volatile keeps the few stores inline (not a
+        // `memset` call).
+        unsafe { core::ptr::write_volatile((b + i) as *mut u64, pat) };
+        i += 8;
+    }
+}
+
 /// True when words `[from, stride / 8)` of block `b` are all zero: what a
 /// freed block must still hold. On x86-64, 64 bytes a step with four
 /// SSE2 ORs (the baseline of the target: no feature test); elsewhere, and

@@ -25,9 +25,9 @@ use super::{secret, word};
 use crate::diag;
 
 /// Blocks the quarantine holds at most.
-pub(super) const Q_SLOTS: usize = 64;
+const Q_SLOTS: usize = 64;
 /// Bytes the quarantine holds at most.
-pub(super) const Q_BYTES: usize = 256 * 1024;
+const Q_BYTES: usize = 256 * 1024;
 
 /// The secure cache's size per class: as many blocks as the default
 /// mode's thread cache keeps (`default_cap`), computed once.
@@ -45,11 +45,6 @@ const CACHE_CAP: [u16; NUM_CLASSES] = {
     }
     t
 };
-
-/// Room left in the secure cache of `class` holding `cached` blocks.
-pub(super) fn cache_room(class: usize, cached: u16) -> u32 {
-    CACHE_CAP[class].saturating_sub(cached) as u32
-}
 
 /// A quarantine entry: the block address (below 2^56) with its class in
 /// the top byte, so that leaving the quarantine needs no slab-record read.
@@ -73,8 +68,8 @@ pub(crate) struct Quarantine {
     head: u32, // oldest entry
     len: u32,
     bytes: usize,
-    pub(super) cache: [*mut u8; NUM_CLASSES],
-    pub(super) cached: [u16; NUM_CLASSES],
+    cache: [*mut u8; NUM_CLASSES],
+    cached: [u16; NUM_CLASSES],
 }
 
 impl Quarantine {
@@ -87,6 +82,11 @@ impl Quarantine {
             cache: [ptr::null_mut(); NUM_CLASSES],
             cached: [0; NUM_CLASSES],
         }
+    }
+
+    /// Room left in the secure cache of `class`.
+    pub(super) fn cache_room(&self, class: usize) -> u32 {
+        CACHE_CAP[class].saturating_sub(self.cached[class]) as u32
     }
 
     /// Takes a cached block of `class`, or null. The head is trusted (our

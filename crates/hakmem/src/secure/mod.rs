@@ -54,7 +54,7 @@ use hakmem_refill_engine::{FreeOutcome, Lifecycle};
 mod block;
 mod cache;
 mod zero;
-use block::{check_live, is_free_block, live_fast, still_zero, zero_contents};
+use block::{check_live, fill_canary, is_free_block, live_fast, still_zero, zero_contents};
 pub(crate) use cache::Quarantine;
 pub(crate) use zero::is_zero_block;
 use zero::zero_alloc;
@@ -89,16 +89,9 @@ pub(crate) fn enable() {
     if on() {
         return;
     }
-    let mut seed = [0u8; 8];
-    // SAFETY: an 8-byte buffer of ours; getrandom does not allocate.
-    let got = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), 8, libc::GRND_NONBLOCK) };
-    let mut s = u64::from_ne_bytes(seed);
-    if got != 8 {
-        // No entropy yet (early boot): the clock and an address still make
-        // the secret differ from run to run.
-        let ts = crate::sys::clock(libc::CLOCK_MONOTONIC);
-        s ^= (ts.tv_nsec as u64).rotate_left(32) ^ ts.tv_sec as u64 ^ (&SECRET as *const _ as u64);
-    }
+    // getrandom, or (no entropy yet, early boot) an address and the clock,
+    // so the secret still differs from run to run.
+    let s = hakmem_superslab_backend::os::random_u64();
     SECRET.store(s | 1, Relaxed);
     for c in 0..NUM_CLASSES {
         POLICY.set_cache_cap(c, 0);
@@ -227,42 +220,6 @@ pub(crate) unsafe fn alloc(t: *mut ThreadState, n: usize, align: usize) -> *mut 
     (b + h) as *mut u8
 }
 
-/// Writes the canary into bytes `[from, to)` of block `b` (`from` at
-/// least 8, `to` a multiple of 8): the first word merged with the bytes
-/// before `from`, then whole words.
-///
-/// # Safety
-/// The bytes, and the word that holds byte `from`, are inside block `b`,
-/// which is ours to write.
-#[inline]
-unsafe fn fill_canary(b: usize, from: usize, to: usize) {
-    let c = canary();
-    let mut i = from & !7;
-    if i >= to {
-        return;
-    }
-    let pat = u64::from_ne_bytes([c; 8]);
-    // Little-endian: the bytes before `from` are the low ones of the word.
-    let keep = (1u64 << (8 * (from - i))).wrapping_sub(1);
-    // SAFETY: caller contract; 8-aligned as `b` is 16-aligned.
-    unsafe {
-        let w = (b + i) as *mut u64;
-        *w = (*w & keep) | (pat & !keep);
-    }
-    i += 8;
-    if to - i > 256 {
-        // SAFETY: caller contract.
-        unsafe { ptr::write_bytes((b + i) as *mut u8, c, to - i) };
-        return;
-    }
-    while i < to {
-        // SAFETY: as above. Volatile keeps the few stores inline (not a
-        // `memset` call).
-        unsafe { ptr::write_volatile((b + i) as *mut u64, pat) };
-        i += 8;
-    }
-}
-
 /// Blocks a secure refill takes from the slabs at once (into the
 /// thread's checked cache), so that the slab round trip is paid once per
 /// batch, not per allocation.
@@ -290,7 +247,7 @@ unsafe fn refill(t: *mut ThreadState, class: usize) -> *mut u8 {
         }
         return b;
     }
-    let room = cache::cache_room(class, ts.quarantine.cached[class]);
+    let room = ts.quarantine.cache_room(class);
     let want = room.clamp(1, REFILL_BATCH);
     // SAFETY: our registered heap.
     let c = unsafe {
@@ -400,12 +357,7 @@ unsafe fn give_back(t: *mut ThreadState, b: usize, class: usize) {
     if mine {
         // SAFETY: a free block of our slab: through the cache's flush, which
         // returns it to the slab's local list.
-        unsafe {
-            ts.local.front_mut().push_chain(class, bp, bp, 1);
-            if let Err(bad) = ts.local.flush(class) {
-                diag::invalid_pointer("free()", bad);
-            }
-        }
+        unsafe { to_slabs(ts, class, bp, bp, 1) };
         return;
     }
     // SAFETY: `b` is a freed block start of a live superslab.
@@ -414,12 +366,7 @@ unsafe fn give_back(t: *mut ThreadState, b: usize, class: usize) {
         FreeOutcome::NotAllocated => diag::invalid_pointer("free()", bp),
         FreeOutcome::Adopted { class } => {
             // SAFETY: we own the block's slab now.
-            unsafe {
-                ts.local.front_mut().push_chain(class, bp, bp, 1);
-                if let Err(bad) = ts.local.flush(class) {
-                    diag::invalid_pointer("free()", bad);
-                }
-            }
+            unsafe { to_slabs(ts, class, bp, bp, 1) };
         }
     }
 }
@@ -455,12 +402,23 @@ unsafe fn spill(t: *mut ThreadState, class: usize) {
         // The chain goes through the thread cache's flush, which
         // returns each block to its slab (locally or remotely).
         // SAFETY: a chain of `n` free blocks of `class` we hold.
-        unsafe {
-            ts.local.front_mut().push_chain(class, head, tail, n);
-            if let Err(bad) = ts.local.flush(class) {
-                diag::invalid_pointer("free()", bad);
-            }
-        }
+        unsafe { to_slabs(ts, class, head, tail, n) };
+    }
+}
+
+/// Returns a chain of `n` free blocks of `class` (`head` to `tail`, linked
+/// in clear) to their slabs through the thread cache's flush (locally, or
+/// remotely for another thread's slab).
+///
+/// # Safety
+/// The blocks are free blocks of `class` that the caller holds, linked as
+/// the thread cache links them.
+unsafe fn to_slabs(ts: &mut ThreadState, class: usize, head: *mut u8, tail: *mut u8, n: u32) {
+    // SAFETY: caller contract.
+    unsafe { ts.local.front_mut().push_chain(class, head, tail, n) };
+    // SAFETY: our own cache, just pushed.
+    if let Err(bad) = unsafe { ts.local.flush(class) } {
+        diag::invalid_pointer("free()", bad);
     }
 }
 
