@@ -188,3 +188,70 @@ fn no_release_while_remote_free_in_flight() {
     assert_eq!(mismatches.load(Ordering::Relaxed), 0);
     assert!(hakmem::stats().remote_frees > 0);
 }
+
+/// A cache flush counts the blocks of each run of one slab back with one
+/// `used -= run` (refill-engine's `flush`). Frees that interleave many
+/// slabs make the runs short and alternate between slabs. An undercount
+/// would keep emptied slabs from going back (caught: the 2 KiB blocks
+/// allocated after the 1 KiB ones were freed then need new superslabs);
+/// an overcount would release a slab whose blocks are still live or
+/// cached (caught by the value checks and the overlap check).
+#[test]
+fn interleaved_flushes_count_every_slab_back() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    std::thread::spawn(|| {
+        const N: usize = 4096; // 1 KiB blocks: 64 slabs of 64 KiB
+        for round in 0..8usize {
+            let v: Vec<usize> = (0..N)
+                .map(|i| {
+                    let p = hakmem::malloc(1024);
+                    assert!(!p.is_null());
+                    // SAFETY: fresh 1 KiB block.
+                    unsafe { std::ptr::write_bytes(p, (i ^ round) as u8, 1024) };
+                    p as usize
+                })
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_unstable();
+            assert!(sorted.windows(2).all(|w| w[1] - w[0] >= 1024), "overlap");
+            let full = hakmem::stats().superslabs;
+            // Stride 67 (coprime with N): consecutive frees hit different
+            // slabs, a few blocks apart.
+            for k in 0..N {
+                let i = (k * 67) % N;
+                let p = v[i] as *mut u8;
+                // SAFETY: a live 1 KiB block written above.
+                unsafe {
+                    assert_eq!(*p, (i ^ round) as u8, "block {i} changed");
+                    assert_eq!(*p.add(1023), (i ^ round) as u8, "block {i} changed");
+                }
+                // SAFETY: allocated above, freed once.
+                unsafe { hakmem::free(p) };
+            }
+            hakmem::trim();
+            // The same bytes in another class fit in the slabs just given
+            // back.
+            let w: Vec<*mut u8> = (0..N / 2)
+                .map(|_| {
+                    let q = hakmem::malloc(2048);
+                    assert!(!q.is_null());
+                    // SAFETY: fresh 2 KiB block.
+                    unsafe { std::ptr::write_bytes(q, 0xEE, 2048) };
+                    q
+                })
+                .collect();
+            let other = hakmem::stats().superslabs;
+            assert!(
+                other <= full,
+                "round {round}: {other} superslabs for the 2 KiB blocks, {full} held the 1 KiB ones"
+            );
+            for q in w {
+                // SAFETY: allocated above, freed once.
+                unsafe { hakmem::free(q) };
+            }
+            hakmem::trim();
+        }
+    })
+    .join()
+    .unwrap();
+}

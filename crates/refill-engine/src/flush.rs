@@ -31,20 +31,44 @@ pub(crate) unsafe fn return_block(heap: &mut Heap, class: usize, b: *mut u8) {
 unsafe fn return_block_to(heap: &mut Heap, class: usize, b: *mut u8, s: &SlabMeta) {
     if s.owner() == heap.id {
         // SAFETY: we own the slab, so its local list is ours.
-        unsafe { set_block_next(b, s.free_head()) };
-        s.set_free_head(b);
-        let was = s.sub_used(1);
-        if was == 1 && !ptr::eq(heap.partial[class], s) {
-            // Empty and not the warm head of the list: give it back.
-            heap.unlink(class, s);
-            // SAFETY: we own it, used == 0, and it is unlinked.
-            unsafe { hakmem_superslab_backend::release_slab(s) };
-            event(EventKind::SlabRelease, class, 0, heap);
-        }
+        unsafe { push_local(b, s) };
+        // SAFETY: we own `s` and just put one block on its local list.
+        unsafe { settle(heap, class, s, 1) };
     } else {
         // SAFETY: forwarded contract; a block we hold is allocated.
         let r = unsafe { hakmem_remote_queue::remote_free(s, b) };
         debug_assert_eq!(r, RemoteFree::Queued);
+    }
+}
+
+/// Puts `b` on the local free list of its slab `s`, without touching the
+/// slab's used count (see [`settle`]).
+///
+/// # Safety
+/// The calling thread owns `s`; `b` is an allocated block of `s`.
+#[inline(always)]
+unsafe fn push_local(b: *mut u8, s: &SlabMeta) {
+    // SAFETY: we own the slab, so its local list is ours; `b` is a block.
+    unsafe { set_block_next(b, s.free_head()) };
+    s.set_free_head(b);
+}
+
+/// Counts `n` blocks that were just put back on the local list of the
+/// owned slab `s` (one atomic `used -= n` for the run), and gives the slab
+/// back when that emptied it and it is not the warm head of its list.
+///
+/// # Safety
+/// The calling thread owns `s`, which has class `class`; `n >= 1` blocks
+/// of `s` went onto its local list since they last counted as used.
+#[inline(always)]
+unsafe fn settle(heap: &mut Heap, class: usize, s: &SlabMeta, n: u32) {
+    let was = s.sub_used(n);
+    if was == n && !ptr::eq(heap.partial[class], s) {
+        // Empty and not the warm head of the list: give it back.
+        heap.unlink(class, s);
+        // SAFETY: we own it, used == 0, and it is unlinked.
+        unsafe { hakmem_superslab_backend::release_slab(s) };
+        event(EventKind::SlabRelease, class, 0, heap);
     }
 }
 
@@ -66,6 +90,11 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<
     let keep = front.cap(class) / 2;
     let n = front.count(class).saturating_sub(keep);
     let (mut b, k) = front.take(class, n);
+    // Consecutive blocks of one owned slab (the usual case: a batch freed
+    // in order) are counted back with one `used -= run` instead of one
+    // atomic per block; `run` blocks of `cur` are on its list, uncounted.
+    let mut cur: *const SlabMeta = ptr::null();
+    let mut run = 0u32;
     while !b.is_null() {
         // SAFETY: `b` is a free block from our cache chain (or, if the
         // program freed a bad pointer, an address inside a live superslab
@@ -74,14 +103,37 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<
         // slab cannot change class while they count as used.
         let (s, shift) = unsafe { slab_and_shift_of(b) };
         if !is_carved_block(b as usize, shift, class, s.carved()) {
+            if run > 0 {
+                // SAFETY: `cur` is an owned slab with `run` uncounted blocks.
+                unsafe { settle(heap, class, &*cur, run) };
+            }
             return Err(b);
         }
         // SAFETY: `b` is a free block from our cache chain.
         let nx = unsafe { block_next(b) };
-        // SAFETY: blocks in our cache are allocated from their slab's view;
-        // `s` is `b`'s slab record.
-        unsafe { return_block_to(heap, class, b, s) };
+        if s.owner() == heap.id {
+            if !ptr::eq(cur, s) {
+                if run > 0 {
+                    // SAFETY: as above.
+                    unsafe { settle(heap, class, &*cur, run) };
+                }
+                cur = s;
+                run = 0;
+            }
+            // SAFETY: we own `s`; blocks in our cache are allocated from
+            // its view until counted back by `settle`.
+            unsafe { push_local(b, s) };
+            run += 1;
+        } else {
+            // SAFETY: blocks in our cache are allocated from their slab's
+            // view; `s` is `b`'s slab record.
+            unsafe { return_block_to(heap, class, b, s) };
+        }
         b = nx;
+    }
+    if run > 0 {
+        // SAFETY: `cur` is an owned slab with `run` uncounted blocks.
+        unsafe { settle(heap, class, &*cur, run) };
     }
     heap.counters.class[class].flushes += 1;
     heap.counters.class[class].flushed_blocks += k as u64;
