@@ -72,6 +72,19 @@ unsafe fn settle(heap: &mut Heap, class: usize, s: &SlabMeta, n: u32) {
     }
 }
 
+/// [`settle`] for the run in progress: `run` uncounted blocks of `cur`
+/// (nothing when `run` is 0).
+///
+/// # Safety
+/// As for [`settle`] when `run > 0`, with `cur` the owned slab.
+#[inline(always)]
+unsafe fn end_run(heap: &mut Heap, class: usize, cur: *const SlabMeta, run: u32) {
+    if run > 0 {
+        // SAFETY: caller contract; `cur` is a live record when `run > 0`.
+        unsafe { settle(heap, class, &*cur, run) };
+    }
+}
+
 /// Cache overflow for `class`: returns blocks until the cache is at half
 /// its cap.
 ///
@@ -103,20 +116,16 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<
         // slab cannot change class while they count as used.
         let (s, shift) = unsafe { slab_and_shift_of(b) };
         if !is_carved_block(b as usize, shift, class, s.carved()) {
-            if run > 0 {
-                // SAFETY: `cur` is an owned slab with `run` uncounted blocks.
-                unsafe { settle(heap, class, &*cur, run) };
-            }
+            // SAFETY: `cur` is an owned slab with `run` uncounted blocks.
+            unsafe { end_run(heap, class, cur, run) };
             return Err(b);
         }
         // SAFETY: `b` is a free block from our cache chain.
         let nx = unsafe { block_next(b) };
         if s.owner() == heap.id {
             if !ptr::eq(cur, s) {
-                if run > 0 {
-                    // SAFETY: as above.
-                    unsafe { settle(heap, class, &*cur, run) };
-                }
+                // SAFETY: as above.
+                unsafe { end_run(heap, class, cur, run) };
                 cur = s;
                 run = 0;
             }
@@ -131,10 +140,8 @@ pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<
         }
         b = nx;
     }
-    if run > 0 {
-        // SAFETY: `cur` is an owned slab with `run` uncounted blocks.
-        unsafe { settle(heap, class, &*cur, run) };
-    }
+    // SAFETY: as above.
+    unsafe { end_run(heap, class, cur, run) };
     heap.counters.class[class].flushes += 1;
     heap.counters.class[class].flushed_blocks += k as u64;
     event(EventKind::Flush, class, k, heap);
