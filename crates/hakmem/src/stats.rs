@@ -208,7 +208,9 @@ impl Stats {
 /// Publishes the counters of one class of thread `ts` (its own thread).
 fn publish_class(ts: &mut ThreadState, class: usize) {
     let c = ts.local.counters_mut().take_class(class);
-    let pushes = ts.local.front_mut().drain_pushes(class);
+    let total = ts.local.front().pushes(class);
+    let pushes = total.wrapping_sub(ts.published_pushes[class]);
+    ts.published_pushes[class] = total;
     let cached = ts.local.front().count(class);
     let delta = cached as i64 - ts.published_cached[class] as i64;
     ts.published_cached[class] = cached;

@@ -21,6 +21,7 @@ use hakmem_refill_engine::LocalHeap;
 pub(crate) struct ThreadState {
     pub(crate) local: LocalHeap, // cache front, heap, span stash, counters
     pub(crate) published_cached: [u32; NUM_CLASSES], // statistics: cached count last published
+    pub(crate) published_pushes: [u64; NUM_CLASSES], // statistics: push count last published
     pub(crate) quarantine: crate::secure::Quarantine, // secure mode: freed blocks not reused yet
 }
 
@@ -29,6 +30,7 @@ impl ThreadState {
         ThreadState {
             local: LocalHeap::new(),
             published_cached: [0; NUM_CLASSES],
+            published_pushes: [0; NUM_CLASSES],
             quarantine: crate::secure::Quarantine::new(),
         }
     }

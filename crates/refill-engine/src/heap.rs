@@ -6,6 +6,7 @@ use core::ptr;
 use hakmem_ace_learning::{observe, Event, EventKind};
 use hakmem_ptr_bridge::{slab_state, SlabMeta, NUM_CLASSES};
 
+use crate::grow::Grow;
 use crate::local::Lifecycle;
 use crate::remote::Pending;
 
@@ -23,6 +24,7 @@ pub struct Heap {
     pub(crate) id: usize, // owner id written in slab records
     pub(crate) partial: [*mut SlabMeta; NUM_CLASSES], // owned slabs (doubly linked)
     pub(crate) pending: [Pending; NUM_CLASSES], // remote frees batched per class
+    pub(crate) grow: [Grow; NUM_CLASSES], // cache slow start per class
     /// Slow-path counters of this thread (published by the facade).
     pub counters: Counters,
 }
@@ -77,6 +79,7 @@ impl Heap {
             id: UNREGISTERED,
             partial: [ptr::null_mut(); NUM_CLASSES],
             pending: [Pending::EMPTY; NUM_CLASSES],
+            grow: [Grow::ZERO; NUM_CLASSES],
             counters: Counters {
                 class: [ClassCounters::ZERO; NUM_CLASSES],
                 adopted: 0,
@@ -91,6 +94,13 @@ impl Heap {
         let mut h = Heap::new();
         h.id = id;
         h
+    }
+
+    /// Blocks the cache cap of `class` holds above the policy's cap, from
+    /// the slow start (see `grow.rs`): 0 until the class cycles more blocks
+    /// than its cache holds.
+    pub fn cap_boost(&self, class: usize) -> u32 {
+        self.grow[class].boost()
     }
 
     /// The owner id of this heap.

@@ -31,7 +31,9 @@ pub fn set_scrub_carved(on: bool) {
 pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
     // One load: the class's refill count, cap and prefill budget together.
     let policy = POLICY.class_policy(class);
-    front.set_cap(class, policy.cap as u32);
+    // The policy's cap plus what the slow start added (see `grow.rs`).
+    let cap = heap.grow[class].at_refill(class, policy.cap as u32);
+    front.set_cap(class, cap);
     // A warm-pool prefill budget (set by the learner after an idle trim)
     // may ask for more than the refill count; the cache cap bounds both.
     let want = (policy.refill.max(1) as u32)

@@ -12,8 +12,8 @@ use hakmem_ace_learning::POLICY;
 use hakmem_ptr_bridge::{slab_meta_of, slab_state, SlabMeta, CLASS_SIZE, MIN_ALIGN, NO_OWNER};
 use hakmem_refill_engine::migrate::owned_slabs;
 use hakmem_refill_engine::{
-    abandon_all, batch_remote, flush, flush_remote_batches, free_remote, refill, sweep_empty,
-    FreeOutcome, Heap, EXITED, REMOTE_BATCH,
+    abandon_all, batch_remote, flush, flush_remote_batches, free_remote, grow_limit, refill,
+    sweep_empty, FreeOutcome, Heap, EXITED, GROW_MAX_BYTES, REMOTE_BATCH,
 };
 use hakmem_tls_front::Front;
 
@@ -109,7 +109,13 @@ fn refill_brings_distinct_aligned_blocks_of_one_slab() {
 
 #[test]
 fn flush_returns_blocks_above_half_the_cap_to_their_slab() {
-    let class = 5;
+    // 320 bytes: a class whose default cap already holds the slow start's
+    // byte budget, so the flush keeps exactly half the cap.
+    let class = 17;
+    assert_eq!(
+        grow_limit(class, POLICY.cache_cap(class)),
+        POLICY.cache_cap(class)
+    );
     let (mut heap, mut front) = thread(7002);
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -292,4 +298,171 @@ fn a_published_slab_freed_empty_by_an_exited_thread_is_swept() {
     // this one is released.
     assert!(sweep_empty() >= 1);
     assert_ne!(s.state(), slab_state::QUEUED, "the empty slab went back");
+}
+
+/// The program's malloc as the facade does it: a cache pop, else a refill.
+fn alloc(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
+    let b = front.pop(class);
+    if !b.is_null() {
+        return b;
+    }
+    // SAFETY: `heap` and `front` are this test's, and the heap is registered.
+    let b = unsafe { refill(heap, front, class) };
+    assert!(!b.is_null(), "refill of class {class} failed");
+    b
+}
+
+/// The program's free by the owner: a cache push, and a flush on overflow.
+fn free(heap: &mut Heap, front: &mut Front, class: usize, b: *mut u8) {
+    // SAFETY: an allocated block of `class` the test holds, in no list.
+    if unsafe { front.push(class, b) } {
+        // SAFETY: this test's heap and front.
+        unsafe { flush(heap, front, class) }.expect("only valid blocks were cached");
+    }
+}
+
+/// Rounds of glibc's bench-malloc-simple shape: `n` blocks allocated and
+/// written, then freed, half in order and half in reverse. Returns the
+/// refills and flushes of the last round. Every block is value-checked.
+fn batch_rounds(
+    heap: &mut Heap,
+    front: &mut Front,
+    class: usize,
+    n: usize,
+    rounds: usize,
+) -> (u64, u64) {
+    let size = CLASS_SIZE[class] as usize;
+    let mut last = (0, 0);
+    for r in 0..rounds {
+        let before = heap.counters.class[class];
+        let blocks: Vec<*mut u8> = (0..n).map(|_| alloc(heap, front, class)).collect();
+        for (i, &b) in blocks.iter().enumerate() {
+            // SAFETY: `b` is a live block of `size` bytes the test holds.
+            unsafe { std::ptr::write_bytes(b, (i + r) as u8, size) };
+        }
+        for (i, &b) in blocks.iter().enumerate() {
+            // SAFETY: as above; no other live block overlaps it.
+            let ok = unsafe { std::slice::from_raw_parts(b, size) }
+                .iter()
+                .all(|&x| x == (i + r) as u8);
+            assert!(ok, "block {i} of round {r} was overwritten");
+        }
+        let (first, second) = blocks.split_at(n / 2);
+        for &b in first.iter().chain(second.iter().rev()) {
+            free(heap, front, class, b);
+        }
+        let after = heap.counters.class[class];
+        last = (
+            after.refills - before.refills,
+            after.flushes - before.flushes,
+        );
+    }
+    last
+}
+
+#[test]
+fn a_batch_larger_than_the_cache_grows_its_cap_until_it_fits() {
+    let class = 1; // 32 bytes: the cap may grow to 1024 blocks
+    let (mut heap, mut front) = thread(7010);
+    let base = POLICY.cache_cap(class);
+    let limit = grow_limit(class, base);
+    assert!(
+        limit > 600 && base < 300,
+        "the test needs a batch between the caps"
+    );
+    let (refills, flushes) = batch_rounds(&mut heap, &mut front, class, 600, 1);
+    assert!(
+        refills > 1 && flushes > 1,
+        "at the default cap the batch cycles through the slabs"
+    );
+    // Its frees already grew the cap: they followed refills, and most of
+    // them went back to slabs.
+    assert!(heap.cap_boost(class) > 0);
+    let (refills, flushes) = batch_rounds(&mut heap, &mut front, class, 600, 4);
+    assert_eq!(
+        (refills, flushes),
+        (0, 0),
+        "the grown cache holds the whole batch"
+    );
+    let cap = front.cap(class);
+    assert!(
+        cap > 600 && cap <= limit,
+        "cap {cap} (base {base}, limit {limit})"
+    );
+    assert_eq!(cap, base + heap.cap_boost(class));
+
+    // A trim or thread exit gives the extra back.
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+    assert_eq!(heap.cap_boost(class), 0);
+    assert_eq!(front.cap(class), base);
+}
+
+#[test]
+fn the_cap_never_grows_past_its_byte_budget() {
+    let class = 2; // 48 bytes: at most 682 blocks
+    let (mut heap, mut front) = thread(7011);
+    let limit = grow_limit(class, POLICY.cache_cap(class));
+    assert_eq!(limit, GROW_MAX_BYTES / 48);
+    let (refills, flushes) = batch_rounds(&mut heap, &mut front, class, 1500, 6);
+    assert!(
+        refills > 0 && flushes > 0,
+        "a batch above the budget still cycles"
+    );
+    assert_eq!(front.cap(class), limit);
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+}
+
+#[test]
+fn random_churn_and_a_thread_that_only_frees_do_not_grow_the_cap() {
+    let class = 4; // 80 bytes
+    let (mut heap, mut front) = thread(7012);
+    // A live set that wanders at random over thousands of blocks: every
+    // block the cache overflows is one of thousands of frees.
+    let mut live: Vec<*mut u8> = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut most = 0;
+    for _ in 0..400_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        if (x >> 63) == 1 || live.is_empty() {
+            live.push(alloc(&mut heap, &mut front, class));
+        } else {
+            let i = (x >> 20) as usize % live.len();
+            let b = live.swap_remove(i);
+            free(&mut heap, &mut front, class, b);
+        }
+        most = most.max(heap.cap_boost(class));
+    }
+    let c = heap.counters.class[class];
+    assert!(c.flushes > 10 && c.refills > 10, "the walk cycles: {c:?}");
+    assert_eq!(most, 0, "random churn grew the cap");
+    for b in live.drain(..) {
+        free(&mut heap, &mut front, class, b);
+    }
+
+    // Blocks another thread allocated, freed here: this thread flushes
+    // them over and over but never refills, so its cap stays.
+    let (mut other, mut other_front) = thread(7013);
+    let mut given = Vec::new();
+    for _ in 0..20 {
+        given.extend(refill_all(&mut other, &mut other_front, class));
+    }
+    for &b in &given {
+        free(&mut heap, &mut front, class, b);
+    }
+    assert!(heap.counters.class[class].flushes > c.flushes + 5);
+    assert_eq!(
+        heap.cap_boost(class),
+        0,
+        "a thread that only frees grew its cap"
+    );
+    // SAFETY: this test's heaps and fronts.
+    unsafe {
+        abandon_all(&mut heap, &mut front);
+        flush_remote_batches(&mut other);
+        abandon_all(&mut other, &mut other_front);
+    }
 }

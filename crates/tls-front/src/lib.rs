@@ -41,7 +41,7 @@ pub struct Front {
     heads: [*mut u8; NUM_ROUTES], // list heads; span twins stay null
     room: [i32; NUM_CLASSES],     // cap minus length; < 0 means overfull
     caps: [u32; NUM_CLASSES],     // most blocks kept before a flush
-    pushes: [u64; NUM_CLASSES],   // frees pushed since the last drain (statistics)
+    pushes: [u64; NUM_CLASSES],   // frees pushed so far (statistics, slow start)
 }
 
 impl Front {
@@ -203,11 +203,12 @@ impl Front {
         self.caps[class] = cap;
     }
 
-    /// Returns the number of frees pushed for `class` since the last call
-    /// and resets it (the statistics publish it in batches).
+    /// The number of frees pushed for `class` so far (it only grows,
+    /// wrapping; the statistics publish differences of it, and the refill
+    /// engine's slow start compares it between flushes).
     #[inline]
-    pub fn drain_pushes(&mut self, class: usize) -> u64 {
-        core::mem::take(&mut self.pushes[class])
+    pub fn pushes(&self, class: usize) -> u64 {
+        self.pushes[class]
     }
 
     /// Total cached blocks over all classes.
