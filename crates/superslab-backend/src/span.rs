@@ -127,9 +127,6 @@ fn span_geometry(size: usize, align: usize) -> Option<(usize, usize)> {
     Some((off, len))
 }
 
-/// Takes a cached mapping for a request of `len` bytes: the smallest one of
-/// at least `len` bytes, else the largest smaller one, which the caller
-/// grows. `None` when the cache is empty.
 /// True when `p` points into a mapping the shared span cache keeps (a
 /// span that was freed and not handed out again). Takes the cache lock:
 /// for the diagnostics of a bad free only.
@@ -145,6 +142,9 @@ pub fn span_cache_holds(p: *const u8) -> bool {
         .any(|s| s.base != 0 && (p as usize).wrapping_sub(s.base) < s.len)
 }
 
+/// Takes a cached mapping for a request of `len` bytes: the smallest one of
+/// at least `len` bytes, else the largest smaller one, which the caller
+/// grows. `None` when the cache is empty.
 fn cache_take(len: usize) -> Option<(usize, usize)> {
     if CACHE.bytes.load(Relaxed) == 0 {
         return None;
