@@ -116,6 +116,10 @@ pub struct SlabMeta {
     state: AtomicU8,
     /// This slab's index in its superslab.
     index: AtomicU8,
+    /// *owner*: a refill found the slab exhausted and kept it once (see
+    /// `hakmem-refill-engine`'s `take_chain`); cleared when blocks are
+    /// taken from it and when a heap links it.
+    spared: AtomicU8,
 }
 
 // One cache line, and nothing more: the record arithmetic below
@@ -278,6 +282,7 @@ impl SlabMeta {
             class: AtomicU32::new(0),
             state: AtomicU8::new(slab_state::FREE),
             index: AtomicU8::new(0),
+            spared: AtomicU8::new(0),
         }
     }
 
@@ -391,6 +396,19 @@ impl SlabMeta {
     #[inline(always)]
     pub fn set_prev(&self, prev: *mut SlabMeta) {
         self.prev.store(prev, Relaxed);
+    }
+
+    /// *owner*: whether a refill already kept this slab once while it was
+    /// exhausted (`Relaxed`).
+    #[inline]
+    pub fn spared(&self) -> bool {
+        self.spared.load(Relaxed) != 0
+    }
+
+    /// *owner*: sets [`SlabMeta::spared`] (`Relaxed`).
+    #[inline]
+    pub fn set_spared(&self, on: bool) {
+        self.spared.store(on as u8, Relaxed);
     }
 
     // ----- transitions -----

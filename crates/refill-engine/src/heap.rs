@@ -139,6 +139,7 @@ impl Heap {
     pub(crate) fn link(&mut self, class: usize, s: &SlabMeta) {
         let sp = s as *const SlabMeta as *mut SlabMeta;
         let head = self.partial[class];
+        s.set_spared(false);
         s.set_prev(ptr::null_mut());
         s.set_next(head);
         if !head.is_null() {
@@ -146,6 +147,24 @@ impl Heap {
             unsafe { (*head).set_prev(sp) };
         }
         self.partial[class] = sp;
+    }
+
+    /// Moves `s`, linked in `partial[class]`, to the end of the list (a
+    /// walk from `s`: only for a refill sparing an exhausted slab).
+    pub(crate) fn move_to_tail(&mut self, class: usize, s: &SlabMeta) {
+        let mut last = s.next();
+        if last.is_null() {
+            return;
+        }
+        // SAFETY: linked slabs are live records owned by this heap.
+        while !unsafe { (*last).next() }.is_null() {
+            // SAFETY: as above.
+            last = unsafe { (*last).next() };
+        }
+        self.unlink(class, s);
+        s.set_prev(last);
+        // SAFETY: as above.
+        unsafe { (*last).set_next(s as *const SlabMeta as *mut SlabMeta) };
     }
 
     pub(crate) fn unlink(&mut self, class: usize, s: &SlabMeta) {

@@ -182,9 +182,22 @@ pub unsafe fn take_chain(
         }
         if taken > 0 {
             s.add_used(taken);
+            s.set_spared(false);
         }
         if n < want && s.is_exhausted() {
-            give_up_exhausted(heap, class, s);
+            if !s.spared() && !s.next().is_null() {
+                // A second chance: its blocks are in use or in this
+                // thread's cache, and the thread's own frees of them stay
+                // on the fast path only while it owns the slab. Given up
+                // now, each of those frees would adopt it back
+                // (`free_remote`) just for the next refill to give it up
+                // again. Kept, it waits at the end of the list; a refill
+                // that finds it exhausted a second time gives it up.
+                s.set_spared(true);
+                heap.move_to_tail(class, s);
+            } else {
+                give_up_exhausted(heap, class, s);
+            }
         }
     }
     if n > 0 {

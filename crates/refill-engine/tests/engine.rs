@@ -466,3 +466,71 @@ fn random_churn_and_a_thread_that_only_frees_do_not_grow_the_cap() {
         abandon_all(&mut other, &mut other_front);
     }
 }
+
+/// The program's free as the facade does it: a cache push (and a flush on
+/// overflow) when the thread owns the block's slab, else `free_remote`,
+/// which may adopt the slab (then the block is cached as well).
+fn free_any(heap: &mut Heap, front: &mut Front, class: usize, b: *mut u8) {
+    if slab_of(b).owner() == heap.id() {
+        return free(heap, front, class, b);
+    }
+    // SAFETY: an allocated block of a live superslab the test frees.
+    match unsafe { free_remote(heap, b) } {
+        FreeOutcome::Adopted { class: c } => {
+            assert_eq!(c, class);
+            free(heap, front, class, b);
+        }
+        FreeOutcome::Remote => {}
+        FreeOutcome::NotAllocated => panic!("{b:p} was not allocated"),
+    }
+}
+
+#[test]
+fn a_thread_cycling_its_own_large_blocks_keeps_its_exhausted_slabs() {
+    // The 61440-byte class: 8 blocks a 512 KiB slab, a refill of 2, a cache
+    // of 4, so a refill often finds its slab exhausted while the thread
+    // still holds its blocks. Given up at once, the thread's own free of
+    // each of those blocks adopted the slab back (half of all frees in
+    // `random-mixed min=60000 max=60000`, docs/benchmarks.md); a refill
+    // now keeps an exhausted slab once, so those frees stay local.
+    let class = hakmem_ptr_bridge::NUM_CLASSES - 2;
+    let size = CLASS_SIZE[class] as usize;
+    let (mut heap, mut front) = thread(7014);
+    let mut live: Vec<(*mut u8, u8)> = Vec::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut frees = 0u64;
+    for i in 0..20_000u32 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (x & 1 == 0 && live.len() < 200) || live.is_empty() {
+            let b = alloc(&mut heap, &mut front, class);
+            let tag = i as u8;
+            // SAFETY: a live block of `size` bytes the test holds.
+            unsafe {
+                b.write(tag);
+                b.add(size - 1).write(tag);
+            }
+            assert!(live.iter().all(|&(p, _)| p != b), "{b:p} handed out twice");
+            live.push((b, tag));
+        } else {
+            let (b, tag) = live.swap_remove((x >> 8) as usize % live.len());
+            // SAFETY: as above.
+            let (first, last) = unsafe { (b.read(), b.add(size - 1).read()) };
+            assert_eq!((first, last), (tag, tag), "block {b:p} was overwritten");
+            free_any(&mut heap, &mut front, class, b);
+            frees += 1;
+        }
+    }
+    let adopted = heap.counters.adopted;
+    assert!(frees > 8000, "the walk frees: {frees}");
+    assert!(
+        adopted * 20 < frees,
+        "{adopted} adoptions for {frees} frees by the owner"
+    );
+    for (b, _) in live.drain(..) {
+        free_any(&mut heap, &mut front, class, b);
+    }
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+}
