@@ -19,10 +19,12 @@ pub const EXITED: usize = usize::MAX - 1;
 /// A thread's ownership state: the slabs it owns, per class.
 ///
 /// Invariant: a slab is linked in `partial[c]` iff `owner == id`, its
-/// state is ACTIVE and its class is `c`.
+/// state is ACTIVE and its class is `c`; `tail[c]` is the list's last slab
+/// (null when it is empty).
 pub struct Heap {
     pub(crate) id: usize, // owner id written in slab records
     pub(crate) partial: [*mut SlabMeta; NUM_CLASSES], // owned slabs (doubly linked)
+    pub(crate) tail: [*mut SlabMeta; NUM_CLASSES], // last slab of each partial list
     pub(crate) pending: [Pending; NUM_CLASSES], // remote frees batched per class
     pub(crate) grow: [Grow; NUM_CLASSES], // cache slow start per class
     /// Slow-path counters of this thread (published by the facade).
@@ -78,6 +80,7 @@ impl Heap {
         Heap {
             id: UNREGISTERED,
             partial: [ptr::null_mut(); NUM_CLASSES],
+            tail: [ptr::null_mut(); NUM_CLASSES],
             pending: [Pending::EMPTY; NUM_CLASSES],
             grow: [Grow::ZERO; NUM_CLASSES],
             counters: Counters {
@@ -142,29 +145,30 @@ impl Heap {
         s.set_spared(false);
         s.set_prev(ptr::null_mut());
         s.set_next(head);
-        if !head.is_null() {
+        if head.is_null() {
+            self.tail[class] = sp;
+        } else {
             // SAFETY: linked slabs are live records owned by this heap.
             unsafe { (*head).set_prev(sp) };
         }
         self.partial[class] = sp;
     }
 
-    /// Moves `s`, linked in `partial[class]`, to the end of the list (a
-    /// walk from `s`: only for a refill sparing an exhausted slab).
-    pub(crate) fn move_to_tail(&mut self, class: usize, s: &SlabMeta) {
-        let mut last = s.next();
-        if last.is_null() {
-            return;
-        }
-        // SAFETY: linked slabs are live records owned by this heap.
-        while !unsafe { (*last).next() }.is_null() {
-            // SAFETY: as above.
-            last = unsafe { (*last).next() };
+    /// Moves `s`, the head of `partial[class]`, to the end of the list.
+    /// False, and nothing moved, when it is the only slab there.
+    pub(crate) fn move_to_tail(&mut self, class: usize, s: &SlabMeta) -> bool {
+        let last = self.tail[class];
+        let sp = s as *const SlabMeta as *mut SlabMeta;
+        if ptr::eq(last, sp) {
+            return false;
         }
         self.unlink(class, s);
         s.set_prev(last);
-        // SAFETY: as above.
-        unsafe { (*last).set_next(s as *const SlabMeta as *mut SlabMeta) };
+        // SAFETY: linked slabs are live records owned by this heap, and the
+        // list is not empty (`last` is in it).
+        unsafe { (*last).set_next(sp) };
+        self.tail[class] = sp;
+        true
     }
 
     pub(crate) fn unlink(&mut self, class: usize, s: &SlabMeta) {
@@ -177,7 +181,10 @@ impl Heap {
             // SAFETY: linked slabs are live records owned by this heap.
             unsafe { (*prev).set_next(next) };
         }
-        if !next.is_null() {
+        if next.is_null() {
+            debug_assert!(ptr::eq(self.tail[class], s));
+            self.tail[class] = prev;
+        } else {
             // SAFETY: as above.
             unsafe { (*next).set_prev(prev) };
         }

@@ -185,16 +185,17 @@ pub unsafe fn take_chain(
             s.set_spared(false);
         }
         if n < want && s.is_exhausted() {
-            if !s.spared() && !s.next().is_null() {
+            if !s.spared() && heap.move_to_tail(class, s) {
                 // A second chance: its blocks are in use or in this
                 // thread's cache, and the thread's own frees of them stay
                 // on the fast path only while it owns the slab. Given up
                 // now, each of those frees would adopt it back
                 // (`free_remote`) just for the next refill to give it up
                 // again. Kept, it waits at the end of the list; a refill
-                // that finds it exhausted a second time gives it up.
+                // that finds it exhausted a second time gives it up (so
+                // does one that finds it alone in the list, or too far
+                // from the list's end).
                 s.set_spared(true);
-                heap.move_to_tail(class, s);
             } else {
                 give_up_exhausted(heap, class, s);
             }
