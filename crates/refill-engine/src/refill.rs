@@ -193,8 +193,7 @@ pub unsafe fn take_chain(
                 // (`free_remote`) just for the next refill to give it up
                 // again. Kept, it waits at the end of the list; a refill
                 // that finds it exhausted a second time gives it up (so
-                // does one that finds it alone in the list, or too far
-                // from the list's end).
+                // does one that finds it alone in the list).
                 s.set_spared(true);
             } else {
                 give_up_exhausted(heap, class, s);
