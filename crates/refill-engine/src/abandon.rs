@@ -20,7 +20,7 @@ use crate::remote::{drain_remote, flush_remote_batches};
 pub unsafe fn abandon_all(heap: &mut Heap, front: &mut Front) {
     flush_remote_batches(heap);
     for class in 0..NUM_CLASSES {
-        heap.grow[class].reset(front, class);
+        heap.grow[class].reset(front, class, &mut heap.grown);
         let (mut b, k) = front.take(class, u32::MAX);
         heap.counters.class[class].flushed_blocks += k as u64;
         while !b.is_null() {

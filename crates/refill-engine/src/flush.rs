@@ -101,7 +101,7 @@ unsafe fn end_run(heap: &mut Heap, class: usize, cur: *const SlabMeta, run: u32)
 #[cold]
 pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<(), *mut u8> {
     // The slow start may raise the cap first (see `grow.rs`).
-    heap.grow[class].at_flush(front, class);
+    heap.grow[class].at_flush(front, class, &mut heap.grown);
     let keep = front.cap(class) / 2;
     let n = front.count(class).saturating_sub(keep);
     let (mut b, k) = front.take(class, n);

@@ -1,4 +1,4 @@
-//! Cache slow start: the cap of a small class grows while the thread
+//! Cache slow start: the cap of a class grows while the thread
 //! cycles more blocks of it through its cache than the cache holds, and
 //! falls back when the cycling stops.
 //!
@@ -18,12 +18,19 @@
 //!   thousands of frees; a batch larger than the cache flushes most of
 //!   them.
 //!
-//! The cap then doubles, up to [`GROW_MAX_BYTES`] of blocks (at most
-//! [`GROW_MAX_BLOCKS`]); so only classes below 256 bytes, whose default cap
-//! holds less than that, ever grow. A flush where under one block in
-//! sixteen pushed goes back halves the extra, and a trim or thread exit
-//! drops it. The extra is added to whatever cap the policy (the learning
-//! layer's knob) sets, and never lowers it.
+//! The cap then doubles, up to [`grow_limit`]: [`GROW_MAX_BYTES`] of
+//! blocks (at most [`GROW_MAX_BLOCKS`]) but never fewer than
+//! [`GROW_MIN_BLOCKS`]. So the classes below 256 bytes, whose default cap
+//! holds less than 32 KiB, grow to 32 KiB; the classes of 4 KiB and more,
+//! whose default cap is 2–8 blocks, grow to 16 blocks (a thread churning
+//! random mid-size blocks otherwise flushed and refilled every few frees:
+//! docs/benchmarks.md, "Issue 13: the mid sizes' slow start"); the
+//! classes between keep their cap. What all classes of one thread add
+//! together is bounded by [`GROW_THREAD_BYTES`]: a class that would pass
+//! it grows only as far as the budget allows. A flush where under one
+//! block in sixteen pushed goes back halves the extra, and a trim or
+//! thread exit drops it. The extra is added to whatever cap the policy
+//! (the learning layer's knob) sets, and never lowers it.
 //!
 //! Everything here runs in the refill and flush slow paths; the hot path
 //! is untouched.
@@ -37,12 +44,24 @@ pub const GROW_MAX_BYTES: u32 = 32 << 10;
 /// Most blocks a grown cache of one class may hold.
 pub const GROW_MAX_BLOCKS: u32 = 2048;
 
+/// Blocks a grown cache of one class may hold even when they are more than
+/// [`GROW_MAX_BYTES`] (the classes of 4 KiB and more).
+pub const GROW_MIN_BLOCKS: u32 = 16;
+
+/// Most bytes the slow start may add to one thread's caches, over all
+/// classes: 16 classes of 64 KiB at their full growth.
+pub const GROW_THREAD_BYTES: usize = 4 << 20;
+
 /// The cap `class` may grow to when the policy's cap is `base`: `base`
-/// itself when that already holds [`GROW_MAX_BYTES`].
+/// itself when that already holds [`GROW_MAX_BYTES`] and
+/// [`GROW_MIN_BLOCKS`].
 pub const fn grow_limit(class: usize, base: u32) -> u32 {
     let mut l = GROW_MAX_BYTES / CLASS_SIZE[class];
     if l > GROW_MAX_BLOCKS {
         l = GROW_MAX_BLOCKS;
+    }
+    if l < GROW_MIN_BLOCKS {
+        l = GROW_MIN_BLOCKS;
     }
     if l < base {
         base
@@ -69,18 +88,41 @@ impl Grow {
         mark: 0,
     };
 
+    /// Sets the extra to `boost` blocks of `class`, keeping `held` (the
+    /// bytes all the thread's extras hold) in step.
+    fn set_boost(&mut self, class: usize, boost: u32, held: &mut usize) {
+        let size = CLASS_SIZE[class] as usize;
+        *held = *held - self.boost as usize * size + boost as usize * size;
+        self.boost = boost;
+    }
+
+    /// The most blocks `class` may hold above `base` with the thread's
+    /// budget: its own extra plus what [`GROW_THREAD_BYTES`] has left.
+    fn room(&self, class: usize, base: u32, held: usize) -> u32 {
+        let left = GROW_THREAD_BYTES.saturating_sub(held) / CLASS_SIZE[class] as usize;
+        let own = grow_limit(class, base) - base;
+        own.min(
+            self.boost
+                .saturating_add(left.min(u32::MAX as usize) as u32),
+        )
+    }
+
     /// The cap to use at a refill when the policy's cap is `base`; notes
-    /// the refill.
-    pub(crate) fn at_refill(&mut self, class: usize, base: u32) -> u32 {
+    /// the refill. `held`: the bytes the thread's extras hold.
+    pub(crate) fn at_refill(&mut self, class: usize, base: u32, held: &mut usize) -> u32 {
         self.cycling = true;
-        let cap = base.saturating_add(self.boost).min(grow_limit(class, base));
-        self.boost = cap - base;
-        cap
+        // The policy may have changed `base` since the extra was set.
+        let boost = self.boost.min(grow_limit(class, base) - base);
+        if boost != self.boost {
+            self.set_boost(class, boost, held);
+        }
+        base + boost
     }
 
     /// Adjusts the cap of `class` in `front` at an overflow, before the
-    /// flush takes the blocks above half of it.
-    pub(crate) fn at_flush(&mut self, front: &mut Front, class: usize) {
+    /// flush takes the blocks above half of it. `held`: the bytes the
+    /// thread's extras hold.
+    pub(crate) fn at_flush(&mut self, front: &mut Front, class: usize, held: &mut usize) {
         let pushes = front.pushes(class);
         let window = pushes.wrapping_sub(self.mark);
         self.mark = pushes;
@@ -88,7 +130,8 @@ impl Grow {
         let base = cap.saturating_sub(self.boost);
         let out = front.count(class).saturating_sub(cap / 2) as u64;
         let new = if self.cycling && out * 4 >= window {
-            cap.saturating_mul(2).min(grow_limit(class, base)).max(cap)
+            let room = self.room(class, base, *held);
+            cap.saturating_mul(2).min(base + room).max(cap)
         } else {
             self.cycling = false;
             if out * 16 < window {
@@ -98,18 +141,18 @@ impl Grow {
             }
         };
         if new != cap {
-            self.boost = new - base;
+            self.set_boost(class, new - base, held);
             front.set_cap(class, new);
         }
     }
 
     /// Drops the extra (trim, thread exit), restoring the policy's cap.
-    pub(crate) fn reset(&mut self, front: &mut Front, class: usize) {
+    pub(crate) fn reset(&mut self, front: &mut Front, class: usize, held: &mut usize) {
         if self.boost > 0 {
             let base = front.cap(class).saturating_sub(self.boost);
             front.set_cap(class, base);
         }
-        self.boost = 0;
+        self.set_boost(class, 0, held);
         self.cycling = false;
     }
 

@@ -27,6 +27,7 @@ pub struct Heap {
     pub(crate) tail: [*mut SlabMeta; NUM_CLASSES], // last slab of each partial list
     pub(crate) pending: [Pending; NUM_CLASSES], // remote frees batched per class
     pub(crate) grow: [Grow; NUM_CLASSES], // cache slow start per class
+    pub(crate) grown: usize, // bytes the slow start's extras hold, all classes
     /// Slow-path counters of this thread (published by the facade).
     pub counters: Counters,
 }
@@ -83,6 +84,7 @@ impl Heap {
             tail: [ptr::null_mut(); NUM_CLASSES],
             pending: [Pending::EMPTY; NUM_CLASSES],
             grow: [Grow::ZERO; NUM_CLASSES],
+            grown: 0,
             counters: Counters {
                 class: [ClassCounters::ZERO; NUM_CLASSES],
                 adopted: 0,
@@ -104,6 +106,13 @@ impl Heap {
     /// than its cache holds.
     pub fn cap_boost(&self, class: usize) -> u32 {
         self.grow[class].boost()
+    }
+
+    /// Bytes of blocks the slow start's extras of all classes let this
+    /// thread's cache hold above the policy's caps (at most
+    /// [`crate::GROW_THREAD_BYTES`]).
+    pub fn grown_bytes(&self) -> usize {
+        self.grown
     }
 
     /// The owner id of this heap.

@@ -32,7 +32,7 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
     // One load: the class's refill count, cap and prefill budget together.
     let policy = POLICY.class_policy(class);
     // The policy's cap plus what the slow start added (see `grow.rs`).
-    let cap = heap.grow[class].at_refill(class, policy.cap as u32);
+    let cap = heap.grow[class].at_refill(class, policy.cap as u32, &mut heap.grown);
     front.set_cap(class, cap);
     // A warm-pool prefill budget (set by the learner after an idle trim)
     // may ask for more than the refill count; the cache cap bounds both.

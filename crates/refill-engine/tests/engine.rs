@@ -13,7 +13,8 @@ use hakmem_ptr_bridge::{slab_meta_of, slab_state, SlabMeta, CLASS_SIZE, MIN_ALIG
 use hakmem_refill_engine::migrate::owned_slabs;
 use hakmem_refill_engine::{
     abandon_all, batch_remote, flush, flush_remote_batches, free_remote, grow_limit, refill,
-    sweep_empty, FreeOutcome, Heap, EXITED, GROW_MAX_BYTES, REMOTE_BATCH,
+    sweep_empty, FreeOutcome, Heap, EXITED, GROW_MAX_BYTES, GROW_MIN_BLOCKS, GROW_THREAD_BYTES,
+    REMOTE_BATCH,
 };
 use hakmem_tls_front::Front;
 
@@ -533,4 +534,140 @@ fn a_thread_cycling_its_own_large_blocks_keeps_its_exhausted_slabs() {
     }
     // SAFETY: this test's heap and front.
     unsafe { abandon_all(&mut heap, &mut front) };
+}
+
+/// `ops` steps of a random walk over at most 200 live blocks of `class`
+/// (each block's first and last bytes carry a tag, checked at its free).
+/// Returns the blocks still live, and the frees and flushes of the second
+/// half of the walk.
+fn churn(heap: &mut Heap, front: &mut Front, class: usize, ops: u32) -> (Vec<*mut u8>, u64, u64) {
+    let size = CLASS_SIZE[class] as usize;
+    let mut live: Vec<(*mut u8, u8)> = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (mut frees, mut flushes) = (0, 0);
+    for i in 0..ops {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let before = heap.counters.class[class].flushes;
+        if (x & 1 == 0 && live.len() < 200) || live.is_empty() {
+            let b = alloc(heap, front, class);
+            let tag = i as u8;
+            // SAFETY: a live block of `size` bytes the test holds.
+            unsafe {
+                b.write(tag);
+                b.add(size - 1).write(tag);
+            }
+            assert!(live.iter().all(|&(p, _)| p != b), "{b:p} handed out twice");
+            live.push((b, tag));
+        } else {
+            let (b, tag) = live.swap_remove((x >> 8) as usize % live.len());
+            // SAFETY: as above.
+            let (first, last) = unsafe { (b.read(), b.add(size - 1).read()) };
+            assert_eq!((first, last), (tag, tag), "block {b:p} was overwritten");
+            free(heap, front, class, b);
+            if i >= ops / 2 {
+                frees += 1;
+                flushes += heap.counters.class[class].flushes - before;
+            }
+        }
+    }
+    (live.into_iter().map(|(b, _)| b).collect(), frees, flushes)
+}
+
+#[test]
+fn random_churn_of_mid_size_blocks_grows_the_cap() {
+    // A class of 4 KiB or more: its default cache holds 2-8 blocks, so a
+    // thread whose live set of such blocks wanders by more than that
+    // flushed and refilled every few frees (`random-mixed min=16
+    // max=65536`, docs/benchmarks.md). The slow start grows it to
+    // GROW_MIN_BLOCKS at most.
+    let class = hakmem_ptr_bridge::NUM_CLASSES - 9;
+    assert!(CLASS_SIZE[class] >= 4096);
+    let base = POLICY.cache_cap(class);
+    let limit = grow_limit(class, base);
+    assert!(
+        base <= 8 && limit == GROW_MIN_BLOCKS,
+        "base {base}, limit {limit}"
+    );
+    let (mut heap, mut front) = thread(7015);
+    let (live, frees, flushes) = churn(&mut heap, &mut front, class, 20_000);
+    let cap = front.cap(class);
+    // It grows while the walk overflows the cache often, and stops where
+    // a flush has become rare (10 blocks for this walk, from 4).
+    assert!(
+        cap > base && cap <= limit,
+        "cap {cap} (base {base}, limit {limit})"
+    );
+    assert_eq!(heap.cap_boost(class), cap - base);
+    assert_eq!(
+        heap.grown_bytes(),
+        ((cap - base) * CLASS_SIZE[class]) as usize
+    );
+    // Measured: 112 flushes for 4974 frees at the grown cap of 10, 466 at
+    // the default cap of 4.
+    assert!(
+        flushes * 20 < frees,
+        "{flushes} flushes for {frees} frees at cap {cap}"
+    );
+    for b in live {
+        free(&mut heap, &mut front, class, b);
+    }
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+    assert_eq!((heap.cap_boost(class), heap.grown_bytes()), (0, 0));
+    assert_eq!(front.cap(class), base);
+}
+
+#[test]
+fn the_growth_of_all_classes_of_a_thread_stays_within_its_budget() {
+    // Eight classes of about 30-64 KiB, each cycling batches larger than
+    // its grown cap, would grow by more than the thread's budget
+    // (GROW_THREAD_BYTES) together.
+    let classes: Vec<usize> = [1, 3, 4, 5, 6, 7, 8, 10]
+        .iter()
+        .map(|k| hakmem_ptr_bridge::NUM_CLASSES - k)
+        .collect();
+    let wanted: usize = classes
+        .iter()
+        .map(|&c| {
+            let base = POLICY.cache_cap(c);
+            ((grow_limit(c, base) - base) * CLASS_SIZE[c]) as usize
+        })
+        .sum();
+    assert!(
+        wanted > GROW_THREAD_BYTES,
+        "the classes fit the budget: {wanted}"
+    );
+    let (mut heap, mut front) = thread(7016);
+    for _round in 0..4 {
+        for &c in &classes {
+            batch_rounds(&mut heap, &mut front, c, 2 * GROW_MIN_BLOCKS as usize, 2);
+            let sum: usize = classes
+                .iter()
+                .map(|&c| (heap.cap_boost(c) * CLASS_SIZE[c]) as usize)
+                .sum();
+            assert_eq!(sum, heap.grown_bytes(), "the thread's total is off");
+            assert!(
+                heap.grown_bytes() <= GROW_THREAD_BYTES,
+                "{} bytes grown",
+                heap.grown_bytes()
+            );
+        }
+    }
+    // The budget was used up: what is left cannot hold one more block of
+    // the smallest of these classes.
+    let smallest = classes
+        .iter()
+        .map(|&c| CLASS_SIZE[c] as usize)
+        .min()
+        .unwrap();
+    assert!(
+        heap.grown_bytes() + smallest > GROW_THREAD_BYTES,
+        "only {} bytes grown",
+        heap.grown_bytes()
+    );
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+    assert_eq!(heap.grown_bytes(), 0);
 }
