@@ -4,6 +4,7 @@
 # glibc, hakmem (target/release/libhakmem.so) and Debian's mimalloc.
 #
 #   bash benches/rss-real.sh [runs]      (default 5; the allocators alternate)
+#   HAKMEM_LIB=/path/libhakmem.so bash benches/rss-real.sh 3   (another build)
 #
 # Peak RSS is GNU time's %M (the child's ru_maxrss: /usr/bin/time forks
 # and execs the program, so the floor is time's own ~2 MiB). Prints the
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-HAK=$PWD/target/release/libhakmem.so
+HAK=${HAKMEM_LIB:-$PWD/target/release/libhakmem.so}
 MI=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 [ -f "$HAK" ] || { echo "rss-real: $HAK missing (cargo build --release)"; exit 1; }
 [ -f "$MI" ] || { echo "rss-real: $MI missing (apt-get install libmimalloc2.0)"; exit 1; }
