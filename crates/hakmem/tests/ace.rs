@@ -6,6 +6,8 @@
 //! The event ring, the policy table and the worker are process-wide: the
 //! tests here run one at a time.
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -594,4 +596,103 @@ fn span_threshold_knob_moves_and_live_blocks_survive() {
         65536,
         "reset restores the threshold"
     );
+}
+
+const LIFE_CHILD: &str = "HAKMEM_ACE_LIFE_CHILD";
+
+/// The child of `a_program_whose_last_run_was_short_starts_no_worker`:
+/// starts learning from the environment, prints whether a worker runs,
+/// lives `HAKMEM_TEST_LIVE_MS` and exits (the exit hooks record the run).
+#[test]
+fn life_child() {
+    if std::env::var_os(LIFE_CHILD).is_none() {
+        return;
+    }
+    let started = ace::start_from_env();
+    assert_eq!(started, ace::is_running());
+    println!("worker={}", started as u8);
+    let ms: u64 = std::env::var("HAKMEM_TEST_LIVE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// `HAKMEM_ACE_PROFILE` naming a directory keeps one profile per program
+/// (named after the executable), and a program whose previous run lived
+/// less than `HAKMEM_ACE_MIN_LIFE_MS` starts no worker thread; a long run
+/// of it records that, and the next run starts the worker again.
+#[test]
+fn a_program_whose_last_run_was_short_starts_no_worker() {
+    if std::env::var_os(LIFE_CHILD).is_some() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hakmem-ace-life-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let profile_dir = format!("{}/", dir.display());
+    let run = |live_ms: &str, min_life: Option<&str>| -> bool {
+        let mut env = vec![
+            ("HAKMEM_ACE", "1"),
+            ("HAKMEM_ACE_PROFILE", profile_dir.as_str()),
+            ("HAKMEM_TEST_LIVE_MS", live_ms),
+        ];
+        if let Some(m) = min_life {
+            env.push(("HAKMEM_ACE_MIN_LIFE_MS", m));
+        }
+        let out = common::run_child(LIFE_CHILD, "life_child", &env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if stdout.contains("worker=1") {
+            true
+        } else {
+            assert!(stdout.contains("worker=0"), "child said: {stdout}");
+            false
+        }
+    };
+    let files = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let life = || -> u32 {
+        let f = files()
+            .into_iter()
+            .find(|f| f.ends_with(".ace.life"))
+            .unwrap();
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+
+    // No profile yet: the worker starts, and its stop saves the profile
+    // and the run's lifetime, in files named after this test binary.
+    assert!(run("0", None), "a first run starts the worker");
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+    let got = files();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with(&format!("{name}.")) && got[0].ends_with(".ace"),
+        "{got:?}"
+    );
+    assert_eq!(got[1], format!("{}.life", got[0]));
+    assert!(life() < 200, "a quick run lived {} ms", life());
+
+    // Its last run was short: no worker, and a short run writes nothing.
+    assert!(!run("0", None), "a short program started the worker");
+    assert!(life() < 200);
+    // `HAKMEM_ACE_MIN_LIFE_MS=0` always starts it.
+    assert!(run("0", Some("0")));
+
+    // A run without the worker that turns out long records it...
+    assert!(!run("300", None));
+    // (The clock is the coarse one: a few ms of resolution.)
+    assert!(life() >= 250, "the long run recorded {} ms", life());
+    // ...and the next run starts the worker again.
+    assert!(run("0", None), "after a long run the worker starts");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,13 +4,13 @@
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicBool, AtomicU32};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::thread::JoinHandle;
 
 use hakmem_ace_learning::{Knob, Learner, PolicyWriter, EVENTS, POLICY};
 use hakmem_ptr_bridge::NUM_CLASSES;
 
-use super::config::AceConfig;
+use super::config::{AceConfig, DEFAULT_MIN_LIFE_MS};
 use super::profile::{load_profile, save_profile};
 use super::snapshot::{
     publish_state, DECISIONS, DECISIONS_BEFORE, PROFILE_LOADED, RUNNING, RUNNING_FLAG, STARTING,
@@ -77,13 +77,81 @@ pub fn start() -> bool {
 /// (learning is off by default). For `libhakmem.so`'s constructor and for
 /// programs that want the environment to decide. Returns whether a worker
 /// was started.
+///
+/// With a profile (`HAKMEM_ACE_PROFILE`) whose program's previous run
+/// lived less than `HAKMEM_ACE_MIN_LIFE_MS` (200 ms by default), no worker
+/// is started: a short command runs no extra thread. Such a run records its
+/// own lifetime at exit only when it lived long enough, so that the next
+/// run starts the worker again (see `life.rs`). The decision is taken here,
+/// in the constructor or `main`, never from inside an allocation call: a
+/// thread started later from `malloc` could meet a lock its caller holds
+/// (the dynamic linker's in `dlopen`, a `pthread_create` wrapper's) or a
+/// seccomp filter installed after start-up that forbids new threads.
 pub fn start_from_env() -> bool {
     if flag(c"HAKMEM_ACE") == Some(true) {
+        note_birth();
+        let min_life = super::life::min_life_setting(DEFAULT_MIN_LIFE_MS).unwrap_or(0);
+        // Checked before anything allocates: a skipped short run maps no
+        // superslab of its own for learning.
+        if min_life > 0 && super::life::last_run_was_short(min_life) {
+            if flag(c"HAKMEM_ACE_LOG") == Some(true) {
+                eprintln!("hakmem ace: the last run lived less than {min_life} ms: no worker");
+            }
+            MIN_LIFE.store(min_life, Relaxed);
+            if !SKIP_HOOK.swap(true, AcqRel) {
+                // SAFETY: registers a plain `extern "C"` function that
+                // lives for the process.
+                unsafe { libc::atexit(skipped_atexit) };
+            }
+            crate::config::init();
+            crate::background::ensure();
+            return false;
+        }
         start()
     } else {
         crate::config::init();
         crate::background::ensure();
         false
+    }
+}
+
+/// When this process started (the coarse clock's ms; 0: not noted yet).
+static BORN_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Notes the process's start for its lifetime (the first call wins).
+fn note_birth() {
+    let _ = BORN_MS.compare_exchange(0, now_ms().max(1), AcqRel, Acquire);
+}
+
+/// Milliseconds since [`note_birth`].
+fn lifetime_ms() -> u32 {
+    now_ms()
+        .saturating_sub(BORN_MS.load(Acquire))
+        .min(u32::MAX as u64) as u32
+}
+
+/// The minimum lifetime a run that skipped the worker compares itself
+/// with at exit; its exit hook is registered once.
+static MIN_LIFE: AtomicU32 = AtomicU32::new(DEFAULT_MIN_LIFE_MS);
+static SKIP_HOOK: AtomicBool = AtomicBool::new(false);
+
+/// The exit hook of a run that skipped the worker: a run that turned out
+/// long records its lifetime (so the next run starts the worker); a short
+/// one returns at once, without allocating or touching a file.
+extern "C" fn skipped_atexit() {
+    let ms = lifetime_ms();
+    if ms < MIN_LIFE.load(Relaxed) {
+        return;
+    }
+    let cfg = AceConfig::from_env();
+    if let Some(path) = &cfg.profile {
+        super::life::write(path, ms);
+        if cfg.log {
+            eprintln!(
+                "hakmem ace: {}: this run lived {ms} ms: the next one starts the worker",
+                path.display()
+            );
+        }
     }
 }
 
@@ -105,6 +173,7 @@ pub fn start_with(cfg: AceConfig) -> bool {
 }
 
 fn start_worker(cfg: AceConfig) -> bool {
+    note_birth();
     if crate::secure::on() {
         // The secure mode keeps no thread cache: nothing for the learner
         // to tune, and its caps must stay 0.
@@ -244,6 +313,7 @@ pub fn stop() -> bool {
             writer.clear_prefill();
             if let Some(path) = &worker.cfg.profile {
                 save_profile(path, &learner, worker.cfg.log);
+                super::life::write(path, lifetime_ms());
             }
             publish_state(&learner);
             DECISIONS_BEFORE.store(DECISIONS.load(Relaxed), Relaxed);

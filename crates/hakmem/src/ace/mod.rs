@@ -40,6 +40,7 @@
 //! loop) and `lifecycle` (start, stop, exit and fork).
 
 mod config;
+mod life;
 mod lifecycle;
 mod log;
 mod probe;

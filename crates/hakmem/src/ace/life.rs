@@ -1,0 +1,184 @@
+//! How long the previous run of a program lived, kept beside its profile
+//! (`<profile>.life`, the milliseconds in ASCII), so that a program whose
+//! last run was shorter than `HAKMEM_ACE_MIN_LIFE_MS` starts no worker
+//! thread: a short command (`ls`, `git status`) ends before the worker's
+//! first decisions could matter, and the thread would be its only cost.
+//!
+//! Written when the worker stops with a profile (every run that started
+//! it), and by a run that did not start it only when that run lived long
+//! enough, so that the next run starts the worker again. A short run that
+//! skipped the worker writes nothing.
+//!
+//! [`last_run_was_short`] runs in `libhakmem.so`'s constructor and does
+//! not allocate: its paths are built in a stack buffer and the file is
+//! read with `open`/`read`, so a short program that skips the worker never
+//! maps hakmem's first superslab unless it allocates itself.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::env::{parse_u32, var, var_cstr};
+
+/// Longest path built here (Linux's `PATH_MAX`).
+const PATH_MAX: usize = 4096;
+
+/// Appends `bytes` to `buf` at `*n`; false when it does not fit (with the
+/// NUL that [`build`] adds).
+fn push(buf: &mut [u8; PATH_MAX], n: &mut usize, bytes: &[u8]) -> bool {
+    if *n + bytes.len() >= PATH_MAX {
+        return false;
+    }
+    buf[*n..*n + bytes.len()].copy_from_slice(bytes);
+    *n += bytes.len();
+    true
+}
+
+/// Whether the path `p` (NUL-terminated) is a directory.
+fn is_dir(p: &core::ffi::CStr) -> bool {
+    // SAFETY: an all-zero `stat` is a valid out-value.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out-pointer.
+    let r = unsafe { libc::stat(p.as_ptr(), &mut st) };
+    r == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFDIR
+}
+
+/// Builds in `buf` the profile file that `HAKMEM_ACE_PROFILE=value`
+/// names for this program, followed by `suffix` and a NUL: `value` itself
+/// when it names a file; when it names a directory (or ends in `/`),
+/// `<value>/<executable's file name>.<FNV-1a 64 of its full path, hex>.ace`,
+/// so that programs of the same name in different places keep separate
+/// profiles. Returns the length without the NUL; `None` when the
+/// executable cannot be named or the path does not fit. Does not allocate.
+fn build(buf: &mut [u8; PATH_MAX], value: &core::ffi::CStr, suffix: &[u8]) -> Option<usize> {
+    let v = value.to_bytes();
+    let mut n = 0;
+    if !(v.ends_with(b"/") || is_dir(value)) {
+        return (push(buf, &mut n, v) && push(buf, &mut n, suffix)).then(|| {
+            buf[n] = 0;
+            n
+        });
+    }
+    let mut exe = [0u8; PATH_MAX];
+    // SAFETY: a NUL-terminated path and a buffer of `PATH_MAX` bytes.
+    let len = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            exe.as_mut_ptr() as *mut libc::c_char,
+            PATH_MAX,
+        )
+    };
+    if len <= 0 || len as usize >= PATH_MAX {
+        return None;
+    }
+    let exe = &exe[..len as usize];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in exe {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let name = exe.rsplit(|&b| b == b'/').next().unwrap_or(b"program");
+    let mut hex = [0u8; 17];
+    hex[0] = b'.';
+    for (i, d) in hex[1..].iter_mut().enumerate() {
+        *d = b"0123456789abcdef"[(h >> (60 - 4 * i)) as usize & 15];
+    }
+    let ok = push(buf, &mut n, v)
+        && (v.ends_with(b"/") || push(buf, &mut n, b"/"))
+        && push(buf, &mut n, name)
+        && push(buf, &mut n, &hex)
+        && push(buf, &mut n, b".ace")
+        && push(buf, &mut n, suffix);
+    ok.then(|| {
+        buf[n] = 0;
+        n
+    })
+}
+
+/// The profile file `HAKMEM_ACE_PROFILE=value` names for this program
+/// (see [`build`]); `None`, reported, when it cannot be built.
+pub(super) fn profile_path(value: &[u8]) -> Option<PathBuf> {
+    let Ok(c) = std::ffi::CString::new(value) else {
+        return None;
+    };
+    let mut buf = [0u8; PATH_MAX];
+    match build(&mut buf, &c, b"") {
+        Some(n) => Some(PathBuf::from(OsStr::from_bytes(&buf[..n]))),
+        None => {
+            eprintln!(
+                "hakmem ace: HAKMEM_ACE_PROFILE={}: cannot name this program's profile; no profile",
+                String::from_utf8_lossy(value)
+            );
+            None
+        }
+    }
+}
+
+/// With `HAKMEM_ACE_PROFILE` set: whether this program's previous run
+/// lived less than `min_life_ms` (its `.life` file says so). False when
+/// there is no profile or no record, so the worker starts. Does not
+/// allocate.
+pub(super) fn last_run_was_short(min_life_ms: u32) -> bool {
+    let Some(value) = var_cstr(c"HAKMEM_ACE_PROFILE") else {
+        return false;
+    };
+    if value.is_empty() {
+        return false;
+    }
+    let mut path = [0u8; PATH_MAX];
+    if build(&mut path, value, b".life").is_none() {
+        return false;
+    }
+    // SAFETY: `path` is NUL-terminated by `build`.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    let mut text = [0u8; 16];
+    // SAFETY: reads at most `text.len()` bytes into it from our descriptor.
+    let got = unsafe { libc::read(fd, text.as_mut_ptr() as *mut libc::c_void, text.len()) };
+    // SAFETY: our descriptor, closed once.
+    unsafe { libc::close(fd) };
+    if got <= 0 {
+        return false;
+    }
+    let t = &text[..got as usize];
+    let digits = t.iter().take_while(|b| b.is_ascii_digit()).count();
+    match parse_u32(&t[..digits]) {
+        Some(ms) if digits > 0 => ms < min_life_ms,
+        _ => false,
+    }
+}
+
+/// `HAKMEM_ACE_MIN_LIFE_MS` read without reporting: `default` when unset,
+/// `None` when its value is bad (the worker then starts, and the
+/// configuration it reads reports the value).
+pub(super) fn min_life_setting(default: u32) -> Option<u32> {
+    match var(c"HAKMEM_ACE_MIN_LIFE_MS") {
+        None => Some(default),
+        Some(v) => parse_u32(v).filter(|&n| n <= 3_600_000),
+    }
+}
+
+/// The lifetime file of the profile at `profile`.
+fn life_path(profile: &Path) -> PathBuf {
+    let mut p: OsString = profile.as_os_str().to_owned();
+    p.push(".life");
+    PathBuf::from(p)
+}
+
+/// Records `ms` beside `profile` (written to a temporary file and renamed,
+/// like the profile). A failure is reported in one line.
+pub(super) fn write(profile: &Path, ms: u32) {
+    let path = life_path(profile);
+    let mut tmp: OsString = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let r = std::fs::write(&tmp, format!("{ms}\n")).and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = r {
+        eprintln!("hakmem ace: {}: cannot write ({e})", path.display());
+    }
+}
