@@ -21,8 +21,8 @@
 //! The cap then doubles, up to [`grow_limit`]: [`GROW_MAX_BYTES`] of
 //! blocks (at most [`GROW_MAX_BLOCKS`]) but never fewer than
 //! [`GROW_MIN_BLOCKS`]. So the classes below 256 bytes, whose default cap
-//! holds less than 32 KiB, grow to 32 KiB; the classes of 4 KiB and more,
-//! whose default cap is 2–8 blocks, grow to 16 blocks (a thread churning
+//! holds less than 32 KiB, grow to 32 KiB; the classes above 2 KiB,
+//! whose default cap is 2–14 blocks, grow to 16 blocks (a thread churning
 //! random mid-size blocks otherwise flushed and refilled every few frees:
 //! docs/benchmarks.md, "Issue 13: the mid sizes' slow start"); the
 //! classes between keep their cap. What all classes of one thread add
@@ -45,11 +45,12 @@ pub const GROW_MAX_BYTES: u32 = 32 << 10;
 pub const GROW_MAX_BLOCKS: u32 = 2048;
 
 /// Blocks a grown cache of one class may hold even when they are more than
-/// [`GROW_MAX_BYTES`] (the classes of 4 KiB and more).
+/// [`GROW_MAX_BYTES`] (the classes above 2 KiB).
 pub const GROW_MIN_BLOCKS: u32 = 16;
 
 /// Most bytes the slow start may add to one thread's caches, over all
-/// classes: 16 classes of 64 KiB at their full growth.
+/// classes (tcmalloc's default bound on one thread's cache): about five
+/// of the largest classes at their full growth.
 pub const GROW_THREAD_BYTES: usize = 4 << 20;
 
 /// The cap `class` may grow to when the policy's cap is `base`: `base`
@@ -92,7 +93,8 @@ impl Grow {
     /// bytes all the thread's extras hold) in step.
     fn set_boost(&mut self, class: usize, boost: u32, held: &mut usize) {
         let size = CLASS_SIZE[class] as usize;
-        *held = *held - self.boost as usize * size + boost as usize * size;
+        debug_assert!(*held >= self.boost as usize * size);
+        *held = *held + boost as usize * size - self.boost as usize * size;
         self.boost = boost;
     }
 

@@ -577,7 +577,7 @@ fn churn(heap: &mut Heap, front: &mut Front, class: usize, ops: u32) -> (Vec<*mu
 
 #[test]
 fn random_churn_of_mid_size_blocks_grows_the_cap() {
-    // A class of 4 KiB or more: its default cache holds 2-8 blocks, so a
+    // A class above 2 KiB: its default cache holds 2-14 blocks, so a
     // thread whose live set of such blocks wanders by more than that
     // flushed and refilled every few frees (`random-mixed min=16
     // max=65536`, docs/benchmarks.md). The slow start grows it to

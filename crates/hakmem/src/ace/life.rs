@@ -53,6 +53,20 @@ fn is_dir(p: &core::ffi::CStr) -> bool {
 fn build(buf: &mut [u8; PATH_MAX], value: &core::ffi::CStr, suffix: &[u8]) -> Option<usize> {
     let v = value.to_bytes();
     let mut n = 0;
+    if !v.starts_with(b"/") {
+        // A relative value is resolved against the directory the process
+        // starts in, so that a `chdir` before exit writes to the same
+        // place the start read from.
+        // SAFETY: `buf` has `PATH_MAX` bytes; getcwd NUL-terminates.
+        let r = unsafe { libc::getcwd(buf.as_mut_ptr() as *mut libc::c_char, PATH_MAX) };
+        if r.is_null() {
+            return None;
+        }
+        n = buf.iter().position(|&b| b == 0)?;
+        if !push(buf, &mut n, b"/") {
+            return None;
+        }
+    }
     if !(v.ends_with(b"/") || is_dir(value)) {
         return (push(buf, &mut n, v) && push(buf, &mut n, suffix)).then(|| {
             buf[n] = 0;
@@ -76,7 +90,8 @@ fn build(buf: &mut [u8; PATH_MAX], value: &core::ffi::CStr, suffix: &[u8]) -> Op
     for &b in exe {
         h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let name = exe.rsplit(|&b| b == b'/').next().unwrap_or(b"program");
+    // `rsplit` yields at least one piece.
+    let name = exe.rsplit(|&b| b == b'/').next().unwrap_or_default();
     let mut hex = [0u8; 17];
     hex[0] = b'.';
     for (i, d) in hex[1..].iter_mut().enumerate() {
@@ -113,10 +128,28 @@ pub(super) fn profile_path(value: &[u8]) -> Option<PathBuf> {
     }
 }
 
+/// A record older than this (by its file's modification time) is not
+/// trusted: the worker starts again, so a program that was once short and
+/// now lives long but never reaches its exit hooks (killed by a signal,
+/// `_exit`) is re-checked at least hourly.
+pub const LIFE_EXPIRY_S: i64 = 3600;
+
+/// The `.life` path the constructor built, kept for the exit hook of a run
+/// that skipped the worker (NUL-terminated; empty when none).
+struct Kept(core::cell::UnsafeCell<[u8; PATH_MAX]>);
+
+// SAFETY: written once, by the constructor's thread before the exit hook
+// that reads it is registered (`atexit` orders the two).
+unsafe impl Sync for Kept {}
+
+static KEPT: Kept = Kept(core::cell::UnsafeCell::new([0; PATH_MAX]));
+
 /// With `HAKMEM_ACE_PROFILE` set: whether this program's previous run
-/// lived less than `min_life_ms` (its `.life` file says so). False when
-/// there is no profile or no record, so the worker starts. Does not
-/// allocate.
+/// lived less than `min_life_ms` (its `.life` file says so, and was
+/// written less than [`LIFE_EXPIRY_S`] ago). False when there is no
+/// profile or no record, so the worker starts. When true, the path is kept
+/// for [`record_if_long`]. Does not allocate. Call it once, from the
+/// constructor (or the first `start_from_env`).
 pub(super) fn last_run_was_short(min_life_ms: u32) -> bool {
     let Some(value) = var_cstr(c"HAKMEM_ACE_PROFILE") else {
         return false;
@@ -124,11 +157,24 @@ pub(super) fn last_run_was_short(min_life_ms: u32) -> bool {
     if value.is_empty() {
         return false;
     }
-    let mut path = [0u8; PATH_MAX];
-    if build(&mut path, value, b".life").is_none() {
+    // SAFETY: only this function writes KEPT, before any reader exists
+    // (see `Kept`).
+    let path = unsafe { &mut *KEPT.0.get() };
+    if build(path, value, b".life").is_none() {
+        path[0] = 0;
         return false;
     }
-    // SAFETY: `path` is NUL-terminated by `build`.
+    let short = read_short(path, min_life_ms);
+    if !short {
+        path[0] = 0;
+    }
+    short
+}
+
+/// Whether the record at `path` (NUL-terminated) is fresh and below
+/// `min_life_ms`.
+fn read_short(path: &[u8; PATH_MAX], min_life_ms: u32) -> bool {
+    // SAFETY: `path` is NUL-terminated.
     let fd = unsafe {
         libc::open(
             path.as_ptr() as *const libc::c_char,
@@ -138,20 +184,41 @@ pub(super) fn last_run_was_short(min_life_ms: u32) -> bool {
     if fd < 0 {
         return false;
     }
+    // SAFETY: an all-zero `stat` is a valid out-value.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: an all-zero `timespec` is a valid out-value.
+    let mut now: libc::timespec = unsafe { core::mem::zeroed() };
+    // SAFETY: our descriptor, a valid clock id, valid out-pointers.
+    let fresh = unsafe {
+        libc::fstat(fd, &mut st) == 0
+            && libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) == 0
+    } && now.tv_sec - st.st_mtime < LIFE_EXPIRY_S;
     let mut text = [0u8; 16];
     // SAFETY: reads at most `text.len()` bytes into it from our descriptor.
     let got = unsafe { libc::read(fd, text.as_mut_ptr() as *mut libc::c_void, text.len()) };
     // SAFETY: our descriptor, closed once.
     unsafe { libc::close(fd) };
-    if got <= 0 {
+    if !fresh || got <= 0 {
         return false;
     }
     let t = &text[..got as usize];
     let digits = t.iter().take_while(|b| b.is_ascii_digit()).count();
-    match parse_u32(&t[..digits]) {
-        Some(ms) if digits > 0 => ms < min_life_ms,
-        _ => false,
+    // `parse_u32` refuses an empty or over-long number: not short.
+    parse_u32(&t[..digits]).is_some_and(|ms| ms < min_life_ms)
+}
+
+/// The exit side of a run that skipped the worker: records `ms` at the
+/// path [`last_run_was_short`] kept.
+pub(super) fn record_kept(ms: u32) -> Option<PathBuf> {
+    // SAFETY: written before this hook was registered; read-only now.
+    let kept = unsafe { &*KEPT.0.get() };
+    let n = kept.iter().position(|&b| b == 0)?;
+    if n == 0 {
+        return None;
     }
+    let life = PathBuf::from(OsStr::from_bytes(&kept[..n]));
+    write_file(&life, ms);
+    Some(life)
 }
 
 /// `HAKMEM_ACE_MIN_LIFE_MS` read without reporting: `default` when unset,
@@ -171,14 +238,20 @@ fn life_path(profile: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Records `ms` beside `profile` (written to a temporary file and renamed,
-/// like the profile). A failure is reported in one line.
+/// Records `ms` beside `profile`.
 pub(super) fn write(profile: &Path, ms: u32) {
-    let path = life_path(profile);
+    write_file(&life_path(profile), ms);
+}
+
+/// Writes `ms` to `path` through a temporary file of this process (so
+/// that processes of one program ending together do not share it) and a
+/// rename. A failure is reported in one line.
+fn write_file(path: &Path, ms: u32) {
     let mut tmp: OsString = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let r = std::fs::write(&tmp, format!("{ms}\n")).and_then(|_| std::fs::rename(&tmp, &path));
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let r = std::fs::write(&tmp, format!("{ms}\n")).and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
         eprintln!("hakmem ace: {}: cannot write ({e})", path.display());
     }
 }

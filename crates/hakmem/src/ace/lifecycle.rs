@@ -98,6 +98,7 @@ pub fn start_from_env() -> bool {
                 eprintln!("hakmem ace: the last run lived less than {min_life} ms: no worker");
             }
             MIN_LIFE.store(min_life, Relaxed);
+            SKIP_LOG.store(flag(c"HAKMEM_ACE_LOG") == Some(true), Relaxed);
             if !SKIP_HOOK.swap(true, AcqRel) {
                 // SAFETY: registers a plain `extern "C"` function that
                 // lives for the process.
@@ -131,22 +132,22 @@ fn lifetime_ms() -> u32 {
 }
 
 /// The minimum lifetime a run that skipped the worker compares itself
-/// with at exit; its exit hook is registered once.
+/// with at exit, and whether it logs; its exit hook is registered once.
 static MIN_LIFE: AtomicU32 = AtomicU32::new(DEFAULT_MIN_LIFE_MS);
+static SKIP_LOG: AtomicBool = AtomicBool::new(false);
 static SKIP_HOOK: AtomicBool = AtomicBool::new(false);
 
 /// The exit hook of a run that skipped the worker: a run that turned out
-/// long records its lifetime (so the next run starts the worker); a short
-/// one returns at once, without allocating or touching a file.
+/// long records its lifetime at the path the constructor read (so the next
+/// run starts the worker); a short one returns at once, without
+/// allocating or touching a file.
 extern "C" fn skipped_atexit() {
     let ms = lifetime_ms();
     if ms < MIN_LIFE.load(Relaxed) {
         return;
     }
-    let cfg = AceConfig::from_env();
-    if let Some(path) = &cfg.profile {
-        super::life::write(path, ms);
-        if cfg.log {
+    if let Some(path) = super::life::record_kept(ms) {
+        if SKIP_LOG.load(Relaxed) {
             eprintln!(
                 "hakmem ace: {}: this run lived {ms} ms: the next one starts the worker",
                 path.display()
@@ -154,6 +155,10 @@ extern "C" fn skipped_atexit() {
         }
     }
 }
+
+/// Set by the exit hook: [`stop`] records the run's lifetime only then
+/// (a program may stop the worker itself long before it ends).
+static EXITING: AtomicBool = AtomicBool::new(false);
 
 /// Starts the worker with `cfg`. Returns false when it was already running
 /// (or being started or stopped by another thread).
@@ -270,6 +275,7 @@ static NEEDS_JOIN_AT_EXIT: AtomicBool = AtomicBool::new(false);
 extern "C" fn ace_atexit() {
     // No background purge thread is started at exit.
     crate::background::exiting();
+    EXITING.store(true, Relaxed);
     if !NEEDS_JOIN_AT_EXIT.load(Relaxed)
         && crate::config::stats_mode() == 0
         && STATE.load(Acquire) == RUNNING
@@ -313,7 +319,9 @@ pub fn stop() -> bool {
             writer.clear_prefill();
             if let Some(path) = &worker.cfg.profile {
                 save_profile(path, &learner, worker.cfg.log);
-                super::life::write(path, lifetime_ms());
+                if EXITING.load(Relaxed) {
+                    super::life::write(path, lifetime_ms());
+                }
             }
             publish_state(&learner);
             DECISIONS_BEFORE.store(DECISIONS.load(Relaxed), Relaxed);
@@ -359,6 +367,8 @@ pub fn reset_policy() -> bool {
 /// child. [`start`] or [`start_from_env`] may start a new worker later;
 /// [`restart_pending`] says whether one was running before the fork.
 pub fn after_fork_child() {
+    // The child's lifetime (for `.life`) counts from the fork.
+    BORN_MS.store(now_ms().max(1), Release);
     POLICY.set_observing(false);
     let was = STATE.swap(STOPPED, AcqRel);
     if was != STOPPED {

@@ -52,7 +52,9 @@ pub(super) fn save_profile(path: &Path, l: &Learner, log: bool) {
     let mut img = Box::new([0u8; PROFILE_LEN]);
     profile::encode(l, &POLICY, &mut img);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    // This process's own temporary file: processes of one program that
+    // end together (a parallel build's compilers) must not share one.
+    tmp.push(format!(".tmp.{}", std::process::id()));
     let r = std::fs::write(&tmp, &img[..]).and_then(|_| std::fs::rename(&tmp, path));
     match r {
         Ok(()) if log => eprintln!("hakmem ace: profile {} saved", path.display()),
