@@ -26,14 +26,18 @@
 //! random mid-size blocks otherwise flushed and refilled every few frees:
 //! docs/benchmarks.md, "Issue 13: the mid sizes' slow start"); the
 //! classes between keep their cap. What all classes of one thread add
-//! together is bounded by [`GROW_THREAD_BYTES`]: a class that would pass
-//! it grows only as far as the budget allows. A flush where under one
+//! together is bounded by [`GROW_THREAD_BYTES`], and what all threads add
+//! by [`GROW_GLOBAL_BYTES`]: a class that would pass either grows only as
+//! far as the budgets allow. A flush where under one
 //! block in sixteen pushed goes back halves the extra, and a trim or
 //! thread exit drops it. The extra is added to whatever cap the policy
 //! (the learning layer's knob) sets, and never lowers it.
 //!
 //! Everything here runs in the refill and flush slow paths; the hot path
 //! is untouched.
+
+use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ptr_bridge::CLASS_SIZE;
 use hakmem_tls_front::Front;
@@ -52,6 +56,22 @@ pub const GROW_MIN_BLOCKS: u32 = 16;
 /// classes (tcmalloc's default bound on one thread's cache): about five
 /// of the largest classes at their full growth.
 pub const GROW_THREAD_BYTES: usize = 4 << 20;
+
+/// Most bytes the slow start may add to the caches of all threads together
+/// (tcmalloc's default bound on all thread caches): with many threads,
+/// each one's [`GROW_THREAD_BYTES`] would add up. Checked when a cap grows,
+/// so concurrent growths may pass it by a few classes' worth.
+pub const GROW_GLOBAL_BYTES: usize = 32 << 20;
+
+/// Bytes the extras of all threads hold (the sum of every heap's
+/// `grown`).
+static GROWN_ALL: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes the slow start's extras of all threads hold together (at most
+/// about [`GROW_GLOBAL_BYTES`]).
+pub fn grown_all_bytes() -> usize {
+    GROWN_ALL.load(Relaxed)
+}
 
 /// The cap `class` may grow to when the policy's cap is `base`: `base`
 /// itself when that already holds [`GROW_MAX_BYTES`] and
@@ -93,15 +113,25 @@ impl Grow {
     /// bytes all the thread's extras hold) in step.
     fn set_boost(&mut self, class: usize, boost: u32, held: &mut usize) {
         let size = CLASS_SIZE[class] as usize;
-        debug_assert!(*held >= self.boost as usize * size);
-        *held = *held + boost as usize * size - self.boost as usize * size;
+        let (old, new) = (self.boost as usize * size, boost as usize * size);
+        debug_assert!(*held >= old);
+        *held = *held + new - old;
+        if new > old {
+            GROWN_ALL.fetch_add(new - old, Relaxed);
+        } else if old > new {
+            GROWN_ALL.fetch_sub(old - new, Relaxed);
+        }
         self.boost = boost;
     }
 
-    /// The most blocks `class` may hold above `base` with the thread's
-    /// budget: its own extra plus what [`GROW_THREAD_BYTES`] has left.
+    /// The most blocks `class` may hold above `base` with the budgets: its
+    /// own extra plus what is left of [`GROW_THREAD_BYTES`] for this
+    /// thread and of [`GROW_GLOBAL_BYTES`] for all.
     fn room(&self, class: usize, base: u32, held: usize) -> u32 {
-        let left = GROW_THREAD_BYTES.saturating_sub(held) / CLASS_SIZE[class] as usize;
+        let left = GROW_THREAD_BYTES
+            .saturating_sub(held)
+            .min(GROW_GLOBAL_BYTES.saturating_sub(GROWN_ALL.load(Relaxed)))
+            / CLASS_SIZE[class] as usize;
         let own = grow_limit(class, base) - base;
         own.min(
             self.boost

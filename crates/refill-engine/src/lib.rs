@@ -45,7 +45,10 @@ mod remote;
 
 pub use abandon::{abandon_all, sweep_empty, trim};
 pub use flush::flush;
-pub use grow::{grow_limit, GROW_MAX_BLOCKS, GROW_MAX_BYTES, GROW_MIN_BLOCKS, GROW_THREAD_BYTES};
+pub use grow::{
+    grow_limit, grown_all_bytes, GROW_GLOBAL_BYTES, GROW_MAX_BLOCKS, GROW_MAX_BYTES,
+    GROW_MIN_BLOCKS, GROW_THREAD_BYTES,
+};
 pub use heap::{ClassCounters, Counters, Heap, EXITED, UNREGISTERED};
 pub use local::{next_id, FreeResult, Lifecycle, LocalHeap, PUBLISH_EVERY};
 pub use refill::{refill, set_scrub_carved, take_chain, Chain};

@@ -1,0 +1,135 @@
+//! The slow start's bound over all threads (`GROW_GLOBAL_BYTES`), in a
+//! process of its own: the total it checks is process-wide, and the tests
+//! of `engine.rs` grow caps in parallel.
+
+use std::sync::{Arc, Barrier, Mutex};
+
+use hakmem_ace_learning::POLICY;
+use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
+use hakmem_refill_engine::{
+    abandon_all, flush, grow_limit, grown_all_bytes, refill, Heap, GROW_GLOBAL_BYTES,
+    GROW_MIN_BLOCKS, GROW_THREAD_BYTES,
+};
+use hakmem_tls_front::Front;
+
+/// The program's malloc as the facade does it: a cache pop, a refill on a
+/// miss.
+fn alloc(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
+    let b = front.pop(class);
+    if !b.is_null() {
+        return b;
+    }
+    // SAFETY: `heap` and `front` are this thread's, and the heap is registered.
+    let b = unsafe { refill(heap, front, class) };
+    assert!(!b.is_null(), "refill of class {class} failed");
+    b
+}
+
+/// The owner's free: a cache push, and a flush on overflow.
+fn free(heap: &mut Heap, front: &mut Front, class: usize, b: *mut u8) {
+    // SAFETY: an allocated block of `class` this thread holds, in no list.
+    if unsafe { front.push(class, b) } {
+        // SAFETY: this thread's heap and front.
+        unsafe { flush(heap, front, class) }.expect("only valid blocks were cached");
+    }
+}
+
+/// Rounds of a batch larger than the grown cap: allocated, tagged, checked
+/// and freed; this grows the class's cap as far as the budgets allow.
+fn cycle(heap: &mut Heap, front: &mut Front, class: usize, t: u8) {
+    let n = 2 * GROW_MIN_BLOCKS as usize;
+    let size = CLASS_SIZE[class] as usize;
+    for r in 0..3u8 {
+        let blocks: Vec<*mut u8> = (0..n).map(|_| alloc(heap, front, class)).collect();
+        for (i, &b) in blocks.iter().enumerate() {
+            let tag = t ^ r ^ i as u8;
+            // SAFETY: a live block of `size` bytes this thread holds.
+            unsafe {
+                b.write(tag);
+                b.add(size - 1).write(tag);
+            }
+        }
+        for (i, &b) in blocks.iter().enumerate() {
+            let tag = t ^ r ^ i as u8;
+            // SAFETY: as above.
+            let got = unsafe { (b.read(), b.add(size - 1).read()) };
+            assert_eq!(got, (tag, tag), "block {b:p} was overwritten");
+            free(heap, front, class, b);
+        }
+    }
+}
+
+#[test]
+fn the_growth_of_all_threads_stays_within_the_global_budget() {
+    const THREADS: usize = 12;
+    let classes: Vec<usize> = (1..=8).map(|k| NUM_CLASSES - k).collect();
+    let per_thread: usize = classes
+        .iter()
+        .map(|&c| {
+            let base = POLICY.cache_cap(c);
+            ((grow_limit(c, base) - base) * CLASS_SIZE[c]) as usize
+        })
+        .sum::<usize>()
+        .min(GROW_THREAD_BYTES);
+    assert!(
+        THREADS * per_thread > GROW_GLOBAL_BYTES,
+        "the threads fit the global budget"
+    );
+    // One thread grows at a time, so the bound is exact (concurrent growths
+    // may pass it by a few classes' worth).
+    let turn = Arc::new(Mutex::new(()));
+    let grown = Arc::new(Barrier::new(THREADS + 1));
+    let done = Arc::new(Barrier::new(THREADS + 1));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (turn, grown, done, classes) =
+                (turn.clone(), grown.clone(), done.clone(), classes.clone());
+            std::thread::spawn(move || {
+                let mut heap = Heap::new();
+                heap.set_id(8001 + t);
+                let mut front = Front::new();
+                {
+                    let _g = turn.lock().unwrap();
+                    for &c in &classes {
+                        cycle(&mut heap, &mut front, c, t as u8);
+                    }
+                    assert!(heap.grown_bytes() <= GROW_THREAD_BYTES);
+                }
+                let mine = heap.grown_bytes();
+                grown.wait();
+                done.wait();
+                // SAFETY: this thread's heap and front.
+                unsafe { abandon_all(&mut heap, &mut front) };
+                assert_eq!(heap.grown_bytes(), 0);
+                mine
+            })
+        })
+        .collect();
+    grown.wait();
+    let all = grown_all_bytes();
+    assert!(
+        all <= GROW_GLOBAL_BYTES,
+        "{all} bytes grown over all threads"
+    );
+    let largest = classes
+        .iter()
+        .map(|&c| CLASS_SIZE[c] as usize)
+        .max()
+        .unwrap();
+    assert!(
+        all + GROW_MIN_BLOCKS as usize * largest > GROW_GLOBAL_BYTES,
+        "the global budget was not used: {all} bytes"
+    );
+    done.wait();
+    let mine: Vec<usize> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        mine.iter().sum::<usize>(),
+        all,
+        "per-thread totals: {mine:?}"
+    );
+    assert!(
+        mine.iter().any(|&m| m < per_thread),
+        "every thread grew as if alone: {mine:?}"
+    );
+    assert_eq!(grown_all_bytes(), 0, "thread exits gave every extra back");
+}
