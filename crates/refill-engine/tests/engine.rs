@@ -18,6 +18,9 @@ use hakmem_refill_engine::{
 };
 use hakmem_tls_front::Front;
 
+mod common;
+use common::{alloc, free};
+
 /// A registered heap with id `id` and an empty front.
 fn thread(id: usize) -> (Heap, Front) {
     let mut heap = Heap::new();
@@ -301,27 +304,6 @@ fn a_published_slab_freed_empty_by_an_exited_thread_is_swept() {
     assert_ne!(s.state(), slab_state::QUEUED, "the empty slab went back");
 }
 
-/// The program's malloc as the facade does it: a cache pop, else a refill.
-fn alloc(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
-    let b = front.pop(class);
-    if !b.is_null() {
-        return b;
-    }
-    // SAFETY: `heap` and `front` are this test's, and the heap is registered.
-    let b = unsafe { refill(heap, front, class) };
-    assert!(!b.is_null(), "refill of class {class} failed");
-    b
-}
-
-/// The program's free by the owner: a cache push, and a flush on overflow.
-fn free(heap: &mut Heap, front: &mut Front, class: usize, b: *mut u8) {
-    // SAFETY: an allocated block of `class` the test holds, in no list.
-    if unsafe { front.push(class, b) } {
-        // SAFETY: this test's heap and front.
-        unsafe { flush(heap, front, class) }.expect("only valid blocks were cached");
-    }
-}
-
 /// Rounds of glibc's bench-malloc-simple shape: `n` blocks allocated and
 /// written, then freed, half in order and half in reverse. Returns the
 /// refills and flushes of the last round. Every block is value-checked.
@@ -495,56 +477,53 @@ fn a_thread_cycling_its_own_large_blocks_keeps_its_exhausted_slabs() {
     // `random-mixed min=60000 max=60000`, docs/benchmarks.md); a refill
     // now keeps an exhausted slab once, so those frees stay local.
     let class = hakmem_ptr_bridge::NUM_CLASSES - 2;
-    let size = CLASS_SIZE[class] as usize;
     let (mut heap, mut front) = thread(7014);
-    let mut live: Vec<(*mut u8, u8)> = Vec::new();
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut frees = 0u64;
-    for i in 0..20_000u32 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        if (x & 1 == 0 && live.len() < 200) || live.is_empty() {
-            let b = alloc(&mut heap, &mut front, class);
-            let tag = i as u8;
-            // SAFETY: a live block of `size` bytes the test holds.
-            unsafe {
-                b.write(tag);
-                b.add(size - 1).write(tag);
-            }
-            assert!(live.iter().all(|&(p, _)| p != b), "{b:p} handed out twice");
-            live.push((b, tag));
-        } else {
-            let (b, tag) = live.swap_remove((x >> 8) as usize % live.len());
-            // SAFETY: as above.
-            let (first, last) = unsafe { (b.read(), b.add(size - 1).read()) };
-            assert_eq!((first, last), (tag, tag), "block {b:p} was overwritten");
-            free_any(&mut heap, &mut front, class, b);
-            frees += 1;
-        }
-    }
-    let adopted = heap.counters.adopted;
+    let walk = churn(
+        &mut heap,
+        &mut front,
+        class,
+        20_000,
+        0x2545_f491_4f6c_dd1d,
+        free_any,
+    );
+    let (adopted, frees) = (heap.counters.adopted, walk.frees);
     assert!(frees > 8000, "the walk frees: {frees}");
     assert!(
         adopted * 20 < frees,
         "{adopted} adoptions for {frees} frees by the owner"
     );
-    for (b, _) in live.drain(..) {
+    for b in walk.live {
         free_any(&mut heap, &mut front, class, b);
     }
     // SAFETY: this test's heap and front.
     unsafe { abandon_all(&mut heap, &mut front) };
 }
 
-/// `ops` steps of a random walk over at most 200 live blocks of `class`
-/// (each block's first and last bytes carry a tag, checked at its free).
-/// Returns the blocks still live, and the frees and flushes of the second
-/// half of the walk.
-fn churn(heap: &mut Heap, front: &mut Front, class: usize, ops: u32) -> (Vec<*mut u8>, u64, u64) {
+/// What [`churn`] leaves: the blocks still live, its frees, and the frees
+/// and flushes of its second half.
+struct Walk {
+    live: Vec<*mut u8>,
+    frees: u64,
+    tail_frees: u64,
+    tail_flushes: u64,
+}
+
+/// `ops` steps of a random walk (xorshift from `seed`) over at most 200
+/// live blocks of `class`, freed with `free_fn`; each block's first and
+/// last bytes carry a tag, checked at its free, and no block is handed out
+/// twice.
+fn churn(
+    heap: &mut Heap,
+    front: &mut Front,
+    class: usize,
+    ops: u32,
+    seed: u64,
+    free_fn: fn(&mut Heap, &mut Front, usize, *mut u8),
+) -> Walk {
     let size = CLASS_SIZE[class] as usize;
     let mut live: Vec<(*mut u8, u8)> = Vec::new();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let (mut frees, mut flushes) = (0, 0);
+    let mut x = seed;
+    let (mut frees, mut tail_frees, mut tail_flushes) = (0, 0, 0);
     for i in 0..ops {
         x ^= x << 13;
         x ^= x >> 7;
@@ -565,14 +544,20 @@ fn churn(heap: &mut Heap, front: &mut Front, class: usize, ops: u32) -> (Vec<*mu
             // SAFETY: as above.
             let (first, last) = unsafe { (b.read(), b.add(size - 1).read()) };
             assert_eq!((first, last), (tag, tag), "block {b:p} was overwritten");
-            free(heap, front, class, b);
+            free_fn(heap, front, class, b);
+            frees += 1;
             if i >= ops / 2 {
-                frees += 1;
-                flushes += heap.counters.class[class].flushes - before;
+                tail_frees += 1;
+                tail_flushes += heap.counters.class[class].flushes - before;
             }
         }
     }
-    (live.into_iter().map(|(b, _)| b).collect(), frees, flushes)
+    Walk {
+        live: live.into_iter().map(|(b, _)| b).collect(),
+        frees,
+        tail_frees,
+        tail_flushes,
+    }
 }
 
 #[test]
@@ -591,7 +576,15 @@ fn random_churn_of_mid_size_blocks_grows_the_cap() {
         "base {base}, limit {limit}"
     );
     let (mut heap, mut front) = thread(7015);
-    let (live, frees, flushes) = churn(&mut heap, &mut front, class, 20_000);
+    let walk = churn(
+        &mut heap,
+        &mut front,
+        class,
+        20_000,
+        0x9e37_79b9_7f4a_7c15,
+        free,
+    );
+    let (frees, flushes) = (walk.tail_frees, walk.tail_flushes);
     let cap = front.cap(class);
     // It grows while the walk overflows the cache often, and stops where
     // a flush has become rare (10 blocks for this walk, from 4).
@@ -610,7 +603,7 @@ fn random_churn_of_mid_size_blocks_grows_the_cap() {
         flushes * 20 < frees,
         "{flushes} flushes for {frees} frees at cap {cap}"
     );
-    for b in live {
+    for b in walk.live {
         free(&mut heap, &mut front, class, b);
     }
     // SAFETY: this test's heap and front.

@@ -7,32 +7,13 @@ use std::sync::{Arc, Barrier, Mutex};
 use hakmem_ace_learning::POLICY;
 use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 use hakmem_refill_engine::{
-    abandon_all, flush, grow_limit, grown_all_bytes, refill, Heap, GROW_GLOBAL_BYTES,
-    GROW_MIN_BLOCKS, GROW_THREAD_BYTES,
+    abandon_all, grow_limit, grown_all_bytes, Heap, GROW_GLOBAL_BYTES, GROW_MIN_BLOCKS,
+    GROW_THREAD_BYTES,
 };
 use hakmem_tls_front::Front;
 
-/// The program's malloc as the facade does it: a cache pop, a refill on a
-/// miss.
-fn alloc(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u8 {
-    let b = front.pop(class);
-    if !b.is_null() {
-        return b;
-    }
-    // SAFETY: `heap` and `front` are this thread's, and the heap is registered.
-    let b = unsafe { refill(heap, front, class) };
-    assert!(!b.is_null(), "refill of class {class} failed");
-    b
-}
-
-/// The owner's free: a cache push, and a flush on overflow.
-fn free(heap: &mut Heap, front: &mut Front, class: usize, b: *mut u8) {
-    // SAFETY: an allocated block of `class` this thread holds, in no list.
-    if unsafe { front.push(class, b) } {
-        // SAFETY: this thread's heap and front.
-        unsafe { flush(heap, front, class) }.expect("only valid blocks were cached");
-    }
-}
+mod common;
+use common::{alloc, free};
 
 /// Rounds of a batch larger than the grown cap: allocated, tagged, checked
 /// and freed; this grows the class's cap as far as the budgets allow.
