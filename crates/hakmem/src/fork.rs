@@ -31,6 +31,11 @@ pub fn fork_parent() {
 pub fn fork_child() {
     fork_parent();
     background::after_fork_child();
+    // The slow start's total over all threads: only this thread's extras
+    // came along.
+    // SAFETY: reads one field of this thread's own state.
+    let own = thread::peek().map_or(0, |t| unsafe { (*t).local.heap().grown_bytes() });
+    hakmem_refill_engine::reset_grown_all_after_fork(own);
 }
 
 extern "C" fn atfork_prepare() {

@@ -144,3 +144,51 @@ fn children_of_a_busy_process_allocate_and_exit() {
         "of {forks} children: {hung} hung, {failed} failed"
     );
 }
+
+/// The slow start's total over all threads (`GROW_GLOBAL_BYTES` bounds it)
+/// counts in a child only what the forking thread holds: the extras of the
+/// parent's other threads were not copied.
+#[test]
+fn a_child_counts_only_its_own_slow_start_extras() {
+    let (grown_tx, grown_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        // Batches of 40 blocks of 40 000 bytes, over a cache of a few:
+        // the class's cap grows.
+        for round in 0..4u8 {
+            let blocks: Vec<*mut u8> = (0..40).map(|_| hakmem::malloc(40_000)).collect();
+            for &p in &blocks {
+                assert!(!p.is_null());
+                // SAFETY: 40 000 fresh bytes.
+                unsafe { p.write_bytes(round, 40_000) };
+            }
+            for p in blocks {
+                // SAFETY: a block from hakmem::malloc above, freed once.
+                unsafe { hakmem::free(p) };
+            }
+        }
+        grown_tx.send(hakmem::debug::thread_grown_bytes()).unwrap();
+        done_rx.recv().unwrap();
+    });
+    let theirs = grown_rx.recv().unwrap();
+    assert!(theirs > 0, "the other thread's cap did not grow");
+    let own = hakmem::debug::thread_grown_bytes();
+    assert!(hakmem::debug::grown_all_bytes() >= own + theirs);
+    // SAFETY: the child only reads two counters and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = hakmem::debug::grown_all_bytes() == hakmem::debug::thread_grown_bytes();
+        // SAFETY: ends the child without running the parent's exit hooks.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: our child, a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child counted the parent's other threads: status {status:#x}"
+    );
+    done_tx.send(()).unwrap();
+    other.join().unwrap();
+}

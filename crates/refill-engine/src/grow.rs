@@ -73,6 +73,13 @@ pub fn grown_all_bytes() -> usize {
     GROWN_ALL.load(Relaxed)
 }
 
+/// In a forked child: the other threads of the parent were not copied, and
+/// their extras with them; what is left is the forking thread's, `own`
+/// bytes (its heap's [`crate::Heap::grown_bytes`]).
+pub fn reset_grown_all_after_fork(own: usize) {
+    GROWN_ALL.store(own, Relaxed);
+}
+
 /// The cap `class` may grow to when the policy's cap is `base`: `base`
 /// itself when that already holds [`GROW_MAX_BYTES`] and
 /// [`GROW_MIN_BLOCKS`].

@@ -86,4 +86,16 @@ pub mod debug {
         // SAFETY: as above.
         crate::thread::peek().map_or(0, |t| unsafe { (*t).local.front().count(class) })
     }
+
+    /// Bytes the cache slow start lets the calling thread hold above the
+    /// policy's caps, all classes together (`refill-engine/src/grow.rs`).
+    pub fn thread_grown_bytes() -> usize {
+        // SAFETY: as above.
+        crate::thread::peek().map_or(0, |t| unsafe { (*t).local.heap().grown_bytes() })
+    }
+
+    /// The same over all threads of the process.
+    pub fn grown_all_bytes() -> usize {
+        hakmem_refill_engine::grown_all_bytes()
+    }
 }
