@@ -631,7 +631,7 @@ fn a_program_whose_last_run_was_short_starts_no_worker() {
     let dir = std::env::temp_dir().join(format!("hakmem-ace-life-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let profile_dir = format!("{}/", dir.display());
-    let run = |live_ms: &str, min_life: Option<&str>| -> bool {
+    let run_err = |live_ms: &str, min_life: Option<&str>| -> (bool, String) {
         // A limit well above what a quick child takes on a loaded machine
         // (start, join, saves).
         let env = vec![
@@ -642,13 +642,14 @@ fn a_program_whose_last_run_was_short_starts_no_worker() {
         ];
         let out = common::run_child(LIFE_CHILD, "life_child", &env);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        if stdout.contains("worker=1") {
-            true
-        } else {
-            assert!(stdout.contains("worker=0"), "child said: {stdout}");
-            false
-        }
+        let started = stdout.contains("worker=1");
+        assert!(
+            started || stdout.contains("worker=0"),
+            "child said: {stdout}"
+        );
+        (started, String::from_utf8_lossy(&out.stderr).into_owned())
     };
+    let run = |live_ms: &str, min_life: Option<&str>| run_err(live_ms, min_life).0;
     let files = || -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -695,5 +696,17 @@ fn a_program_whose_last_run_was_short_starts_no_worker() {
     assert!(life() >= 1050, "the long run recorded {} ms", life());
     // ...and the next run starts the worker again.
     assert!(run("0", None), "after a long run the worker starts");
+    // A bad limit is reported once and the default (200 ms) applies to
+    // the record the quick run above left (a few ms, unless the machine
+    // is very loaded).
+    let last = life();
+    let (started, err) = run_err("0", Some("9999999"));
+    let line = "hakmem: HAKMEM_ACE_MIN_LIFE_MS=9999999 ignored (not between 0 and 3600000)\n";
+    assert_eq!(err.matches(line).count(), 1, "stderr: {err}");
+    assert_eq!(
+        started,
+        last >= 200,
+        "the default limit did not apply ({last} ms)"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -67,11 +67,6 @@ const BAD: &[(&str, &str, &str)] = &[
     ("HAKMEM_ACE_TICK_MS", "2", "not between 5 and 1000"),
     ("HAKMEM_ACE_IDLE_MS", "soon", "not a number"),
     (
-        "HAKMEM_ACE_MIN_LIFE_MS",
-        "9999999",
-        "not between 0 and 3600000",
-    ),
-    (
         "HAKMEM_ACE_POLICIES",
         "bandit,magic",
         "unknown policy; known: bandit,elo,span,idle,prefill",

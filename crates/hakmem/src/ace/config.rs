@@ -6,10 +6,6 @@ use hakmem_ace_learning::LearnerConfig;
 
 use crate::env::{flag, number, number_in, var};
 
-/// Default of [`AceConfig::min_life_ms`] (`HAKMEM_ACE_MIN_LIFE_MS`): eight
-/// ticks of the default period.
-pub const DEFAULT_MIN_LIFE_MS: u32 = 200;
-
 /// Worker configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AceConfig {
@@ -21,9 +17,6 @@ pub struct AceConfig {
     /// (`HAKMEM_ACE_PROFILE`: a file, or a directory holding one file per
     /// program, named after the executable).
     pub profile: Option<PathBuf>,
-    /// With a profile: a program whose previous run lived less than this
-    /// (ms) starts no worker (`HAKMEM_ACE_MIN_LIFE_MS`; 0 always starts).
-    pub min_life_ms: u32,
     /// The policies' tuning.
     pub learner: LearnerConfig,
 }
@@ -34,7 +27,6 @@ impl Default for AceConfig {
             tick_ms: 25,
             log: false,
             profile: None,
-            min_life_ms: DEFAULT_MIN_LIFE_MS,
             learner: LearnerConfig::DEFAULT,
         }
     }
@@ -42,7 +34,7 @@ impl Default for AceConfig {
 
 impl AceConfig {
     /// The defaults, overridden by `HAKMEM_ACE_LOG`, `HAKMEM_ACE_PROFILE`,
-    /// `HAKMEM_ACE_MIN_LIFE_MS`, `HAKMEM_ACE_TICK_MS`, `HAKMEM_ACE_IDLE_MS` and `HAKMEM_ACE_POLICIES`
+    /// `HAKMEM_ACE_TICK_MS`, `HAKMEM_ACE_IDLE_MS` and `HAKMEM_ACE_POLICIES`
     /// (a comma-separated subset of `bandit,elo,span,idle,prefill`). A value
     /// that cannot be used is reported in one line
     /// (`hakmem: HAKMEM_ACE_TICK_MS=abc ignored (not a number)`) and the
@@ -59,14 +51,6 @@ impl AceConfig {
                 // holding one profile per program.
                 c.profile = super::life::profile_path(v);
             }
-        }
-        if let Some(n) = number_in(
-            c"HAKMEM_ACE_MIN_LIFE_MS",
-            0,
-            3_600_000,
-            "not between 0 and 3600000",
-        ) {
-            c.min_life_ms = n;
         }
         if let Some(n) = number_in(c"HAKMEM_ACE_TICK_MS", 5, 1000, "not between 5 and 1000") {
             c.tick_ms = n;

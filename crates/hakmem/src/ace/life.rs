@@ -18,7 +18,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::env::{parse_u32, var, var_cstr};
+use crate::env::{parse_u32, var_cstr};
 
 /// Longest path built here (Linux's `PATH_MAX`).
 const PATH_MAX: usize = 4096;
@@ -148,7 +148,7 @@ static KEPT: Kept = Kept(core::cell::UnsafeCell::new([0; PATH_MAX]));
 /// lived less than `min_life_ms` (its `.life` file says so, and was
 /// written less than [`LIFE_EXPIRY_S`] ago). False when there is no
 /// profile or no record, so the worker starts. When true, the path is kept
-/// for [`record_if_long`]. Does not allocate. Call it once, from the
+/// for [`record_kept`]. Does not allocate. Call it once, from the
 /// constructor (or the first `start_from_env`).
 pub(super) fn last_run_was_short(min_life_ms: u32) -> bool {
     let Some(value) = var_cstr(c"HAKMEM_ACE_PROFILE") else {
@@ -219,16 +219,6 @@ pub(super) fn record_kept(ms: u32) -> Option<PathBuf> {
     let life = PathBuf::from(OsStr::from_bytes(&kept[..n]));
     write_file(&life, ms);
     Some(life)
-}
-
-/// `HAKMEM_ACE_MIN_LIFE_MS` read without reporting: `default` when unset,
-/// `None` when its value is bad (the worker then starts, and the
-/// configuration it reads reports the value).
-pub(super) fn min_life_setting(default: u32) -> Option<u32> {
-    match var(c"HAKMEM_ACE_MIN_LIFE_MS") {
-        None => Some(default),
-        Some(v) => parse_u32(v).filter(|&n| n <= 3_600_000),
-    }
 }
 
 /// The lifetime file of the profile at `profile`.

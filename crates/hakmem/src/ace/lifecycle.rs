@@ -10,14 +10,14 @@ use std::thread::JoinHandle;
 use hakmem_ace_learning::{Knob, Learner, PolicyWriter, EVENTS, POLICY};
 use hakmem_ptr_bridge::NUM_CLASSES;
 
-use super::config::{AceConfig, DEFAULT_MIN_LIFE_MS};
+use super::config::AceConfig;
 use super::profile::{load_profile, save_profile};
 use super::snapshot::{
     publish_state, DECISIONS, DECISIONS_BEFORE, PROFILE_LOADED, RUNNING, RUNNING_FLAG, STARTING,
     STATE, STOPPED, STOPPING,
 };
 use super::worker::{worker, INITIAL_SAMPLE_SHIFT};
-use crate::env::flag;
+use crate::env::{flag, number_in};
 use crate::sys::now_ms;
 
 /// Tells the worker to stop at its next wake-up.
@@ -90,15 +90,22 @@ pub fn start() -> bool {
 pub fn start_from_env() -> bool {
     if flag(c"HAKMEM_ACE") == Some(true) {
         note_birth();
-        let min_life = super::life::min_life_setting(DEFAULT_MIN_LIFE_MS).unwrap_or(0);
+        let min_life = number_in(
+            c"HAKMEM_ACE_MIN_LIFE_MS",
+            0,
+            3_600_000,
+            "not between 0 and 3600000",
+        )
+        .unwrap_or(DEFAULT_MIN_LIFE_MS);
         // Checked before anything allocates: a skipped short run maps no
         // superslab of its own for learning.
         if min_life > 0 && super::life::last_run_was_short(min_life) {
-            if flag(c"HAKMEM_ACE_LOG") == Some(true) {
+            let log = flag(c"HAKMEM_ACE_LOG") == Some(true);
+            if log {
                 eprintln!("hakmem ace: the last run lived less than {min_life} ms: no worker");
             }
             MIN_LIFE.store(min_life, Relaxed);
-            SKIP_LOG.store(flag(c"HAKMEM_ACE_LOG") == Some(true), Relaxed);
+            SKIP_LOG.store(log, Relaxed);
             if !SKIP_HOOK.swap(true, AcqRel) {
                 // SAFETY: registers a plain `extern "C"` function that
                 // lives for the process.
@@ -115,6 +122,9 @@ pub fn start_from_env() -> bool {
         false
     }
 }
+
+/// Default of `HAKMEM_ACE_MIN_LIFE_MS`: eight ticks of the default period.
+const DEFAULT_MIN_LIFE_MS: u32 = 200;
 
 /// When this process started (the coarse clock's ms; 0: not noted yet).
 static BORN_MS: AtomicU64 = AtomicU64::new(0);
