@@ -64,11 +64,51 @@ pub fn install_fork_handlers() {
     // SAFETY: the handlers are `extern "C"` functions living for the
     // process. pthread_atfork may allocate; a nested call finds the flag
     // set and the configuration being read by this thread, and proceeds.
+    unsafe { register_atfork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child)) };
+}
+
+/// A fork handler as `pthread_atfork` takes it.
+pub type AtforkHandler = Option<unsafe extern "C" fn()>;
+
+#[cfg(target_env = "gnu")]
+extern "C" {
+    /// glibc's registration behind `pthread_atfork` (which is a static
+    /// stub from `libc_nonshared.a` passing the object's `__dso_handle`).
+    fn __register_atfork(
+        prepare: AtforkHandler,
+        parent: AtforkHandler,
+        child: AtforkHandler,
+        dso_handle: *mut libc::c_void,
+    ) -> libc::c_int;
+    /// The handle of the object this code is linked into (crtbegin's).
+    static __dso_handle: u8;
+}
+
+/// `pthread_atfork(prepare, parent, child)`. With glibc it calls
+/// `__register_atfork` directly, as the `pthread_atfork` stub does: the
+/// stub is linked at the end of `libhakmem.so`'s text and reaches libc
+/// through the PLT there, so calling it at load made the kernel's
+/// fault-around map one more 64 KiB window of text in every process
+/// (docs/benchmarks.md, "the footprint's text windows").
+///
+/// # Safety
+/// The handlers must be safe to run at every `fork` for the life of the
+/// process (or of the object, which glibc unregisters at `dlclose`).
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+pub unsafe fn register_atfork(
+    prepare: AtforkHandler,
+    parent: AtforkHandler,
+    child: AtforkHandler,
+) -> libc::c_int {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: the glibc entry point `pthread_atfork` forwards to, with the
+    // handle of this object; the handlers' contract is the caller's.
     unsafe {
-        libc::pthread_atfork(
-            Some(atfork_prepare),
-            Some(atfork_parent),
-            Some(atfork_child),
-        )
-    };
+        __register_atfork(prepare, parent, child, &raw const __dso_handle as *mut libc::c_void)
+    }
+    #[cfg(not(target_env = "gnu"))]
+    // SAFETY: the handlers' contract is the caller's.
+    unsafe {
+        libc::pthread_atfork(prepare, parent, child)
+    }
 }

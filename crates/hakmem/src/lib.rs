@@ -82,7 +82,9 @@ pub use hakmem_superslab_backend::page_size;
 use hakmem_superslab_backend::registry;
 
 pub use config::report_at_exit;
-pub use fork::{fork_child, fork_parent, fork_prepare, install_fork_handlers};
+pub use fork::{
+    fork_child, fork_parent, fork_prepare, install_fork_handlers, register_atfork, AtforkHandler,
+};
 pub use once::InitOnce;
 pub use secure::{secure_mode, HakMemSecure};
 pub use size::{foreign_pointer, realloc, realloc_aligned, usable_size};
@@ -289,7 +291,8 @@ pub fn calloc(size: usize) -> *mut u8 {
 /// it → owner is this thread → push on the thread cache; another owner (or
 /// none) → [`free_remote_path`]; not a superslab → [`free_other`] (span,
 /// null, or invalid pointer). Cost of the owner hit in `libhakmem.so`
-/// (x86-64, objdump): 28 instructions to `ret` — registry 7, free mark
+/// (x86-64, objdump): 29 instructions to `ret` — registry 8 (the table's
+/// mask and base are loaded, since the table is mapped on first use), free mark
 /// check and store 5, record address 4, class and owner loads 2, state
 /// pointer 2 (GOT load + `fs:` load), owner compare with the state's heap
 /// id 2, push with statistics and cap test 6.

@@ -390,7 +390,7 @@ extern "C" fn hakmem_preload_init() {
     // users), then this library's: the forwarding table's reset.
     hakmem::install_fork_handlers();
     // SAFETY: the handler is an `extern "C"` function living for the process.
-    unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
+    unsafe { hakmem::register_atfork(None, None, Some(atfork_child)) };
 }
 
 /// Runs when the library is loaded, before `main` and outside any malloc

@@ -637,3 +637,35 @@ fn stats_file_is_ignored_without_hakmem_stats() {
     assert!(!path.exists(), "created without HAKMEM_STATS");
     assert!(!r.stderr.contains(TABLE), "{}", r.describe());
 }
+
+/// The library's image (every `PT_LOAD` segment, `.bss` included) spans
+/// less than 2 MiB. The loader reserves the whole span in one `mmap`, and
+/// the kernel 2 MiB-aligns a file mapping of 2 MiB or more; an aligned
+/// libhakmem.so fixed the alignment of libc mapped below it, and with it
+/// the libc pages the kernel's fault-around made resident in every
+/// program (docs/benchmarks.md, "the registry out of `.bss`"). The
+/// address registry's 128 MiB table is mapped on first use instead.
+#[test]
+fn the_library_image_spans_less_than_2_mib() {
+    let elf = std::fs::read(library()).expect("read libhakmem.so");
+    let u16_at = |o: usize| u16::from_le_bytes(elf[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..5], b"\x7fELF\x02", "a 64-bit ELF file");
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    let mut end = 0;
+    let mut loads = 0;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(ph) == 1 {
+            // PT_LOAD: p_vaddr at +0x10, p_memsz at +0x28.
+            loads += 1;
+            end = end.max(u64_at(ph + 0x10) + u64_at(ph + 0x28));
+        }
+    }
+    assert!(loads > 0, "no PT_LOAD segment");
+    assert!(
+        end < 2 << 20,
+        "libhakmem.so's image spans {end:#x} bytes (a large static in .bss?)"
+    );
+}

@@ -171,6 +171,18 @@ pub fn advise_huge(p: *mut u8, len: usize) {
     }
 }
 
+/// Asks for no transparent huge pages on a range (`MADV_NOHUGEPAGE`): with
+/// THP in `always` mode the kernel would otherwise back the first touch of
+/// a 2 MiB-aligned range with a whole 2 MiB page. A refusal (THP not built
+/// in, old kernel) changes nothing, so it is ignored.
+pub fn advise_no_huge(p: *mut u8, len: usize) {
+    // SAFETY: a hint on a private anonymous mapping we own; it never
+    // changes the range's contents.
+    unsafe {
+        libc::madvise(p as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE);
+    }
+}
+
 /// A coarse monotonic clock in milliseconds (wraps after 49 days; compare
 /// with `wrapping_sub`). Uses the vDSO's CLOCK_MONOTONIC_COARSE: tens of
 /// nanoseconds, no system call.

@@ -1,18 +1,18 @@
 //! The registry: one 16-bit entry per 2 MiB chunk of the 47-bit user
 //! address space, answering "is this address ours, and what lives there?"
-//! in one load.
+//! in one load (after the table's mask and base, which share a cache line).
 //!
-//! The table is 128 MiB of zero-initialised `.bss`: the loader maps it
-//! without backing, and only the pages covering chunks we actually use are
-//! ever touched (one 4 KiB page of the table covers 4 GiB of address space).
+//! The table is 128 MiB of anonymous memory mapped at hakmem's first
+//! superslab or span ([`reserve`]) without backing: only the pages covering
+//! chunks we actually use are ever touched (one 4 KiB page of the table
+//! covers 4 GiB of address space).
 //! For a superslab the entry is its record mask
 //! ([`hakmem_ptr_bridge::SlabKind::record_mask`]), so the free path learns "ours"
 //! and where the slab record is from the same load, and finds the record
 //! with a constant shift and an `and` (no variable shift, which on x86-64
 //! needs the count in `cl`).
 
-use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU16, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU16, AtomicUsize, Ordering};
 
 use hakmem_ptr_bridge::{SlabKind, SUPERSLAB_SHIFT};
 use static_assertions::{const_assert, const_assert_eq};
@@ -47,24 +47,92 @@ const_assert!(SlabKind::Small.record_mask() <= u16::MAX as usize);
 const_assert!(SlabKind::Medium.record_mask() <= u16::MAX as usize);
 const_assert!(KIND_SPAN < KIND_SUPERSLAB_MIN);
 const_assert!(KIND_SPAN_ALIGNED < KIND_SUPERSLAB_MIN);
-// "128 MiB of zero-initialised `.bss`" (the module doc).
+// "128 MiB" (the module doc).
 const_assert_eq!(core::mem::size_of::<[AtomicU16; ENTRIES]>(), 128 << 20);
 
-#[repr(C, align(4096))]
-struct Table(MaybeUninit<[AtomicU16; ENTRIES]>);
+/// Where the table is, and the mask that keeps an index inside it.
+///
+/// Before the table exists, `base` points at [`EMPTY`] and `mask` is 0, so
+/// every lookup reads that one zero entry ([`KIND_NONE`]): a free of a
+/// foreign pointer before hakmem's first mapping is still answered. The
+/// table is mapped by [`reserve`], which publishes `base` before `mask`;
+/// a lookup reads `mask` (acquire) before `base`, so it never pairs the
+/// real mask with the one-entry placeholder.
+#[repr(C, align(16))]
+struct Table {
+    mask: AtomicUsize,
+    base: AtomicPtr<AtomicU16>,
+}
 
-// SAFETY: the table is an array of atomics (zero is a valid AtomicU16);
-// MaybeUninit only serves to build it without a 64M-element constant.
-unsafe impl Sync for Table {}
+static EMPTY: AtomicU16 = AtomicU16::new(0);
 
-static TABLE: Table = Table(MaybeUninit::zeroed());
+static TABLE: Table = Table {
+    mask: AtomicUsize::new(0),
+    base: AtomicPtr::new(&EMPTY as *const AtomicU16 as *mut AtomicU16),
+};
+
+const TABLE_BYTES: usize = ENTRIES * core::mem::size_of::<AtomicU16>();
+
+/// Maps the table if it is not mapped yet; false when the mapping failed
+/// (the caller then fails the request that needed an entry).
+///
+/// The table is 128 MiB of `MAP_NORESERVE` anonymous memory, advised
+/// `MADV_NOHUGEPAGE` so that the one 4 KiB page of entries a program uses
+/// never becomes a 2 MiB huge page. It is not `.bss`: a library whose
+/// image spans more than 2 MiB is mapped 2 MiB-aligned by the kernel, and
+/// that fixed the alignment of libc below it, and with it how many of
+/// libc's pages the kernel's fault-around made resident (docs/memory.md).
+#[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+pub fn reserve() -> bool {
+    if TABLE.mask.load(Ordering::Acquire) != 0 {
+        return true;
+    }
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing; nothing else is affected.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            TABLE_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: `p` is the mapping just made; the advice only affects it.
+    unsafe { libc::madvise(p, TABLE_BYTES, libc::MADV_NOHUGEPAGE) };
+    let placeholder = &EMPTY as *const AtomicU16 as *mut AtomicU16;
+    match TABLE.base.compare_exchange(
+        placeholder,
+        p as *mut AtomicU16,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => TABLE.mask.store(ENTRIES - 1, Ordering::Release),
+        Err(_) => {
+            // Another thread mapped it first; it publishes the mask.
+            // SAFETY: `p` is our own unused mapping.
+            unsafe { libc::munmap(p, TABLE_BYTES) };
+            while TABLE.mask.load(Ordering::Acquire) == 0 {
+                core::hint::spin_loop();
+            }
+        }
+    }
+    true
+}
 
 #[inline(always)]
 fn entry(idx: usize) -> &'static AtomicU16 {
     debug_assert!(idx < ENTRIES);
-    // SAFETY: `idx < ENTRIES` (callers check); the table is zero-initialised
-    // memory, a valid `[AtomicU16; ENTRIES]`, living for the whole program.
-    unsafe { &*(TABLE.0.as_ptr() as *const AtomicU16).add(idx) }
+    let base = TABLE.base.load(Ordering::Relaxed);
+    // SAFETY: callers pass an index masked by the mask read (acquire)
+    // before `base`: 0 with the placeholder, or below ENTRIES with the
+    // table, which is zero-initialised memory that is never unmapped.
+    unsafe { &*base.add(idx) }
 }
 
 /// The kind recorded for the chunk holding `p` ([`KIND_NONE`] when unknown).
@@ -77,7 +145,8 @@ fn entry(idx: usize) -> &'static AtomicU16 {
 /// chunk of ours; that is undefined behaviour in every allocator.
 #[inline(always)]
 pub fn kind_of(p: usize) -> Kind {
-    entry((p >> SUPERSLAB_SHIFT) & (ENTRIES - 1)).load(Ordering::Acquire) as Kind
+    let mask = TABLE.mask.load(Ordering::Acquire);
+    entry((p >> SUPERSLAB_SHIFT) & mask).load(Ordering::Acquire) as Kind
 }
 
 /// True when `kind` (from [`kind_of`]) denotes a superslab.
@@ -94,19 +163,31 @@ pub fn set(chunk: usize, kind: Kind) {
         return;
     }
     debug_assert!(kind <= u16::MAX as Kind);
+    if !reserve() {
+        // Only KIND_NONE can be stored without a table, and it is its
+        // every entry already.
+        debug_assert!(kind == KIND_NONE);
+        return;
+    }
     entry(idx).store(kind as u16, Ordering::Release)
 }
 
-/// True when `p` is inside the address range the table covers.
+/// True when `p` is inside the address range the table covers and the
+/// table is mapped (mapping it now if needed: see [`reserve`]). Checked
+/// before a superslab or span is recorded, so that a failed table mapping
+/// fails that request instead of leaving memory of ours unrecorded.
 pub fn covers(p: usize) -> bool {
-    (p >> SUPERSLAB_SHIFT) < ENTRIES
+    (p >> SUPERSLAB_SHIFT) < ENTRIES && reserve()
 }
 
 /// Calls `f(chunk_base, kind)` for every chunk the registry records (slow:
 /// scans the whole table, skipping untouched parts quickly; for invariant
 /// scans in tests and diagnostics).
 pub fn for_each(mut f: impl FnMut(usize, Kind)) {
-    let words = TABLE.0.as_ptr() as *const core::sync::atomic::AtomicU64;
+    if TABLE.mask.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let words = TABLE.base.load(Ordering::Relaxed) as *const core::sync::atomic::AtomicU64;
     for w in 0..ENTRIES / 4 {
         // SAFETY: the table is 4096-aligned and 2 * ENTRIES bytes long, so
         // it is also ENTRIES/4 aligned u64 words; atomics of either width

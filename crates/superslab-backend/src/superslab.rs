@@ -154,6 +154,14 @@ pub fn node_of_address(addr: usize) -> u8 {
     u8::from(addr >= NODE_SPLIT)
 }
 
+/// While fewer superslabs than this are mapped, a new one is advised
+/// `MADV_NOHUGEPAGE`; later ones keep the system's policy. With THP in
+/// `always` mode the kernel backs the first touch of a 2 MiB-aligned range
+/// with a 2 MiB page, so a program that allocates a few bytes would hold
+/// 2 MiB per superslab; a large heap still gets huge pages for the rest
+/// (docs/memory.md, "Huge pages").
+pub const SMALL_HEAP_SUPERSLABS: usize = 2;
+
 pub(crate) static SUPERSLABS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static DECAY_MS: AtomicU32 = AtomicU32::new(500);
 static LAST_DECAY_MS: AtomicU32 = AtomicU32::new(0);
@@ -235,6 +243,9 @@ fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
     if !registry::covers(base as usize) {
         os::unmap(base, SUPERSLAB_SIZE);
         return ptr::null_mut();
+    }
+    if SUPERSLABS_MAPPED.load(Relaxed) < SMALL_HEAP_SUPERSLABS {
+        os::advise_no_huge(base, SUPERSLAB_SIZE);
     }
     let ss = base as *mut SuperslabHeader;
     // SAFETY: fresh zeroed mapping large enough for the header; an all-zero
