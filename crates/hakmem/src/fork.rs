@@ -64,7 +64,13 @@ pub fn install_fork_handlers() {
     // SAFETY: the handlers are `extern "C"` functions living for the
     // process. pthread_atfork may allocate; a nested call finds the flag
     // set and the configuration being read by this thread, and proceeds.
-    unsafe { register_atfork(Some(atfork_prepare), Some(atfork_parent), Some(atfork_child)) };
+    unsafe {
+        register_atfork(
+            Some(atfork_prepare),
+            Some(atfork_parent),
+            Some(atfork_child),
+        )
+    };
 }
 
 /// A fork handler as `pthread_atfork` takes it.
@@ -104,7 +110,12 @@ pub unsafe fn register_atfork(
     // SAFETY: the glibc entry point `pthread_atfork` forwards to, with the
     // handle of this object; the handlers' contract is the caller's.
     unsafe {
-        __register_atfork(prepare, parent, child, &raw const __dso_handle as *mut libc::c_void)
+        __register_atfork(
+            prepare,
+            parent,
+            child,
+            &raw const __dso_handle as *mut libc::c_void,
+        )
     }
     #[cfg(not(target_env = "gnu"))]
     // SAFETY: the handlers' contract is the caller's.

@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn large_spans_ask_for_huge_pages_small_ones_do_not() {
+    fn large_spans_ask_for_huge_pages_small_ones_refuse_them() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists() {
             return; // a kernel without THP has no flag to show
@@ -232,11 +232,15 @@ mod tests {
         let small = span_alloc(1 << 20, 16, false);
         assert!(vm_flags(big).split_whitespace().any(|f| f == "hg"));
         assert!(!vm_flags(small).split_whitespace().any(|f| f == "hg"));
+        // Below the threshold a span refuses huge pages outright, so that
+        // THP in `always` mode does not back it with 2 MiB pages.
+        assert!(vm_flags(small).split_whitespace().any(|f| f == "nh"));
         assert!(span_free(big) && span_free(small));
         decay(true);
         set_huge_min(0);
         let off = span_alloc(8 << 20, 16, false);
         assert!(!vm_flags(off).split_whitespace().any(|f| f == "hg"));
+        assert!(vm_flags(off).split_whitespace().any(|f| f == "nh"));
         assert!(span_free(off));
         set_huge_min(HUGE_MIN_DEFAULT);
         decay(true);

@@ -367,6 +367,13 @@ pub fn span_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             if hi > lo {
                 os::advise_huge(lo as *mut u8, hi - lo);
             }
+        } else {
+            // No huge pages unless asked for, whatever the system's THP
+            // mode: the mapping is 2 MiB-aligned and a multiple of 2 MiB, so
+            // with THP in `always` mode the first touch of a 100 KiB block
+            // would be backed by a 2 MiB page (docs/memory.md, "Huge pages
+            // and the registry").
+            os::advise_no_huge(base as *mut u8, len);
         }
     }
     {

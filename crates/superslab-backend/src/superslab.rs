@@ -158,9 +158,9 @@ pub fn node_of_address(addr: usize) -> u8 {
 /// `MADV_NOHUGEPAGE`; later ones keep the system's policy. With THP in
 /// `always` mode the kernel backs the first touch of a 2 MiB-aligned range
 /// with a 2 MiB page, so a program that allocates a few bytes would hold
-/// 2 MiB per superslab; a large heap still gets huge pages for the rest
-/// (docs/memory.md, "Huge pages").
-pub const SMALL_HEAP_SUPERSLABS: usize = 2;
+/// 2 MiB per superslab; a heap past 16 MiB still gets huge pages for the
+/// rest (docs/memory.md, "Huge pages and the registry").
+pub const SMALL_HEAP_SUPERSLABS: usize = 8;
 
 pub(crate) static SUPERSLABS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static DECAY_MS: AtomicU32 = AtomicU32::new(500);
