@@ -77,6 +77,29 @@ pub fn map(len: usize) -> *mut u8 {
     }
 }
 
+/// Maps `len` bytes of zeroed, private, read-write memory meant to be
+/// touched sparsely (`MAP_NORESERVE`: no swap is reserved for it where the
+/// overcommit policy honours that). Null on failure.
+pub fn map_sparse(len: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping with no address hint has no
+    // preconditions; failure is reported as MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
 /// Reserves `len` bytes of address space with no access rights and no
 /// memory behind them (`PROT_NONE`, `MAP_NORESERVE`): any access faults.
 /// Null on failure.

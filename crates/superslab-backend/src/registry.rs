@@ -88,23 +88,11 @@ pub fn reserve() -> bool {
     if TABLE.mask.load(Ordering::Acquire) != 0 {
         return true;
     }
-    // SAFETY: an anonymous private mapping at an address of the kernel's
-    // choosing; nothing else is affected.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            TABLE_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let p = crate::os::map_sparse(TABLE_BYTES);
+    if p.is_null() {
         return false;
     }
-    // SAFETY: `p` is the mapping just made; the advice only affects it.
-    unsafe { libc::madvise(p, TABLE_BYTES, libc::MADV_NOHUGEPAGE) };
+    crate::os::advise_no_huge(p, TABLE_BYTES);
     let placeholder = &EMPTY as *const AtomicU16 as *mut AtomicU16;
     match TABLE.base.compare_exchange(
         placeholder,
@@ -115,8 +103,7 @@ pub fn reserve() -> bool {
         Ok(_) => TABLE.mask.store(ENTRIES - 1, Ordering::Release),
         Err(_) => {
             // Another thread mapped it first; it publishes the mask.
-            // SAFETY: `p` is our own unused mapping.
-            unsafe { libc::munmap(p, TABLE_BYTES) };
+            crate::os::unmap(p, TABLE_BYTES);
             while TABLE.mask.load(Ordering::Acquire) == 0 {
                 core::hint::spin_loop();
             }
