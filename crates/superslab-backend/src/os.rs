@@ -56,16 +56,18 @@ pub fn check_page_size() -> bool {
     page_size() <= MAX_PAGE_SIZE
 }
 
-/// Maps `len` bytes of zeroed, private, read-write memory. Null on failure.
-pub fn map(len: usize) -> *mut u8 {
-    // SAFETY: an anonymous private mapping with no address hint has no
-    // preconditions; failure is reported as MAP_FAILED.
+/// A new anonymous private mapping of `len` bytes with `prot` and the
+/// extra `flags`, at an address of the kernel's choosing. Null on failure.
+fn map_anonymous(len: usize, prot: libc::c_int, flags: libc::c_int) -> *mut u8 {
+    // SAFETY: an anonymous private mapping with no address hint affects no
+    // existing memory and has no preconditions; failure is reported as
+    // MAP_FAILED.
     let p = unsafe {
         libc::mmap(
             ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
             -1,
             0,
         )
@@ -75,52 +77,25 @@ pub fn map(len: usize) -> *mut u8 {
     } else {
         p as *mut u8
     }
+}
+
+/// Maps `len` bytes of zeroed, private, read-write memory. Null on failure.
+pub fn map(len: usize) -> *mut u8 {
+    map_anonymous(len, libc::PROT_READ | libc::PROT_WRITE, 0)
 }
 
 /// Maps `len` bytes of zeroed, private, read-write memory meant to be
 /// touched sparsely (`MAP_NORESERVE`: no swap is reserved for it where the
 /// overcommit policy honours that). Null on failure.
 pub fn map_sparse(len: usize) -> *mut u8 {
-    // SAFETY: an anonymous private mapping with no address hint has no
-    // preconditions; failure is reported as MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        ptr::null_mut()
-    } else {
-        p as *mut u8
-    }
+    map_anonymous(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_NORESERVE)
 }
 
 /// Reserves `len` bytes of address space with no access rights and no
 /// memory behind them (`PROT_NONE`, `MAP_NORESERVE`): any access faults.
 /// Null on failure.
 pub fn reserve(len: usize) -> *mut u8 {
-    // SAFETY: a new anonymous mapping with no hint and no access; it
-    // affects no existing memory, and failure is reported as MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        ptr::null_mut()
-    } else {
-        p as *mut u8
-    }
+    map_anonymous(len, libc::PROT_NONE, libc::MAP_NORESERVE)
 }
 
 /// Takes every access right from `len` bytes at `p` (whole pages of a
