@@ -55,9 +55,10 @@ const_assert_eq!(core::mem::size_of::<[AtomicU16; ENTRIES]>(), 128 << 20);
 /// Before the table exists, `base` points at [`EMPTY`] and `mask` is 0, so
 /// every lookup reads that one zero entry ([`KIND_NONE`]): a free of a
 /// foreign pointer before hakmem's first mapping is still answered. The
-/// table is mapped by [`reserve`], which publishes `base` before `mask`;
-/// a lookup reads `mask` (acquire) before `base`, so it never pairs the
-/// real mask with the one-entry placeholder.
+/// table is mapped by [`reserve`], which publishes `base` before `mask`
+/// (any thread that has seen the real `base` may store the mask); a lookup
+/// reads `mask` (acquire) before `base`, so it never pairs the real mask
+/// with the one-entry placeholder.
 #[repr(C, align(16))]
 struct Table {
     mask: AtomicUsize,
@@ -88,27 +89,32 @@ pub fn reserve() -> bool {
     if TABLE.mask.load(Ordering::Acquire) != 0 {
         return true;
     }
-    let p = crate::os::map_sparse(TABLE_BYTES);
-    if p.is_null() {
-        return false;
-    }
-    crate::os::advise_no_huge(p, TABLE_BYTES);
     let placeholder = &EMPTY as *const AtomicU16 as *mut AtomicU16;
-    match TABLE.base.compare_exchange(
-        placeholder,
-        p as *mut AtomicU16,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
-        Ok(_) => TABLE.mask.store(ENTRIES - 1, Ordering::Release),
-        Err(_) => {
-            // Another thread mapped it first; it publishes the mask.
+    if TABLE.base.load(Ordering::Acquire) == placeholder {
+        let p = crate::os::map_sparse(TABLE_BYTES);
+        if p.is_null() {
+            return false;
+        }
+        crate::os::advise_no_huge(p, TABLE_BYTES);
+        if TABLE
+            .base
+            .compare_exchange(
+                placeholder,
+                p as *mut AtomicU16,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // Another thread's table won; ours was never seen.
             crate::os::unmap(p, TABLE_BYTES);
-            while TABLE.mask.load(Ordering::Acquire) == 0 {
-                core::hint::spin_loop();
-            }
         }
     }
+    // The base is a real table now (ours, or one whose store this thread
+    // has seen): publish the mask. Every thread that gets here stores the
+    // same value, so none waits for another — not even a forked child whose
+    // parent was between the two stores in a thread the child lacks.
+    TABLE.mask.store(ENTRIES - 1, Ordering::Release);
     true
 }
 
