@@ -19,7 +19,7 @@ use hakmem_refill_engine::{
 use hakmem_tls_front::Front;
 
 mod common;
-use common::{alloc, free};
+use common::{alloc, batch_rounds, free};
 
 /// A registered heap with id `id` and an empty front.
 fn thread(id: usize) -> (Heap, Front) {
@@ -304,45 +304,6 @@ fn a_published_slab_freed_empty_by_an_exited_thread_is_swept() {
     assert_ne!(s.state(), slab_state::QUEUED, "the empty slab went back");
 }
 
-/// Rounds of glibc's bench-malloc-simple shape: `n` blocks allocated and
-/// written, then freed, half in order and half in reverse. Returns the
-/// refills and flushes of the last round. Every block is value-checked.
-fn batch_rounds(
-    heap: &mut Heap,
-    front: &mut Front,
-    class: usize,
-    n: usize,
-    rounds: usize,
-) -> (u64, u64) {
-    let size = CLASS_SIZE[class] as usize;
-    let mut last = (0, 0);
-    for r in 0..rounds {
-        let before = heap.counters.class[class];
-        let blocks: Vec<*mut u8> = (0..n).map(|_| alloc(heap, front, class)).collect();
-        for (i, &b) in blocks.iter().enumerate() {
-            // SAFETY: `b` is a live block of `size` bytes the test holds.
-            unsafe { std::ptr::write_bytes(b, (i + r) as u8, size) };
-        }
-        for (i, &b) in blocks.iter().enumerate() {
-            // SAFETY: as above; no other live block overlaps it.
-            let ok = unsafe { std::slice::from_raw_parts(b, size) }
-                .iter()
-                .all(|&x| x == (i + r) as u8);
-            assert!(ok, "block {i} of round {r} was overwritten");
-        }
-        let (first, second) = blocks.split_at(n / 2);
-        for &b in first.iter().chain(second.iter().rev()) {
-            free(heap, front, class, b);
-        }
-        let after = heap.counters.class[class];
-        last = (
-            after.refills - before.refills,
-            after.flushes - before.flushes,
-        );
-    }
-    last
-}
-
 #[test]
 fn a_batch_larger_than_the_cache_grows_its_cap_until_it_fits() {
     let class = 1; // 32 bytes: the cap may grow to 1024 blocks
@@ -492,11 +453,7 @@ fn a_thread_cycling_its_own_large_blocks_keeps_its_exhausted_slabs() {
         adopted * 20 < frees,
         "{adopted} adoptions for {frees} frees by the owner"
     );
-    for b in walk.live {
-        free_any(&mut heap, &mut front, class, b);
-    }
-    // SAFETY: this test's heap and front.
-    unsafe { abandon_all(&mut heap, &mut front) };
+    walk.finish(&mut heap, &mut front, class, free_any);
 }
 
 /// What [`churn`] leaves: the blocks still live, its frees, and the frees
@@ -506,6 +463,24 @@ struct Walk {
     frees: u64,
     tail_frees: u64,
     tail_flushes: u64,
+}
+
+impl Walk {
+    /// Frees the blocks still live with `free_fn` and gives the thread's
+    /// cache and slabs back (`abandon_all`).
+    fn finish(
+        self,
+        heap: &mut Heap,
+        front: &mut Front,
+        class: usize,
+        free_fn: fn(&mut Heap, &mut Front, usize, *mut u8),
+    ) {
+        for b in self.live {
+            free_fn(heap, front, class, b);
+        }
+        // SAFETY: the caller's heap and front.
+        unsafe { abandon_all(heap, front) };
+    }
 }
 
 /// `ops` steps of a random walk (xorshift from `seed`) over at most 200
@@ -603,11 +578,7 @@ fn random_churn_of_mid_size_blocks_grows_the_cap() {
         flushes * 20 < frees,
         "{flushes} flushes for {frees} frees at cap {cap}"
     );
-    for b in walk.live {
-        free(&mut heap, &mut front, class, b);
-    }
-    // SAFETY: this test's heap and front.
-    unsafe { abandon_all(&mut heap, &mut front) };
+    walk.finish(&mut heap, &mut front, class, free);
     assert_eq!((heap.cap_boost(class), heap.grown_bytes()), (0, 0));
     assert_eq!(front.cap(class), base);
 }

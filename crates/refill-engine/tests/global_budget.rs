@@ -13,32 +13,7 @@ use hakmem_refill_engine::{
 use hakmem_tls_front::Front;
 
 mod common;
-use common::{alloc, free};
-
-/// Rounds of a batch larger than the grown cap: allocated, tagged, checked
-/// and freed; this grows the class's cap as far as the budgets allow.
-fn cycle(heap: &mut Heap, front: &mut Front, class: usize, t: u8) {
-    let n = 2 * GROW_MIN_BLOCKS as usize;
-    let size = CLASS_SIZE[class] as usize;
-    for r in 0..3u8 {
-        let blocks: Vec<*mut u8> = (0..n).map(|_| alloc(heap, front, class)).collect();
-        for (i, &b) in blocks.iter().enumerate() {
-            let tag = t ^ r ^ i as u8;
-            // SAFETY: a live block of `size` bytes this thread holds.
-            unsafe {
-                b.write(tag);
-                b.add(size - 1).write(tag);
-            }
-        }
-        for (i, &b) in blocks.iter().enumerate() {
-            let tag = t ^ r ^ i as u8;
-            // SAFETY: as above.
-            let got = unsafe { (b.read(), b.add(size - 1).read()) };
-            assert_eq!(got, (tag, tag), "block {b:p} was overwritten");
-            free(heap, front, class, b);
-        }
-    }
-}
+use common::batch_rounds;
 
 #[test]
 fn the_growth_of_all_threads_stays_within_the_global_budget() {
@@ -72,7 +47,9 @@ fn the_growth_of_all_threads_stays_within_the_global_budget() {
                 {
                     let _g = turn.lock().unwrap();
                     for &c in &classes {
-                        cycle(&mut heap, &mut front, c, t as u8);
+                        // Batches larger than the grown cap: the class grows as
+                        // far as the budgets allow.
+                        batch_rounds(&mut heap, &mut front, c, 2 * GROW_MIN_BLOCKS as usize, 3);
                     }
                     assert!(heap.grown_bytes() <= GROW_THREAD_BYTES);
                 }

@@ -233,15 +233,10 @@ pub(super) fn write(profile: &Path, ms: u32) {
     write_file(&life_path(profile), ms);
 }
 
-/// Writes `ms` to `path` through a temporary file of this process (so
-/// that processes of one program ending together do not share it) and a
-/// rename. A failure is reported in one line.
+/// Writes `ms` to `path` (replacing it whole, as the profile is). A
+/// failure is reported in one line.
 fn write_file(path: &Path, ms: u32) {
-    let mut tmp: OsString = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let r = std::fs::write(&tmp, format!("{ms}\n")).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
+    if let Err(e) = super::profile::replace_file(path, format!("{ms}\n").as_bytes()) {
         eprintln!("hakmem ace: {}: cannot write ({e})", path.display());
     }
 }

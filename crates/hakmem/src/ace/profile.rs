@@ -51,14 +51,24 @@ pub(super) fn load_profile(path: &Path, l: &mut Learner, w: &PolicyWriter<'_>, l
 pub(super) fn save_profile(path: &Path, l: &Learner, log: bool) {
     let mut img = Box::new([0u8; PROFILE_LEN]);
     profile::encode(l, &POLICY, &mut img);
-    let mut tmp = path.as_os_str().to_owned();
-    // This process's own temporary file: processes of one program that
-    // end together (a parallel build's compilers) must not share one.
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let r = std::fs::write(&tmp, &img[..]).and_then(|_| std::fs::rename(&tmp, path));
-    match r {
+    match replace_file(path, &img[..]) {
         Ok(()) if log => eprintln!("hakmem ace: profile {} saved", path.display()),
         Ok(()) => {}
         Err(e) => eprintln!("hakmem ace: profile {}: cannot write ({e})", path.display()),
     }
+}
+
+/// Replaces the file at `path` with `bytes` whole: written to a temporary
+/// file of this process beside it, then renamed over it, so that a reader
+/// sees the old file or the new one. The temporary file is per process:
+/// processes of one program that end together (a parallel build's
+/// compilers) must not share one; it is removed when a step fails.
+pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let r = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
