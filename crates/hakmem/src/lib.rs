@@ -223,6 +223,7 @@ pub fn malloc(size: usize) -> *mut u8 {
 
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn alloc_span(size: usize, align: usize) -> *mut u8 {
     // The secure mode hands out only zeroed memory: a reused span is
     // cleared (fresh ones come zeroed from the OS).
@@ -375,6 +376,7 @@ fn free_marked(p: *mut u8) -> ! {
 
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
     config::init();
     if secure::on() {
@@ -405,6 +407,7 @@ unsafe fn flush_cold(t: *mut thread::ThreadState, class: usize) {
 /// owner-hit path needs no extra register move.)
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
     thread::run(|t| {
         if secure::on() {
@@ -428,6 +431,7 @@ unsafe fn free_remote_path(p: *mut u8, m: &SlabMeta) {
 /// `p` is null or being freed.
 #[cold]
 #[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 unsafe fn free_other(p: *mut u8) {
     if p.is_null() {
         return;
@@ -489,6 +493,7 @@ unsafe fn free_other(p: *mut u8) {
 /// foreign pointer; it stops the program too, by default (see
 /// docs/security.md).
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn freed_span(p: *mut u8) -> bool {
     // SAFETY: our own state, no reference into it is live.
     let stashed = thread::peek().is_some_and(|t| unsafe { (*t).local.stash_holds(p) });

@@ -20,6 +20,7 @@ pub fn usable_size(p: *const u8) -> usize {
 
 /// The usable size of live block `p`, validated (see [`usable_size`]);
 /// `call` names the entry point in the diagnostic.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn live_size(call: &str, p: *mut u8) -> usize {
     let a = p as usize;
     match registry::kind_of(a) {

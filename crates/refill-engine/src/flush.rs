@@ -99,6 +99,7 @@ unsafe fn end_run(heap: &mut Heap, class: usize, cur: *const SlabMeta, run: u32)
 /// # Safety
 /// `heap` and `front` are the calling thread's.
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe fn flush(heap: &mut Heap, front: &mut Front, class: usize) -> Result<(), *mut u8> {
     // The slow start may raise the cap first (see `grow.rs`).
     heap.grow[class].at_flush(front, class, &mut heap.grown);

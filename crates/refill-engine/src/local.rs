@@ -216,6 +216,7 @@ impl LocalHeap {
     /// # Safety
     /// `self` is the calling thread's state.
     #[inline]
+    #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
     pub unsafe fn flush_slow(&mut self, class: usize) -> Result<(), *mut u8> {
         // SAFETY: caller contract.
         let r = unsafe { self.flush(class) };
@@ -238,6 +239,7 @@ impl LocalHeap {
     /// `m` its slab record; `self` is the calling thread's state (or the
     /// temporary state lent to an exited thread's call).
     #[inline]
+    #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
     pub unsafe fn free_slow(&mut self, p: *mut u8, m: &SlabMeta) -> FreeResult {
         // SAFETY: caller contract.
         if unsafe { crate::batch_remote(&mut self.heap, m, p) } {
@@ -253,6 +255,7 @@ impl LocalHeap {
     /// As for [`LocalHeap::free_slow`].
     #[cold]
     #[inline(never)]
+    #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
     unsafe fn free_slow_cold(&mut self, p: *mut u8) -> FreeResult {
         // SAFETY: caller contract.
         match unsafe { crate::free_remote(&mut self.heap, p) } {
@@ -298,6 +301,7 @@ impl LocalHeap {
     /// the batched remote frees are pushed. Whether the counters are due
     /// for publication is [`LocalHeap::take_publish_due`].
     #[inline]
+    #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
     pub fn tick(&mut self) {
         self.slow_events += 1;
         if self.slow_events.is_multiple_of(32) {

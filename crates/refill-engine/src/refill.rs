@@ -4,7 +4,7 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ace_learning::{EventKind, POLICY};
-use hakmem_ptr_bridge::{block_next, set_block_next, set_free_mark, SlabMeta};
+use hakmem_ptr_bridge::{block_next, set_block_next, set_free_mark, SlabMeta, CLASS_SIZE};
 use hakmem_tls_front::Front;
 
 use crate::heap::{event, give_up_exhausted, obtain, Heap, UNREGISTERED};
@@ -38,7 +38,8 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
     // may ask for more than the refill count; the cache cap bounds both.
     let want = (policy.refill.max(1) as u32)
         .max(policy.prefill as u32)
-        .min(front.cap(class).max(1));
+        .min(front.cap(class).max(1))
+        .min(ramp(class, heap.counters.class[class].refills));
     // SAFETY: forwarded contract.
     let c = unsafe { take_chain(heap, class, want, |_| {}) };
     if c.n == 0 {
@@ -52,6 +53,24 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
         unsafe { front.push_chain(class, rest, c.tail, c.n - 1) };
     }
     first
+}
+
+/// Bytes the first refill of a class in a thread brings at most: a page.
+const FIRST_REFILL_BYTES: u32 = 4096;
+
+/// The most blocks the refill of `class` brings after `done` refills of
+/// it by this thread: a page's worth at first, doubling with each refill
+/// (so the policy's count, about 16 KiB worth, is reached by the third or
+/// fourth).
+/// Carving writes a list link into every block it hands to the cache, so
+/// a program that uses a class for a few blocks would otherwise have
+/// 16 KiB of it resident: about 10 KiB per class used, over the twenty or
+/// thirty classes of a shell or an interpreter (docs/benchmarks.md,
+/// "the first refill of a class").
+#[inline]
+fn ramp(class: usize, done: u64) -> u32 {
+    let first = (FIRST_REFILL_BYTES / CLASS_SIZE[class]).max(1);
+    first << done.min(16)
 }
 
 /// A chain of free blocks of one class that [`take_chain`] took: `n`

@@ -117,6 +117,7 @@ pub unsafe fn batch_remote(heap: &mut Heap, s: &SlabMeta, b: *mut u8) -> bool {
 /// `b` is a pointer into a live superslab that the program frees; `heap` is
 /// the calling thread's.
 #[cold]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe fn free_remote(heap: &mut Heap, b: *mut u8) -> FreeOutcome {
     // SAFETY: caller contract.
     let s = unsafe { slab_meta_of(b) };

@@ -112,6 +112,33 @@ fn refill_brings_distinct_aligned_blocks_of_one_slab() {
 }
 
 #[test]
+fn first_refills_of_a_class_carve_a_page_then_double() {
+    // 416-byte blocks: the policy's batch is 39 (about 16 KiB); the first
+    // refill brings a page's worth (9 blocks), then 18, 36, and the batch.
+    let class = 20;
+    let size = CLASS_SIZE[class] as usize;
+    let (mut heap, mut front) = thread(7010);
+    let mut held = Vec::new();
+    let mut want = (4096 / size).max(1);
+    for round in 0..5 {
+        let expect = want.min(batch(class));
+        let blocks = refill_all(&mut heap, &mut front, class);
+        assert_eq!(blocks.len(), expect, "refill {round} of class {class}");
+        let s = slab_of(blocks[0]);
+        // Only what was handed out was carved: the list links of carved
+        // blocks are written, so carving more would touch more pages.
+        let carved: usize = held.len() + blocks.len();
+        assert_eq!(s.carved() as usize, carved, "refill {round}: blocks carved");
+        held.extend(blocks);
+        want *= 2;
+    }
+    assert_eq!(batch(class), 39, "the policy's batch of this class changed");
+    cache(&mut front, class, &held);
+    // SAFETY: this test's heap and front.
+    unsafe { abandon_all(&mut heap, &mut front) };
+}
+
+#[test]
 fn flush_returns_blocks_above_half_the_cap_to_their_slab() {
     // 320 bytes: a class whose default cap already holds the slow start's
     // byte budget, so the flush keeps exactly half the cap.
@@ -180,6 +207,9 @@ fn free_remote_batches_per_slab_and_the_owner_drains_them() {
     let class = 9;
     let (mut owner, mut front) = thread(7004);
     let (mut other, _) = thread(7005);
+    // Past the small first refills of a class (`first_refills_of_a_class_
+    // carve_a_page_then_double` below): this test needs a full batch.
+    owner.counters.class[class].refills = 8;
     let mut held = refill_all(&mut owner, &mut front, class);
     let n = held.len() as u32;
     assert!(

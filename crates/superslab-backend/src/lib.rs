@@ -84,6 +84,7 @@ pub fn stats() -> BackendStats {
 /// longer than the decay delay, and cached spans as old (everything, with
 /// `force`). Cheap to call often: unforced runs are rate-limited. Returns
 /// the bytes given back.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub fn decay(force: bool) -> usize {
     let freed = superslab::decay(force);
     if force || freed > 0 || span::cached_bytes() > 0 {

@@ -303,6 +303,7 @@ pub fn cached_bytes() -> usize {
 /// Maps (or takes from the cache) a span for `size` bytes aligned to
 /// `align` (a power of two). With `zero`, the first `size` bytes read as
 /// zero. Null when the request cannot be met.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub fn span_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some((off, len)) = span_geometry(size, align) else {
         return ptr::null_mut();
@@ -391,6 +392,7 @@ pub fn span_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// Places a request of `size` bytes at `align` in the mapping
 /// `base..base+map_len` (header at `off` before the user pointer, plus the
 /// colour), zeroes it with `zero`, writes the header and registers it.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn hand_out(
     base: usize,
     map_len: usize,
@@ -487,6 +489,7 @@ pub fn span_usable_size(p: *mut u8) -> Option<usize> {
 
 /// Frees span `p`: its mapping goes to the span cache (or back to the OS).
 /// False (and nothing done) when `p` is not a span.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub fn span_free(p: *mut u8) -> bool {
     let Some(h) = span_header(p) else {
         return false;
@@ -548,6 +551,7 @@ impl SpanStash {
     /// Frees span `p`: into the stash when it qualifies (one chunk, normal
     /// alignment; a mapping already kept goes to the shared cache), else as
     /// [`span_free`] does. False (and nothing done) when `p` is not a span.
+    #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
     pub fn free(&mut self, p: *mut u8) -> bool {
         let Some(h) = span_header(p) else {
             return false;
@@ -592,6 +596,7 @@ impl SpanStash {
     /// Serves a span request from the stash when the kept mapping fits
     /// (`size` bytes at `align` in one chunk); null otherwise (nothing
     /// done). With `zero` the first `size` bytes read as zero.
+    #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
     pub fn alloc(&mut self, size: usize, align: usize, zero: bool) -> *mut u8 {
         if self.base == 0 {
             return ptr::null_mut();
