@@ -329,9 +329,6 @@ fn spawn_thread() -> bool {
         return true;
     }
     STOP.store(false, Release);
-    // Its child-side reset is one of the fork handlers: they must be in
-    // place before the thread exists.
-    crate::install_fork_handlers();
     let spawned = std::thread::Builder::new()
         .name("hakmem-purge".into())
         .spawn(run);

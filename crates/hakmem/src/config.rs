@@ -45,7 +45,7 @@ fn read() {
     if !hakmem_superslab_backend::os::check_page_size() {
         crate::diag::unsupported("the page size is above 64 KiB, which hakmem's slab layout does not support (see docs/platforms.md)");
     }
-    crate::fork::install_fork_handlers_when_threaded();
+    crate::install_fork_handlers();
     // The secure mode first: it decides how every block is laid out.
     // (`hakmem::options::set_secure(false)` before this reading overrides
     // the variable.)

@@ -47,55 +47,16 @@ extern "C" fn atfork_parent() {
 extern "C" fn atfork_child() {
     fork_child();
     ace::after_fork_child();
-    let extra = EXTRA_CHILD.load(core::sync::atomic::Ordering::Acquire);
-    if extra != 0 {
-        // SAFETY: EXTRA_CHILD holds an `extern "C" fn()` stored by
-        // `on_fork_child`.
-        let f: extern "C" fn() = unsafe { core::mem::transmute::<usize, extern "C" fn()>(extra) };
-        f();
-    }
-}
-
-/// One more child handler, run after hakmem's own (the preload's reset of
-/// its forwarding table); 0 when none.
-static EXTRA_CHILD: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-
-/// Adds `f` to what hakmem's fork handler runs in the child, after its own
-/// reset (one such function; a later call replaces it). It runs only once
-/// the handlers are registered, which [`install_fork_handlers_when_threaded`]
-/// defers to the process's second thread: `f` must only reset state that
-/// another thread can leave half-done.
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-pub fn on_fork_child(f: extern "C" fn()) {
-    EXTRA_CHILD.store(f as usize, core::sync::atomic::Ordering::Release);
-}
-
-/// Registers the fork handlers when they can first matter: at once where
-/// the C library cannot say whether the process is single-threaded, and
-/// otherwise before the first allocator lock taken once the process has a
-/// second thread (`hakmem_remote_queue::primitive::set_threaded_hook`). A
-/// small single-threaded program thus never calls `__register_atfork`,
-/// whose libc pages its fault-around would map (docs/benchmarks.md, "fork
-/// handlers and the exit key, deferred"). The learning worker and the
-/// background thread register them before they start.
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-pub fn install_fork_handlers_when_threaded() {
-    if cfg!(target_env = "gnu") && hakmem_remote_queue::primitive::single_threaded() {
-        hakmem_remote_queue::primitive::set_threaded_hook(install_fork_handlers);
-    } else {
-        install_fork_handlers();
-    }
 }
 
 static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Registers hakmem's `pthread_atfork` handlers ([`fork_prepare`],
-/// [`fork_parent`], [`fork_child`], the learning worker's reset and the
-/// [`on_fork_child`] function) once per process. The facade arranges it on
-/// its first slow path ([`install_fork_handlers_when_threaded`]), so every
-/// user (`HakMem`, `HakMemSecure`, `libhakmem.so`) forks safely: a child
-/// never inherits an allocator lock that another thread of the parent
-/// held. Later calls do nothing.
+/// [`fork_parent`], [`fork_child`] and the learning worker's reset) once
+/// per process. The facade calls it on its first slow path, so every user
+/// (`HakMem`, `HakMemSecure`, `libhakmem.so`) forks safely: a child never
+/// inherits an allocator lock that another thread of the parent held.
+/// Later calls do nothing.
 pub fn install_fork_handlers() {
     if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
         return;

@@ -83,8 +83,7 @@ use hakmem_superslab_backend::registry;
 
 pub use config::report_at_exit;
 pub use fork::{
-    fork_child, fork_parent, fork_prepare, install_fork_handlers, install_fork_handlers_when_threaded,
-    on_fork_child, register_atfork, AtforkHandler,
+    fork_child, fork_parent, fork_prepare, install_fork_handlers, register_atfork, AtforkHandler,
 };
 pub use once::InitOnce;
 pub use secure::{secure_mode, HakMemSecure};

@@ -23,7 +23,6 @@ pub(crate) struct ThreadState {
     pub(crate) published_cached: [u32; NUM_CLASSES], // statistics: cached count last published
     pub(crate) published_pushes: [u64; NUM_CLASSES], // statistics: push count last published
     pub(crate) quarantine: crate::secure::Quarantine, // secure mode: freed blocks not reused yet
-    exit_hook_armed: bool, // its pthread key value is set (see `register`)
 }
 
 impl ThreadState {
@@ -33,7 +32,6 @@ impl ThreadState {
             published_cached: [0; NUM_CLASSES],
             published_pushes: [0; NUM_CLASSES],
             quarantine: crate::secure::Quarantine::new(),
-            exit_hook_armed: false,
         }
     }
 
@@ -237,10 +235,6 @@ pub(crate) fn id() -> usize {
 pub(crate) fn run<R>(f: impl FnOnce(*mut ThreadState) -> R) -> R {
     let t = state();
     if t != fresh() && t != exited() {
-        // SAFETY: `t` is this thread's own state.
-        if unsafe { !(*t).exit_hook_armed } {
-            arm_late(t);
-        }
         return f(t);
     }
     match create() {
@@ -433,14 +427,6 @@ fn thread_key() -> Option<libc::pthread_key_t> {
 /// `calloc` (keys past the first 32); that nested call then finds a
 /// registered thread and proceeds normally.
 ///
-/// The hook is armed at once in a process that has (or had) a second
-/// thread. The thread that registers while the process has only one (the
-/// main thread, as a rule) is armed later, by [`run`]'s first slow path
-/// after a second thread appears: until then its exit is the process's
-/// (`exit` runs no key destructors) and no other thread can adopt what it
-/// holds, and the key's libc pages stay out of a small program's memory
-/// (docs/benchmarks.md, "fork handlers and the exit key, deferred").
-///
 /// # Safety
 /// `t` is the calling thread's state and no reference into it is live.
 #[cold]
@@ -456,38 +442,10 @@ pub(crate) unsafe fn register(t: *mut ThreadState) {
             (*t).local.front_mut().set_cap(c, POLICY.cache_cap(c));
         }
     }
-    if !hakmem_remote_queue::primitive::single_threaded() {
-        // SAFETY: as above.
-        unsafe { arm(t) };
-    }
-}
-
-/// Arms the exit hook of `t`, the calling thread's state (see [`register`]).
-///
-/// # Safety
-/// `t` is the calling thread's state and no reference into it is live.
-unsafe fn arm(t: *mut ThreadState) {
-    // Set first: a nested call (pthread_setspecific may allocate) must not
-    // arm again.
-    // SAFETY: `t` is ours (caller contract).
-    unsafe { (*t).exit_hook_armed = true };
     if let Some(k) = thread_key() {
         // SAFETY: a valid key; the value only needs to be non-null so that
         // the destructor runs.
         unsafe { libc::pthread_setspecific(k, core::ptr::dangling::<libc::c_void>()) };
-    }
-}
-
-/// [`run`]'s check for a thread registered while the process had a single
-/// thread: arms its exit hook once a second thread exists.
-#[cold]
-#[inline(never)]
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-fn arm_late(t: *mut ThreadState) {
-    if !hakmem_remote_queue::primitive::single_threaded() {
-        // SAFETY: `run` passes the calling thread's own state, with no
-        // reference into it live.
-        unsafe { arm(t) };
     }
 }
 

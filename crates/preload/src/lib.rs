@@ -386,11 +386,11 @@ extern "C" fn hakmem_preload_init() {
     // HAKMEM_BACKGROUND=1: the background purge thread, also started here
     // (the ACE worker, if it runs, does the purge on its tick instead).
     hakmem::background::start_from_env();
-    // The allocator's fork handlers (the facade's, shared with Rust users),
-    // registered once the process has a second thread, and this library's
-    // forwarding-table reset, which they run in the child.
-    hakmem::on_fork_child(atfork_child);
-    hakmem::install_fork_handlers_when_threaded();
+    // The allocator's own fork handlers (the facade's, shared with Rust
+    // users), then this library's: the forwarding table's reset.
+    hakmem::install_fork_handlers();
+    // SAFETY: the handler is an `extern "C"` function living for the process.
+    unsafe { hakmem::register_atfork(None, None, Some(atfork_child)) };
 }
 
 /// Runs when the library is loaded, before `main` and outside any malloc

@@ -257,11 +257,6 @@ fn fork_from_a_thread_while_others_allocate() {
 }
 
 #[test]
-fn fork_handlers_wait_for_a_second_thread_and_fork_stays_safe() {
-    suite("test_fork_deferred");
-}
-
-#[test]
 fn thread_create_join_cycles_keep_rss_bounded() {
     suite("test_threads");
 }

@@ -36,10 +36,12 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
     front.set_cap(class, cap);
     // A warm-pool prefill budget (set by the learner after an idle trim)
     // may ask for more than the refill count; the cache cap bounds both.
+    // The thread's first refills of the class bring less (`ramp`); a
+    // budget the learner set on purpose is not ramped.
     let want = (policy.refill.max(1) as u32)
+        .min(ramp(class, heap.counters.class[class].refills))
         .max(policy.prefill as u32)
-        .min(front.cap(class).max(1))
-        .min(ramp(class, heap.counters.class[class].refills));
+        .min(front.cap(class).max(1));
     // SAFETY: forwarded contract.
     let c = unsafe { take_chain(heap, class, want, |_| {}) };
     if c.n == 0 {

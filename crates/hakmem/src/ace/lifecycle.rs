@@ -244,9 +244,6 @@ fn start_worker(cfg: AceConfig) -> bool {
     POLICY.set_observing(true);
     publish_state(&learner);
     let wcfg = cfg.clone();
-    // Its child-side reset is one of the fork handlers: they must be in
-    // place before the thread exists.
-    crate::install_fork_handlers();
     let spawned = std::thread::Builder::new()
         .name("hakmem-ace".into())
         .spawn(move || worker(wcfg, learner, w));
