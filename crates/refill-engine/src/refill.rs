@@ -4,7 +4,9 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ace_learning::{EventKind, POLICY};
-use hakmem_ptr_bridge::{block_next, set_block_next, set_free_mark, SlabMeta, CLASS_SIZE};
+use hakmem_ptr_bridge::{
+    block_next, set_block_next, set_free_mark, SlabMeta, CLASS_SIZE, NUM_TINY_CLASSES,
+};
 use hakmem_tls_front::Front;
 
 use crate::heap::{event, give_up_exhausted, obtain, Heap, UNREGISTERED};
@@ -60,8 +62,8 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
 /// Bytes the first refill of a class in a thread brings at most: a page.
 const FIRST_REFILL_BYTES: u32 = 4096;
 
-/// The most blocks the refill of `class` brings after `done` refills of
-/// it by this thread: a page's worth at first, doubling with each refill
+/// The most blocks the refill of tiny `class` brings after `done` refills
+/// of it by this thread: a page's worth at first, doubling with each refill
 /// (so the policy's count, about 16 KiB worth, is reached by the third or
 /// fourth).
 /// Carving writes a list link into every block it hands to the cache, so
@@ -72,6 +74,16 @@ const FIRST_REFILL_BYTES: u32 = 4096;
 #[inline]
 fn ramp(class: usize, done: u64) -> u32 {
     let first = (FIRST_REFILL_BYTES / CLASS_SIZE[class]).max(1);
+    if class >= NUM_TINY_CLASSES {
+        // Mid classes bring 2–16 blocks (16 KiB worth). Ramped, the test
+        // `idle_memory_goes_back_with_the_background_purge`
+        // (crates/hakmem/tests/background.rs: two threads cycle 192 MiB of
+        // 4 KiB blocks and exit) still had 20–28 MiB resident 3 s after
+        // the frees, above its bound of start + 16 MiB; unramped it is
+        // below the bound 0.7 s after them (15 MiB). Not understood yet,
+        // so mid classes are not ramped.
+        return u32::MAX;
+    }
     first << done.min(16)
 }
 
