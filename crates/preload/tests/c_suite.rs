@@ -257,6 +257,11 @@ fn fork_from_a_thread_while_others_allocate() {
 }
 
 #[test]
+fn program_fork_handlers_may_allocate() {
+    suite("test_fork_handlers");
+}
+
+#[test]
 fn thread_create_join_cycles_keep_rss_bounded() {
     suite("test_threads");
 }
