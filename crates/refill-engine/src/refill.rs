@@ -73,7 +73,6 @@ const FIRST_REFILL_BYTES: u32 = 4096;
 /// "the first refill of a class").
 #[inline]
 fn ramp(class: usize, done: u64) -> u32 {
-    let first = (FIRST_REFILL_BYTES / CLASS_SIZE[class]).max(1);
     if class >= NUM_TINY_CLASSES {
         // Mid classes bring 2–16 blocks (16 KiB worth). Ramped, the test
         // `idle_memory_goes_back_with_the_background_purge`
@@ -84,7 +83,8 @@ fn ramp(class: usize, done: u64) -> u32 {
         // so mid classes are not ramped.
         return u32::MAX;
     }
-    first << done.min(16)
+    // A tiny block is at most 1 KiB: at least 4 blocks to a page.
+    (FIRST_REFILL_BYTES / CLASS_SIZE[class]) << done.min(16)
 }
 
 /// A chain of free blocks of one class that [`take_chain`] took: `n`

@@ -28,7 +28,8 @@ fn thread(id: usize) -> (Heap, Front) {
     (heap, Front::new())
 }
 
-/// Blocks one refill of `class` brings with the default policy (the front
+/// Blocks one refill of `class` brings with the default policy once past
+/// the thread's first refills of a tiny class, which bring less (the front
 /// starts with cap 0, and the refill sets it from the policy table).
 fn batch(class: usize) -> usize {
     POLICY
@@ -119,7 +120,7 @@ fn first_refills_of_a_class_carve_a_page_then_double() {
     let size = CLASS_SIZE[class] as usize;
     let (mut heap, mut front) = thread(7010);
     let mut held = Vec::new();
-    let mut want = (4096 / size).max(1);
+    let mut want = 4096 / size;
     for round in 0..5 {
         let expect = want.min(batch(class));
         let blocks = refill_all(&mut heap, &mut front, class);
@@ -208,7 +209,7 @@ fn free_remote_batches_per_slab_and_the_owner_drains_them() {
     let (mut owner, mut front) = thread(7004);
     let (mut other, _) = thread(7005);
     // Past the small first refills of a class (`first_refills_of_a_class_
-    // carve_a_page_then_double` below): this test needs a full batch.
+    // carve_a_page_then_double` above): this test needs a full batch.
     owner.counters.class[class].refills = 8;
     let mut held = refill_all(&mut owner, &mut front, class);
     let n = held.len() as u32;
