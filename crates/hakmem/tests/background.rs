@@ -95,15 +95,22 @@ static KEPT_LEN: AtomicUsize = AtomicUsize::new(0);
 fn worker() {
     let n = PER_THREAD / BLOCK;
     let mut blocks: Vec<*mut u8> = Vec::with_capacity(n);
-    let mut last_chunk = usize::MAX;
+    // The superslabs this thread has kept a block of. Not just the last
+    // one: a refill may take the last blocks of one superslab and the
+    // first of the next, and the cache then hands them out interleaved
+    // (new, old, new); keeping a block at every change of superslab kept
+    // two or three per superslab then, each pinning a slab of its own.
+    let mut seen = [0usize; 512];
+    let mut seen_len = 0;
     for i in 0..n {
         let p = hakmem::malloc(BLOCK);
         assert!(!p.is_null());
         // SAFETY: BLOCK fresh bytes.
         unsafe { p.write_bytes(i as u8 | 1, BLOCK) };
         let chunk = p as usize & !(hakmem::SUPERSLAB_SIZE - 1);
-        if chunk != last_chunk {
-            last_chunk = chunk;
+        if !seen[..seen_len].contains(&chunk) {
+            seen[seen_len] = chunk;
+            seen_len += 1;
             let k = KEPT_LEN.fetch_add(1, SeqCst);
             KEPT[k].store(p as usize, SeqCst);
         } else {

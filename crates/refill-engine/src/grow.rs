@@ -105,16 +105,45 @@ pub(crate) struct Grow {
     boost: u32,
     /// The class refilled since its cap last stopped growing.
     cycling: bool,
+    /// Refills of the class by this thread so far, saturating at
+    /// [`RAMP_STEPS`]: the refill ramp's step (`refill::ramp`). Kept here,
+    /// not in the statistics counters, which publication resets.
+    ramp: u8,
     /// The front's push count at the previous flush.
     mark: u64,
 }
+
+/// Refills after which the ramp no longer limits a class (`1 << 16`
+/// blocks is past every policy count).
+const RAMP_STEPS: u8 = 16;
 
 impl Grow {
     pub(crate) const ZERO: Grow = Grow {
         boost: 0,
         cycling: false,
+        ramp: 0,
         mark: 0,
     };
+
+    /// The refill ramp's step: refills of the class by this thread so
+    /// far, at most [`RAMP_STEPS`].
+    #[inline]
+    pub(crate) fn ramp_step(&self) -> u32 {
+        self.ramp as u32
+    }
+
+    /// Ends the ramp at once (see [`crate::Heap::skip_refill_ramp`]).
+    pub(crate) fn skip_ramp(&mut self) {
+        self.ramp = RAMP_STEPS;
+    }
+
+    /// Notes a refill for the ramp.
+    #[inline]
+    pub(crate) fn ramp_done(&mut self) {
+        if self.ramp < RAMP_STEPS {
+            self.ramp += 1;
+        }
+    }
 
     /// Sets the extra to `boost` blocks of `class`, keeping `held` (the
     /// bytes all the thread's extras hold) in step.

@@ -75,6 +75,14 @@ impl Counters {
 }
 
 impl Heap {
+    /// Makes the refills of `class` bring the policy's full count at once,
+    /// as they do after the thread's first few (the ramp of
+    /// `refill::ramp`): for tests and benchmarks that need a full batch
+    /// from the first refill.
+    pub fn skip_refill_ramp(&mut self, class: usize) {
+        self.grow[class].skip_ramp();
+    }
+
     /// A heap with no id and no slabs.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {

@@ -4,9 +4,7 @@ use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 use hakmem_ace_learning::{EventKind, POLICY};
-use hakmem_ptr_bridge::{
-    block_next, set_block_next, set_free_mark, SlabMeta, CLASS_SIZE, NUM_TINY_CLASSES,
-};
+use hakmem_ptr_bridge::{block_next, set_block_next, set_free_mark, SlabMeta, CLASS_SIZE};
 use hakmem_tls_front::Front;
 
 use crate::heap::{event, give_up_exhausted, obtain, Heap, UNREGISTERED};
@@ -41,7 +39,7 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
     // The thread's first refills of the class bring less (`ramp`); a
     // budget the learner set on purpose is not ramped.
     let want = (policy.refill.max(1) as u32)
-        .min(ramp(class, heap.counters.class[class].refills))
+        .min(ramp(class, heap.grow[class].ramp_step()))
         .max(policy.prefill as u32)
         .min(front.cap(class).max(1));
     // SAFETY: forwarded contract.
@@ -62,29 +60,30 @@ pub unsafe fn refill(heap: &mut Heap, front: &mut Front, class: usize) -> *mut u
 /// Bytes the first refill of a class in a thread brings at most: a page.
 const FIRST_REFILL_BYTES: u32 = 4096;
 
-/// The most blocks the refill of tiny `class` brings after `done` refills
-/// of it by this thread: a page's worth at first, doubling with each refill
-/// (so the policy's count, about 16 KiB worth, is reached by the third or
-/// fourth).
+/// The most blocks the refill of `class` brings after `done` refills of
+/// it by this thread: a page's worth at first (one block for a class above
+/// 4 KiB), doubling with each refill, so the policy's count (about 16 KiB
+/// worth) is reached by the third or fourth.
 /// Carving writes a list link into every block it hands to the cache, so
 /// a program that uses a class for a few blocks would otherwise have
 /// 16 KiB of it resident: about 10 KiB per class used, over the twenty or
 /// thirty classes of a shell or an interpreter (docs/benchmarks.md,
-/// "the first refill of a class").
+/// "the first refill of a class"). `done` is [`Grow::ramp_step`]: the
+/// statistics' refill counter is reset at every publication and would
+/// restart the ramp.
+///
+/// Mid classes were left out at first: with them ramped the test
+/// `idle_memory_goes_back_with_the_background_purge` kept 20–28 MiB. The
+/// cause was the test's choice of blocks to keep (one at every change of
+/// superslab in allocation order): after a ramp of 1 + 2 blocks the
+/// 4-block refills of 4 KiB blocks straddle slab ends, the cache hands out
+/// the two superslabs' blocks interleaved, and the test kept 587 blocks
+/// instead of 186, each pinning a slab (docs/benchmarks.md, fifth session).
+///
+/// [`Grow::ramp_step`]: crate::grow::Grow::ramp_step
 #[inline]
-fn ramp(class: usize, done: u64) -> u32 {
-    if class >= NUM_TINY_CLASSES {
-        // Mid classes bring 2–16 blocks (16 KiB worth). Ramped, the test
-        // `idle_memory_goes_back_with_the_background_purge`
-        // (crates/hakmem/tests/background.rs: two threads cycle 192 MiB of
-        // 4 KiB blocks and exit) still had 20–28 MiB resident 3 s after
-        // the frees, above its bound of start + 16 MiB; unramped it is
-        // below the bound 0.7 s after them (15 MiB). Not understood yet,
-        // so mid classes are not ramped.
-        return u32::MAX;
-    }
-    // A tiny block is at most 1 KiB: at least 4 blocks to a page.
-    (FIRST_REFILL_BYTES / CLASS_SIZE[class]) << done.min(16)
+fn ramp(class: usize, done: u32) -> u32 {
+    (FIRST_REFILL_BYTES / CLASS_SIZE[class]).max(1) << done.min(16)
 }
 
 /// A chain of free blocks of one class that [`take_chain`] took: `n`
@@ -234,6 +233,7 @@ pub unsafe fn take_chain(
         }
     }
     if n > 0 {
+        heap.grow[class].ramp_done();
         heap.counters.class[class].refills += 1;
         heap.counters.class[class].refill_blocks += n as u64;
         event(EventKind::Refill, class, n, heap);
