@@ -6,8 +6,7 @@
 //! calls live in `hakmem_superslab_backend::os`.)
 
 use core::fmt::Write;
-use std::sync::OnceLock;
-use std::time::Instant;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Writes all of `bytes` to `fd` (retrying short writes and `EINTR`); a
 /// failure loses the rest.
@@ -80,9 +79,24 @@ impl<const N: usize> Write for StackStr<N> {
 /// Milliseconds since the facade's clock was first read (monotonic; one
 /// origin for the whole process: the ACE worker and the background purge
 /// share it).
+///
+/// `CLOCK_MONOTONIC` read directly, the origin kept in one atomic word:
+/// `std`'s `OnceLock<Instant>` did the same through a generic
+/// `OnceLock::initialize` that the linker placed among the cold code, so
+/// the fork child handler (which notes the child's birth time) brought a
+/// 64 KiB window of libhakmem.so's text into every forked child.
 pub(crate) fn now_ms() -> u64 {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
+    static ORIGIN: AtomicU64 = AtomicU64::new(0);
+    let ts = clock(libc::CLOCK_MONOTONIC);
+    // At least 1: 0 marks the origin as not yet taken.
+    let now = (ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000).max(1);
+    match ORIGIN.load(Relaxed) {
+        0 => match ORIGIN.compare_exchange(0, now, Relaxed, Relaxed) {
+            Ok(_) => 0,
+            Err(o) => now.saturating_sub(o),
+        },
+        o => now.saturating_sub(o),
+    }
 }
 
 /// `getrusage(RUSAGE_SELF)`; all zero when the call fails.

@@ -371,6 +371,7 @@ pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, s
 // Process life cycle: fork handlers, installed at load time.
 // ---------------------------------------------------------------------------
 
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 extern "C" fn atfork_child() {
     foreign::after_fork_child();
 }
