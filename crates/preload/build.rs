@@ -1,28 +1,61 @@
 //! Links libhakmem.so with `layout.ld`, which places the code every
-//! program runs (the start-up group, the PLT, `.fini`, std's ARGV hook) at
-//! the start of the text segment: see the script's comment.
+//! program runs (the start-up group, the PLT, std's ARGV hook) at the start
+//! of the text segment: see the script's comment.
 //!
-//! Only on Linux with the toolchain's default linker (rust-lld, or GNU ld
-//! through `cc`), both of which take `INSERT`; a linker chosen by the user
-//! (`-C linker`, `-fuse-ld=mold`, gold) may not, so the script is left out
-//! then, as it is with `HAKMEM_NO_LAYOUT_SCRIPT` set at build time. Without
-//! it the library works the same and maps a few more pages.
+//! Only where the linker is known: x86_64-unknown-linux-gnu with rustc
+//! 1.90 or later, whose default linker is the bundled rust-lld (it takes
+//! `INSERT`), and no sign that the user chose another one (`-C linker`,
+//! `-C linker-features`, `-C link-self-contained`, `-fuse-ld=`, `-B`,
+//! `--ld-path`, `mold -run`). mold does not take `SECTIONS` at all, and on
+//! targets where `.plt` is writable data (ppc64) moving it before `.text`
+//! would merge text and data into one writable, executable segment. The
+//! script is also left out with `HAKMEM_NO_LAYOUT_SCRIPT` set at build
+//! time. Without it the library works the same and maps a few more pages.
 
 use std::env;
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=layout.ld");
     println!("cargo:rerun-if-env-changed=HAKMEM_NO_LAYOUT_SCRIPT");
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
+    println!("cargo:rerun-if-env-changed=MOLD_PATH");
+    if env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu")
         || env::var_os("HAKMEM_NO_LAYOUT_SCRIPT").is_some()
         || env::var_os("RUSTC_LINKER").is_some()
+        || env::var_os("MOLD_PATH").is_some()
+        || !rustc_links_with_lld()
     {
         return;
     }
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags.contains("fuse-ld") || flags.contains("linker") {
+    let chosen = [
+        "fuse-ld",
+        "ld-path",
+        "linker=",
+        "linker-flavor",
+        "linker-features",
+        "link-self-contained",
+    ];
+    if chosen.iter().any(|f| flags.contains(f)) || flags.split('\x1f').any(|f| f.contains("-B")) {
         return;
     }
     let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    println!("cargo:rustc-link-arg-cdylib=-Wl,-T,{dir}/layout.ld");
+    // Two arguments, not `-Wl,-T,…`: a path with a comma stays whole.
+    println!("cargo:rustc-link-arg-cdylib=-Xlinker");
+    println!("cargo:rustc-link-arg-cdylib=--script={dir}/layout.ld");
+}
+
+/// True when rustc is 1.90 or later: from then on it links
+/// x86_64-unknown-linux-gnu with its bundled rust-lld by default.
+fn rustc_links_with_lld() -> bool {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(out) = Command::new(rustc).arg("--version").output() else {
+        return false;
+    };
+    let v = String::from_utf8_lossy(&out.stdout);
+    // "rustc 1.95.0 (…)"
+    let mut parts = v.split_whitespace().nth(1).unwrap_or("").split('.');
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    major > 1 || (major == 1 && minor >= 90)
 }
