@@ -198,7 +198,7 @@ impl<const N: usize> EventRing<N> {
     /// Only the slots a push or pop has written are reset: those below
     /// the accepted count while it is under the capacity (positions are
     /// handed out in order, so slot `i` is first written at position `i`),
-    /// and of those only the ones not already in the initial state. A ring
+    /// all of them once it has reached the capacity. A ring
     /// that was never used (learning off) is not touched at all: storing
     /// even a zero into a `.bss` page the process never wrote would give
     /// every forked child its own copy of the whole ring (256 KiB).
@@ -210,9 +210,7 @@ impl<const N: usize> EventRing<N> {
     pub unsafe fn reset_after_fork(&self) {
         let written = self.tail.0.load(Relaxed).min(N);
         for s in self.slots[..written].iter() {
-            if s.seq.load(Relaxed) != 0 {
-                s.seq.store(0, Relaxed);
-            }
+            s.seq.store(0, Relaxed);
         }
         self.head.0.store(0, Relaxed);
         self.tail.0.store(0, Release);

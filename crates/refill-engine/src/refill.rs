@@ -83,7 +83,9 @@ const FIRST_REFILL_BYTES: u32 = 4096;
 /// [`Grow::ramp_step`]: crate::grow::Grow::ramp_step
 #[inline]
 fn ramp(class: usize, done: u32) -> u32 {
-    (FIRST_REFILL_BYTES / CLASS_SIZE[class]).max(1) << done.min(16)
+    // `done` is at most `RAMP_STEPS` (16) and the first count at most 256
+    // (4096 / 16): the shift stays below 2^25.
+    (FIRST_REFILL_BYTES / CLASS_SIZE[class]).max(1) << done
 }
 
 /// A chain of free blocks of one class that [`take_chain`] took: `n`
