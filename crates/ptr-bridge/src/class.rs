@@ -60,6 +60,7 @@ pub(crate) const fn build_class_sizes() -> [u32; NUM_CLASSES] {
 }
 
 /// Block size of each class, in bytes.
+#[link_section = ".rodata.hakmem_startup"] // start-up group, see crates/preload/layout.ld
 pub static CLASS_SIZE: [u32; NUM_CLASSES] = build_class_sizes();
 
 /// True when every size is a multiple of `align` and larger than the one
@@ -129,6 +130,7 @@ pub(crate) const fn build_class_strides() -> [u32; NUM_CLASSES] {
 /// Distance between consecutive blocks of each class in a slab: the class
 /// size, plus [`COLOUR_GAP`] for classes of [`COLOUR_MIN`] bytes and more.
 /// This is a block's usable size (the gap belongs to the block before it).
+#[link_section = ".rodata.hakmem_startup"] // start-up group, see crates/preload/layout.ld
 pub static CLASS_STRIDE: [u32; NUM_CLASSES] = build_class_strides();
 
 // Strides keep the 16-byte alignment too; the colour gap keeps the
@@ -271,6 +273,7 @@ const fn build_aligned_table() -> [[u8; NUM_CLASSES]; ALIGN_LEVELS] {
 /// stride is a multiple of `align`; `u8::MAX` when none. Coloured classes
 /// (8 KiB and up) are 128-byte aligned, so a request of more than 4 KiB
 /// aligned to 256 bytes or more becomes a span.
+#[link_section = ".rodata.hakmem_startup"] // start-up group, see crates/preload/layout.ld
 static ALIGNED_CLASS: [[u8; NUM_CLASSES]; ALIGN_LEVELS] = build_aligned_table();
 
 /// The class serving `size` bytes at `align`, or `None` when the request

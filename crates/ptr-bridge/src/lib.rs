@@ -366,6 +366,7 @@ const fn build_reciprocals() -> [u64; NUM_CLASSES] {
 }
 
 /// `ceil(2^56 / CLASS_STRIDE[c])` per class.
+#[link_section = ".rodata.hakmem_startup"] // start-up group, see crates/preload/layout.ld
 static RECIPROCAL: [u64; NUM_CLASSES] = build_reciprocals();
 
 /// `off / CLASS_STRIDE[class]` for `off < 512 KiB`, by multiplication: with
