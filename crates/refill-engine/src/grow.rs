@@ -18,14 +18,19 @@
 //!   thousands of frees; a batch larger than the cache flushes most of
 //!   them.
 //!
-//! The cap then doubles, up to [`grow_limit`]: [`GROW_MAX_BYTES`] of
-//! blocks (at most [`GROW_MAX_BLOCKS`]) but never fewer than
-//! [`GROW_MIN_BLOCKS`]. So the classes below 256 bytes, whose default cap
-//! holds less than 32 KiB, grow to 32 KiB; the classes above 2 KiB,
-//! whose default cap is 2–14 blocks, grow to 16 blocks (a thread churning
-//! random mid-size blocks otherwise flushed and refilled every few frees:
-//! docs/benchmarks.md, "Issue 13: the mid sizes' slow start"); the
-//! classes between keep their cap. What all classes of one thread add
+//! The cap then doubles, up to [`grow_limit`]. A tiny class (up to 1 KiB)
+//! grows to [`GROW_MAX_BYTES`] of blocks, at most [`GROW_MAX_BLOCKS`]:
+//! 2048 blocks up to 256 bytes, 512 of 1 KiB — enough for the batches of
+//! glibc's `bench-malloc-simple` (up to 1600 blocks), which at the earlier
+//! 32 KiB went through the slabs twice per round at 256 bytes and above
+//! (docs/benchmarks.md, "Issue 13: glibc's shape at 256 bytes"). A mid
+//! class grows to [`GROW_MID_BYTES`] of blocks but never fewer than
+//! [`GROW_MIN_BLOCKS`]: the classes above 2 KiB, whose default cap is 2–14
+//! blocks, grow to 16 blocks (a thread churning random mid-size blocks
+//! otherwise flushed and refilled every few frees: docs/benchmarks.md,
+//! "Issue 13: the mid sizes' slow start"). Mid classes grow on random
+//! churn too (their caches are that small), which is why their limit stays
+//! low. What all classes of one thread add
 //! together is bounded by [`GROW_THREAD_BYTES`], and what all threads add
 //! by [`GROW_GLOBAL_BYTES`]: a class that would pass either grows only as
 //! far as the budgets allow. A flush where under one
@@ -39,17 +44,21 @@
 use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
 
-use hakmem_ptr_bridge::CLASS_SIZE;
+use hakmem_ptr_bridge::{CLASS_SIZE, NUM_TINY_CLASSES};
 use hakmem_tls_front::Front;
 
-/// Most bytes of blocks a grown cache of one class may hold.
-pub const GROW_MAX_BYTES: u32 = 32 << 10;
+/// Most bytes of blocks a grown cache of one tiny class may hold.
+pub const GROW_MAX_BYTES: u32 = 512 << 10;
 
-/// Most blocks a grown cache of one class may hold.
+/// Most bytes of blocks a grown cache of one mid class may hold (but see
+/// [`GROW_MIN_BLOCKS`]).
+pub const GROW_MID_BYTES: u32 = 32 << 10;
+
+/// Most blocks a grown cache of one tiny class may hold.
 pub const GROW_MAX_BLOCKS: u32 = 2048;
 
-/// Blocks a grown cache of one class may hold even when they are more than
-/// [`GROW_MAX_BYTES`] (the classes above 2 KiB).
+/// Blocks a grown cache of one mid class may hold even when they are more
+/// than [`GROW_MID_BYTES`] (the classes above 2 KiB).
 pub const GROW_MIN_BLOCKS: u32 = 16;
 
 /// Most bytes the slow start may add to one thread's caches, over all
@@ -81,15 +90,21 @@ pub fn reset_grown_all_after_fork(own: usize) {
 }
 
 /// The cap `class` may grow to when the policy's cap is `base`: `base`
-/// itself when that already holds [`GROW_MAX_BYTES`] and
-/// [`GROW_MIN_BLOCKS`].
+/// itself when that already holds the class's byte limit
+/// ([`GROW_MAX_BYTES`] for a tiny class, [`GROW_MID_BYTES`] and at least
+/// [`GROW_MIN_BLOCKS`] for a mid one).
 pub const fn grow_limit(class: usize, base: u32) -> u32 {
-    let mut l = GROW_MAX_BYTES / CLASS_SIZE[class];
-    if l > GROW_MAX_BLOCKS {
-        l = GROW_MAX_BLOCKS;
-    }
-    if l < GROW_MIN_BLOCKS {
-        l = GROW_MIN_BLOCKS;
+    let mut l;
+    if class < NUM_TINY_CLASSES {
+        l = GROW_MAX_BYTES / CLASS_SIZE[class];
+        if l > GROW_MAX_BLOCKS {
+            l = GROW_MAX_BLOCKS;
+        }
+    } else {
+        l = GROW_MID_BYTES / CLASS_SIZE[class];
+        if l < GROW_MIN_BLOCKS {
+            l = GROW_MIN_BLOCKS;
+        }
     }
     if l < base {
         base

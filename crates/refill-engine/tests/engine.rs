@@ -157,9 +157,11 @@ fn first_refills_of_a_class_carve_a_page_then_double() {
 
 #[test]
 fn flush_returns_blocks_above_half_the_cap_to_their_slab() {
-    // 320 bytes: a class whose default cap already holds the slow start's
-    // byte budget, so the flush keeps exactly half the cap.
-    let class = 17;
+    // 2 KiB: a class whose default cap (16 blocks) already holds the slow
+    // start's limit, so the flush keeps exactly half the cap.
+    let class = (0..hakmem_ptr_bridge::NUM_CLASSES)
+        .find(|&c| CLASS_SIZE[c] == 2048)
+        .unwrap();
     assert_eq!(
         grow_limit(class, POLICY.cache_cap(class)),
         POLICY.cache_cap(class)
@@ -353,7 +355,7 @@ fn a_published_slab_freed_empty_by_an_exited_thread_is_swept() {
 
 #[test]
 fn a_batch_larger_than_the_cache_grows_its_cap_until_it_fits() {
-    let class = 1; // 32 bytes: the cap may grow to 1024 blocks
+    let class = 1; // 32 bytes: the cap may grow to 2048 blocks
     let (mut heap, mut front) = thread(7010);
     let base = POLICY.cache_cap(class);
     let limit = grow_limit(class, base);
@@ -391,10 +393,11 @@ fn a_batch_larger_than_the_cache_grows_its_cap_until_it_fits() {
 
 #[test]
 fn the_cap_never_grows_past_its_byte_budget() {
-    let class = 2; // 48 bytes: at most 682 blocks
+    let class = 23; // 512 bytes: at most 1024 blocks (512 KiB)
+    assert_eq!(CLASS_SIZE[class], 512);
     let (mut heap, mut front) = thread(7011);
     let limit = grow_limit(class, POLICY.cache_cap(class));
-    assert_eq!(limit, GROW_MAX_BYTES / 48);
+    assert_eq!(limit, GROW_MAX_BYTES / 512);
     let (refills, flushes) = batch_rounds(&mut heap, &mut front, class, 1500, 6);
     assert!(
         refills > 0 && flushes > 0,
