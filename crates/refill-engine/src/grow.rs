@@ -24,13 +24,12 @@
 //! glibc's `bench-malloc-simple` (up to 1600 blocks), which at the earlier
 //! 32 KiB went through the slabs twice per round at 256 bytes and above
 //! (docs/benchmarks.md, "Issue 13: glibc's shape at 256 bytes"). A mid
-//! class grows to [`GROW_MID_BYTES`] of blocks but never fewer than
-//! [`GROW_MIN_BLOCKS`]: the classes above 2 KiB, whose default cap is 2–14
-//! blocks, grow to 16 blocks (a thread churning random mid-size blocks
-//! otherwise flushed and refilled every few frees: docs/benchmarks.md,
-//! "Issue 13: the mid sizes' slow start"). Mid classes grow on random
-//! churn too (their caches are that small), which is why their limit stays
-//! low. What all classes of one thread add
+//! class, whose default cap is 2–28 blocks, grows to [`GROW_MID_BLOCKS`]
+//! (a thread churning random mid-size blocks otherwise flushed and
+//! refilled every few frees: docs/benchmarks.md, "Issue 13: the mid sizes'
+//! slow start" and "the mid classes' growth budget"). Mid classes grow on
+//! random churn too (their caches are that small), which is why their
+//! limit is a few dozen blocks. What all classes of one thread add
 //! together is bounded by [`GROW_THREAD_BYTES`], and what all threads add
 //! by [`GROW_GLOBAL_BYTES`]: a class that would pass either grows only as
 //! far as the budgets allow. A flush where under one
@@ -50,27 +49,27 @@ use hakmem_tls_front::Front;
 /// Most bytes of blocks a grown cache of one tiny class may hold.
 pub const GROW_MAX_BYTES: u32 = 512 << 10;
 
-/// Most bytes of blocks a grown cache of one mid class may hold (but see
-/// [`GROW_MIN_BLOCKS`]).
-pub const GROW_MID_BYTES: u32 = 32 << 10;
-
 /// Most blocks a grown cache of one tiny class may hold.
 pub const GROW_MAX_BLOCKS: u32 = 2048;
 
-/// Blocks a grown cache of one mid class may hold even when they are more
-/// than [`GROW_MID_BYTES`] (the classes above 2 KiB).
-pub const GROW_MIN_BLOCKS: u32 = 16;
+/// Most blocks a grown cache of one mid class (above 1 KiB) may hold.
+pub const GROW_MID_BLOCKS: u32 = 32;
 
 /// Most bytes the slow start may add to one thread's caches, over all
-/// classes (tcmalloc's default bound on one thread's cache): about five
-/// of the largest classes at their full growth.
-pub const GROW_THREAD_BYTES: usize = 4 << 20;
+/// classes: eight of the largest classes at their full growth. This bounds
+/// what the caps *allow*; what the caches hold is usually far less (a cap
+/// is a ceiling the count reaches only at the overflow). tcmalloc bounds
+/// what one thread's cache holds by 4 MiB; a 4 MiB bound on the caps held
+/// the mid classes of a thread churning 2–64 KiB blocks at their default
+/// caps, which cost both time and memory (docs/benchmarks.md, "Issue 13:
+/// the mid classes' growth budget").
+pub const GROW_THREAD_BYTES: usize = 16 << 20;
 
 /// Most bytes the slow start may add to the caches of all threads together
-/// (tcmalloc's default bound on all thread caches): with many threads,
+/// (four threads at their full budget): with many threads,
 /// each one's [`GROW_THREAD_BYTES`] would add up. Checked when a cap grows,
 /// so concurrent growths may pass it by a few classes' worth.
-pub const GROW_GLOBAL_BYTES: usize = 32 << 20;
+pub const GROW_GLOBAL_BYTES: usize = 64 << 20;
 
 /// Bytes the extras of all threads hold (the sum of every heap's
 /// `grown`).
@@ -90,22 +89,20 @@ pub fn reset_grown_all_after_fork(own: usize) {
 }
 
 /// The cap `class` may grow to when the policy's cap is `base`: `base`
-/// itself when that already holds the class's byte limit
-/// ([`GROW_MAX_BYTES`] for a tiny class, [`GROW_MID_BYTES`] and at least
-/// [`GROW_MIN_BLOCKS`] for a mid one).
+/// itself when that already holds the class's limit ([`GROW_MAX_BYTES`]
+/// and [`GROW_MAX_BLOCKS`] for a tiny class, [`GROW_MID_BLOCKS`] for a mid
+/// one).
 pub const fn grow_limit(class: usize, base: u32) -> u32 {
-    let mut l;
-    if class < NUM_TINY_CLASSES {
-        l = GROW_MAX_BYTES / CLASS_SIZE[class];
+    let l = if class < NUM_TINY_CLASSES {
+        let l = GROW_MAX_BYTES / CLASS_SIZE[class];
         if l > GROW_MAX_BLOCKS {
-            l = GROW_MAX_BLOCKS;
+            GROW_MAX_BLOCKS
+        } else {
+            l
         }
     } else {
-        l = GROW_MID_BYTES / CLASS_SIZE[class];
-        if l < GROW_MIN_BLOCKS {
-            l = GROW_MIN_BLOCKS;
-        }
-    }
+        GROW_MID_BLOCKS
+    };
     if l < base {
         base
     } else {

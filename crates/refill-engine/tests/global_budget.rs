@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use hakmem_ace_learning::POLICY;
 use hakmem_ptr_bridge::{CLASS_SIZE, NUM_CLASSES};
 use hakmem_refill_engine::{
-    abandon_all, grow_limit, grown_all_bytes, Heap, GROW_GLOBAL_BYTES, GROW_MIN_BLOCKS,
+    abandon_all, grow_limit, grown_all_bytes, Heap, GROW_GLOBAL_BYTES, GROW_MID_BLOCKS,
     GROW_THREAD_BYTES,
 };
 use hakmem_tls_front::Front;
@@ -49,7 +49,7 @@ fn the_growth_of_all_threads_stays_within_the_global_budget() {
                     for &c in &classes {
                         // Batches larger than the grown cap: the class grows as
                         // far as the budgets allow.
-                        batch_rounds(&mut heap, &mut front, c, 2 * GROW_MIN_BLOCKS as usize, 3);
+                        batch_rounds(&mut heap, &mut front, c, 2 * GROW_MID_BLOCKS as usize, 3);
                     }
                     assert!(heap.grown_bytes() <= GROW_THREAD_BYTES);
                 }
@@ -75,7 +75,7 @@ fn the_growth_of_all_threads_stays_within_the_global_budget() {
         .max()
         .unwrap();
     assert!(
-        all + GROW_MIN_BLOCKS as usize * largest > GROW_GLOBAL_BYTES,
+        all + GROW_MID_BLOCKS as usize * largest > GROW_GLOBAL_BYTES,
         "the global budget was not used: {all} bytes"
     );
     done.wait();
