@@ -107,6 +107,8 @@ fn read() {
             for c in 0..NUM_CLASSES {
                 POLICY.set_cache_cap(c, n);
             }
+            // A cap set by hand is a bound: the slow start leaves it.
+            hakmem_refill_engine::set_growth(false);
         }
     }
     // Checked now so that a bad value is reported once, at start-up (the

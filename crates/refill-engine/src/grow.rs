@@ -20,11 +20,12 @@
 //!
 //! The cap then doubles, up to [`grow_limit`]. A tiny class (up to 1 KiB)
 //! grows to [`GROW_MAX_BYTES`] of blocks, at most [`GROW_MAX_BLOCKS`]:
-//! 2048 blocks up to 256 bytes, 512 of 1 KiB — enough for the batches of
-//! glibc's `bench-malloc-simple` (up to 1600 blocks), which at the earlier
-//! 32 KiB went through the slabs twice per round at 256 bytes and above
+//! 2048 blocks up to 256 bytes, 512 of 1 KiB — enough for all the batches
+//! of glibc's `bench-malloc-simple` (up to 1600 blocks) up to 320 bytes,
+//! and for its 400-block batch at 1 KiB; at the earlier 32 KiB they went
+//! through the slabs twice per round at 256 bytes and above
 //! (docs/benchmarks.md, "Issue 13: glibc's shape at 256 bytes"). A mid
-//! class, whose default cap is 2–28 blocks, grows to [`GROW_MID_BLOCKS`]
+//! class, whose default cap is 4–28 blocks, grows to [`GROW_MID_BLOCKS`]
 //! (a thread churning random mid-size blocks otherwise flushed and
 //! refilled every few frees: docs/benchmarks.md, "Issue 13: the mid sizes'
 //! slow start" and "the mid classes' growth budget"). Mid classes grow on
@@ -40,8 +41,8 @@
 //! Everything here runs in the refill and flush slow paths; the hot path
 //! is untouched.
 
-use core::sync::atomic::AtomicUsize;
 use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicBool, AtomicUsize};
 
 use hakmem_ptr_bridge::{CLASS_SIZE, NUM_TINY_CLASSES};
 use hakmem_tls_front::Front;
@@ -56,7 +57,8 @@ pub const GROW_MAX_BLOCKS: u32 = 2048;
 pub const GROW_MID_BLOCKS: u32 = 32;
 
 /// Most bytes the slow start may add to one thread's caches, over all
-/// classes: eight of the largest classes at their full growth. This bounds
+/// classes: the extras of eight of the largest classes grown to
+/// [`GROW_MID_BLOCKS`] from an empty cap. This bounds
 /// what the caps *allow*; what the caches hold is usually far less (a cap
 /// is a ceiling the count reaches only at the overflow). tcmalloc bounds
 /// what one thread's cache holds by 4 MiB; a 4 MiB bound on the caps held
@@ -70,6 +72,17 @@ pub const GROW_THREAD_BYTES: usize = 16 << 20;
 /// each one's [`GROW_THREAD_BYTES`] would add up. Checked when a cap grows,
 /// so concurrent growths may pass it by a few classes' worth.
 pub const GROW_GLOBAL_BYTES: usize = 64 << 20;
+
+/// Whether caps may grow at all (see [`set_growth`]).
+static GROWTH: AtomicBool = AtomicBool::new(true);
+
+/// Turns the slow start on or off for every thread. Off, no cap grows
+/// further (extras already granted shrink as usual); the facade turns it
+/// off when the user fixed the caps (`HAKMEM_CACHE_CAP`), so that a cap
+/// set by hand is a bound, not a starting point.
+pub fn set_growth(on: bool) {
+    GROWTH.store(on, Relaxed);
+}
 
 /// Bytes the extras of all threads hold (the sum of every heap's
 /// `grown`).
@@ -176,6 +189,9 @@ impl Grow {
     /// own extra plus what is left of [`GROW_THREAD_BYTES`] for this
     /// thread and of [`GROW_GLOBAL_BYTES`] for all.
     fn room(&self, class: usize, base: u32, held: usize) -> u32 {
+        if !GROWTH.load(Relaxed) {
+            return 0;
+        }
         let left = GROW_THREAD_BYTES
             .saturating_sub(held)
             .min(GROW_GLOBAL_BYTES.saturating_sub(GROWN_ALL.load(Relaxed)))

@@ -46,8 +46,8 @@ mod remote;
 pub use abandon::{abandon_all, sweep_empty, trim};
 pub use flush::flush;
 pub use grow::{
-    grow_limit, grown_all_bytes, reset_grown_all_after_fork, GROW_GLOBAL_BYTES, GROW_MAX_BLOCKS,
-    GROW_MAX_BYTES, GROW_MID_BLOCKS, GROW_THREAD_BYTES,
+    grow_limit, grown_all_bytes, reset_grown_all_after_fork, set_growth, GROW_GLOBAL_BYTES,
+    GROW_MAX_BLOCKS, GROW_MAX_BYTES, GROW_MID_BLOCKS, GROW_THREAD_BYTES,
 };
 pub use heap::{ClassCounters, Counters, Heap, EXITED, UNREGISTERED};
 pub use local::{next_id, FreeResult, Lifecycle, LocalHeap, PUBLISH_EVERY};
