@@ -91,6 +91,7 @@ pub const EVENT_RING_CAPACITY: usize = 16384;
 const_assert!(EVENT_RING_CAPACITY.is_power_of_two() && EVENT_RING_CAPACITY < 1 << 30);
 
 /// The ring every slow path writes to.
+#[link_section = ".bss.hakmem_cold"] // after the rest of .bss: see crates/preload/layout.ld
 pub static EVENTS: EventRing<EVENT_RING_CAPACITY> = EventRing::new();
 
 /// Default number of blocks a refill brings for a class: about 16 KiB worth,

@@ -142,6 +142,7 @@ struct Kept(core::cell::UnsafeCell<[u8; PATH_MAX]>);
 // that reads it is registered (`atexit` orders the two).
 unsafe impl Sync for Kept {}
 
+#[link_section = ".bss.hakmem_cold"] // after the rest of .bss: see crates/preload/layout.ld
 static KEPT: Kept = Kept(core::cell::UnsafeCell::new([0; PATH_MAX]));
 
 /// With `HAKMEM_ACE_PROFILE` set: whether this program's previous run

@@ -50,6 +50,7 @@ struct Base {
     span_threshold: AtomicU32,
 }
 
+#[link_section = ".bss.hakmem_cold"] // after the rest of .bss: see crates/preload/layout.ld
 static BASE: Base = Base {
     saved: AtomicBool::new(false),
     refill: [const { AtomicU32::new(0) }; NUM_CLASSES],
