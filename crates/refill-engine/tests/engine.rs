@@ -9,7 +9,9 @@
 use std::collections::HashSet;
 
 use hakmem_ace_learning::POLICY;
-use hakmem_ptr_bridge::{slab_meta_of, slab_state, SlabMeta, CLASS_SIZE, MIN_ALIGN, NO_OWNER};
+use hakmem_ptr_bridge::{
+    class_for, slab_meta_of, slab_state, SlabMeta, CLASS_SIZE, MIN_ALIGN, NO_OWNER,
+};
 use hakmem_refill_engine::migrate::owned_slabs;
 use hakmem_refill_engine::{
     abandon_all, batch_remote, flush, flush_remote_batches, free_remote, grow_limit, refill,
@@ -117,9 +119,7 @@ fn first_refills_of_a_class_carve_a_page_then_double() {
     // 416-byte blocks: the policy's batch is 39 (about 16 KiB); the first
     // refill brings a page's worth (9 blocks), then 18, 36, and the batch.
     // 2 KiB blocks (a mid class): 2 blocks, then 4, then the batch of 8.
-    let mid = (0..hakmem_ptr_bridge::NUM_CLASSES)
-        .find(|&c| CLASS_SIZE[c] == 2048)
-        .unwrap();
+    let mid = class_for(2048, MIN_ALIGN).unwrap();
     for (class, batch_was, id) in [(20, 39, 7010), (mid, 8, 7011)] {
         let size = CLASS_SIZE[class] as usize;
         let (mut heap, mut front) = thread(id);
@@ -159,9 +159,7 @@ fn first_refills_of_a_class_carve_a_page_then_double() {
 fn flush_returns_blocks_above_half_the_cap_to_their_slab() {
     // 2 KiB: a mid class (default cap 16 blocks). The flush keeps exactly
     // half the cap, as the slow start set it at this flush.
-    let class = (0..hakmem_ptr_bridge::NUM_CLASSES)
-        .find(|&c| CLASS_SIZE[c] == 2048)
-        .unwrap();
+    let class = class_for(2048, MIN_ALIGN).unwrap();
     let (mut heap, mut front) = thread(7002);
     let mut held = Vec::new();
     for _ in 0..5 {
@@ -388,36 +386,25 @@ fn a_batch_larger_than_the_cache_grows_its_cap_until_it_fits() {
 }
 
 #[test]
-fn the_cap_never_grows_past_its_byte_budget() {
-    let class = 23; // 512 bytes: at most 1024 blocks (512 KiB)
-    assert_eq!(CLASS_SIZE[class], 512);
-    let (mut heap, mut front) = thread(7011);
-    let limit = grow_limit(class, POLICY.cache_cap(class));
-    assert_eq!(limit, GROW_MAX_BYTES / 512);
-    let (refills, flushes) = batch_rounds(&mut heap, &mut front, class, 1500, 6);
-    assert!(
-        refills > 0 && flushes > 0,
-        "a batch above the budget still cycles"
-    );
-    assert_eq!(front.cap(class), limit);
-    // SAFETY: this test's heap and front.
-    unsafe { abandon_all(&mut heap, &mut front) };
-}
-
-#[test]
-fn the_cap_never_grows_past_its_block_limit() {
-    let class = 1; // 32 bytes: 512 KiB would be 16384 blocks
-    let (mut heap, mut front) = thread(7017);
-    let limit = grow_limit(class, POLICY.cache_cap(class));
-    assert_eq!(limit, GROW_MAX_BLOCKS);
-    let (refills, flushes) = batch_rounds(&mut heap, &mut front, class, 3000, 6);
-    assert!(
-        refills > 0 && flushes > 0,
-        "a batch above the limit still cycles"
-    );
-    assert_eq!(front.cap(class), limit);
-    // SAFETY: this test's heap and front.
-    unsafe { abandon_all(&mut heap, &mut front) };
+fn the_cap_never_grows_past_its_limit() {
+    // 512 bytes: the byte budget binds (1024 blocks); 32 bytes: the block
+    // limit binds (2048 blocks, where 512 KiB would be 16384).
+    for (class, size, limit, id) in [
+        (23, 512, GROW_MAX_BYTES / 512, 7011),
+        (1, 32, GROW_MAX_BLOCKS, 7017),
+    ] {
+        assert_eq!(CLASS_SIZE[class], size);
+        let (mut heap, mut front) = thread(id);
+        assert_eq!(grow_limit(class, POLICY.cache_cap(class)), limit);
+        let (refills, flushes) = batch_rounds(&mut heap, &mut front, class, 3000, 6);
+        assert!(
+            refills > 0 && flushes > 0,
+            "a batch above the limit still cycles"
+        );
+        assert_eq!(front.cap(class), limit, "class {class}");
+        // SAFETY: this test's heap and front.
+        unsafe { abandon_all(&mut heap, &mut front) };
+    }
 }
 
 #[test]
