@@ -329,6 +329,9 @@ fn spawn_thread() -> bool {
         return true;
     }
     STOP.store(false, Release);
+    // The child of a fork must learn that it has no purge thread even when
+    // no lock was taken since the thread started.
+    crate::register_fork_handlers_now();
     let spawned = std::thread::Builder::new()
         .name("hakmem-purge".into())
         .spawn(run);

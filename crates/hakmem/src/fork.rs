@@ -2,7 +2,12 @@
 //! lock before `fork()` and release (or, in the child, reset) them after,
 //! and their one-time registration.
 
+use core::sync::atomic::AtomicBool;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
 use crate::{ace, background, thread};
+
+pub use hakmem_remote_queue::fork::{register_atfork, AtforkHandler};
 
 /// Fork support: call [`fork_prepare`] before `fork()`, then
 /// [`fork_parent`] or [`fork_child`] after (pthread_atfork handlers).
@@ -38,95 +43,83 @@ pub fn fork_child() {
     hakmem_refill_engine::reset_grown_all_after_fork(own);
 }
 
-// The handlers (and what they inline) sit in the start-up group: a fork
-// runs them in the parent and the child of any program, and in their own
-// place in `.text` they brought a 64 KiB window of libhakmem.so's text
-// into both (docs/benchmarks.md, fifth session).
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-extern "C" fn atfork_prepare() {
-    fork_prepare();
-}
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-extern "C" fn atfork_parent() {
-    fork_parent();
-}
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-extern "C" fn atfork_child() {
+/// The child handler: [`fork_child`], then the learning worker's reset.
+fn child_handler() {
     fork_child();
     ace::after_fork_child();
 }
 
-static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
+static DEFERRED: AtomicBool = AtomicBool::new(false);
 
-/// Registers hakmem's `pthread_atfork` handlers ([`fork_prepare`],
-/// [`fork_parent`], [`fork_child`] and the learning worker's reset) once
-/// per process. The facade calls it on its first slow path, so every user
-/// (`HakMem`, `HakMemSecure`, `libhakmem.so`) forks safely: a child never
-/// inherits an allocator lock that another thread of the parent held.
-/// Later calls do nothing.
+/// Puts hakmem's fork handlers ([`fork_prepare`], [`fork_parent`],
+/// [`fork_child`] and the learning worker's reset) in the lock module's
+/// table once per process and registers the table with libc, so every
+/// user (`HakMem`, `HakMemSecure`, `libhakmem.so`) forks safely: a child
+/// never inherits an allocator lock that another thread of the parent
+/// held. After [`defer_fork_registration`] the registration waits until
+/// the process has a second thread (see [`hakmem_remote_queue::fork`]).
+/// The facade calls this before its first lock can be taken (thread-state
+/// creation, the configuration's reading, the span paths). Later calls are
+/// one load and a branch.
+#[inline]
 pub fn install_fork_handlers() {
-    if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
+    if !FORK_HANDLERS.load(Relaxed) {
+        install_fork_handlers_once();
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+fn install_fork_handlers_once() {
+    if FORK_HANDLERS.swap(true, AcqRel) {
         return;
     }
-    // SAFETY: the handlers are `extern "C"` functions living for the
-    // process. pthread_atfork may allocate; a nested call finds the flag
-    // set and the configuration being read by this thread, and proceeds.
-    unsafe {
-        register_atfork(
-            Some(atfork_prepare),
-            Some(atfork_parent),
-            Some(atfork_child),
-        )
-    };
+    hakmem_remote_queue::fork::add(Some(fork_prepare), Some(fork_parent), Some(child_handler));
+    if !DEFERRED.load(Acquire) {
+        hakmem_remote_queue::fork::register_now();
+    }
 }
 
-/// A fork handler as `pthread_atfork` takes it.
-pub type AtforkHandler = Option<unsafe extern "C" fn()>;
-
-#[cfg(target_env = "gnu")]
-extern "C" {
-    /// glibc's registration behind `pthread_atfork` (which is a static
-    /// stub from `libc_nonshared.a` passing the object's `__dso_handle`).
-    fn __register_atfork(
-        prepare: AtforkHandler,
-        parent: AtforkHandler,
-        child: AtforkHandler,
-        dso_handle: *mut libc::c_void,
-    ) -> libc::c_int;
-    /// The handle of the object this code is linked into (crtbegin's).
-    static __dso_handle: u8;
+/// Registers the fork handlers with libc only once the process has a
+/// second thread, instead of on the first slow path: for `libhakmem.so`,
+/// whose constructor calls this before the program's first allocation and
+/// which also registers them in its `pthread_create` (docs/fork.md). A
+/// process of one thread then never calls `__register_atfork`, which
+/// brings about 64 KiB of libc's read-only data and 60–130 KiB of its text
+/// into the process. Has no effect once the handlers are registered.
+pub fn defer_fork_registration() {
+    DEFERRED.store(true, Release);
 }
 
-/// `pthread_atfork(prepare, parent, child)`. With glibc it calls
-/// `__register_atfork` directly, as the `pthread_atfork` stub does: the
-/// stub is linked at the end of `libhakmem.so`'s text and reaches libc
-/// through the PLT there, so calling it at load made the kernel's
-/// fault-around map one more 64 KiB window of text in every process
-/// (docs/benchmarks.md, "the footprint's text windows").
-///
-/// # Safety
-/// The handlers must be safe to run at every `fork` for the life of the
-/// process (or of the object, which glibc unregisters at `dlclose`).
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-pub unsafe fn register_atfork(
-    prepare: AtforkHandler,
-    parent: AtforkHandler,
-    child: AtforkHandler,
-) -> libc::c_int {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: the glibc entry point `pthread_atfork` forwards to, with the
-    // handle of this object; the handlers' contract is the caller's.
-    unsafe {
-        __register_atfork(
-            prepare,
-            parent,
-            child,
-            &raw const __dso_handle as *mut libc::c_void,
-        )
-    }
-    #[cfg(not(target_env = "gnu"))]
-    // SAFETY: the handlers' contract is the caller's.
-    unsafe {
-        libc::pthread_atfork(prepare, parent, child)
-    }
+/// Adds a set of fork handlers to run with hakmem's (after them in the
+/// child and the parent, before them in the prepare step), registered with
+/// libc together with them. For a box or library built on hakmem whose
+/// state a fork must reset (libhakmem.so's forwarding table). False when
+/// the table is full.
+pub fn add_fork_handlers(
+    prepare: Option<fn()>,
+    parent: Option<fn()>,
+    child: Option<fn()>,
+) -> bool {
+    install_fork_handlers();
+    hakmem_remote_queue::fork::add(prepare, parent, child)
+}
+
+/// Whether hakmem's fork handlers are registered with libc yet: from the
+/// first slow path on, or, after [`defer_fork_registration`], once a lock
+/// is taken in a process with a second thread, or after
+/// [`register_fork_handlers_now`].
+pub fn fork_handlers_registered() -> bool {
+    hakmem_remote_queue::fork::registered()
+}
+
+/// Registers the fork handlers with libc now, deferred or not: before a
+/// thread is created (`libhakmem.so`'s `pthread_create`), and for state
+/// that a thread changes without a lock and that a child must reset (a
+/// thread started by hakmem itself, a resolution under way).
+pub fn register_fork_handlers_now() {
+    install_fork_handlers();
+    hakmem_remote_queue::fork::register_now();
 }

@@ -83,7 +83,8 @@ use hakmem_superslab_backend::registry;
 
 pub use config::report_at_exit;
 pub use fork::{
-    fork_child, fork_parent, fork_prepare, install_fork_handlers, register_atfork, AtforkHandler,
+    add_fork_handlers, defer_fork_registration, fork_child, fork_handlers_registered, fork_parent,
+    fork_prepare, install_fork_handlers, register_atfork, register_fork_handlers_now, AtforkHandler,
 };
 pub use once::InitOnce;
 pub use secure::{secure_mode, HakMemSecure};
@@ -230,6 +231,10 @@ fn alloc_span(size: usize, align: usize) -> *mut u8 {
 }
 
 fn alloc_span_z(size: usize, align: usize, zero: bool) -> *mut u8 {
+    // A thread without a state takes the span cache's lock below: the fork
+    // handlers must be in the table first (a process's first call may be
+    // this one).
+    install_fork_handlers();
     let mut p = match thread::peek() {
         // SAFETY: our own state, no reference into it is live.
         Some(t) => unsafe { (*t).local.alloc_span(size, align, zero) },
@@ -555,6 +560,7 @@ pub fn trim() -> usize {
 /// decay). Any thread may call it, registered or not. Returns the bytes
 /// given back by the decay.
 pub fn trim_idle() -> usize {
+    install_fork_handlers();
     hakmem_refill_engine::sweep_empty();
     hakmem_superslab_backend::decay(true)
 }

@@ -273,6 +273,8 @@ fn peak_rss() -> u64 {
 
 /// Current statistics (publishes the calling thread's counters first).
 pub fn stats() -> Stats {
+    // The backend's counters are read under its locks.
+    crate::install_fork_handlers();
     if let Some(t) = crate::thread::peek() {
         // SAFETY: our own thread's state, outside any allocator call.
         unsafe { publish_all(&mut *t) };
@@ -460,6 +462,15 @@ fn write_table(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
         s.ace_dropped,
         s.ace_drop_rate() * 100.0,
         s.ace_decisions
+    )?;
+    writeln!(
+        w,
+        "fork handlers: {}",
+        if crate::fork_handlers_registered() {
+            "registered"
+        } else {
+            "not registered yet (no second thread so far, docs/fork.md)"
+        }
     )
 }
 

@@ -279,6 +279,9 @@ fn create() -> Option<*mut ThreadState> {
     if state() == exited() {
         return None;
     }
+    // The pool's lock is the first lock a thread takes: the fork handlers
+    // go in the table before it (see `hakmem_remote_queue::fork`).
+    crate::install_fork_handlers();
     let (t, fresh) = pool::take()?;
     // A new state is all zero bytes (`new_state_is_all_zero` below): a slot
     // from a fresh mapping is that already, a recycled one is cleared in

@@ -20,6 +20,7 @@ mod foreign;
 mod info;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod nounwind;
+mod threads;
 
 pub use info::{mallinfo, mallinfo2, malloc_stats, malloc_trim, mallopt, Mallinfo, Mallinfo2};
 
@@ -371,13 +372,15 @@ pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, align: usize, s
 // Process life cycle: fork handlers, installed at load time.
 // ---------------------------------------------------------------------------
 
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-extern "C" fn atfork_child() {
+fn atfork_child() {
     foreign::after_fork_child();
 }
 
 #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 extern "C" fn hakmem_preload_init() {
+    // Before anything reads the configuration (whose first reading would
+    // register the fork handlers): see below.
+    hakmem::defer_fork_registration();
     page_size();
     if foreign::forwarding() {
         hakmem::set_foreign_free_handler(Some(foreign::free));
@@ -388,10 +391,14 @@ extern "C" fn hakmem_preload_init() {
     // (the ACE worker, if it runs, does the purge on its tick instead).
     hakmem::background::start_from_env();
     // The allocator's own fork handlers (the facade's, shared with Rust
-    // users), then this library's: the forwarding table's reset.
-    hakmem::install_fork_handlers();
-    // SAFETY: the handler is an `extern "C"` function living for the process.
-    unsafe { hakmem::register_atfork(None, None, Some(atfork_child)) };
+    // users), then this library's: the forwarding table's reset. They are
+    // registered with libc by this library's `pthread_create` (or by the
+    // first lock taken with a second thread: docs/fork.md), except with
+    // forwarding on: a resolution under way takes no lock.
+    hakmem::add_fork_handlers(None, None, Some(atfork_child));
+    if foreign::forwarding() {
+        hakmem::register_fork_handlers_now();
+    }
 }
 
 /// Runs when the library is loaded, before `main` and outside any malloc

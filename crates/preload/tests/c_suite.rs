@@ -262,6 +262,24 @@ fn program_fork_handlers_may_allocate() {
 }
 
 #[test]
+fn fork_handlers_wait_for_a_second_thread() {
+    let r = suite("test_fork_lazy");
+    let one = r.stderr.find("== one thread").expect("no first report");
+    let two = r.stderr.find("== two threads").expect("no second report");
+    let (alone, beside) = (&r.stderr[one..two], &r.stderr[two..]);
+    assert!(
+        alone.contains("fork handlers: not registered yet"),
+        "registered while the program had one thread:\n{}",
+        r.describe()
+    );
+    assert!(
+        beside.contains("fork handlers: registered"),
+        "not registered once pthread_create ran:\n{}",
+        r.describe()
+    );
+}
+
+#[test]
 fn thread_create_join_cycles_keep_rss_bounded() {
     suite("test_threads");
 }

@@ -17,6 +17,7 @@
 //! [`SlabRecord`]) that `tests/model.rs` runs under shuttle.
 #![no_std]
 
+pub mod fork;
 pub mod primitive;
 
 use core::ptr;

@@ -14,6 +14,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::fork;
+
 pub use hakmem_ptr_bridge::cell::{AtomicCell, AtomicCount};
 
 /// A test-and-test-and-set spin lock that yields the CPU after a short spin.
@@ -23,9 +25,11 @@ pub struct SpinLock {
     locked: AtomicBool,
 }
 
-/// Releases the lock on drop.
+/// Releases the lock on drop (unless it was lent by a `fork()`, see
+/// [`SpinLock::lock`]).
 pub struct SpinGuard<'a> {
     lock: &'a SpinLock,
+    held: bool,
 }
 
 impl SpinLock {
@@ -37,21 +41,29 @@ impl SpinLock {
         }
     }
 
-    /// Acquires the lock.
+    /// Acquires the lock. In a process that has a second thread, the fork
+    /// handlers are registered first ([`fork::before_lock`]). Inside a
+    /// `fork()` whose prepare handler took every lock for the calling
+    /// thread, a program's later fork handler that allocates gets through
+    /// without waiting for itself (see [`fork`]'s "Order").
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_> {
-        if self
+        fork::before_lock();
+        let held = self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_contended();
-        }
-        SpinGuard { lock: self }
+            .is_ok()
+            || self.lock_contended();
+        SpinGuard { lock: self, held }
     }
 
+    /// Waits for the lock and takes it (true), or finds it held for this
+    /// thread by its own `fork()` (false: the guard must not release it).
     #[cold]
-    fn lock_contended(&self) {
+    fn lock_contended(&self) -> bool {
+        if fork::owned_by_this_fork() {
+            return false;
+        }
         let mut spins = 0u32;
         loop {
             while self.locked.load(Ordering::Relaxed) {
@@ -68,7 +80,7 @@ impl SpinLock {
                 .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return;
+                return true;
             }
         }
     }
@@ -91,7 +103,9 @@ impl SpinLock {
 impl Drop for SpinGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.locked.store(false, Ordering::Release);
+        if self.held {
+            self.lock.locked.store(false, Ordering::Release);
+        }
     }
 }
 

@@ -245,6 +245,9 @@ fn start_worker(cfg: AceConfig) -> bool {
     POLICY.set_observing(true);
     publish_state(&learner);
     let wcfg = cfg.clone();
+    // The child of a fork must learn that it has no worker even when no
+    // lock was taken since the worker started.
+    crate::register_fork_handlers_now();
     let spawned = std::thread::Builder::new()
         .name("hakmem-ace".into())
         .spawn(move || worker(wcfg, learner, w));

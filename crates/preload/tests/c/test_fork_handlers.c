@@ -3,11 +3,14 @@
  * prepare, parent and child handlers that allocate in three tiers, then
  * forks from the main thread and from a second thread while other threads
  * allocate. glibc runs prepare handlers newest first and parent/child
- * handlers oldest first, so hakmem's handlers (which take every allocator
- * lock) must be older than the program's: registered at load, before
- * main. A prepare handler that runs after hakmem's took the locks
- * deadlocks the fork; the alarm then kills the program and the test
- * fails. Every child also allocates in every tier and exits 0. */
+ * handlers oldest first. hakmem registers its handlers (which take every
+ * allocator lock) only once the process has a second thread, so here they
+ * are newer than the program's: the program's handlers allocate while
+ * hakmem's hold every lock, and must be let through by the locks held for
+ * the forking thread (docs/fork.md). A handler that waits for a lock its
+ * own thread's fork holds deadlocks the fork; the alarm then kills the
+ * program and the test fails. Every child also allocates in every tier
+ * and exits 0. */
 #include "common.h"
 
 #include <pthread.h>

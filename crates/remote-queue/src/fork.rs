@@ -1,0 +1,359 @@
+//! Fork handlers, registered with libc only once the process has a second
+//! thread.
+//!
+//! Every allocator lock is a [`SpinLock`](crate::primitive::SpinLock). A
+//! `fork()` while another thread holds one would leave it held for ever in
+//! the child, so the boxes' fork handlers (the facade's: take every lock
+//! before the fork, release them in both processes after) must run around
+//! every fork that can find a lock held. That can only happen once the
+//! process has a second thread: with one thread, the thread that forks is
+//! not inside the allocator.
+//!
+//! So the handlers are kept in a small table here ([`add`]), and the table's
+//! three dispatchers are registered with libc (`__register_atfork`, what
+//! `pthread_atfork` calls) only when a lock is taken while glibc's
+//! `__libc_single_threaded` says the process has (or had) a second thread
+//! ([`before_lock`]), or when a box asks for it ([`register_now`]: the
+//! background threads do, before they start). The registration completes
+//! before that lock is taken, so any lock a thread can hold across another
+//! thread's `fork()` was taken after the handlers were in place. A lock
+//! taken while single-threaded is released before any thread can exist,
+//! because no box creates a thread while it holds a lock.
+//!
+//! The saving: calling `__register_atfork` brings 64 KiB of libc's
+//! read-only data and about 130 KiB of its text into every process that
+//! loads hakmem (docs/benchmarks.md, "Fork handlers on demand").
+//!
+//! **Order.** glibc runs prepare handlers in the reverse order of
+//! registration and the parent/child handlers in order. A program that
+//! registered allocating handlers before hakmem did (which is now the usual
+//! case) has them run after hakmem's prepare handler took every lock and
+//! before its parent/child handler released them. Such an allocation comes
+//! from the forking thread itself, and while [`fork_owner`] is that thread
+//! every lock is held on its behalf, so [`SpinLock::lock`] lets it through
+//! instead of waiting for itself (see [`owned_by_this_fork`]).
+//!
+//! [`SpinLock::lock`]: crate::primitive::SpinLock::lock
+
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::AtomicUsize;
+
+/// A fork handler.
+pub type Handler = fn();
+
+/// Room for the boxes' handler sets (the facade and the preload library use
+/// one each).
+const SLOTS: usize = 4;
+
+/// The handlers, as `fn()` addresses (0 = none); `USED` slots are taken.
+static PREPARE: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+static PARENT: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+static CHILD: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+/// `pthread_self()` of the thread between the prepare dispatcher's return
+/// and the parent/child dispatcher's start, 0 otherwise.
+static FORK_OWNER: AtomicUsize = AtomicUsize::new(0);
+
+/// The registration with libc: `NONE`, `DONE`, or under way in the
+/// process whose id is `STATE - RUNNING` (so a child of a fork made while
+/// another thread was registering can tell that the registrar is not in
+/// its process).
+const NONE: usize = 0;
+const DONE: usize = 1;
+const RUNNING: usize = 2;
+static STATE: AtomicUsize = AtomicUsize::new(NONE);
+/// The thread registering while `STATE` says under way.
+static REGISTRAR: AtomicUsize = AtomicUsize::new(0);
+
+/// Adds one set of handlers to the table. Prepare handlers run in the
+/// reverse order of addition, parent and child handlers in order (as
+/// glibc runs `pthread_atfork` handlers). Returns false when the table is
+/// full (nothing added). Allocation-free; a set added after the
+/// registration with libc still runs at the next fork.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+pub fn add(prepare: Option<Handler>, parent: Option<Handler>, child: Option<Handler>) -> bool {
+    let i = USED.fetch_add(1, AcqRel);
+    if i >= SLOTS {
+        USED.fetch_sub(1, AcqRel);
+        return false;
+    }
+    let addr = |h: Option<Handler>| h.map_or(0, |f| f as usize);
+    PREPARE[i].store(addr(prepare), Release);
+    PARENT[i].store(addr(parent), Release);
+    CHILD[i].store(addr(child), Release);
+    true
+}
+
+/// Called by every lock before it is taken: registers the dispatchers with
+/// libc the first time the process is found multi-threaded. One load and a
+/// branch once registered; two loads and two branches before.
+#[inline]
+pub fn before_lock() {
+    if STATE.load(Acquire) != DONE && !single_threaded() {
+        register_slow();
+    }
+}
+
+/// Registers the dispatchers with libc now (once per process; later calls
+/// return at once). Returns when the registration is complete, except on
+/// the registering thread itself (a nested call from inside libc's
+/// registration, which no fork can interleave with: libc holds its fork
+/// lock there).
+#[inline]
+pub fn register_now() {
+    if STATE.load(Acquire) != DONE {
+        register_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn register_slow() {
+    // SAFETY: getpid has no preconditions.
+    let me = RUNNING + unsafe { libc::getpid() } as usize;
+    loop {
+        match STATE.compare_exchange(NONE, me, AcqRel, Acquire) {
+            Ok(_) => break,
+            Err(DONE) => return,
+            Err(s) if s != me => {
+                // The child of a fork that another thread made while the
+                // registrar waited in libc (which holds its fork lock
+                // across a fork): the registrar is not in this process,
+                // and nothing was registered here. Start over.
+                let _ = STATE.compare_exchange(s, NONE, AcqRel, Acquire);
+            }
+            Err(_) => {
+                if REGISTRAR.load(Relaxed) == self_id() {
+                    return;
+                }
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+    }
+    REGISTRAR.store(self_id(), Relaxed);
+    // SAFETY: the dispatchers are `extern "C"` functions that live for the
+    // process (or the object, which glibc unregisters at `dlclose`), and
+    // they only call the handlers added to the table. A failure (no memory
+    // in libc for its list) cannot be helped here: the process goes on as
+    // without fork handlers.
+    unsafe {
+        register_atfork(
+            Some(dispatch_prepare),
+            Some(dispatch_parent),
+            Some(dispatch_child),
+        )
+    };
+    REGISTRAR.store(0, Relaxed);
+    STATE.store(DONE, Release);
+}
+
+/// Whether the dispatchers are registered with libc.
+pub fn registered() -> bool {
+    STATE.load(Acquire) == DONE
+}
+
+/// Whether the calling thread is inside a `fork()` whose prepare
+/// dispatcher has taken every lock on its behalf (see the module's
+/// "Order"). Only the contended path of a lock asks.
+#[inline]
+pub fn owned_by_this_fork() -> bool {
+    let o = FORK_OWNER.load(Relaxed);
+    o != 0 && o == self_id()
+}
+
+/// The thread between the prepare and the parent/child dispatchers, or 0.
+pub fn fork_owner() -> usize {
+    FORK_OWNER.load(Relaxed)
+}
+
+fn self_id() -> usize {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
+
+/// True while glibc knows of no second thread in the process. Other C
+/// libraries: always false, so the handlers are registered at the first
+/// lock.
+fn single_threaded() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: glibc's variable (since 2.32; libhakmem.so needs 2.34),
+        // a byte that glibc writes in `pthread_create`, on the creating
+        // thread. Whatever a reader sees is handled: a stale "one thread"
+        // can only be read by the thread that is that one thread (no other
+        // exists yet), and a "more" only leads to the registration.
+        let flag = unsafe { core::sync::atomic::AtomicU8::from_ptr(&raw mut __libc_single_threaded) };
+        flag.load(Relaxed) != 0
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        false
+    }
+}
+
+/// The handler at `slot[i]`, if any.
+fn handler(slot: &AtomicUsize) -> Option<Handler> {
+    let a = slot.load(Acquire);
+    // SAFETY: a non-zero slot holds a `Handler` stored by `add`.
+    (a != 0).then(|| unsafe { core::mem::transmute::<usize, Handler>(a) })
+}
+
+fn used() -> usize {
+    USED.load(Acquire).min(SLOTS)
+}
+
+// The dispatchers are idempotent within one fork (the second of two
+// registrations, should a race ever make two, does nothing): the prepare
+// step is done once `FORK_OWNER` names this thread, and the parent/child
+// step only when it does.
+
+extern "C" fn dispatch_prepare() {
+    if owned_by_this_fork() {
+        return;
+    }
+    for i in (0..used()).rev() {
+        if let Some(h) = handler(&PREPARE[i]) {
+            h();
+        }
+    }
+    FORK_OWNER.store(self_id(), Relaxed);
+}
+
+extern "C" fn dispatch_parent() {
+    run_after_fork(&PARENT);
+}
+
+extern "C" fn dispatch_child() {
+    run_after_fork(&CHILD);
+}
+
+/// The parent or child step: runs `slots` in order, once per fork
+/// (`pthread_self()` is the same in the child as in the parent).
+fn run_after_fork(slots: &[AtomicUsize; SLOTS]) {
+    if !owned_by_this_fork() {
+        return;
+    }
+    // Cleared before the locks are released: a contended lock of this
+    // thread must wait again from here on.
+    FORK_OWNER.store(0, Relaxed);
+    for slot in &slots[..used()] {
+        if let Some(h) = handler(slot) {
+            h();
+        }
+    }
+}
+
+/// A fork handler as `pthread_atfork` takes it.
+pub type AtforkHandler = Option<unsafe extern "C" fn()>;
+
+#[cfg(target_env = "gnu")]
+extern "C" {
+    /// glibc: non-zero while the process has had no second thread.
+    static mut __libc_single_threaded: u8;
+    /// glibc's registration behind `pthread_atfork` (which is a static
+    /// stub from `libc_nonshared.a` passing the object's `__dso_handle`).
+    fn __register_atfork(
+        prepare: AtforkHandler,
+        parent: AtforkHandler,
+        child: AtforkHandler,
+        dso_handle: *mut libc::c_void,
+    ) -> libc::c_int;
+    /// The handle of the object this code is linked into (crtbegin's).
+    static __dso_handle: u8;
+}
+
+/// `pthread_atfork(prepare, parent, child)`. With glibc it calls
+/// `__register_atfork` directly, as the `pthread_atfork` stub does: the
+/// stub is linked at the end of `libhakmem.so`'s text and reaches libc
+/// through the PLT there, which would bring one more 64 KiB window of
+/// text into the process (docs/benchmarks.md, "the footprint's text
+/// windows").
+///
+/// # Safety
+/// The handlers must be safe to run at every `fork` for the life of the
+/// process (or of the object, which glibc unregisters at `dlclose`).
+pub unsafe fn register_atfork(
+    prepare: AtforkHandler,
+    parent: AtforkHandler,
+    child: AtforkHandler,
+) -> libc::c_int {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: the glibc entry point `pthread_atfork` forwards to, with the
+    // handle of this object; the handlers' contract is the caller's.
+    unsafe {
+        __register_atfork(
+            prepare,
+            parent,
+            child,
+            &raw const __dso_handle as *mut libc::c_void,
+        )
+    }
+    #[cfg(not(target_env = "gnu"))]
+    // SAFETY: the handlers' contract is the caller's.
+    unsafe {
+        libc::pthread_atfork(prepare, parent, child)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::primitive::SpinLock;
+
+    static L: SpinLock = SpinLock::new();
+    static PREPARES: AtomicUsize = AtomicUsize::new(0);
+    static PARENTS: AtomicUsize = AtomicUsize::new(0);
+
+    fn prepare() {
+        PREPARES.fetch_add(1, Relaxed);
+        core::mem::forget(L.lock());
+    }
+    fn parent() {
+        PARENTS.fetch_add(1, Relaxed);
+        // SAFETY: `prepare` forgot the guard of this lock.
+        unsafe { L.force_unlock() };
+    }
+
+    /// One test, because the table and the registration are process-wide.
+    #[test]
+    fn dispatch_lends_locks_to_the_forking_thread_once_per_fork() {
+        assert!(add(Some(prepare), Some(parent), None));
+        // What a fork does around a program's older handler that allocates.
+        dispatch_prepare();
+        assert!(L.is_locked() && owned_by_this_fork());
+        {
+            // The program's handler: the lock is lent, not waited for.
+            let _g = L.lock();
+        }
+        assert!(L.is_locked(), "a lent lock was released by its guard");
+        // A second registration's dispatchers do nothing.
+        dispatch_prepare();
+        assert_eq!(PREPARES.load(Relaxed), 1);
+        dispatch_parent();
+        assert!(!L.is_locked() && !owned_by_this_fork());
+        dispatch_parent();
+        dispatch_child();
+        assert_eq!(PARENTS.load(Relaxed), 1);
+        // Another thread is never lent the lock.
+        dispatch_prepare();
+        let waited = std::thread::spawn(|| {
+            let _g = L.lock();
+            true
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waited.is_finished(), "another thread got a lock held for a fork");
+        dispatch_parent();
+        assert!(waited.join().unwrap());
+
+        // A registration under way in another process (a fork copied it
+        // half-done): this process starts over and completes it.
+        // SAFETY: getpid has no preconditions.
+        let other = RUNNING + unsafe { libc::getpid() } as usize + 1;
+        STATE.store(other, Release);
+        register_now();
+        assert!(registered());
+    }
+}
