@@ -5,9 +5,11 @@
 # rustc (or its lld) could change; this catches a layout that went wrong:
 #   - no loadable segment is both writable and executable;
 #   - PT_GNU_EH_FRAME lies inside a loadable segment (unwinding finds it);
-#   - the loadable segments are R, R E, R, RW, RW, in that order (the
-#     dynamic tables and start-up data, the text, the rest of the read-only
-#     data, RELRO, data and bss).
+#   - the loadable segments are R, R E, R, R E, R, RW, RW, in that order
+#     (the dynamic tables and start-up data, the start-up text, the unwind
+#     tables, the rest of the text, the rest of the read-only data, RELRO,
+#     data and bss: see the script's header);
+#   - the start-up text segment begins on a page.
 #   bash .ci/check-layout.sh [path/to/libhakmem.so]
 set -euo pipefail
 lib=${1:-target/release/libhakmem.so}
@@ -34,7 +36,9 @@ if eh is None:
     sys.exit("check-layout: no PT_GNU_EH_FRAME")
 if not any(lo <= eh < lo + size for lo, size, _ in loads):
     sys.exit("check-layout: PT_GNU_EH_FRAME (%#x) is in no LOAD segment" % eh)
-if names != "R RE R RW RW":
-    sys.exit("check-layout: expected LOAD flags \"R RE R RW RW\", got \"%s\"" % names)
+if names != "R RE R RE R RW RW":
+    sys.exit("check-layout: expected LOAD flags \"R RE R RE R RW RW\", got \"%s\"" % names)
+if loads[1][0] % 0x1000:
+    sys.exit("check-layout: the start-up text segment (%#x) does not begin on a page" % loads[1][0])
 print("check-layout: ok")
 '

@@ -1,8 +1,8 @@
-//! Links libhakmem.so with `layout.ld`, which places the code every
-//! program runs (the start-up group, the PLT, std's ARGV hook) at the start
-//! of the text segment, and moves the read-only data that start-up does not
-//! read (most of .rodata, the unwind tables) into a read-only segment after
-//! the text: see the script's comment.
+//! Links libhakmem.so with `layout.ld`, which gives the code every program
+//! runs (the start-up group, .init, the PLT, std's ARGV hook) a text
+//! segment of its own, and moves the read-only data that start-up does not
+//! read (most strings and .rodata, the unwind tables) into a read-only
+//! segment after the text: see the script's comment.
 //!
 //! Only where the linker is known: x86_64-unknown-linux-gnu with rustc
 //! 1.90 or later, whose default linker is the bundled rust-lld (it takes

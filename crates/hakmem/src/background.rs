@@ -120,11 +120,11 @@ pub struct BackgroundState {
 /// Reads `HAKMEM_BACKGROUND` and `HAKMEM_BACKGROUND_MS` (with the rest of
 /// the configuration; a bad value is reported once and the default used).
 pub(crate) fn read_env() {
-    if crate::env::flag(c"HAKMEM_BACKGROUND") == Some(true) {
+    if crate::env::flag(crate::env_name!("HAKMEM_BACKGROUND")) == Some(true) {
         ENV_ON.store(true, Relaxed);
     }
     if let Some(n) = crate::env::number_in(
-        c"HAKMEM_BACKGROUND_MS",
+        crate::env_name!("HAKMEM_BACKGROUND_MS"),
         MIN_INTERVAL_MS,
         MAX_INTERVAL_MS,
         "not between 1 and 60000",

@@ -49,7 +49,7 @@ fn read() {
     // The secure mode first: it decides how every block is laid out.
     // (`hakmem::options::set_secure(false)` before this reading overrides
     // the variable.)
-    let env_secure = flag(c"HAKMEM_SECURE") == Some(true);
+    let env_secure = flag(crate::env_name!("HAKMEM_SECURE")) == Some(true);
     match SECURE_CHOICE.load(Acquire) {
         CHOSEN_ON => crate::secure::enable(),
         CHOSEN_OFF => {}
@@ -59,13 +59,13 @@ fn read() {
     if crate::secure::requested() {
         crate::secure::enable();
     }
-    if let Some(v) = var(c"HAKMEM_STATS") {
+    if let Some(v) = var(crate::env_name!("HAKMEM_STATS")) {
         let mode = match v {
             b"json" | b"JSON" => 2,
             v if truthy(v) || v == b"table" => 1,
             v if falsy(v) => 0,
             _ => {
-                bad_setting(c"HAKMEM_STATS", "not 1, table or json");
+                bad_setting(crate::env_name!("HAKMEM_STATS"), "not 1, table or json");
                 0
             }
         };
@@ -73,7 +73,7 @@ fn read() {
     }
     arm_report();
     if let Some(n) = number_in(
-        c"HAKMEM_SPAN_THRESHOLD",
+        crate::env_name!("HAKMEM_SPAN_THRESHOLD"),
         hakmem_ptr_bridge::TINY_MAX as u32,
         hakmem_ptr_bridge::MAX_SPAN_THRESHOLD as u32,
         "not between 1024 and 65536",
@@ -81,28 +81,28 @@ fn read() {
         hakmem_ptr_bridge::set_span_threshold(n as usize);
     }
     if let Some(n) = number_in(
-        c"HAKMEM_NODES",
+        crate::env_name!("HAKMEM_NODES"),
         1,
         hakmem_superslab_backend::NODES as u32,
         "not 1 or 2",
     ) {
         hakmem_superslab_backend::set_node_spread(n as usize);
     }
-    if let Some(n) = number(c"HAKMEM_DECAY_MS") {
+    if let Some(n) = number(crate::env_name!("HAKMEM_DECAY_MS")) {
         hakmem_superslab_backend::set_decay_ms(n);
     }
-    if let Some(n) = number(c"HAKMEM_THP_MIN") {
+    if let Some(n) = number(crate::env_name!("HAKMEM_THP_MIN")) {
         hakmem_superslab_backend::set_huge_min(n as usize);
         THP_MIN.store(n as usize, Relaxed);
     }
-    if let Some(n) = number_in(c"HAKMEM_REFILL", 1, 1024, "not between 1 and 1024") {
+    if let Some(n) = number_in(crate::env_name!("HAKMEM_REFILL"), 1, 1024, "not between 1 and 1024") {
         for c in 0..NUM_CLASSES {
             POLICY.set_refill_count(c, n);
         }
     }
-    if let Some(n) = number_in(c"HAKMEM_CACHE_CAP", 0, 4096, "not between 0 and 4096") {
+    if let Some(n) = number_in(crate::env_name!("HAKMEM_CACHE_CAP"), 0, 4096, "not between 0 and 4096") {
         if crate::secure::on() {
-            bad_setting(c"HAKMEM_CACHE_CAP", "the secure mode keeps no cache");
+            bad_setting(crate::env_name!("HAKMEM_CACHE_CAP"), "the secure mode keeps no cache");
         } else {
             for c in 0..NUM_CLASSES {
                 POLICY.set_cache_cap(c, n);
@@ -115,7 +115,7 @@ fn read() {
     // policy itself is read where a foreign pointer shows up).
     let _ = crate::foreign::policy();
     crate::background::read_env();
-    if flag(c"HAKMEM_VERBOSE") == Some(true) {
+    if flag(crate::env_name!("HAKMEM_VERBOSE")) == Some(true) {
         print_settings();
     }
 }
@@ -194,7 +194,7 @@ fn print_settings() {
     let stats = ["off", "table", "json"][STATS_MODE.load(Relaxed).min(2) as usize];
     setting("HAKMEM_STATS", format_args!("{stats}"));
     if STATS_MODE.load(Relaxed) != 0 {
-        match var(c"HAKMEM_STATS_FILE") {
+        match var(crate::env_name!("HAKMEM_STATS_FILE")) {
             Some(p) if !p.is_empty() => setting(
                 "HAKMEM_STATS_FILE",
                 format_args!("{}", core::str::from_utf8(p).unwrap_or("(not UTF-8)")),
@@ -223,11 +223,11 @@ fn print_settings() {
     setting("HAKMEM_THP_MIN", format_args!("{}", THP_MIN.load(Relaxed)));
     // The smallest class's values stand for "every class" when the variable
     // is set; otherwise each class has its own default.
-    match var(c"HAKMEM_REFILL").and_then(parse_u32) {
+    match var(crate::env_name!("HAKMEM_REFILL")).and_then(parse_u32) {
         Some(_) => setting("HAKMEM_REFILL", format_args!("{}", POLICY.refill_count(0))),
         None => setting("HAKMEM_REFILL", format_args!("(per-class default)")),
     }
-    match var(c"HAKMEM_CACHE_CAP").and_then(parse_u32) {
+    match var(crate::env_name!("HAKMEM_CACHE_CAP")).and_then(parse_u32) {
         Some(_) => setting("HAKMEM_CACHE_CAP", format_args!("{}", POLICY.cache_cap(0))),
         None if crate::secure::on() => setting("HAKMEM_CACHE_CAP", format_args!("0 (secure)")),
         None => setting("HAKMEM_CACHE_CAP", format_args!("(per-class default)")),
@@ -246,7 +246,7 @@ fn print_settings() {
         ),
         n => setting("HAKMEM_BACKGROUND_MS", format_args!("{n}")),
     }
-    let ace = var(c"HAKMEM_ACE").is_some_and(truthy);
+    let ace = var(crate::env_name!("HAKMEM_ACE")).is_some_and(truthy);
     setting("HAKMEM_ACE", format_args!("{}", on_off(ace)));
 }
 

@@ -6,6 +6,46 @@
 
 use core::ffi::CStr;
 
+/// The name of a `HAKMEM_*` variable as a `&'static CStr` that lives in
+/// the start-up read-only data (`.rodata.hakmem_startup`, which
+/// `crates/preload/layout.ld` keeps in the first read-only segment, the one
+/// every program maps) instead of among the rest of the strings (panic
+/// messages and paths, which the script moves after the text): reading the
+/// environment at start-up compares these names, and nothing else there.
+#[macro_export]
+macro_rules! env_name {
+    ($name:literal) => {{
+        const N: usize = $name.len() + 1;
+        #[link_section = ".rodata.hakmem_startup"] // start-up group, see docs/benchmarks.md
+        static NAME: [u8; N] = $crate::nul_terminated::<N>($name);
+        $crate::name_cstr(&NAME)
+    }};
+}
+
+/// `name` and a NUL, for [`env_name!`]; a name with a NUL inside does not
+/// compile.
+#[doc(hidden)]
+pub const fn nul_terminated<const N: usize>(name: &str) -> [u8; N] {
+    let b = name.as_bytes();
+    assert!(b.len() + 1 == N, "env_name!: wrong length");
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < b.len() {
+        assert!(b[i] != 0, "env_name!: a NUL inside the name");
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// The C string of a [`nul_terminated`] array, for [`env_name!`].
+#[doc(hidden)]
+pub fn name_cstr(bytes: &'static [u8]) -> &'static CStr {
+    // SAFETY: built by `nul_terminated`: one NUL, at the end (checked at
+    // compile time).
+    unsafe { CStr::from_bytes_with_nul_unchecked(bytes) }
+}
+
 /// The value of variable `name`, if set.
 pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
     var_cstr(name).map(CStr::to_bytes)

@@ -35,7 +35,7 @@ pub(crate) fn policy() -> ForeignPolicy {
     if let Some(p) = override_policy() {
         return p;
     }
-    match crate::env::var(c"HAKMEM_FOREIGN_FREE") {
+    match crate::env::var(crate::env_name!("HAKMEM_FOREIGN_FREE")) {
         None => ForeignPolicy::Abort,
         Some(b"ignore") => ForeignPolicy::Ignore,
         Some(b"forward") => ForeignPolicy::Forward,
@@ -44,7 +44,7 @@ pub(crate) fn policy() -> ForeignPolicy {
             // Reported the first time; later readings use the default
             // silently.
             if !REPORTED.swap(true, Relaxed) {
-                crate::env::bad_setting(c"HAKMEM_FOREIGN_FREE", "not abort, ignore or forward");
+                crate::env::bad_setting(crate::env_name!("HAKMEM_FOREIGN_FREE"), "not abort, ignore or forward");
             }
             ForeignPolicy::Abort
         }

@@ -82,13 +82,17 @@ fn install_fork_handlers_once() {
     }
 }
 
-/// Registers the fork handlers with libc only once the process has a
-/// second thread, instead of on the first slow path: for `libhakmem.so`,
-/// whose constructor calls this before the program's first allocation and
-/// which also registers them in its `pthread_create` (docs/fork.md). A
-/// process of one thread then never calls `__register_atfork`, which
-/// brings about 64 KiB of libc's read-only data and 60–130 KiB of its text
-/// into the process. Has no effect once the handlers are registered.
+/// Registers the fork handlers with libc only once they can matter,
+/// instead of on the first slow path: for `libhakmem.so`, whose
+/// constructor calls this before the program's first allocation and which
+/// registers them in its `pthread_create` and its `__register_atfork`
+/// (docs/fork.md). A process of one thread then never calls
+/// `__register_atfork`, which brings about 64 KiB of libc's read-only data
+/// and 50–130 KiB of its text into the process. Without those two
+/// interpositions, deferring lets a program's fork handlers be registered
+/// before hakmem's, and a prepare handler that waits for a thread inside
+/// the allocator then deadlocks the fork: Rust users should not call it.
+/// Has no effect once the handlers are registered.
 pub fn defer_fork_registration() {
     DEFERRED.store(true, Release);
 }

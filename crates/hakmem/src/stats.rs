@@ -398,16 +398,19 @@ pub(crate) fn write_exit_report(format: ReportFormat) {
 }
 
 fn report_to(fd: libc::c_int, format: ReportFormat) {
+    // Read before `stats()`, whose locks register the fork handlers in a
+    // process with a second thread: the line says what the program did.
+    let fork_handlers = crate::fork_handlers_registered();
     let s = stats();
     let mut w = FdBuf::new(fd);
     let _ = match format {
-        ReportFormat::Table => write_table(&mut w, &s),
+        ReportFormat::Table => write_table(&mut w, &s, fork_handlers),
         ReportFormat::Json => write_json(&mut w, &s).and_then(|()| w.write_str("\n")),
     };
     w.flush();
 }
 
-fn write_table(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
+fn write_table(w: &mut impl Write, s: &Stats, fork_handlers: bool) -> core::fmt::Result {
     writeln!(w, "hakmem statistics")?;
     writeln!(
         w,
@@ -466,7 +469,7 @@ fn write_table(w: &mut impl Write, s: &Stats) -> core::fmt::Result {
     writeln!(
         w,
         "fork handlers: {}",
-        if crate::fork_handlers_registered() {
+        if fork_handlers {
             "registered"
         } else {
             "not registered yet (no second thread so far, docs/fork.md)"

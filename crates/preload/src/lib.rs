@@ -52,6 +52,7 @@ fn page_size() -> usize {
 /// # Safety
 /// Callable from C with any argument.
 #[no_mangle]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     // The facade sets errno = ENOMEM itself on failure, and sizes above
     // PTRDIFF_MAX fail in its span path, so this is a plain tail call.
@@ -63,6 +64,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// # Safety
 /// `p` is null or a live pointer from this allocator.
 #[no_mangle]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe extern "C" fn free(p: *mut c_void) {
     // SAFETY: C caller contract.
     unsafe { hakmem::free(p as *mut u8) }
@@ -110,6 +112,7 @@ pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size
 /// # Safety
 /// Callable from C with any arguments.
 #[no_mangle]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size).filter(|&t| t <= PTRDIFF_MAX) else {
         return nomem();
@@ -128,6 +131,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 /// # Safety
 /// `p` is null or a live pointer from this allocator.
 #[no_mangle]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if p.is_null() {
         // SAFETY: plain allocation.

@@ -262,6 +262,28 @@ fn program_fork_handlers_may_allocate() {
 }
 
 #[test]
+fn fork_handlers_stay_older_than_the_programs() {
+    let r = suite("test_fork_order");
+    let before = r.stderr.find("== before pthread_atfork").expect("no first report");
+    let after = r.stderr.find("== after pthread_atfork").expect("no second report");
+    assert!(
+        r.stderr[before..after].contains("fork handlers: not registered yet"),
+        "registered while the program had one thread and no handlers:\n{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr[after..].contains("fork handlers: registered"),
+        "not registered by the program's pthread_atfork:\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn backtraces_get_through_hakmem_frames() {
+    suite("test_unwind");
+}
+
+#[test]
 fn fork_handlers_wait_for_a_second_thread() {
     let r = suite("test_fork_lazy");
     let one = r.stderr.find("== one thread").expect("no first report");

@@ -1,5 +1,4 @@
-//! Fork handlers, registered with libc only once the process has a second
-//! thread.
+//! Fork handlers, registered with libc only when they can matter.
 //!
 //! Every allocator lock is a [`SpinLock`](crate::primitive::SpinLock). A
 //! `fork()` while another thread holds one would leave it held for ever in
@@ -11,27 +10,42 @@
 //!
 //! So the handlers are kept in a small table here ([`add`]), and the table's
 //! three dispatchers are registered with libc (`__register_atfork`, what
-//! `pthread_atfork` calls) only when a lock is taken while glibc's
+//! `pthread_atfork` calls) only when [`register_now`] is called (by
+//! `libhakmem.so` before a thread is created and before a program
+//! registers fork handlers of its own; by the facade on its first slow path
+//! unless the registration was deferred; by hakmem's own threads before
+//! they start) or when a lock is taken while glibc's
 //! `__libc_single_threaded` says the process has (or had) a second thread
-//! ([`before_lock`]), or when a box asks for it ([`register_now`]: the
-//! background threads do, before they start). The registration completes
-//! before that lock is taken, so any lock a thread can hold across another
-//! thread's `fork()` was taken after the handlers were in place. A lock
+//! ([`before_lock`]: for threads nobody announced, such as glibc's own
+//! helpers). The registration completes before that lock is taken. A lock
 //! taken while single-threaded is released before any thread can exist,
 //! because no box creates a thread while it holds a lock.
 //!
 //! The saving: calling `__register_atfork` brings 64 KiB of libc's
-//! read-only data and about 130 KiB of its text into every process that
-//! loads hakmem (docs/benchmarks.md, "Fork handlers on demand").
+//! read-only data and 50–130 KiB of its text into every process that
+//! loads hakmem (docs/benchmarks.md, "Fork handlers registered on demand").
 //!
 //! **Order.** glibc runs prepare handlers in the reverse order of
-//! registration and the parent/child handlers in order. A program that
-//! registered allocating handlers before hakmem did (which is now the usual
-//! case) has them run after hakmem's prepare handler took every lock and
-//! before its parent/child handler released them. Such an allocation comes
-//! from the forking thread itself, and while [`fork_owner`] is that thread
-//! every lock is held on its behalf, so [`SpinLock::lock`] lets it through
-//! instead of waiting for itself (see [`owned_by_this_fork`]).
+//! registration and the parent/child handlers in order, so hakmem's must be
+//! the oldest: a program's prepare handler may wait for one of its threads
+//! that is inside the allocator (a mutex that thread holds), which can only
+//! finish before hakmem takes every lock. `libhakmem.so` therefore
+//! registers hakmem's first when a program registers its own. Should a
+//! program handler still run between hakmem's prepare and parent/child
+//! handlers (registered by a path `libhakmem.so` does not see), an
+//! allocation it makes on the forking thread is let through every lock:
+//! while [`fork_owner`] is that thread, every lock is held on its behalf
+//! (see [`owned_by_this_fork`]).
+//!
+//! **glibc's fork.** glibc (2.35 and later) releases its handler lock
+//! while each prepare handler runs, and a fork runs only the handlers
+//! registered before its prepare step began. So a registration that
+//! completes while another thread is inside a program's prepare handler
+//! does not protect that fork; the registration before a program's own
+//! (above) keeps that case out. Outside the handlers the lock is held from
+//! the prepare step to the end of the parent step: a registrar waits, and
+//! the child of that fork, which inherits "under way" from a registrar
+//! that is not in it, starts over ([`register_now`]).
 //!
 //! [`SpinLock::lock`]: crate::primitive::SpinLock::lock
 
@@ -45,15 +59,26 @@ pub type Handler = fn();
 /// one each).
 const SLOTS: usize = 4;
 
-/// The handlers, as `fn()` addresses (0 = none); `USED` slots are taken.
+/// The handlers, as `fn()` addresses (0 = none). A slot is filled, then
+/// published by moving `USED` past it (in slot order), so a fork never sees
+/// a slot half-written. `RESERVED` hands out the slots.
 static PREPARE: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
 static PARENT: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
 static CHILD: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+static RESERVED: AtomicUsize = AtomicUsize::new(0);
 static USED: AtomicUsize = AtomicUsize::new(0);
 
-/// `pthread_self()` of the thread between the prepare dispatcher's return
-/// and the parent/child dispatcher's start, 0 otherwise.
+/// `pthread_self()` of the thread whose fork holds every lock (from the end
+/// of the prepare dispatcher to the start of the last parent/child
+/// dispatcher), 0 otherwise.
 static FORK_OWNER: AtomicUsize = AtomicUsize::new(0);
+/// How many prepare dispatches the current fork owner is in: more than one
+/// when a fork handler forks again, or when the dispatchers were
+/// registered twice; the locks are released when it drops to 0.
+static FORK_DEPTH: AtomicUsize = AtomicUsize::new(0);
+/// The slots whose prepare handlers ran for the fork in progress: only
+/// their parent/child handlers run after it.
+static PREPARED: AtomicUsize = AtomicUsize::new(0);
 
 /// The registration with libc: `NONE`, `DONE`, or under way in the
 /// process whose id is `STATE - RUNNING` (so a child of a fork made while
@@ -70,18 +95,25 @@ static REGISTRAR: AtomicUsize = AtomicUsize::new(0);
 /// reverse order of addition, parent and child handlers in order (as
 /// glibc runs `pthread_atfork` handlers). Returns false when the table is
 /// full (nothing added). Allocation-free; a set added after the
-/// registration with libc still runs at the next fork.
+/// registration with libc runs from the next fork on.
 #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub fn add(prepare: Option<Handler>, parent: Option<Handler>, child: Option<Handler>) -> bool {
-    let i = USED.fetch_add(1, AcqRel);
+    let i = RESERVED.fetch_add(1, AcqRel);
     if i >= SLOTS {
-        USED.fetch_sub(1, AcqRel);
+        RESERVED.fetch_sub(1, AcqRel);
         return false;
     }
     let addr = |h: Option<Handler>| h.map_or(0, |f| f as usize);
-    PREPARE[i].store(addr(prepare), Release);
-    PARENT[i].store(addr(parent), Release);
-    CHILD[i].store(addr(child), Release);
+    PREPARE[i].store(addr(prepare), Relaxed);
+    PARENT[i].store(addr(parent), Relaxed);
+    CHILD[i].store(addr(child), Relaxed);
+    // Publish in slot order: an earlier slot's adder publishes first.
+    while USED
+        .compare_exchange_weak(i, i + 1, Release, Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
     true
 }
 
@@ -96,10 +128,9 @@ pub fn before_lock() {
 }
 
 /// Registers the dispatchers with libc now (once per process; later calls
-/// return at once). Returns when the registration is complete, except on
-/// the registering thread itself (a nested call from inside libc's
-/// registration, which no fork can interleave with: libc holds its fork
-/// lock there).
+/// are one load and a branch). Returns when the registration is complete,
+/// except on the registering thread itself (a nested call from inside
+/// libc's registration, which holds libc's handler lock).
 #[inline]
 pub fn register_now() {
     if STATE.load(Acquire) != DONE {
@@ -118,9 +149,9 @@ fn register_slow() {
             Err(DONE) => return,
             Err(s) if s != me => {
                 // The child of a fork that another thread made while the
-                // registrar waited in libc (which holds its fork lock
-                // across a fork): the registrar is not in this process,
-                // and nothing was registered here. Start over.
+                // registrar waited for libc's handler lock: the registrar
+                // is not in this process, and nothing was registered in
+                // it. Start over.
                 let _ = STATE.compare_exchange(s, NONE, AcqRel, Acquire);
             }
             Err(_) => {
@@ -163,7 +194,7 @@ pub fn owned_by_this_fork() -> bool {
     o != 0 && o == self_id()
 }
 
-/// The thread between the prepare and the parent/child dispatchers, or 0.
+/// The thread whose fork holds every lock, or 0.
 pub fn fork_owner() -> usize {
     FORK_OWNER.load(Relaxed)
 }
@@ -193,31 +224,34 @@ fn single_threaded() -> bool {
     }
 }
 
-/// The handler at `slot[i]`, if any.
+/// The handler in `slot`, if any.
 fn handler(slot: &AtomicUsize) -> Option<Handler> {
-    let a = slot.load(Acquire);
+    let a = slot.load(Relaxed);
     // SAFETY: a non-zero slot holds a `Handler` stored by `add`.
     (a != 0).then(|| unsafe { core::mem::transmute::<usize, Handler>(a) })
 }
 
-fn used() -> usize {
-    USED.load(Acquire).min(SLOTS)
-}
-
-// The dispatchers are idempotent within one fork (the second of two
-// registrations, should a race ever make two, does nothing): the prepare
-// step is done once `FORK_OWNER` names this thread, and the parent/child
-// step only when it does.
+// The dispatchers nest: a fork inside a fork handler, or a second
+// registration of the dispatchers (a child that started the registration
+// over after its parent's had completed), enters the prepare dispatcher
+// again while this thread already holds every lock. Only the outermost
+// prepare runs the handlers and only the matching last parent/child
+// dispatch releases them (in a nested fork's child too: the outer fork
+// goes on there and ends with its own parent/child step).
 
 extern "C" fn dispatch_prepare() {
     if owned_by_this_fork() {
+        FORK_DEPTH.fetch_add(1, Relaxed);
         return;
     }
-    for i in (0..used()).rev() {
+    let n = USED.load(Acquire);
+    for i in (0..n).rev() {
         if let Some(h) = handler(&PREPARE[i]) {
             h();
         }
     }
+    PREPARED.store(n, Relaxed);
+    FORK_DEPTH.store(1, Relaxed);
     FORK_OWNER.store(self_id(), Relaxed);
 }
 
@@ -229,16 +263,20 @@ extern "C" fn dispatch_child() {
     run_after_fork(&CHILD);
 }
 
-/// The parent or child step: runs `slots` in order, once per fork
-/// (`pthread_self()` is the same in the child as in the parent).
+/// The parent or child step: at the outermost level, runs the prepared
+/// slots' handlers in order (`pthread_self()` is the same in the child as
+/// in the parent).
 fn run_after_fork(slots: &[AtomicUsize; SLOTS]) {
     if !owned_by_this_fork() {
+        return;
+    }
+    if FORK_DEPTH.fetch_sub(1, Relaxed) > 1 {
         return;
     }
     // Cleared before the locks are released: a contended lock of this
     // thread must wait again from here on.
     FORK_OWNER.store(0, Relaxed);
-    for slot in &slots[..used()] {
+    for slot in &slots[..PREPARED.load(Relaxed)] {
         if let Some(h) = handler(slot) {
             h();
         }
@@ -319,7 +357,7 @@ mod tests {
 
     /// One test, because the table and the registration are process-wide.
     #[test]
-    fn dispatch_lends_locks_to_the_forking_thread_once_per_fork() {
+    fn dispatch_lends_locks_and_releases_them_at_the_outermost_step() {
         assert!(add(Some(prepare), Some(parent), None));
         // What a fork does around a program's older handler that allocates.
         dispatch_prepare();
@@ -329,9 +367,13 @@ mod tests {
             let _g = L.lock();
         }
         assert!(L.is_locked(), "a lent lock was released by its guard");
-        // A second registration's dispatchers do nothing.
+        // A nested fork (or a second registration): the inner prepare runs
+        // no handler, the inner parent/child step releases nothing, the
+        // outer one releases everything once.
         dispatch_prepare();
         assert_eq!(PREPARES.load(Relaxed), 1);
+        dispatch_child();
+        assert!(L.is_locked() && owned_by_this_fork(), "an inner step released the locks");
         dispatch_parent();
         assert!(!L.is_locked() && !owned_by_this_fork());
         dispatch_parent();

@@ -21,6 +21,11 @@ pub use hakmem_ptr_bridge::cell::{AtomicCell, AtomicCount};
 /// A test-and-test-and-set spin lock that yields the CPU after a short spin.
 /// Const-constructible, allocation-free and fork-friendly (see
 /// [`SpinLock::force_unlock`]). Only used on slow paths.
+///
+/// Every allocator `SpinLock` must be taken by the facade's fork prepare
+/// handler (`hakmem::fork_prepare`): a fork's own thread is let through a
+/// lock it finds held while its fork holds every lock ([`fork`]'s
+/// "Order"), which is only right if that lock is among them.
 pub struct SpinLock {
     locked: AtomicBool,
 }

@@ -240,10 +240,14 @@ pub fn numa_nodes() -> usize {
         return n;
     }
     let mut buf = [0u8; 128];
-    let path = c"/sys/devices/system/node/online";
+    // The kernel reads the path at start-up: it lives with the start-up
+    // read-only data, not among the rest of the strings (which
+    // crates/preload/layout.ld keeps off the pages every program maps).
+    #[link_section = ".rodata.hakmem_startup"] // start-up group, see docs/benchmarks.md
+    static PATH: [u8; 32] = *b"/sys/devices/system/node/online\0";
     // SAFETY: a NUL-terminated path; read into our own buffer.
     let len = unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let fd = libc::open(PATH.as_ptr() as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC);
         if fd < 0 {
             -1
         } else {

@@ -42,29 +42,29 @@ impl AceConfig {
     /// the whole value ignored: every policy runs).
     pub fn from_env() -> Self {
         let mut c = AceConfig::default();
-        if let Some(on) = flag(c"HAKMEM_ACE_LOG") {
+        if let Some(on) = flag(crate::env_name!("HAKMEM_ACE_LOG")) {
             c.log = on;
         }
-        if let Some(v) = var(c"HAKMEM_ACE_PROFILE") {
+        if let Some(v) = var(crate::env_name!("HAKMEM_ACE_PROFILE")) {
             if !v.is_empty() {
                 // A file, or a directory (or a path ending in `/`)
                 // holding one profile per program.
                 c.profile = super::life::profile_path(v);
             }
         }
-        if let Some(n) = number_in(c"HAKMEM_ACE_TICK_MS", 5, 1000, "not between 5 and 1000") {
+        if let Some(n) = number_in(crate::env_name!("HAKMEM_ACE_TICK_MS"), 5, 1000, "not between 5 and 1000") {
             c.tick_ms = n;
         }
-        if let Some(n) = number(c"HAKMEM_ACE_IDLE_MS") {
+        if let Some(n) = number(crate::env_name!("HAKMEM_ACE_IDLE_MS")) {
             c.learner.idle_ms = n;
         }
-        if let Some(v) = var(c"HAKMEM_ACE_POLICIES") {
+        if let Some(v) = var(crate::env_name!("HAKMEM_ACE_POLICIES")) {
             const NAMES: [&[u8]; 5] = [b"bandit", b"elo", b"span", b"idle", b"prefill"];
             if v.split(|&b| b == b',')
                 .any(|p| !p.is_empty() && !NAMES.contains(&p))
             {
                 crate::env::bad_setting(
-                    c"HAKMEM_ACE_POLICIES",
+                    crate::env_name!("HAKMEM_ACE_POLICIES"),
                     "unknown policy; known: bandit,elo,span,idle,prefill",
                 );
             } else {

@@ -152,7 +152,7 @@ static KEPT: Kept = Kept(core::cell::UnsafeCell::new([0; PATH_MAX]));
 /// for [`record_kept`]. Does not allocate. Call it once, from the
 /// constructor (or the first `start_from_env`).
 pub(super) fn last_run_was_short(min_life_ms: u32) -> bool {
-    let Some(value) = var_cstr(c"HAKMEM_ACE_PROFILE") else {
+    let Some(value) = var_cstr(crate::env_name!("HAKMEM_ACE_PROFILE")) else {
         return false;
     };
     if value.is_empty() {

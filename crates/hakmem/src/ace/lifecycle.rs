@@ -89,10 +89,10 @@ pub fn start() -> bool {
 /// (the dynamic linker's in `dlopen`, a `pthread_create` wrapper's) or a
 /// seccomp filter installed after start-up that forbids new threads.
 pub fn start_from_env() -> bool {
-    if flag(c"HAKMEM_ACE") == Some(true) {
+    if flag(crate::env_name!("HAKMEM_ACE")) == Some(true) {
         note_birth();
         let min_life = number_in(
-            c"HAKMEM_ACE_MIN_LIFE_MS",
+            crate::env_name!("HAKMEM_ACE_MIN_LIFE_MS"),
             0,
             3_600_000,
             "not between 0 and 3600000",
@@ -101,7 +101,7 @@ pub fn start_from_env() -> bool {
         // Checked before anything allocates: a skipped short run maps no
         // superslab of its own for learning.
         if min_life > 0 && super::life::last_run_was_short(min_life) {
-            let log = flag(c"HAKMEM_ACE_LOG") == Some(true);
+            let log = flag(crate::env_name!("HAKMEM_ACE_LOG")) == Some(true);
             if log {
                 eprintln!("hakmem ace: the last run lived less than {min_life} ms: no worker");
             }

@@ -98,7 +98,7 @@ pub(crate) fn open() {
         return;
     }
     let mut fd = -1;
-    if let Some(path) = crate::env::var_cstr(c"HAKMEM_STATS_FILE") {
+    if let Some(path) = crate::env::var_cstr(crate::env_name!("HAKMEM_STATS_FILE")) {
         if !path.is_empty() {
             match open_file(path) {
                 Ok(f) => fd = f,
@@ -108,7 +108,7 @@ pub(crate) fn open() {
                         why,
                         "cannot be opened: errno {errno}; the report goes to stderr"
                     );
-                    crate::env::bad_setting(c"HAKMEM_STATS_FILE", why.as_str());
+                    crate::env::bad_setting(crate::env_name!("HAKMEM_STATS_FILE"), why.as_str());
                 }
             }
         }

@@ -1,9 +1,10 @@
 /* Fork handlers registered on demand (docs/fork.md): while the program has
  * one thread, allocations in every tier, a trim and a fork leave hakmem's
  * fork handlers unregistered (malloc_stats says so on stderr, which the
- * Rust side checks); pthread_create registers them before the thread
- * exists; then forks while that thread allocates, with every child
- * allocating in every tier and exiting 0. */
+ * Rust side checks; it reads the state before its own locks);
+ * pthread_create registers them before the thread exists (the thread
+ * allocates only after the second report); then forks while that thread
+ * allocates, with every child allocating in every tier and exiting 0. */
 #include "common.h"
 
 #include <malloc.h>
@@ -39,8 +40,12 @@ static void fork_and_check(const char *who) {
           "%s: child status %#x", who, status);
 }
 
-static volatile int stop;
+static volatile int stop, go;
 static void *worker(void *arg) {
+    /* No allocation (no lock) before the second report: "registered"
+     * there must come from pthread_create itself. */
+    while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE))
+        usleep(1000);
     int ok = 1;
     for (int i = 0; !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++)
         ok &= churn(i & 63);
@@ -60,6 +65,7 @@ int main(void) {
     CHECK(pthread_create(&t, NULL, worker, (void *)1) == 0, "pthread_create");
     fputs("== two threads\n", stderr);
     malloc_stats();
+    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 20; i++)
         fork_and_check("beside an allocating thread");
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
