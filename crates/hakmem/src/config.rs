@@ -95,14 +95,27 @@ fn read() {
         hakmem_superslab_backend::set_huge_min(n as usize);
         THP_MIN.store(n as usize, Relaxed);
     }
-    if let Some(n) = number_in(crate::env_name!("HAKMEM_REFILL"), 1, 1024, "not between 1 and 1024") {
+    if let Some(n) = number_in(
+        crate::env_name!("HAKMEM_REFILL"),
+        1,
+        1024,
+        "not between 1 and 1024",
+    ) {
         for c in 0..NUM_CLASSES {
             POLICY.set_refill_count(c, n);
         }
     }
-    if let Some(n) = number_in(crate::env_name!("HAKMEM_CACHE_CAP"), 0, 4096, "not between 0 and 4096") {
+    if let Some(n) = number_in(
+        crate::env_name!("HAKMEM_CACHE_CAP"),
+        0,
+        4096,
+        "not between 0 and 4096",
+    ) {
         if crate::secure::on() {
-            bad_setting(crate::env_name!("HAKMEM_CACHE_CAP"), "the secure mode keeps no cache");
+            bad_setting(
+                crate::env_name!("HAKMEM_CACHE_CAP"),
+                "the secure mode keeps no cache",
+            );
         } else {
             for c in 0..NUM_CLASSES {
                 POLICY.set_cache_cap(c, n);

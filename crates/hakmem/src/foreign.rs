@@ -44,7 +44,10 @@ pub(crate) fn policy() -> ForeignPolicy {
             // Reported the first time; later readings use the default
             // silently.
             if !REPORTED.swap(true, Relaxed) {
-                crate::env::bad_setting(crate::env_name!("HAKMEM_FOREIGN_FREE"), "not abort, ignore or forward");
+                crate::env::bad_setting(
+                    crate::env_name!("HAKMEM_FOREIGN_FREE"),
+                    "not abort, ignore or forward",
+                );
             }
             ForeignPolicy::Abort
         }

@@ -102,11 +102,7 @@ pub fn defer_fork_registration() {
 /// libc together with them. For a box or library built on hakmem whose
 /// state a fork must reset (libhakmem.so's forwarding table). False when
 /// the table is full.
-pub fn add_fork_handlers(
-    prepare: Option<fn()>,
-    parent: Option<fn()>,
-    child: Option<fn()>,
-) -> bool {
+pub fn add_fork_handlers(prepare: Option<fn()>, parent: Option<fn()>, child: Option<fn()>) -> bool {
     install_fork_handlers();
     hakmem_remote_queue::fork::add(prepare, parent, child)
 }

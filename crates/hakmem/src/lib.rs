@@ -82,12 +82,13 @@ pub use hakmem_superslab_backend::page_size;
 use hakmem_superslab_backend::registry;
 
 pub use config::report_at_exit;
-pub use fork::{
-    add_fork_handlers, defer_fork_registration, fork_child, fork_handlers_registered, fork_parent,
-    fork_prepare, install_fork_handlers, register_atfork, register_fork_handlers_now, AtforkHandler,
-};
 #[doc(hidden)]
 pub use env::{name_cstr, nul_terminated};
+pub use fork::{
+    add_fork_handlers, defer_fork_registration, fork_child, fork_handlers_registered, fork_parent,
+    fork_prepare, install_fork_handlers, register_atfork, register_fork_handlers_now,
+    AtforkHandler,
+};
 pub use once::InitOnce;
 pub use secure::{secure_mode, HakMemSecure};
 pub use size::{foreign_pointer, realloc, realloc_aligned, usable_size};

@@ -21,7 +21,9 @@ fn churn() -> bool {
         // SAFETY: `n` fresh bytes, checked, then freed once.
         unsafe {
             p.write_bytes(i as u8 + 1, n);
-            ok &= std::slice::from_raw_parts(p, n).iter().all(|&b| b == i as u8 + 1);
+            ok &= std::slice::from_raw_parts(p, n)
+                .iter()
+                .all(|&b| b == i as u8 + 1);
             hakmem::free(p);
         }
     }
@@ -64,7 +66,10 @@ fn main() -> ExitCode {
         !hakmem::fork_handlers_registered(),
         "one thread: the allocator's locks did not register the fork handlers",
     );
-    check(fork_and_check(), "one thread: the child of a fork allocates");
+    check(
+        fork_and_check(),
+        "one thread: the child of a fork allocates",
+    );
 
     // A second thread that never calls hakmem: the next lock registers.
     std::thread::spawn(|| {}).join().unwrap();
@@ -77,7 +82,10 @@ fn main() -> ExitCode {
         hakmem::fork_handlers_registered(),
         "the first lock after a second thread existed registered the fork handlers",
     );
-    check(fork_and_check(), "after registration: the child of a fork allocates");
+    check(
+        fork_and_check(),
+        "after registration: the child of a fork allocates",
+    );
 
     if failed.is_empty() {
         ExitCode::SUCCESS

@@ -42,7 +42,8 @@ static MODE: AtomicU8 = AtomicU8::new(MODE_UNREAD);
 #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn read_mode() -> u8 {
     // The facade's reading of the environment (allocation-free).
-    let forward = hakmem::env_var(hakmem::env_name!("HAKMEM_FOREIGN_FREE")) == Some(b"forward".as_slice());
+    let forward =
+        hakmem::env_var(hakmem::env_name!("HAKMEM_FOREIGN_FREE")) == Some(b"forward".as_slice());
     let m = if forward { MODE_FORWARD } else { MODE_IGNORE };
     MODE.store(m, Relaxed);
     m

@@ -62,7 +62,11 @@ pub unsafe extern "C" fn pthread_create(
     start: Start,
     arg: *mut c_void,
 ) -> libc::c_int {
-    let f = registered_then_next(&NEXT_CREATE, c"pthread_create", pthread_create as *const () as usize);
+    let f = registered_then_next(
+        &NEXT_CREATE,
+        c"pthread_create",
+        pthread_create as *const () as usize,
+    );
     if f == 0 {
         return libc::EAGAIN;
     }
@@ -114,7 +118,11 @@ pub unsafe extern "C" fn __register_atfork(
 /// As for libc's: the handlers are null or functions that stay callable
 /// for the life of the process.
 #[no_mangle]
-pub unsafe extern "C" fn pthread_atfork(prepare: Handler, parent: Handler, child: Handler) -> libc::c_int {
+pub unsafe extern "C" fn pthread_atfork(
+    prepare: Handler,
+    parent: Handler,
+    child: Handler,
+) -> libc::c_int {
     // SAFETY: forwarded contract.
     unsafe { __register_atfork(prepare, parent, child, core::ptr::null_mut()) }
 }

@@ -264,8 +264,14 @@ fn program_fork_handlers_may_allocate() {
 #[test]
 fn fork_handlers_stay_older_than_the_programs() {
     let r = suite("test_fork_order");
-    let before = r.stderr.find("== before pthread_atfork").expect("no first report");
-    let after = r.stderr.find("== after pthread_atfork").expect("no second report");
+    let before = r
+        .stderr
+        .find("== before pthread_atfork")
+        .expect("no first report");
+    let after = r
+        .stderr
+        .find("== after pthread_atfork")
+        .expect("no second report");
     assert!(
         r.stderr[before..after].contains("fork handlers: not registered yet"),
         "registered while the program had one thread and no handlers:\n{}",

@@ -49,8 +49,8 @@
 //!
 //! [`SpinLock::lock`]: crate::primitive::SpinLock::lock
 
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::AtomicUsize;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 /// A fork handler.
 pub type Handler = fn();
@@ -215,7 +215,8 @@ fn single_threaded() -> bool {
         // thread. Whatever a reader sees is handled: a stale "one thread"
         // can only be read by the thread that is that one thread (no other
         // exists yet), and a "more" only leads to the registration.
-        let flag = unsafe { core::sync::atomic::AtomicU8::from_ptr(&raw mut __libc_single_threaded) };
+        let flag =
+            unsafe { core::sync::atomic::AtomicU8::from_ptr(&raw mut __libc_single_threaded) };
         flag.load(Relaxed) != 0
     }
     #[cfg(not(target_env = "gnu"))]
@@ -373,7 +374,10 @@ mod tests {
         dispatch_prepare();
         assert_eq!(PREPARES.load(Relaxed), 1);
         dispatch_child();
-        assert!(L.is_locked() && owned_by_this_fork(), "an inner step released the locks");
+        assert!(
+            L.is_locked() && owned_by_this_fork(),
+            "an inner step released the locks"
+        );
         dispatch_parent();
         assert!(!L.is_locked() && !owned_by_this_fork());
         dispatch_parent();
@@ -386,7 +390,10 @@ mod tests {
             true
         });
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!waited.is_finished(), "another thread got a lock held for a fork");
+        assert!(
+            !waited.is_finished(),
+            "another thread got a lock held for a fork"
+        );
         dispatch_parent();
         assert!(waited.join().unwrap());
 

@@ -247,7 +247,10 @@ pub fn numa_nodes() -> usize {
     static PATH: [u8; 32] = *b"/sys/devices/system/node/online\0";
     // SAFETY: a NUL-terminated path; read into our own buffer.
     let len = unsafe {
-        let fd = libc::open(PATH.as_ptr() as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC);
+        let fd = libc::open(
+            PATH.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         if fd < 0 {
             -1
         } else {

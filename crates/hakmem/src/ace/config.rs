@@ -52,7 +52,12 @@ impl AceConfig {
                 c.profile = super::life::profile_path(v);
             }
         }
-        if let Some(n) = number_in(crate::env_name!("HAKMEM_ACE_TICK_MS"), 5, 1000, "not between 5 and 1000") {
+        if let Some(n) = number_in(
+            crate::env_name!("HAKMEM_ACE_TICK_MS"),
+            5,
+            1000,
+            "not between 5 and 1000",
+        ) {
             c.tick_ms = n;
         }
         if let Some(n) = number(crate::env_name!("HAKMEM_ACE_IDLE_MS")) {
