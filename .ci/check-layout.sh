@@ -6,9 +6,9 @@
 #   - no loadable segment is both writable and executable;
 #   - PT_GNU_EH_FRAME lies inside a loadable segment (unwinding finds it);
 #   - the loadable segments are R, R E, R, R E, R, RW, RW, in that order
-#     (the dynamic tables and start-up data, the start-up text, the unwind
-#     tables, the rest of the text, the rest of the read-only data, RELRO,
-#     data and bss: see the script's header);
+#     (the dynamic tables and start-up data, the start-up text, a one-byte
+#     gap, the rest of the text, the rest of the read-only data and the
+#     unwind tables, RELRO, data and bss: see the script's header);
 #   - the start-up text segment begins on a page.
 #   bash .ci/check-layout.sh [path/to/libhakmem.so]
 set -euo pipefail

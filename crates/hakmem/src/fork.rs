@@ -7,7 +7,9 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::{ace, background, thread};
 
-pub use hakmem_remote_queue::fork::{register_atfork, AtforkHandler};
+pub use hakmem_remote_queue::fork::{
+    register_atfork, set_libc_register, AtforkHandler, RegisterFn,
+};
 
 /// Fork support: call [`fork_prepare`] before `fork()`, then
 /// [`fork_parent`] or [`fork_child`] after (pthread_atfork handlers).

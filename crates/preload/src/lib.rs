@@ -382,9 +382,17 @@ fn atfork_child() {
 
 #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 extern "C" fn hakmem_preload_init() {
-    // Before anything reads the configuration (whose first reading would
-    // register the fork handlers): see below.
-    hakmem::defer_fork_registration();
+    // libc's pthread_create and __register_atfork, before any registration
+    // can start (docs/fork.md). Then, before anything reads the
+    // configuration (whose first reading would register the fork
+    // handlers): defer the registration when this library's exports are
+    // what the process calls, so that they can register when a thread or a
+    // program's handler needs it. `dlopen`ed, the library sees neither, and
+    // registers below as before.
+    threads::resolve();
+    if threads::interposing() {
+        hakmem::defer_fork_registration();
+    }
     page_size();
     if foreign::forwarding() {
         hakmem::set_foreign_free_handler(Some(foreign::free));
@@ -395,10 +403,11 @@ extern "C" fn hakmem_preload_init() {
     // (the ACE worker, if it runs, does the purge on its tick instead).
     hakmem::background::start_from_env();
     // The allocator's own fork handlers (the facade's, shared with Rust
-    // users), then this library's: the forwarding table's reset. They are
-    // registered with libc by this library's `pthread_create` (or by the
-    // first lock taken with a second thread: docs/fork.md), except with
-    // forwarding on: a resolution under way takes no lock.
+    // users), then this library's: the forwarding table's reset. Deferred,
+    // they are registered with libc by this library's `pthread_create` and
+    // `__register_atfork` (or by the first lock taken with a second thread:
+    // docs/fork.md), except with forwarding on: a resolution under way
+    // takes no lock. Not deferred, `add_fork_handlers` registers them now.
     hakmem::add_fork_handlers(None, None, Some(atfork_child));
     if foreign::forwarding() {
         hakmem::register_fork_handlers_now();

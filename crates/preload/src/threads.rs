@@ -1,6 +1,6 @@
-//! `pthread_create` and `__register_atfork`, interposed, so that hakmem's
-//! fork handlers are registered with libc when they can matter and before
-//! any of the program's (docs/fork.md):
+//! `pthread_create`, `__register_atfork` and `pthread_atfork`, interposed,
+//! so that hakmem's fork handlers are registered with libc when they can
+//! matter and before any of the program's (docs/fork.md):
 //!
 //! - `pthread_create` registers them while the process still has one
 //!   thread, so no other thread can fork meanwhile, then creates the thread
@@ -8,25 +8,29 @@
 //! - `__register_atfork` (what `pthread_atfork` calls: glibc links a stub
 //!   into each object that passes its `__dso_handle`; `pthread_atfork`
 //!   itself for dynamic calls) registers them before the program's
-//!   handlers, so hakmem's stay the oldest: glibc runs
-//!   prepare handlers newest first, and a program's prepare handler may
-//!   wait for one of its threads that is inside the allocator, which must
-//!   be able to finish before hakmem's handler takes every lock.
+//!   handlers, so hakmem's stay the oldest: glibc runs prepare handlers
+//!   newest first, and a program's prepare handler may wait for one of its
+//!   threads that is inside the allocator, which must be able to finish
+//!   before hakmem's handler takes every lock.
 //!
-//! The constructor does not register them (`hakmem::defer_fork_registration`):
-//! a process that never has a second thread cannot fork with an allocator
-//! lock held, and the registration costs it about 64 KiB of libc's
-//! read-only data and 50–130 KiB of its text. Threads that glibc creates
-//! for itself (a `SIGEV_THREAD` timer's helper) do not come through here;
-//! the first lock such a thread takes registers them instead.
+//! The constructor defers the registration (`hakmem::defer_fork_registration`)
+//! only when these exports are what the process calls (the library is
+//! preloaded or linked, not `dlopen`ed): a process that never has a second
+//! thread cannot fork with an allocator lock held, and the registration
+//! costs it about 64 KiB of libc's read-only data and 50–130 KiB of its
+//! text. Threads that glibc creates for itself (a `SIGEV_THREAD` timer's
+//! helper) do not come through here; the first lock such a thread takes
+//! registers the handlers instead.
 //!
-//! libc's functions are found with `dlsym(RTLD_NEXT)` on the first call of
-//! each. hakmem's own registration (`hakmem_remote_queue::fork`) reaches
-//! libc through the `__register_atfork` below too (the link binds its
-//! reference to this definition); the nested `register_fork_handlers_now`
-//! finds the registration under way on this thread and returns at once.
+//! libc's functions are found with `dlsym(RTLD_NEXT)` by the constructor,
+//! or by the first of these calls if it comes first (another library's
+//! constructor), always before the registration starts: `dlsym` takes
+//! ld.so's lock, and a thread holding that lock (in `dlopen`) may allocate
+//! and wait for a registration under way. hakmem's own registration calls
+//! libc's `__register_atfork` through the pointer found here
+//! (`hakmem::set_libc_register`), not through the export of that name.
 
-use core::ffi::{c_void, CStr};
+use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// A thread's start routine, as C declares it.
@@ -39,17 +43,80 @@ type Create = unsafe extern "C" fn(
     *mut c_void,
 ) -> libc::c_int;
 /// A fork handler as `__register_atfork` takes it.
-type Handler = Option<unsafe extern "C" fn()>;
-/// `__register_atfork`'s signature.
-type Register = unsafe extern "C" fn(Handler, Handler, Handler, *mut c_void) -> libc::c_int;
+type Handler = hakmem::AtforkHandler;
 
-/// libc's functions, 0 until the first call resolves them.
+/// libc's functions, 0 until [`resolve`] found them.
 static NEXT_CREATE: AtomicUsize = AtomicUsize::new(0);
 static NEXT_REGISTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Finds libc's `pthread_create` and `__register_atfork` (once; later
+/// calls are two loads) and hands the latter to the lock module. Returns
+/// whether both were found; a one-line diagnostic names one that was not.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+pub(crate) fn resolve() -> bool {
+    if NEXT_CREATE.load(Relaxed) != 0 && NEXT_REGISTER.load(Relaxed) != 0 {
+        return true;
+    }
+    resolve_now()
+}
+
+#[cold]
+#[inline(never)]
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+fn resolve_now() -> bool {
+    let create = next(hakmem::startup_cstr!("pthread_create"));
+    let register = next(hakmem::startup_cstr!("__register_atfork"));
+    if register != 0 {
+        // SAFETY: libc's `__register_atfork`, whose type is `RegisterFn`.
+        hakmem::set_libc_register(unsafe {
+            core::mem::transmute::<usize, hakmem::RegisterFn>(register)
+        });
+        NEXT_REGISTER.store(register, Relaxed);
+    }
+    if create != 0 {
+        NEXT_CREATE.store(create, Relaxed);
+    }
+    create != 0 && register != 0
+}
+
+/// `dlsym(RTLD_NEXT, name)` (never this library's own: the search starts
+/// after it), or 0 after a one-line diagnostic.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+fn next(name: &core::ffi::CStr) -> usize {
+    // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
+    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+    if f == 0 {
+        let mut buf = [0u8; 96];
+        let mut n = 0;
+        for &b in b"hakmem: no next "
+            .iter()
+            .chain(name.to_bytes())
+            .chain(b" to call\n")
+        {
+            if n < buf.len() {
+                buf[n] = b;
+                n += 1;
+            }
+        }
+        hakmem::write_stderr(&buf[..n]);
+    }
+    f
+}
+
+/// Whether the process's `__register_atfork` is this library's (preloaded
+/// or linked before libc), so that the program's registrations come here.
+/// Not when the library was `dlopen`ed: the process then calls libc's.
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+pub(crate) fn interposing() -> bool {
+    let name = hakmem::startup_cstr!("__register_atfork");
+    // SAFETY: a NUL-terminated name; RTLD_DEFAULT is a valid pseudo-handle.
+    let seen = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as usize;
+    seen != 0 && seen != NEXT_REGISTER.load(Relaxed)
+}
+
 /// `pthread_create(3)`: the fork handlers are registered first (once per
-/// process), then libc's creates the thread. `EAGAIN` if no next
-/// `pthread_create` can be found (a diagnostic says so).
+/// process), then libc's creates the thread. `EAGAIN` if libc's
+/// `pthread_create` cannot be found (a diagnostic says so).
 ///
 /// # Safety
 /// As for libc's `pthread_create`: `thread` is writable, `attr` is null or
@@ -62,16 +129,13 @@ pub unsafe extern "C" fn pthread_create(
     start: Start,
     arg: *mut c_void,
 ) -> libc::c_int {
-    let f = registered_then_next(
-        &NEXT_CREATE,
-        c"pthread_create",
-        pthread_create as *const () as usize,
-    );
+    resolve();
+    hakmem::register_fork_handlers_now();
+    let f = NEXT_CREATE.load(Relaxed);
     if f == 0 {
         return libc::EAGAIN;
     }
-    // SAFETY: `f` is the address of the next object's `pthread_create`,
-    // whose type is `Create`.
+    // SAFETY: libc's `pthread_create`, whose type is `Create`.
     let create: Create = unsafe { core::mem::transmute::<usize, Create>(f) };
     // SAFETY: forwarded contract.
     unsafe { create(thread, attr, start, arg) }
@@ -79,8 +143,7 @@ pub unsafe extern "C" fn pthread_create(
 
 /// glibc's `__register_atfork` (behind `pthread_atfork`): hakmem's fork
 /// handlers are registered first (once per process), then libc's registers
-/// the caller's. `ENOMEM` if no next `__register_atfork` can be found (a
-/// diagnostic says so).
+/// the caller's. `ENOMEM` if libc's cannot be found (a diagnostic says so).
 ///
 /// # Safety
 /// As for libc's: the handlers are null or functions that stay callable
@@ -92,17 +155,14 @@ pub unsafe extern "C" fn __register_atfork(
     child: Handler,
     dso_handle: *mut c_void,
 ) -> libc::c_int {
-    let f = registered_then_next(
-        &NEXT_REGISTER,
-        c"__register_atfork",
-        __register_atfork as *const () as usize,
-    );
+    resolve();
+    hakmem::register_fork_handlers_now();
+    let f = NEXT_REGISTER.load(Relaxed);
     if f == 0 {
         return libc::ENOMEM;
     }
-    // SAFETY: `f` is the address of the next object's `__register_atfork`,
-    // whose type is `Register`.
-    let register: Register = unsafe { core::mem::transmute::<usize, Register>(f) };
+    // SAFETY: libc's `__register_atfork`, whose type is `RegisterFn`.
+    let register = unsafe { core::mem::transmute::<usize, hakmem::RegisterFn>(f) };
     // SAFETY: forwarded contract.
     unsafe { register(prepare, parent, child, dso_handle) }
 }
@@ -125,40 +185,4 @@ pub unsafe extern "C" fn pthread_atfork(
 ) -> libc::c_int {
     // SAFETY: forwarded contract.
     unsafe { __register_atfork(prepare, parent, child, core::ptr::null_mut()) }
-}
-
-/// Registers hakmem's fork handlers (once per process), then returns the
-/// next object's `name` (libc's), kept in `slot`; 0 (after a one-line
-/// diagnostic) if there is none or it is `ours`.
-fn registered_then_next(slot: &AtomicUsize, name: &CStr, ours: usize) -> usize {
-    hakmem::register_fork_handlers_now();
-    let f = slot.load(Relaxed);
-    if f != 0 {
-        return f;
-    }
-    resolve(slot, name, ours)
-}
-
-#[cold]
-fn resolve(slot: &AtomicUsize, name: &CStr, ours: usize) -> usize {
-    // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
-    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-    if f == 0 || f == ours {
-        let mut buf = [0u8; 96];
-        let mut n = 0;
-        for &b in b"hakmem: no next "
-            .iter()
-            .chain(name.to_bytes())
-            .chain(b" to call\n")
-        {
-            if n < buf.len() {
-                buf[n] = b;
-                n += 1;
-            }
-        }
-        hakmem::write_stderr(&buf[..n]);
-        return 0;
-    }
-    slot.store(f, Relaxed);
-    f
 }

@@ -166,10 +166,8 @@ fn register_slow() {
     REGISTRAR.store(self_id(), Relaxed);
     // SAFETY: the dispatchers are `extern "C"` functions that live for the
     // process (or the object, which glibc unregisters at `dlclose`), and
-    // they only call the handlers added to the table. A failure (no memory
-    // in libc for its list) cannot be helped here: the process goes on as
-    // without fork handlers.
-    unsafe {
+    // they only call the handlers added to the table.
+    let rc = unsafe {
         register_atfork(
             Some(dispatch_prepare),
             Some(dispatch_parent),
@@ -177,7 +175,9 @@ fn register_slow() {
         )
     };
     REGISTRAR.store(0, Relaxed);
-    STATE.store(DONE, Release);
+    // A failure (no memory in libc for its list) is tried again at the
+    // next lock or registration.
+    STATE.store(if rc == 0 { DONE } else { NONE }, Release);
 }
 
 /// Whether the dispatchers are registered with libc.
@@ -287,6 +287,28 @@ fn run_after_fork(slots: &[AtomicUsize; SLOTS]) {
 /// A fork handler as `pthread_atfork` takes it.
 pub type AtforkHandler = Option<unsafe extern "C" fn()>;
 
+/// `__register_atfork`'s signature.
+pub type RegisterFn = unsafe extern "C" fn(
+    AtforkHandler,
+    AtforkHandler,
+    AtforkHandler,
+    *mut libc::c_void,
+) -> libc::c_int;
+
+/// libc's own `__register_atfork`, when an interposer of that name is
+/// linked into the same object (`libhakmem.so` exports one): the name
+/// then binds to the interposer, and the registration must not go through
+/// it (the interposer resolves libc's with `dlsym`, which takes ld.so's
+/// lock, and must not run while the registration is under way). 0: call
+/// the name.
+static LIBC_REGISTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes [`register_atfork`] call `f` (libc's `__register_atfork`, found
+/// by the interposer with `dlsym(RTLD_NEXT)`) instead of the symbol.
+pub fn set_libc_register(f: RegisterFn) {
+    LIBC_REGISTER.store(f as usize, Release);
+}
+
 #[cfg(target_env = "gnu")]
 extern "C" {
     /// glibc: non-zero while the process has had no second thread.
@@ -318,6 +340,20 @@ pub unsafe fn register_atfork(
     parent: AtforkHandler,
     child: AtforkHandler,
 ) -> libc::c_int {
+    let libc_register = LIBC_REGISTER.load(Acquire);
+    if libc_register != 0 {
+        // SAFETY: set by `set_libc_register` to libc's `__register_atfork`.
+        let f: RegisterFn = unsafe { core::mem::transmute::<usize, RegisterFn>(libc_register) };
+        // SAFETY: as below.
+        return unsafe {
+            f(
+                prepare,
+                parent,
+                child,
+                &raw const __dso_handle as *mut libc::c_void,
+            )
+        };
+    }
     #[cfg(target_env = "gnu")]
     // SAFETY: the glibc entry point `pthread_atfork` forwards to, with the
     // handle of this object; the handlers' contract is the caller's.

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define THREADS 4
 #define HANDOFF 2000
@@ -158,6 +160,43 @@ static void *lib_consumer(void *arg) {
     return NULL;
 }
 
+/* Forks while threads allocate through the library: loaded with dlopen,
+ * its exports are not what the process calls, so it must register its
+ * fork handlers itself (docs/fork.md); a child that inherits a lock held
+ * by a thread of the parent hangs and is killed by its alarm. */
+static volatile int lib_stop;
+static void *lib_churn(void *arg) {
+    static const size_t n[] = {300 << 10, 1 << 20, 3 << 20, 100, 5000, 70000};
+    unsigned i = (unsigned)(uintptr_t)arg;
+    while (!__atomic_load_n(&lib_stop, __ATOMIC_RELAXED)) {
+        void *p = l_malloc(n[i++ % 6]);
+        if (p) memset(p, 1, 64);
+        l_free(p);
+    }
+    return NULL;
+}
+static int lib_forks(void) {
+    pthread_t t[3];
+    for (uintptr_t i = 0; i < 3; i++) pthread_create(&t[i], NULL, lib_churn, (void *)i);
+    int bad = 0;
+    for (int i = 0; i < 300 && !bad; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(5);
+            for (int k = 0; k < 20; k++) l_free(l_malloc((size_t)(k + 1) << 18));
+            _exit(0);
+        }
+        int st = 0;
+        if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
+            printf("host: FAILED: fork #%d: child status %#x\n", i, st);
+            bad = 1;
+        }
+    }
+    __atomic_store_n(&lib_stop, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    return !bad;
+}
+
 static int library(const char *path) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -179,6 +218,8 @@ static int library(const char *path) {
     pthread_join(a, NULL);
     pthread_create(&b, NULL, lib_consumer, NULL);
     pthread_join(b, NULL);
+    if (!lib_forks())
+        return 1;
     printf("host: library ok\n");
     return 0;
 }

@@ -119,6 +119,7 @@ int main(void) {
     CHECK(pthread_atfork(lock_m, unlock_m, unlock_m) == 0, "pthread_atfork");
     fputs("== after pthread_atfork\n", stderr);
     malloc_stats();
+    alarm(40); /* this part alone: a deadlock fails here, not at 100 s */
     pthread_t t;
     CHECK(pthread_create(&t, NULL, worker, NULL) == 0, "pthread_create");
     for (int i = 0; i < 300; i++) {
