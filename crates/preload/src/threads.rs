@@ -80,12 +80,13 @@ fn resolve_now() -> bool {
 }
 
 /// `dlsym(RTLD_NEXT, name)` (never this library's own: the search starts
-/// after it), or 0 after a one-line diagnostic.
+/// after it), or 0 after a one-line diagnostic (the first time only).
 #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 fn next(name: &core::ffi::CStr) -> usize {
     // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
     let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-    if f == 0 {
+    static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if f == 0 && !SAID.swap(true, Relaxed) {
         let mut buf = [0u8; 96];
         let mut n = 0;
         for &b in b"hakmem: no next "
@@ -103,15 +104,63 @@ fn next(name: &core::ffi::CStr) -> usize {
     f
 }
 
-/// Whether the process's `__register_atfork` is this library's (preloaded
-/// or linked before libc), so that the program's registrations come here.
-/// Not when the library was `dlopen`ed: the process then calls libc's.
+/// Whether the program's `__register_atfork` and `pthread_create` are this
+/// library's: true when this library comes before libc in ld.so's list of
+/// loaded objects (`_r_debug.r_map`, in load order: the program, the
+/// preloaded libraries, then its dependencies, then what `dlopen` added),
+/// that is, when it was preloaded or linked ahead of libc; false when it
+/// was `dlopen`ed (with or without `RTLD_DEEPBIND`, whose own-scope
+/// lookups would find this library's exports first although the program
+/// calls libc's). An executable that exports its own `__register_atfork`
+/// and forwards with `RTLD_NEXT` reaches this library's next when
+/// preloaded. Reads only ld.so's own data: a lookup through `dlopen(NULL)`
+/// and `dladdr` brought a 64 KiB window of libc's read-only data in.
 #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 pub(crate) fn interposing() -> bool {
-    let name = hakmem::startup_cstr!("__register_atfork");
-    // SAFETY: a NUL-terminated name; RTLD_DEFAULT is a valid pseudo-handle.
-    let seen = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as usize;
-    seen != 0 && seen != NEXT_REGISTER.load(Relaxed)
+    #[repr(C)]
+    struct LinkMap {
+        l_addr: usize,
+        l_name: *const libc::c_char,
+        l_ld: *const c_void,
+        l_next: *const LinkMap,
+        l_prev: *const LinkMap,
+    }
+    #[repr(C)]
+    struct RDebug {
+        r_version: libc::c_int,
+        r_map: *const LinkMap,
+    }
+    extern "C" {
+        /// ld.so's debugger interface: the list of loaded objects.
+        static _r_debug: RDebug;
+        /// This object's dynamic section (linker-defined).
+        static _DYNAMIC: u8;
+    }
+    #[link_section = ".rodata.hakmem_startup"] // start-up group, see docs/benchmarks.md
+    static LIBC: [u8; 9] = *b"libc.so.6";
+    // SAFETY: ld.so's list, read on the thread that runs this library's
+    // constructor (at start-up, or inside `dlopen`, which holds ld.so's
+    // lock); names are NUL-terminated C strings or null.
+    unsafe {
+        let me = &raw const _DYNAMIC as *const c_void;
+        let mut m = _r_debug.r_map;
+        while !m.is_null() {
+            if (*m).l_ld == me {
+                return true;
+            }
+            let name = (*m).l_name;
+            if !name.is_null() {
+                let n = core::ffi::CStr::from_ptr(name).to_bytes();
+                if n.ends_with(&LIBC)
+                    && (n.len() == LIBC.len() || n[n.len() - LIBC.len() - 1] == b'/')
+                {
+                    return false;
+                }
+            }
+            m = (*m).l_next;
+        }
+        false
+    }
 }
 
 /// `pthread_create(3)`: the fork handlers are registered first (once per

@@ -141,6 +141,10 @@ pub fn register_now() {
 #[cold]
 #[inline(never)]
 fn register_slow() {
+    // libc's `__register_atfork`, found before the registration can start:
+    // `dlsym` takes ld.so's lock, and a thread inside `dlopen` that holds
+    // it may allocate and wait for a registration under way.
+    resolve_libc_register();
     // SAFETY: getpid has no preconditions.
     let me = RUNNING + unsafe { libc::getpid() } as usize;
     loop {
@@ -307,6 +311,23 @@ static LIBC_REGISTER: AtomicUsize = AtomicUsize::new(0);
 /// by the interposer with `dlsym(RTLD_NEXT)`) instead of the symbol.
 pub fn set_libc_register(f: RegisterFn) {
     LIBC_REGISTER.store(f as usize, Release);
+}
+
+/// Finds libc's `__register_atfork` with `dlsym(RTLD_NEXT)` if nobody set
+/// it yet (`libhakmem.so` sets it in its constructor; this covers a
+/// registration before that constructor ran, and Rust programs). From this
+/// object the next definition is libc's: an interposer of that name in
+/// this same object is never "next". Left unset (the symbol is called)
+/// when `dlsym` finds nothing (a static program).
+fn resolve_libc_register() {
+    #[cfg(target_env = "gnu")]
+    if LIBC_REGISTER.load(Acquire) == 0 {
+        // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
+        let f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"__register_atfork".as_ptr()) } as usize;
+        if f != 0 {
+            LIBC_REGISTER.store(f, Release);
+        }
+    }
 }
 
 #[cfg(target_env = "gnu")]

@@ -91,6 +91,15 @@ fn libhakmem_so_loads_with_dlopen() {
     run_host("library", &so);
 }
 
+/// `RTLD_DEEPBIND`: the library's exports come first in its own scope but
+/// not in the host's, so it must register its fork handlers at load, older
+/// than the host's (docs/fork.md). Hung when it deferred.
+#[test]
+fn libhakmem_so_forks_safely_under_rtld_deepbind() {
+    let so = build("hakmem-preload", "libhakmem.so");
+    run_host("deepbind", &so);
+}
+
 #[test]
 fn python_ctypes_loads_libhakmem_so() {
     let so = build("hakmem-preload", "libhakmem.so");

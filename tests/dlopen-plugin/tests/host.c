@@ -175,25 +175,33 @@ static void *lib_churn(void *arg) {
     }
     return NULL;
 }
-static int lib_forks(void) {
-    pthread_t t[3];
-    for (uintptr_t i = 0; i < 3; i++) pthread_create(&t[i], NULL, lib_churn, (void *)i);
-    int bad = 0;
-    for (int i = 0; i < 300 && !bad; i++) {
+/* Forks `count` times; each child allocates spans through the library
+ * and exits 0 within its alarm. Returns 0 at the first child that did
+ * not (it inherited a held lock). */
+static int fork_children(int count, int allocs) {
+    for (int i = 0; i < count; i++) {
         pid_t pid = fork();
         if (pid == 0) {
             alarm(5);
-            for (int k = 0; k < 20; k++) l_free(l_malloc((size_t)(k + 1) << 18));
+            for (int k = 0; k < allocs; k++) l_free(l_malloc((size_t)(k + 1) << 18));
             _exit(0);
         }
         int st = 0;
         if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
             printf("host: FAILED: fork #%d: child status %#x\n", i, st);
-            bad = 1;
+            return 0;
         }
     }
+    return 1;
+}
+static int lib_forks(void) {
+    alarm(60); /* a deadlocked fork kills the host instead of hanging the test */
+    pthread_t t[3];
+    for (uintptr_t i = 0; i < 3; i++) pthread_create(&t[i], NULL, lib_churn, (void *)i);
+    int bad = !fork_children(300, 20);
     __atomic_store_n(&lib_stop, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    alarm(0);
     return !bad;
 }
 
@@ -224,13 +232,65 @@ static int library(const char *path) {
     return 0;
 }
 
+/* ---- deepbind mode ----
+ * libhakmem.so dlopened with RTLD_DEEPBIND, where its own scope puts its
+ * exports first although the host calls libc's: the host registers the
+ * common mutex pattern (prepare locks M, parent and child unlock it) with
+ * libc's pthread_atfork, a worker allocates from hakmem while holding M,
+ * and the host forks. hakmem must have registered at load (older than the
+ * host's handlers); registered later, its prepare handler takes every
+ * allocator lock while the worker, inside hakmem's malloc, holds M, and
+ * the host's prepare then waits for M for ever (docs/fork.md). */
+static pthread_mutex_t deep_m = PTHREAD_MUTEX_INITIALIZER;
+static void deep_lock(void) { pthread_mutex_lock(&deep_m); }
+static void deep_unlock(void) { pthread_mutex_unlock(&deep_m); }
+static volatile int deep_stop;
+static void *deep_worker(void *arg) {
+    static void *keep[256];
+    unsigned i = 0;
+    while (!__atomic_load_n(&deep_stop, __ATOMIC_RELAXED)) {
+        pthread_mutex_lock(&deep_m);
+        for (int k = 0; k < 256; k++) {
+            size_t n = k % 4 == 0 ? (1u << 20) + (size_t)(k % 9) * 65536 : 16 + ((i * 7 + k) % 512) * 48;
+            keep[k] = l_malloc(n);
+            if (keep[k]) memset(keep[k], 1, 64);
+        }
+        for (int k = 0; k < 256; k++) l_free(keep[k]);
+        pthread_mutex_unlock(&deep_m);
+        i++;
+        usleep(100);
+    }
+    return arg;
+}
+static int deepbind(const char *path) {
+    alarm(60); /* a deadlocked fork kills the host instead of hanging the test */
+    void *h = dlopen(path, RTLD_NOW | RTLD_DEEPBIND);
+    if (!h) {
+        printf("host: FAILED: dlopen(%s): %s\n", path, dlerror());
+        return 1;
+    }
+    l_malloc = sym(h, "malloc");
+    l_free = sym(h, "free");
+    pthread_atfork(deep_lock, deep_unlock, deep_unlock);
+    pthread_t t;
+    pthread_create(&t, NULL, deep_worker, NULL);
+    usleep(20000);
+    int bad = !fork_children(100, 4);
+    __atomic_store_n(&deep_stop, 1, __ATOMIC_RELAXED);
+    pthread_join(t, NULL);
+    if (bad) return 1;
+    printf("host: deepbind ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: host plugin|library <path.so>\n");
+        fprintf(stderr, "usage: host plugin|library|deepbind <path.so>\n");
         return 2;
     }
     if (!strcmp(argv[1], "plugin")) return plugin(argv[2]);
     if (!strcmp(argv[1], "library")) return library(argv[2]);
+    if (!strcmp(argv[1], "deepbind")) return deepbind(argv[2]);
     fprintf(stderr, "host: unknown mode %s\n", argv[1]);
     return 2;
 }
