@@ -131,8 +131,9 @@ pub(crate) fn interposing() -> bool {
         r_map: *const LinkMap,
     }
     extern "C" {
-        /// ld.so's debugger interface: the list of loaded objects.
-        static _r_debug: RDebug;
+        /// ld.so's debugger interface: the list of loaded objects (ld.so
+        /// writes it; read through a raw pointer).
+        static mut _r_debug: RDebug;
         /// This object's dynamic section (linker-defined).
         static _DYNAMIC: u8;
     }
@@ -143,18 +144,21 @@ pub(crate) fn interposing() -> bool {
     // lock); names are NUL-terminated C strings or null.
     unsafe {
         let me = &raw const _DYNAMIC as *const c_void;
-        let mut m = _r_debug.r_map;
+        let list = &raw const _r_debug;
+        let mut m = (*list).r_map;
+        // This library, then libc: the program's calls come here. libc
+        // first, or no libc found by that name (a libc preloaded under
+        // another file name): not deferred, which is always safe.
+        let mut seen_me = false;
         while !m.is_null() {
             if (*m).l_ld == me {
-                return true;
-            }
-            let name = (*m).l_name;
-            if !name.is_null() {
-                let n = core::ffi::CStr::from_ptr(name).to_bytes();
+                seen_me = true;
+            } else if !(*m).l_name.is_null() {
+                let n = core::ffi::CStr::from_ptr((*m).l_name).to_bytes();
                 if n.ends_with(&LIBC)
                     && (n.len() == LIBC.len() || n[n.len() - LIBC.len() - 1] == b'/')
                 {
-                    return false;
+                    return seen_me;
                 }
             }
             m = (*m).l_next;

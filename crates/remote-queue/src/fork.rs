@@ -303,8 +303,8 @@ pub type RegisterFn = unsafe extern "C" fn(
 /// linked into the same object (`libhakmem.so` exports one): the name
 /// then binds to the interposer, and the registration must not go through
 /// it (the interposer resolves libc's with `dlsym`, which takes ld.so's
-/// lock, and must not run while the registration is under way). 0: call
-/// the name.
+/// lock, and must not run while the registration is under way). 0: not
+/// looked up yet; [`LOOKED_NONE`]: call the name.
 static LIBC_REGISTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes [`register_atfork`] call `f` (libc's `__register_atfork`, found
@@ -315,20 +315,24 @@ pub fn set_libc_register(f: RegisterFn) {
 
 /// Finds libc's `__register_atfork` with `dlsym(RTLD_NEXT)` if nobody set
 /// it yet (`libhakmem.so` sets it in its constructor; this covers a
-/// registration before that constructor ran, and Rust programs). From this
-/// object the next definition is libc's: an interposer of that name in
-/// this same object is never "next". Left unset (the symbol is called)
-/// when `dlsym` finds nothing (a static program).
+/// registration before that constructor ran, and Rust programs). An
+/// interposer of that name in this same object is never "next"; the next
+/// definition is libc's, or another interposer's loaded before libc
+/// (which the symbol would reach as well). When `dlsym` finds nothing (a
+/// static program) the symbol is called, and the lookup is not repeated.
 fn resolve_libc_register() {
     #[cfg(target_env = "gnu")]
     if LIBC_REGISTER.load(Acquire) == 0 {
         // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
         let f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"__register_atfork".as_ptr()) } as usize;
-        if f != 0 {
-            LIBC_REGISTER.store(f, Release);
-        }
+        // Looked once: a failed lookup (a static program) is not repeated.
+        let found = if f != 0 { f } else { LOOKED_NONE };
+        let _ = LIBC_REGISTER.compare_exchange(0, found, AcqRel, Acquire);
     }
 }
+
+/// [`LIBC_REGISTER`] after a lookup that found nothing: call the symbol.
+const LOOKED_NONE: usize = 1;
 
 #[cfg(target_env = "gnu")]
 extern "C" {
@@ -362,7 +366,7 @@ pub unsafe fn register_atfork(
     child: AtforkHandler,
 ) -> libc::c_int {
     let libc_register = LIBC_REGISTER.load(Acquire);
-    if libc_register != 0 {
+    if libc_register > LOOKED_NONE {
         // SAFETY: set by `set_libc_register` to libc's `__register_atfork`.
         let f: RegisterFn = unsafe { core::mem::transmute::<usize, RegisterFn>(libc_register) };
         // SAFETY: as below.
