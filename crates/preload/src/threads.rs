@@ -167,6 +167,15 @@ pub(crate) fn interposing() -> bool {
     }
 }
 
+/// Finds libc's functions if that is not done yet, registers hakmem's fork
+/// handlers (once per process), and returns libc's function kept in
+/// `slot` (0 if it could not be found).
+fn registered_then(slot: &AtomicUsize) -> usize {
+    resolve();
+    hakmem::register_fork_handlers_now();
+    slot.load(Relaxed)
+}
+
 /// `pthread_create(3)`: the fork handlers are registered first (once per
 /// process), then libc's creates the thread. `EAGAIN` if libc's
 /// `pthread_create` cannot be found (a diagnostic says so).
@@ -182,16 +191,12 @@ pub unsafe extern "C" fn pthread_create(
     start: Start,
     arg: *mut c_void,
 ) -> libc::c_int {
-    resolve();
-    hakmem::register_fork_handlers_now();
-    let f = NEXT_CREATE.load(Relaxed);
-    if f == 0 {
-        return libc::EAGAIN;
+    match registered_then(&NEXT_CREATE) {
+        0 => libc::EAGAIN,
+        // SAFETY: libc's `pthread_create`, whose type is `Create`; the
+        // contract is forwarded.
+        f => unsafe { core::mem::transmute::<usize, Create>(f)(thread, attr, start, arg) },
     }
-    // SAFETY: libc's `pthread_create`, whose type is `Create`.
-    let create: Create = unsafe { core::mem::transmute::<usize, Create>(f) };
-    // SAFETY: forwarded contract.
-    unsafe { create(thread, attr, start, arg) }
 }
 
 /// glibc's `__register_atfork` (behind `pthread_atfork`): hakmem's fork
@@ -208,16 +213,14 @@ pub unsafe extern "C" fn __register_atfork(
     child: Handler,
     dso_handle: *mut c_void,
 ) -> libc::c_int {
-    resolve();
-    hakmem::register_fork_handlers_now();
-    let f = NEXT_REGISTER.load(Relaxed);
-    if f == 0 {
-        return libc::ENOMEM;
+    match registered_then(&NEXT_REGISTER) {
+        0 => libc::ENOMEM,
+        // SAFETY: libc's `__register_atfork`, whose type is `RegisterFn`;
+        // the contract is forwarded.
+        f => unsafe {
+            core::mem::transmute::<usize, hakmem::RegisterFn>(f)(prepare, parent, child, dso_handle)
+        },
     }
-    // SAFETY: libc's `__register_atfork`, whose type is `RegisterFn`.
-    let register = unsafe { core::mem::transmute::<usize, hakmem::RegisterFn>(f) };
-    // SAFETY: forwarded contract.
-    unsafe { register(prepare, parent, child, dso_handle) }
 }
 
 /// `pthread_atfork(3)` called dynamically (through `dlsym`, a language's
