@@ -14,15 +14,6 @@ use core::ffi::CStr;
 /// environment at start-up compares these names, and nothing else there.
 #[macro_export]
 macro_rules! env_name {
-    ($name:literal) => {
-        $crate::startup_cstr!($name)
-    };
-}
-
-/// A C string that start-up reads (a name passed to `dlsym`, a path the
-/// kernel opens), kept in `.rodata.hakmem_startup` like [`env_name!`]'s.
-#[macro_export]
-macro_rules! startup_cstr {
     ($name:literal) => {{
         const N: usize = $name.len() + 1;
         #[link_section = ".rodata.hakmem_startup"] // start-up group, see docs/benchmarks.md

@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use crate::{ace, background, thread};
 
 pub use hakmem_remote_queue::fork::{
-    register_atfork, set_libc_register, AtforkHandler, RegisterFn,
+    libc_register_atfork, register_atfork, AtforkHandler, RegisterFn,
 };
 
 /// Fork support: call [`fork_prepare`] before `fork()`, then

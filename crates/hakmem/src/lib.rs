@@ -86,8 +86,8 @@ pub use config::report_at_exit;
 pub use env::{name_cstr, nul_terminated};
 pub use fork::{
     add_fork_handlers, defer_fork_registration, fork_child, fork_handlers_registered, fork_parent,
-    fork_prepare, install_fork_handlers, register_atfork, register_fork_handlers_now,
-    set_libc_register, AtforkHandler, RegisterFn,
+    fork_prepare, install_fork_handlers, libc_register_atfork, register_atfork,
+    register_fork_handlers_now, AtforkHandler, RegisterFn,
 };
 pub use once::InitOnce;
 pub use secure::{secure_mode, HakMemSecure};

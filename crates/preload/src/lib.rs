@@ -382,14 +382,15 @@ fn atfork_child() {
 
 #[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
 extern "C" fn hakmem_preload_init() {
-    // libc's pthread_create and __register_atfork, before any registration
-    // can start (docs/fork.md). Then, before anything reads the
+    // libc's __register_atfork, before any registration can start, so that
+    // none needs `dlsym` later inside malloc (docs/fork.md). Then, before
+    // anything reads the
     // configuration (whose first reading would register the fork
     // handlers): defer the registration when this library's exports are
     // what the process calls, so that they can register when a thread or a
     // program's handler needs it. `dlopen`ed, the library sees neither, and
     // registers below as before.
-    threads::resolve();
+    let _ = hakmem::libc_register_atfork();
     if threads::interposing() {
         hakmem::defer_fork_registration();
     }

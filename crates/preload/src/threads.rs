@@ -22,13 +22,13 @@
 //! helper) do not come through here; the first lock such a thread takes
 //! registers the handlers instead.
 //!
-//! libc's functions are found with `dlsym(RTLD_NEXT)` by the constructor,
-//! or by the first of these calls if it comes first (another library's
-//! constructor), always before the registration starts: `dlsym` takes
-//! ld.so's lock, and a thread holding that lock (in `dlopen`) may allocate
-//! and wait for a registration under way. hakmem's own registration calls
-//! libc's `__register_atfork` through the pointer found here
-//! (`hakmem::set_libc_register`), not through the export of that name.
+//! libc's `pthread_create` is found with `dlsym(RTLD_NEXT)` on the first
+//! call, and libc's `__register_atfork` by the lock module
+//! (`hakmem::libc_register_atfork`, looked up by the constructor and in any
+//! case before a registration is marked under way: `dlsym` takes ld.so's
+//! lock, and a thread holding it in `dlopen` may allocate and wait for a
+//! registration under way). hakmem's own registration calls libc's through
+//! that pointer, never through the export below of the same name.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -45,63 +45,25 @@ type Create = unsafe extern "C" fn(
 /// A fork handler as `__register_atfork` takes it.
 type Handler = hakmem::AtforkHandler;
 
-/// libc's functions, 0 until [`resolve`] found them.
+/// libc's `pthread_create`, 0 until the first call found it.
 static NEXT_CREATE: AtomicUsize = AtomicUsize::new(0);
-static NEXT_REGISTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Finds libc's `pthread_create` and `__register_atfork` (once; later
-/// calls are two loads) and hands the latter to the lock module. Returns
-/// whether both were found; a one-line diagnostic names one that was not.
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-pub(crate) fn resolve() -> bool {
-    if NEXT_CREATE.load(Relaxed) != 0 && NEXT_REGISTER.load(Relaxed) != 0 {
-        return true;
-    }
-    resolve_now()
-}
-
-#[cold]
-#[inline(never)]
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-fn resolve_now() -> bool {
-    let create = next(hakmem::startup_cstr!("pthread_create"));
-    let register = next(hakmem::startup_cstr!("__register_atfork"));
-    if register != 0 {
-        // SAFETY: libc's `__register_atfork`, whose type is `RegisterFn`.
-        hakmem::set_libc_register(unsafe {
-            core::mem::transmute::<usize, hakmem::RegisterFn>(register)
-        });
-        NEXT_REGISTER.store(register, Relaxed);
-    }
-    if create != 0 {
-        NEXT_CREATE.store(create, Relaxed);
-    }
-    create != 0 && register != 0
-}
-
-/// `dlsym(RTLD_NEXT, name)` (never this library's own: the search starts
-/// after it), or 0 after a one-line diagnostic (the first time only).
-#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
-fn next(name: &core::ffi::CStr) -> usize {
-    // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
-    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+/// One line on stderr naming a libc function that could not be found
+/// (the first time only).
+fn missing(name: &[u8]) {
     static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    if f == 0 && !SAID.swap(true, Relaxed) {
-        let mut buf = [0u8; 96];
-        let mut n = 0;
-        for &b in b"hakmem: no next "
-            .iter()
-            .chain(name.to_bytes())
-            .chain(b" to call\n")
-        {
-            if n < buf.len() {
-                buf[n] = b;
-                n += 1;
-            }
-        }
-        hakmem::write_stderr(&buf[..n]);
+    if SAID.swap(true, Relaxed) {
+        return;
     }
-    f
+    let mut buf = [0u8; 96];
+    let mut n = 0;
+    for &b in b"hakmem: no next ".iter().chain(name).chain(b" to call\n") {
+        if n < buf.len() {
+            buf[n] = b;
+            n += 1;
+        }
+    }
+    hakmem::write_stderr(&buf[..n]);
 }
 
 /// Whether the program's `__register_atfork` and `pthread_create` are this
@@ -167,15 +129,6 @@ pub(crate) fn interposing() -> bool {
     }
 }
 
-/// Finds libc's functions if that is not done yet, registers hakmem's fork
-/// handlers (once per process), and returns libc's function kept in
-/// `slot` (0 if it could not be found).
-fn registered_then(slot: &AtomicUsize) -> usize {
-    resolve();
-    hakmem::register_fork_handlers_now();
-    slot.load(Relaxed)
-}
-
 /// `pthread_create(3)`: the fork handlers are registered first (once per
 /// process), then libc's creates the thread. `EAGAIN` if libc's
 /// `pthread_create` cannot be found (a diagnostic says so).
@@ -191,12 +144,20 @@ pub unsafe extern "C" fn pthread_create(
     start: Start,
     arg: *mut c_void,
 ) -> libc::c_int {
-    match registered_then(&NEXT_CREATE) {
-        0 => libc::EAGAIN,
-        // SAFETY: libc's `pthread_create`, whose type is `Create`; the
-        // contract is forwarded.
-        f => unsafe { core::mem::transmute::<usize, Create>(f)(thread, attr, start, arg) },
+    let mut f = NEXT_CREATE.load(Relaxed);
+    if f == 0 {
+        // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) } as usize;
+        if f == 0 {
+            missing(b"pthread_create");
+            return libc::EAGAIN;
+        }
+        NEXT_CREATE.store(f, Relaxed);
     }
+    hakmem::register_fork_handlers_now();
+    // SAFETY: libc's `pthread_create`, whose type is `Create`; the
+    // contract is forwarded.
+    unsafe { core::mem::transmute::<usize, Create>(f)(thread, attr, start, arg) }
 }
 
 /// glibc's `__register_atfork` (behind `pthread_atfork`): hakmem's fork
@@ -213,14 +174,13 @@ pub unsafe extern "C" fn __register_atfork(
     child: Handler,
     dso_handle: *mut c_void,
 ) -> libc::c_int {
-    match registered_then(&NEXT_REGISTER) {
-        0 => libc::ENOMEM,
-        // SAFETY: libc's `__register_atfork`, whose type is `RegisterFn`;
-        // the contract is forwarded.
-        f => unsafe {
-            core::mem::transmute::<usize, hakmem::RegisterFn>(f)(prepare, parent, child, dso_handle)
-        },
-    }
+    let Some(register) = hakmem::libc_register_atfork() else {
+        missing(b"__register_atfork");
+        return libc::ENOMEM;
+    };
+    hakmem::register_fork_handlers_now();
+    // SAFETY: libc's `__register_atfork`; the contract is forwarded.
+    unsafe { register(prepare, parent, child, dso_handle) }
 }
 
 /// `pthread_atfork(3)` called dynamically (through `dlsym`, a language's

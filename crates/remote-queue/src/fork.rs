@@ -34,7 +34,7 @@
 //! program handler still run between hakmem's prepare and parent/child
 //! handlers (registered by a path `libhakmem.so` does not see), an
 //! allocation it makes on the forking thread is let through every lock:
-//! while [`fork_owner`] is that thread, every lock is held on its behalf
+//! while the fork's owner is that thread, every lock is held on its behalf
 //! (see [`owned_by_this_fork`]).
 //!
 //! **glibc's fork.** glibc (2.35 and later) releases its handler lock
@@ -144,7 +144,7 @@ fn register_slow() {
     // libc's `__register_atfork`, found before the registration can start:
     // `dlsym` takes ld.so's lock, and a thread inside `dlopen` that holds
     // it may allocate and wait for a registration under way.
-    resolve_libc_register();
+    let _ = libc_register_atfork();
     // SAFETY: getpid has no preconditions.
     let me = RUNNING + unsafe { libc::getpid() } as usize;
     loop {
@@ -196,11 +196,6 @@ pub fn registered() -> bool {
 pub fn owned_by_this_fork() -> bool {
     let o = FORK_OWNER.load(Relaxed);
     o != 0 && o == self_id()
-}
-
-/// The thread whose fork holds every lock, or 0.
-pub fn fork_owner() -> usize {
-    FORK_OWNER.load(Relaxed)
 }
 
 fn self_id() -> usize {
@@ -299,40 +294,46 @@ pub type RegisterFn = unsafe extern "C" fn(
     *mut libc::c_void,
 ) -> libc::c_int;
 
-/// libc's own `__register_atfork`, when an interposer of that name is
-/// linked into the same object (`libhakmem.so` exports one): the name
-/// then binds to the interposer, and the registration must not go through
-/// it (the interposer resolves libc's with `dlsym`, which takes ld.so's
-/// lock, and must not run while the registration is under way). 0: not
-/// looked up yet; [`LOOKED_NONE`]: call the name.
+/// libc's own `__register_atfork`: 0 until looked up, [`LOOKED_NONE`]
+/// after a lookup that found nothing (a static program: the symbol is
+/// called), otherwise the function.
 static LIBC_REGISTER: AtomicUsize = AtomicUsize::new(0);
-
-/// Makes [`register_atfork`] call `f` (libc's `__register_atfork`, found
-/// by the interposer with `dlsym(RTLD_NEXT)`) instead of the symbol.
-pub fn set_libc_register(f: RegisterFn) {
-    LIBC_REGISTER.store(f as usize, Release);
-}
-
-/// Finds libc's `__register_atfork` with `dlsym(RTLD_NEXT)` if nobody set
-/// it yet (`libhakmem.so` sets it in its constructor; this covers a
-/// registration before that constructor ran, and Rust programs). An
-/// interposer of that name in this same object is never "next"; the next
-/// definition is libc's, or another interposer's loaded before libc
-/// (which the symbol would reach as well). When `dlsym` finds nothing (a
-/// static program) the symbol is called, and the lookup is not repeated.
-fn resolve_libc_register() {
-    #[cfg(target_env = "gnu")]
-    if LIBC_REGISTER.load(Acquire) == 0 {
-        // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid pseudo-handle.
-        let f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"__register_atfork".as_ptr()) } as usize;
-        // Looked once: a failed lookup (a static program) is not repeated.
-        let found = if f != 0 { f } else { LOOKED_NONE };
-        let _ = LIBC_REGISTER.compare_exchange(0, found, AcqRel, Acquire);
-    }
-}
-
-/// [`LIBC_REGISTER`] after a lookup that found nothing: call the symbol.
 const LOOKED_NONE: usize = 1;
+
+/// libc's `__register_atfork`, looked up once with `dlsym(RTLD_NEXT)`;
+/// `None` if there is none (a static program). Not the symbol: when an
+/// interposer of that name is linked into the same object (`libhakmem.so`
+/// exports one), the name binds to it, and the registration must not go
+/// through it; `RTLD_NEXT` never finds the caller's own object. Call it
+/// before a registration is marked under way (`dlsym` takes ld.so's lock):
+/// the registration does, and `libhakmem.so`'s constructor and its
+/// `__register_atfork` (which forwards the program's registrations here).
+#[link_section = ".text.hakmem_startup"] // start-up group, see docs/benchmarks.md
+pub fn libc_register_atfork() -> Option<RegisterFn> {
+    let mut f = LIBC_REGISTER.load(Acquire);
+    if f == 0 {
+        f = LOOKED_NONE;
+        #[cfg(target_env = "gnu")]
+        {
+            // Read at start-up (libhakmem.so's constructor): kept with the
+            // start-up read-only data, not among the other strings.
+            #[link_section = ".rodata.hakmem_startup"] // start-up group, see docs/benchmarks.md
+            static NAME: [u8; 18] = *b"__register_atfork\0";
+            // SAFETY: a NUL-terminated name; RTLD_NEXT is a valid
+            // pseudo-handle.
+            let found =
+                unsafe { libc::dlsym(libc::RTLD_NEXT, NAME.as_ptr() as *const libc::c_char) };
+            if !found.is_null() {
+                f = found as usize;
+            }
+        }
+        if let Err(other) = LIBC_REGISTER.compare_exchange(0, f, AcqRel, Acquire) {
+            f = other;
+        }
+    }
+    // SAFETY: a value above LOOKED_NONE is libc's `__register_atfork`.
+    (f > LOOKED_NONE).then(|| unsafe { core::mem::transmute::<usize, RegisterFn>(f) })
+}
 
 #[cfg(target_env = "gnu")]
 extern "C" {
@@ -365,10 +366,7 @@ pub unsafe fn register_atfork(
     parent: AtforkHandler,
     child: AtforkHandler,
 ) -> libc::c_int {
-    let libc_register = LIBC_REGISTER.load(Acquire);
-    if libc_register > LOOKED_NONE {
-        // SAFETY: set by `set_libc_register` to libc's `__register_atfork`.
-        let f: RegisterFn = unsafe { core::mem::transmute::<usize, RegisterFn>(libc_register) };
+    if let Some(f) = libc_register_atfork() {
         // SAFETY: as below.
         return unsafe {
             f(

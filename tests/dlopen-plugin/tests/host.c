@@ -70,12 +70,16 @@ static void *consumer(void *arg) {
     return NULL;
 }
 
+/* dlopen, or NULL after a failure line. */
+static void *open_lib(const char *path, int flags) {
+    void *h = dlopen(path, flags);
+    if (!h) printf("host: FAILED: dlopen(%s): %s\n", path, dlerror());
+    return h;
+}
+
 static int plugin(const char *path) {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        printf("host: FAILED: dlopen(%s): %s\n", path, dlerror());
-        return 1;
-    }
+    void *h = open_lib(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return 1;
     p_work = sym(h, "plugin_work");
     p_alloc = sym(h, "plugin_alloc");
     p_free = sym(h, "plugin_free");
@@ -206,11 +210,8 @@ static int lib_forks(void) {
 }
 
 static int library(const char *path) {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        printf("host: FAILED: dlopen(%s): %s\n", path, dlerror());
-        return 1;
-    }
+    void *h = open_lib(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return 1;
     l_malloc = sym(h, "malloc");
     l_free = sym(h, "free");
     l_calloc = sym(h, "calloc");
@@ -264,11 +265,8 @@ static void *deep_worker(void *arg) {
 }
 static int deepbind(const char *path) {
     alarm(60); /* a deadlocked fork kills the host instead of hanging the test */
-    void *h = dlopen(path, RTLD_NOW | RTLD_DEEPBIND);
-    if (!h) {
-        printf("host: FAILED: dlopen(%s): %s\n", path, dlerror());
-        return 1;
-    }
+    void *h = open_lib(path, RTLD_NOW | RTLD_DEEPBIND);
+    if (!h) return 1;
     l_malloc = sym(h, "malloc");
     l_free = sym(h, "free");
     pthread_atfork(deep_lock, deep_unlock, deep_unlock);
