@@ -379,6 +379,37 @@ mod tests {
     }
 
     #[test]
+    fn span_cache_leaves_out_what_growth_supersedes() {
+        let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        decay(true);
+        // A table replaced by one twice its size: the old one (5 MiB, a
+        // 6 MiB mapping, half of what is live) is not cached.
+        let old = span_alloc(5 << 20, 16, false);
+        let new = span_alloc(10 << 20, 16, false);
+        assert!(span_free(old));
+        assert_eq!(span_cache_bytes(), 0, "a superseded table is unmapped");
+        // A loop over one large block keeps its mapping.
+        assert!(span_free(new));
+        assert_eq!(span_cache_bytes(), 12 << 20, "the last block is cached");
+        let again = span_alloc(10 << 20, 16, false);
+        assert_eq!(again, new, "and reused");
+        assert!(span_free(again));
+        decay(true);
+        // Churn among many large blocks: one freed block is a small share
+        // of the live ones, so it is cached even after a longer request.
+        let live: Vec<*mut u8> = (0..8).map(|_| span_alloc(5 << 20, 16, false)).collect();
+        let big = span_alloc(13 << 20, 16, false);
+        assert!(span_free(live[0]));
+        assert_eq!(span_cache_bytes(), 6 << 20, "churn keeps caching");
+        for &p in &live[1..] {
+            assert!(span_free(p));
+        }
+        assert!(span_free(big));
+        decay(true);
+        assert_eq!(span_cache_bytes(), 0);
+    }
+
+    #[test]
     fn logical_nodes_place_and_move_superslabs() {
         let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let a = acquire_slab(5, 9, 0).unwrap();

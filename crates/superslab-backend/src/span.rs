@@ -42,6 +42,14 @@ pub fn set_huge_min(bytes: usize) {
 }
 /// Bytes the span cache holds at most.
 pub const SPAN_CACHE_BYTES: usize = 256 << 20;
+/// Freed spans up to this long are always offered to the cache: one 4 MiB
+/// mapping (a 2 MiB request and its header), so that a loop that allocates
+/// and frees one such block keeps reusing it. Longer ones may be left out
+/// (see [`superseded`]).
+pub const SPAN_CACHE_FLOOR: usize = 4 << 20;
+/// The last span mapping handed out, in bytes (see [`superseded`]).
+/// Written with `CACHE.lock` held.
+static LAST_LEN: AtomicUsize = AtomicUsize::new(0);
 
 // The span counters. They are written only with `CACHE.lock` held, so an
 // update is a plain load and store ([`bump`]) rather than a locked
@@ -202,54 +210,87 @@ fn adjust_bytes(new: usize, old: usize) {
     bump(&SPAN_BYTES, new.wrapping_sub(old));
 }
 
+/// Mappings [`cache_put`] gives back to the OS: the offered one when it is
+/// not cached, and older ones evicted to make room for it.
+struct Victims {
+    list: [(usize, usize); SPAN_CACHE_SLOTS + 1],
+    n: usize,
+}
+
+impl Victims {
+    fn push(&mut self, base: usize, len: usize) {
+        self.list[self.n] = (base, len);
+        self.n += 1;
+    }
+
+    /// Unmaps them (after the cache lock is released).
+    fn unmap(self) {
+        for &(b, l) in &self.list[..self.n] {
+            os::unmap(b as *mut u8, l);
+        }
+    }
+}
+
+/// True when a freed mapping of `len` bytes is what a growing structure
+/// left behind: longer than [`SPAN_CACHE_FLOOR`], at least a quarter of
+/// the `live` span bytes, and the last mapping handed out is at least twice
+/// as long. A table replaced by one twice its size (Python's dict, a
+/// vector that grows by allocate-copy-free) does exactly that, and its next
+/// request will be longer still, so caching the old one would only hold
+/// its pages (python_dict: 5 MiB of 64; glibc unmaps it, having served it
+/// by `mmap`). Churn among many large blocks (large-churn: one freed block
+/// is a twentieth of the live ones) and a loop over one block (the last
+/// mapping is as long as the freed one) keep caching. Only with
+/// `CACHE.lock` held.
+fn superseded(len: usize, live: usize) -> bool {
+    len > SPAN_CACHE_FLOOR && len > live / 4 && LAST_LEN.load(Relaxed) / 2 >= len
+}
+
 /// Takes back a span mapping of `len` bytes (no longer live) and, with
-/// `cache`, offers it to the cache; returns a mapping to unmap (the offered
-/// one when it is not cached, or an evicted older one), if any. `user_free`
-/// counts a free; a [`SpanStash`] hands its mapping back without one (it
-/// counted the free itself).
-fn cache_put(base: usize, len: usize, cache: bool, user_free: bool) -> Option<(usize, usize)> {
+/// `cache`, offers it to the cache; returns the mappings to unmap: the
+/// offered one when it is not cached (longer than a quarter of
+/// [`SPAN_CACHE_BYTES`], or [`superseded`]), else the oldest ones evicted
+/// to stay within [`SPAN_CACHE_SLOTS`] and [`SPAN_CACHE_BYTES`].
+/// `user_free` counts a free; a [`SpanStash`] hands its mapping back
+/// without one (it counted the free itself).
+fn cache_put(base: usize, len: usize, cache: bool, user_free: bool) -> Victims {
+    let mut out = Victims {
+        list: [(0, 0); SPAN_CACHE_SLOTS + 1],
+        n: 0,
+    };
     let _g = CACHE.lock.lock();
     bump(&SPAN_LIVE, usize::MAX);
     bump(&SPAN_BYTES, len.wrapping_neg());
     if user_free {
         count(&SPAN_FREES);
     }
-    if !cache || len > SPAN_CACHE_BYTES / 4 {
-        return Some((base, len));
+    if !cache || len > SPAN_CACHE_BYTES / 4 || superseded(len, SPAN_BYTES.load(Relaxed)) {
+        out.push(base, len);
+        return out;
     }
     // SAFETY: lock held.
     let slots = unsafe { &mut *CACHE.slots.get() };
-    let mut victim: Option<(usize, usize)> = None;
-    if CACHE.bytes.load(Relaxed) + len > SPAN_CACHE_BYTES {
-        // Evict the oldest mapping to make room (one is enough: len ≤ 1/4).
+    // Evict the oldest mappings until this one fits the bound and a slot.
+    loop {
+        let full = slots.iter().all(|s| s.base != 0);
+        if !full && CACHE.bytes.load(Relaxed) + len <= SPAN_CACHE_BYTES {
+            break;
+        }
         let mut old: Option<usize> = None;
         for (i, s) in slots.iter().enumerate() {
             if s.base != 0 && old.is_none_or(|o| slots[o].seq.wrapping_sub(s.seq) as i32 > 0) {
                 old = Some(i);
             }
         }
-        if let Some(o) = old {
-            victim = Some((slots[o].base, slots[o].len));
-            bump(&CACHE.bytes, slots[o].len.wrapping_neg());
-            slots[o].base = 0;
-        }
+        // Never empty here (full, or holding more than the bound - len).
+        let Some(o) = old else { break };
+        out.push(slots[o].base, slots[o].len);
+        bump(&CACHE.bytes, slots[o].len.wrapping_neg());
+        slots[o].base = 0;
     }
-    let free_slot = slots.iter().position(|s| s.base == 0);
-    let slot = match free_slot {
-        Some(i) => i,
-        None => {
-            // Full: replace the oldest.
-            let mut o = 0;
-            for (i, s) in slots.iter().enumerate() {
-                if slots[o].seq.wrapping_sub(s.seq) as i32 > 0 {
-                    o = i;
-                }
-            }
-            debug_assert!(victim.is_none());
-            victim = Some((slots[o].base, slots[o].len));
-            bump(&CACHE.bytes, slots[o].len.wrapping_neg());
-            o
-        }
+    let Some(slot) = slots.iter().position(|s| s.base == 0) else {
+        out.push(base, len); // not reached: a slot was freed above
+        return out;
     };
     bump(&CACHE.seq, 1);
     slots[slot] = Cached {
@@ -259,7 +300,7 @@ fn cache_put(base: usize, len: usize, cache: bool, user_free: bool) -> Option<(u
         since_ms: UNSTAMPED,
     };
     bump(&CACHE.bytes, len);
-    victim
+    out
 }
 
 /// Unmaps cached mappings older than `delay_ms` (all with `force`).
@@ -381,6 +422,7 @@ pub fn span_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         let _g = CACHE.lock.lock();
         bump(&SPAN_LIVE, 1);
         bump(&SPAN_BYTES, map_len);
+        LAST_LEN.store(map_len, Relaxed);
         count(&SPAN_ALLOCS);
         if !fresh {
             count(&CACHE_HITS);
@@ -499,9 +541,7 @@ pub fn span_free(p: *mut u8) -> bool {
     // the same pointer fail validation even if the mapping is cached.
     unsafe { (*(h as *const SpanHeader as *mut SpanHeader)).magic = 0 };
     registry::set(chunk_of(p as usize), registry::KIND_NONE);
-    if let Some((b, l)) = cache_put(base, len, align < SUPERSLAB_SIZE, true) {
-        os::unmap(b as *mut u8, l);
-    }
+    cache_put(base, len, align < SUPERSLAB_SIZE, true).unmap();
     true
 }
 
@@ -633,9 +673,7 @@ impl SpanStash {
         self.forget_user();
         let base = core::mem::take(&mut self.base);
         if base != 0 {
-            if let Some((b, l)) = cache_put(base, self.len, true, false) {
-                os::unmap(b as *mut u8, l);
-            }
+            cache_put(base, self.len, true, false).unmap();
         }
     }
 
