@@ -36,6 +36,7 @@ struct ClassTotals {
     cached: AtomicI64,
 }
 
+#[link_section = ".bss.hakmem_cold"] // written when counters are published: see crates/preload/layout.ld
 static TOTALS: [ClassTotals; NUM_CLASSES] = [const {
     ClassTotals {
         pushes: AtomicU64::new(0),

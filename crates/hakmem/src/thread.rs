@@ -88,6 +88,7 @@ struct SharedRo(ThreadState);
 unsafe impl Sync for SharedRo {}
 
 /// The state of a thread before its first call.
+#[link_section = ".bss.hakmem_cold"] // never written: see crates/preload/layout.ld
 static FRESH: Shared = Shared(core::cell::UnsafeCell::new(ThreadState::new()));
 /// The state of a thread after its exit hook.
 static EXITED_STATE: SharedRo = SharedRo(ThreadState::exited());

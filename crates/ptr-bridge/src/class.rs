@@ -176,6 +176,7 @@ const fn build_class_table() -> [u8; MAX_ROUTED_SIZE / 16 + 1] {
 /// are 32-bit atomics so the threshold can change while threads allocate; a
 /// relaxed 32-bit load is one plain `mov` straight into an index register
 /// (a byte would need an extra zero-extension).
+#[link_section = ".data.hakmem_table"] // libhakmem.so: see crates/preload/layout.ld
 static SIZE_CLASS: [core::sync::atomic::AtomicU32; MAX_ROUTED_SIZE / 16 + 1] = {
     let t = build_class_table();
     let mut a = [const { core::sync::atomic::AtomicU32::new(0) }; MAX_ROUTED_SIZE / 16 + 1];
@@ -186,6 +187,18 @@ static SIZE_CLASS: [core::sync::atomic::AtomicU32; MAX_ROUTED_SIZE / 16 + 1] = {
     }
     a
 };
+
+/// A pointer to [`SIZE_CLASS`], placed just before it in libhakmem.so
+/// (crates/preload/layout.ld), which nothing reads: in a shared library it
+/// needs a relocation, so ld.so writes the page that holds the table's
+/// first entries (every request up to about 9 KiB) before anything runs.
+/// That page is then the process's own copy, and the first `malloc`'s read
+/// of the table does not fault; a read fault there would make the kernel
+/// map the table's other, unused pages beside it (fault-around: up to
+/// 64 KiB of the file's cached pages), 16 KiB of resident memory.
+#[used]
+#[link_section = ".data.hakmem_anchor"]
+static SIZE_CLASS_ANCHOR: &[core::sync::atomic::AtomicU32; MAX_ROUTED_SIZE / 16 + 1] = &SIZE_CLASS;
 
 /// Number of routes: every class plus its span twin. A thread cache has a
 /// list head per route; the twins' lists stay empty, so a request routed to

@@ -219,6 +219,7 @@ impl ReclaimList {
 }
 
 /// One reclaim list per size class.
+#[link_section = ".bss.hakmem_cold"] // written at the first remote free: see crates/preload/layout.ld
 pub static RECLAIM: [ReclaimList; NUM_CLASSES] = [const { ReclaimList::new() }; NUM_CLASSES];
 
 /// Publishes an ownerless slab for adoption: the slab must already have
