@@ -21,15 +21,16 @@ pub const EXITED: usize = usize::MAX - 1;
 /// Invariant: a slab is linked in `partial[c]` iff `owner == id`, its
 /// state is ACTIVE and its class is `c`; `tail[c]` is the list's last slab
 /// (null when it is empty).
+#[repr(C)] // this order: what a refill touches first, `pending` (remote frees only) last
 pub struct Heap {
     pub(crate) id: usize, // owner id written in slab records
     pub(crate) partial: [*mut SlabMeta; NUM_CLASSES], // owned slabs (doubly linked)
     pub(crate) tail: [*mut SlabMeta; NUM_CLASSES], // last slab of each partial list
-    pub(crate) pending: [Pending; NUM_CLASSES], // remote frees batched per class
     pub(crate) grow: [Grow; NUM_CLASSES], // cache slow start per class
     pub(crate) grown: usize, // bytes the slow start's extras hold, all classes
     /// Slow-path counters of this thread (published by the facade).
     pub counters: Counters,
+    pub(crate) pending: [Pending; NUM_CLASSES], // remote frees batched per class
 }
 
 /// Per-thread, per-class slow-path counters (published in batches by the
