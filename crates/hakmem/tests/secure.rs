@@ -74,6 +74,39 @@ unsafe fn dealloc_kept(p: *mut u8, layout: Layout) {
     unsafe { dealloc(std::hint::black_box(p), layout) }
 }
 
+/// Every slab ends in a guard page: a write that runs off a small block's
+/// slab faults there (SIGSEGV) instead of reaching the next slab.
+#[test]
+fn slabs_end_at_a_guard_page() {
+    if std::env::var_os(CHILD).is_some() {
+        // SAFETY: none: the overflow is the misuse under test.
+        unsafe {
+            let p = alloc_kept(l(48));
+            std::ptr::write_bytes(std::hint::black_box(p), 7, 1 << 17);
+        }
+        println!("overflow not stopped");
+        std::process::exit(0);
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "slabs_end_at_a_guard_page",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGSEGV),
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_mode_is_on_and_blocks_are_zeroed_and_exact() {
     let v = std::hint::black_box(String::from("allocated before the check"));

@@ -504,6 +504,31 @@ fn secure_spans_end_at_a_guard_page() {
     }
 }
 
+/// In the secure mode every slab ends in a guard page, so a large
+/// overflow out of a slab block faults when it reaches the slab's end
+/// instead of running through the slabs after it.
+#[test]
+fn secure_slabs_end_at_a_guard_page() {
+    let exe = compile("test_misuse");
+    for case in [
+        "secure_slab_overflow_far",
+        "secure_medium_slab_overflow_far",
+    ] {
+        let r = run(&exe, &[case], SECURE);
+        assert_eq!(
+            r.status.signal(),
+            Some(libc::SIGSEGV),
+            "{case}: {}",
+            r.describe()
+        );
+        assert!(
+            !r.stdout.contains("not stopped"),
+            "{case}: {}",
+            r.describe()
+        );
+    }
+}
+
 #[test]
 fn misuse_secure_mode_catches_overflows_and_writes_after_free() {
     misuse_with(

@@ -18,6 +18,7 @@ use hakmem_ptr_bridge::{
 };
 use hakmem_remote_queue::primitive::{SpinGuard, SpinLock};
 
+use crate::guard::guard;
 use crate::{os, registry};
 
 /// `in_use` bit of slab 0, which holds the header and is never handed out.
@@ -247,6 +248,7 @@ fn new_superslab(kind: SlabKind, node: u8) -> *mut SuperslabHeader {
     if SUPERSLABS_MAPPED.load(Relaxed) < SMALL_HEAP_SUPERSLABS {
         os::advise_no_huge(base, SUPERSLAB_SIZE);
     }
+    protect_slab_ends(base, kind);
     let ss = base as *mut SuperslabHeader;
     // SAFETY: fresh zeroed mapping large enough for the header; an all-zero
     // header is a valid value (atomics, FREE slab records); the owners are
@@ -289,6 +291,54 @@ unsafe fn unmap_superslab(ss: *mut SuperslabHeader) {
     registry::set(ss as usize, registry::KIND_NONE);
     SUPERSLABS_MAPPED.fetch_sub(1, Relaxed);
     os::unmap(ss as *mut u8, SUPERSLAB_SIZE);
+}
+
+/// The guard page at the end of each slab of `kind`, or 0: with guard
+/// pages on (the facade's secure mode, [`set_guard_pages`](crate::set_guard_pages)),
+/// every slab's last page is `PROT_NONE` and holds no block, so a write
+/// that runs off the end of a slab faults at once instead of reaching the
+/// next slab. None when the OS page is more than an eighth of the slab
+/// (64 KiB pages and 64 KiB slabs).
+fn slab_guard(kind: SlabKind) -> usize {
+    let g = guard();
+    if g != 0 && g <= (1usize << kind.shift()) / 8 {
+        g
+    } else {
+        0
+    }
+}
+
+/// Blocks of stride `bs` a slab of `kind` holds: its bytes less its guard
+/// page, if any, divided by the stride.
+fn slab_blocks(kind: SlabKind, bs: usize) -> u32 {
+    let g = slab_guard(kind);
+    if g == 0 {
+        return slab_capacity(kind.shift(), bs);
+    }
+    (((1usize << kind.shift()) - g) / bs) as u32
+}
+
+/// Superslabs mapped at most for a new one to get guard pages: each guard
+/// splits the superslab's mapping, so a small-slab superslab becomes 63
+/// kernel mappings, and Linux allows 65530 per process by default
+/// (`vm.max_map_count`); past 512 superslabs (1 GiB of slabs, about 32000
+/// mappings) new ones go without, so that the limit never makes a `mmap`
+/// fail.
+pub const GUARDED_SUPERSLABS_MAX: usize = 512;
+
+/// Makes the last page of every slab of a fresh superslab at `base`
+/// inaccessible (with guard pages on, while fewer than
+/// [`GUARDED_SUPERSLABS_MAX`] superslabs are mapped). A page the OS
+/// refuses to protect stays accessible, and still holds no block.
+fn protect_slab_ends(base: *mut u8, kind: SlabKind) {
+    let g = slab_guard(kind);
+    if g == 0 || SUPERSLABS_MAPPED.load(Relaxed) >= GUARDED_SUPERSLABS_MAX {
+        return;
+    }
+    for idx in FIRST_SLAB..kind.slabs() {
+        let end = slab_data_start(base as usize, idx + 1, kind.shift());
+        os::protect_none((end - g) as *mut u8, g);
+    }
 }
 
 fn slabs_in_use(h: &SuperslabHeader) -> u32 {
@@ -350,7 +400,7 @@ pub fn acquire_slab(class: usize, owner: usize, node: u8) -> Option<&'static Sla
         h.slab(idx)
     };
     let bs = CLASS_STRIDE[class];
-    meta.activate(owner, class, bs, slab_capacity(kind.shift(), bs as usize));
+    meta.activate(owner, class, bs, slab_blocks(kind, bs as usize));
     Some(meta)
 }
 

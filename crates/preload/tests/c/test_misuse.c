@@ -173,6 +173,23 @@ int main(int argc, char **argv) {
         memset(p, 7, 300001 + 5000);
         printf("overflow not stopped\n");
         free(p);
+    } else if (!strcmp(c, "secure_slab_overflow_far")) {
+        /* A large overflow out of a small block runs off its 64 KiB slab
+         * into the slab's guard page. Without one it would run on through
+         * the next slabs of the same mapping: _exit, not free, so that the
+         * corruption it leaves is not what stops the program. */
+        unsigned char *p = fresh(48);
+        memset(p, 7, 1 << 17);
+        printf("overflow not stopped\n");
+        fflush(stdout);
+        _exit(0);
+    } else if (!strcmp(c, "secure_medium_slab_overflow_far")) {
+        /* The same from a 20 KiB block: its 512 KiB slab ends at a guard. */
+        unsigned char *p = fresh(20000);
+        memset(p, 7, 1 << 20);
+        printf("overflow not stopped\n");
+        fflush(stdout);
+        _exit(0);
     } else if (!strcmp(c, "secure_underflow_one_byte")) {
         unsigned char *p = fresh(40);
         p[-1] ^= 1; /* changed whatever it held (a random live-word byte) */
