@@ -70,7 +70,8 @@ cases=(double_tiny double_mid double_span double_after_allocations double_a_b_a
     secure_misaligned_by_owner realloc_freed realloc_stack usable_size_freed
     usable_size_interior secure_overflow_one_byte secure_overflow_large
     secure_underflow_one_byte secure_write_after_free
-    secure_corrupted_free_list_link secure_corrupted_slab_list_link secure_malloc0_read)
+    secure_corrupted_free_list_link secure_corrupted_slab_list_link secure_malloc0_read
+    secure_slab_overflow_far secure_medium_slab_overflow_far)
 
 {
     echo "misuse matrix, $(date -u +%F), $(uname -r); scudo: ${scudo:-missing}; mimalloc secure: ${misrc:-missing}"

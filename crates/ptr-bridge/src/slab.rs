@@ -67,7 +67,9 @@ pub mod slab_state {
 /// used + len(free) + len(remote) + (capacity - carved) == capacity     (blocks)
 /// carved <= capacity
 /// block_size == CLASS_STRIDE[class]
-/// capacity   == slab_capacity(slab shift, block_size)
+/// capacity   == slab_capacity(slab shift, block_size), or, with the
+///               secure mode's guard page at the slab's end, the slab's
+///               bytes less that page divided by block_size
 /// ```
 /// For every slab:
 /// ```text

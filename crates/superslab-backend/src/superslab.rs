@@ -297,11 +297,12 @@ unsafe fn unmap_superslab(ss: *mut SuperslabHeader) {
 /// pages on (the facade's secure mode, [`set_guard_pages`](crate::set_guard_pages)),
 /// every slab's last page is `PROT_NONE` and holds no block, so a write
 /// that runs off the end of a slab faults at once instead of reaching the
-/// next slab. None when the OS page is more than an eighth of the slab
-/// (64 KiB pages and 64 KiB slabs).
+/// next slab. None when the OS page is more than a sixteenth of the slab
+/// (pages above 4 KiB for the 64 KiB slabs, above 32 KiB for the 512 KiB
+/// ones), so that every class keeps the capacities ptr-bridge promises.
 fn slab_guard(kind: SlabKind) -> usize {
     let g = guard();
-    if g != 0 && g <= (1usize << kind.shift()) / 8 {
+    if g != 0 && g <= (1usize << kind.shift()) / 16 {
         g
     } else {
         0

@@ -2,7 +2,7 @@
 //! zeros a freed block must still hold (see the layout in `mod.rs`).
 
 use hakmem_ptr_bridge::{
-    block_index, chunk_of, free_mark, slab_meta_at, slab_state, CLASS_STRIDE, NUM_CLASSES,
+    block_index, free_mark, slab_meta_at, slab_state, SlabKind, CLASS_STRIDE, NUM_CLASSES,
 };
 use hakmem_superslab_backend::registry;
 
@@ -55,12 +55,18 @@ fn locate(p: *mut u8) -> Option<Loc> {
 #[inline]
 pub(super) unsafe fn live_fast(p: *mut u8, class: usize) -> Option<(Loc, usize)> {
     let a = p as usize;
-    if a & 15 != 0 || a - chunk_of(a) < 16 || class >= NUM_CLASSES {
+    if a & 15 != 0 || class >= NUM_CLASSES {
+        return None;
+    }
+    // Not in the first 16 bytes of its slab (slabs are aligned to their
+    // size): the bytes before those are the previous slab's guard page, or
+    // the superslab's start.
+    if a & ((1usize << SlabKind::of_class(class).shift()) - 1) < 16 {
         return None;
     }
     let b = a - 16;
-    // SAFETY: `b` is inside the same superslab mapping (at least 16 bytes
-    // after its start), readable.
+    // SAFETY: `b` is in the same slab as `a` (checked above), inside the
+    // superslab mapping and before the slab's guard page: readable.
     let (w0, w1) = unsafe { (word(b, 0), word(b, 1)) };
     if w1 != live_word(b) {
         return None;

@@ -190,6 +190,21 @@ int main(int argc, char **argv) {
         printf("overflow not stopped\n");
         fflush(stdout);
         _exit(0);
+    } else if (!strcmp(c, "secure_free_at_slab_start")) {
+        /* free() of the address of a block that starts a slab (16 bytes
+         * before the pointer malloc returned): the 16 bytes before it are
+         * the previous slab's guard page, which the check must not read. */
+        for (int i = 0; i < 200000; i++) {
+            unsigned char *p = malloc(48);
+            uintptr_t b = (uintptr_t)p - 16;
+            if ((b & 0xffff) == 0 && (b & 0x1fffff) >= 0x20000) {
+                free((void *)b);
+                printf("bad free not stopped\n");
+                return 0;
+            }
+        }
+        printf("no block at a slab start\n");
+        return 3;
     } else if (!strcmp(c, "secure_underflow_one_byte")) {
         unsigned char *p = fresh(40);
         p[-1] ^= 1; /* changed whatever it held (a random live-word byte) */
