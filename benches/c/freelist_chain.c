@@ -4,6 +4,7 @@
  * tiny-hot note in docs/benchmarks.md (sixth session):
  *   gcc -O2 -o /tmp/chain benches/c/freelist_chain.c && /tmp/chain 1000000
  *   gcc -O2 -DINLINE -o /tmp/chain_inl benches/c/freelist_chain.c && /tmp/chain_inl 1000000
+ * With -DB=1 (eighth session) one block cycles, as tiny-hot at batch=1.
  * Prints ns per operation (a pop or a push) for each, three times. The
  * list's pop writes a second word (a free mark's clear), as hakmem's does. */
 #include <stdint.h>
@@ -16,7 +17,9 @@
 #else
 #define FN __attribute__((noinline)) static
 #endif
-#define B 100
+#ifndef B
+#define B 100 /* blocks per batch: -DB=1 cycles one block (the batch-1 note) */
+#endif
 
 static double now(void) {
     struct timespec t;
