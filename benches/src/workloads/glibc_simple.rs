@@ -21,7 +21,7 @@
 //! thread cache are exercised. An op is one allocator call; the timed
 //! region is the three timed sweeps, the thread's spawn and join included.
 
-use std::alloc::{handle_alloc_error, GlobalAlloc};
+use std::alloc::{handle_alloc_error, GlobalAlloc, Layout};
 use std::time::Instant;
 
 use super::{corrupt, layout, Outcome, Params, MAX_SIZE};
@@ -72,6 +72,47 @@ impl GlibcSimple {
     }
 }
 
+/// Writes block `i`'s pattern into its `size` bytes at `p`, byte by byte
+/// (as glibc's benchmark does). Out of line so that how the compiler
+/// builds this loop (vectorised or not) does not depend on how much of the
+/// allocator under test is inlined into `sweep`: with a few more inlined
+/// instructions in `dealloc`, LLVM stopped inlining `sweep`'s free closure
+/// and this loop, inlined, became scalar — three times the run time for
+/// every allocator with an inlined `dealloc` (docs/benchmarks.md, "the
+/// sized free").
+///
+/// # Safety
+/// `p` is valid for writes of `size` bytes.
+#[inline(never)]
+unsafe fn fill(p: *mut u8, size: usize, s: u64, i: usize) {
+    for k in 0..size {
+        // SAFETY: caller contract.
+        unsafe { p.add(k).write(pattern(s, i, k)) };
+    }
+}
+
+/// Checks block `i`'s first and last bytes and frees it; returns the two
+/// bytes' sum. A function always inlined, not a closure of `sweep`: whether
+/// LLVM inlined such a closure depended on how much of the allocator's
+/// `dealloc` is inlined, and a closure left out of line cost every free a
+/// call (docs/benchmarks.md, "the sized free").
+///
+/// # Safety
+/// `p` is the live block of slot `i` (at least 2 bytes, written by
+/// [`fill`]), allocated from `a` with layout `l`; it is freed here.
+#[inline(always)]
+unsafe fn free_one<A: GlobalAlloc>(a: &A, l: Layout, s: u64, i: usize, p: *mut u8) -> u64 {
+    let size = l.size();
+    // SAFETY: caller contract.
+    let (b0, b1) = unsafe { (p.read(), p.add(size - 1).read()) };
+    if b0 != pattern(s, i, 0) || b1 != pattern(s, i, size - 1) {
+        corrupt(p, size, u64::from(pattern(s, i, 0)), u64::from(b0));
+    }
+    // SAFETY: caller contract.
+    unsafe { a.dealloc(p, l) };
+    u64::from(b0) + u64::from(b1)
+}
+
 /// The byte written at offset `k` of block `i` in sweep `s`.
 #[inline(always)]
 fn pattern(s: u64, i: usize, k: usize) -> u8 {
@@ -96,29 +137,19 @@ fn sweep<A: GlobalAlloc>(a: &A, size: usize, allocs: u64, s: u64) -> (u64, u64) 
                 if p.is_null() {
                     handle_alloc_error(l);
                 }
-                for k in 0..size {
-                    // SAFETY: `p` is a fresh block of `size` bytes.
-                    unsafe { p.add(k).write(pattern(s, i, k)) };
-                }
+                // SAFETY: `p` is a fresh block of `size` bytes.
+                unsafe { fill(p, size, s, i) };
                 *slot = p;
             }
-            let free = |i: usize, p: *mut u8| -> u64 {
-                // SAFETY: `p` is the live block of slot `i` written above
-                // (`size` ≥ 2 bytes).
-                let (b0, b1) = unsafe { (p.read(), p.add(size - 1).read()) };
-                if b0 != pattern(s, i, 0) || b1 != pattern(s, i, size - 1) {
-                    corrupt(p, size, u64::from(pattern(s, i, 0)), u64::from(b0));
-                }
-                // SAFETY: `p` came from `a` with layout `l`; freed once.
-                unsafe { a.dealloc(p, l) };
-                u64::from(b0) + u64::from(b1)
-            };
             let half = n / 2;
             for (i, &p) in arr[..half].iter().enumerate() {
-                check = check.wrapping_add(free(i, p));
+                // SAFETY: `p` is the live block of slot `i` written above,
+                // from `a` with layout `l`; freed once.
+                check = check.wrapping_add(unsafe { free_one(a, l, s, i, p) });
             }
             for (i, &p) in arr[..n].iter().enumerate().skip(half).rev() {
-                check = check.wrapping_add(free(i, p));
+                // SAFETY: as above.
+                check = check.wrapping_add(unsafe { free_one(a, l, s, i, p) });
             }
             ops += 2 * n as u64;
         }

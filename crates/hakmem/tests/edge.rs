@@ -484,3 +484,29 @@ fn large_classes_are_cache_coloured() {
         unsafe { hakmem::free(a) };
     }
 }
+
+/// A sized free whose size names another class than the block's (as after
+/// a `realloc` that kept the block in place) puts the block back in its own
+/// class: the class's next `malloc` gets it, the size's class never does.
+#[test]
+fn sized_free_with_another_class_keeps_the_blocks_class() {
+    let p = hakmem::malloc(64);
+    assert!(!p.is_null());
+    // SAFETY: `p` is live; 16 is another class's size (the mismatch the
+    // fast push must refuse).
+    unsafe { hakmem::free_sized_layout(p, 16) };
+    let small: Vec<*mut u8> = (0..64).map(|_| hakmem::malloc(16)).collect();
+    assert!(
+        !small.contains(&p),
+        "a 64-byte block went to the 16-byte list"
+    );
+    let q = hakmem::malloc(64);
+    assert_eq!(q, p, "the block is back at the head of its own class");
+    // SAFETY: every pointer is live and freed once.
+    unsafe {
+        hakmem::free(q);
+        for s in small {
+            hakmem::free_sized_layout(s, 16);
+        }
+    }
+}
