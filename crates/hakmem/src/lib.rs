@@ -111,10 +111,10 @@ pub struct HakMem;
 /// TLS offset + `fs:` load), pop 7 (head load and test 3, link load and
 /// head store 2, room, free-mark clear).
 /// `cargo run --release -p hakmem-bench -- instructions --size 64,1024`
-/// measures malloc+free pairs with callgrind: 63.1 per pair for the C
-/// batch loop under LD_PRELOAD, loop included, and 54.2 in the Rust
-/// harness, the same as when the whole state sat in static TLS; see
-/// docs/benchmarks.md and docs/thread-state.md.
+/// measures malloc+free pairs with callgrind: 64.08 per pair for the C
+/// batch loop under LD_PRELOAD, loop included, and 60.18 in the Rust
+/// harness, whose `dealloc` is [`free_sized_layout`] (55.17 with
+/// [`free`]); see docs/benchmarks.md and docs/thread-state.md.
 ///
 /// `size` and `align` are the request (the secure mode, whose cache is
 /// always empty, lays its blocks out from them on the miss path).
