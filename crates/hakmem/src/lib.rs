@@ -367,19 +367,28 @@ pub unsafe fn free(p: *mut u8) {
 /// As for [`free`].
 #[inline(always)]
 pub unsafe fn free_sized_layout(p: *mut u8, size: usize) {
-    // No branch on the size (a `min`, not a test): the route of a size
-    // above the table is the last class's, which no block of a span can
-    // match (spans are not in superslabs), and a block of that class is
-    // that class's whatever the size says.
+    // No branch on the size (a `min`, not a test): a size above the table
+    // gets the last class's route (or its span twin, with the span
+    // threshold lowered), which a span never matches (spans are not in
+    // superslabs) and a block of that class matches rightly whatever the
+    // size says; a twin (`class + NUM_CLASSES`) never equals a record's
+    // class, so such a size always takes `free`'s path.
     let route = route_of(size.min(MAX_ROUTED_SIZE));
     let kind = registry::kind_of(p as usize);
     if registry::is_superslab(kind) {
         // SAFETY: the registry says `p` is inside a live superslab with
-        // slab shift `kind`; a pointer of ours has 16 bytes behind it.
+        // slab shift `kind`, which is all `slab_meta_at` needs.
         let m = unsafe { slab_meta_at(p, kind) };
         let t = thread::state();
-        // SAFETY: as in `free`: `t` is this thread's state or a
-        // never-written shared one whose heap id owns no slab.
+        // SAFETY: `t` is this thread's state, or a never-written shared one
+        // (fresh or exited thread) whose heap id owns no slab, so the push
+        // below only ever writes a live state, and no other reference into
+        // it is live. `p` is inside a live superslab, and a pointer of ours
+        // has 16 bytes behind it, so the mark's load is in bounds; when
+        // the test passes, `p` is an unmarked block of this thread's slab
+        // of class `route` being freed (the caller's contract), so writing
+        // the mark and pushing it on the list of `route` is what `free`
+        // does with it.
         unsafe {
             if m.class() == route
                 && m.owner() == (*t).local.id()
@@ -394,17 +403,17 @@ pub unsafe fn free_sized_layout(p: *mut u8, size: usize) {
         }
     }
     // SAFETY: forwarded contract.
-    unsafe { free_unsized(p) }
+    unsafe { free_out_of_line(p) }
 }
 
-/// [`free`], out of line: what [`free_sized_layout`] does not handle
+/// [`free`], kept out of line: what [`free_sized_layout`] does not handle
 /// itself (another class than the size's, another thread's slab, a double
-/// free, a span, a foreign pointer).
+/// free, a span, a foreign pointer), so that its inlined part stays small.
 ///
 /// # Safety
 /// As for [`free`].
 #[inline(never)]
-unsafe fn free_unsized(p: *mut u8) {
+unsafe fn free_out_of_line(p: *mut u8) {
     // SAFETY: forwarded contract.
     unsafe { free(p) }
 }

@@ -488,6 +488,7 @@ fn large_classes_are_cache_coloured() {
 /// A sized free whose size names another class than the block's (as after
 /// a `realloc` that kept the block in place) puts the block back in its own
 /// class: the class's next `malloc` gets it, the size's class never does.
+/// (The default mode: the secure mode's quarantine delays every reuse.)
 #[test]
 fn sized_free_with_another_class_keeps_the_blocks_class() {
     let p = hakmem::malloc(64);

@@ -81,8 +81,9 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 }
 
 /// C23 `free_sized`: frees `p`, which was allocated with `size` bytes. The
-/// size is not needed (the slab record knows it); the secure mode checks
-/// it.
+/// size picks the thread cache's list early (`hakmem::free_sized_layout`;
+/// a size of another class than the block's just takes `free`'s path);
+/// the secure mode checks it.
 ///
 /// # Safety
 /// As for [`free`].
