@@ -482,6 +482,23 @@ fn secure_malloc0_faults_when_touched() {
     );
 }
 
+/// Runs misuse case `case` of `exe` in the secure mode and asserts that it
+/// dies of SIGSEGV at the write, before it can print "not stopped".
+fn faults_in_secure_mode(exe: &Path, case: &str) {
+    let r = run(exe, &[case], SECURE);
+    assert_eq!(
+        r.status.signal(),
+        Some(libc::SIGSEGV),
+        "{case}: {}",
+        r.describe()
+    );
+    assert!(
+        !r.stdout.contains("not stopped"),
+        "{case}: {}",
+        r.describe()
+    );
+}
+
 #[test]
 fn secure_spans_end_at_a_guard_page() {
     let exe = compile("test_misuse");
@@ -491,13 +508,7 @@ fn secure_spans_end_at_a_guard_page() {
         SECURE,
     );
     for case in ["secure_span_overflow_faults", "secure_span_overflow_far"] {
-        let r = run(&exe, &[case], SECURE);
-        assert_eq!(
-            r.status.signal(),
-            Some(libc::SIGSEGV),
-            "{case}: {}",
-            r.describe()
-        );
+        faults_in_secure_mode(&exe, case);
         // Without the secure mode the same writes land in the span's slack.
         let d = run(&exe, &[case], &[]);
         assert!(d.status.success(), "{case} (default): {}", d.describe());
@@ -519,18 +530,7 @@ fn secure_slabs_end_at_a_guard_page() {
         "secure_slab_overflow_far",
         "secure_medium_slab_overflow_far",
     ] {
-        let r = run(&exe, &[case], SECURE);
-        assert_eq!(
-            r.status.signal(),
-            Some(libc::SIGSEGV),
-            "{case}: {}",
-            r.describe()
-        );
-        assert!(
-            !r.stdout.contains("not stopped"),
-            "{case}: {}",
-            r.describe()
-        );
+        faults_in_secure_mode(&exe, case);
     }
     // A bad free of a block that starts a slab: the header check reads the
     // 16 bytes before the pointer only inside the slab, so the guard page
