@@ -334,10 +334,7 @@ pub unsafe fn free(p: *mut u8) {
         // reference into it is live.
         unsafe {
             if owner == (*t).local.id() {
-                if (*t).local.front_mut().push(class, p) {
-                    flush_cold(t, class);
-                }
-                return;
+                return push_owned(t, class, p);
             }
             return free_remote_path(p, m);
         }
@@ -395,10 +392,7 @@ pub unsafe fn free_sized_layout(p: *mut u8, size: usize) {
                 && !hakmem_ptr_bridge::has_free_mark(p)
             {
                 hakmem_ptr_bridge::set_free_mark(p);
-                if (*t).local.front_mut().push(route, p) {
-                    flush_cold(t, route);
-                }
-                return;
+                return push_owned(t, route, p);
             }
         }
     }
@@ -453,6 +447,23 @@ fn sized_check(p: *mut u8, size: usize, call: &str) {
 #[inline(never)]
 fn free_marked(p: *mut u8) -> ! {
     diag::double_free("free()", p)
+}
+
+/// The owner's free of `p`, marked free, into its thread cache of `class`
+/// (flushing when the list is over its cap): the last step of [`free`] and
+/// [`free_sized_layout`].
+///
+/// # Safety
+/// `t` is the calling thread's live state (no other reference into it is
+/// live), and `p` a block of class `class` of a slab it owns, marked free.
+#[inline(always)]
+unsafe fn push_owned(t: *mut thread::ThreadState, class: usize, p: *mut u8) {
+    // SAFETY: caller contract.
+    unsafe {
+        if (*t).local.front_mut().push(class, p) {
+            flush_cold(t, class);
+        }
+    }
 }
 
 #[cold]

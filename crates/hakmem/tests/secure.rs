@@ -13,12 +13,18 @@ static GLOBAL: hakmem::HakMemSecure = hakmem::HakMemSecure;
 
 const CHILD: &str = "HAKMEM_SECURE_CHILD";
 
-fn expect_abort(case: &str, needle: &str) {
-    let out = Command::new(std::env::current_exe().unwrap())
+/// Runs test `case` of this binary alone in a child process, which takes
+/// the misuse branch.
+fn run_child(case: &str) -> std::process::Output {
+    Command::new(std::env::current_exe().unwrap())
         .args(["--exact", case, "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn expect_abort(case: &str, needle: &str) {
+    let out = run_child(case);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.signal(),
@@ -92,16 +98,7 @@ fn slabs_end_at_a_guard_page() {
         println!("overflow not stopped");
         std::process::exit(0);
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "slabs_end_at_a_guard_page",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
+    let out = run_child("slabs_end_at_a_guard_page");
     assert_eq!(
         out.status.signal(),
         Some(libc::SIGSEGV),

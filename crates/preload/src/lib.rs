@@ -385,12 +385,11 @@ fn atfork_child() {
 extern "C" fn hakmem_preload_init() {
     // libc's __register_atfork, before any registration can start, so that
     // none needs `dlsym` later inside malloc (docs/fork.md). Then, before
-    // anything reads the
-    // configuration (whose first reading would register the fork
-    // handlers): defer the registration when this library's exports are
-    // what the process calls, so that they can register when a thread or a
-    // program's handler needs it. `dlopen`ed, the library sees neither, and
-    // registers below as before.
+    // anything reads the configuration (whose first reading would register
+    // the fork handlers): defer the registration when this library's
+    // exports are what the process calls, so that they can register when a
+    // thread or a program's handler needs it. `dlopen`ed, the library sees
+    // neither, and registers below as before.
     let _ = hakmem::libc_register_atfork();
     if threads::interposing() {
         hakmem::defer_fork_registration();

@@ -70,7 +70,7 @@ pub enum FreeResult {
 /// fields come before the heap, and the heap's per-class arrays that every
 /// refill touches before the ones only remote frees and statistics use, so
 /// that a small program writes two pages of its 14 KB state, not three
-/// (docs/benchmarks.md, "The thread state's pages").
+/// (docs/benchmarks.md, "Issue 13: the writable data and the thread state").
 #[repr(C)]
 pub struct LocalHeap {
     front: Front,          // hot path: per-class block lists

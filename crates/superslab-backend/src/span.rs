@@ -46,7 +46,7 @@ pub const SPAN_CACHE_BYTES: usize = 256 << 20;
 /// mapping (a 2 MiB request and its header), so that a loop that allocates
 /// and frees one such block keeps reusing it. Longer ones may be left out
 /// (see [`superseded`]).
-pub const SPAN_CACHE_FLOOR: usize = 4 << 20;
+const SPAN_CACHE_FLOOR: usize = 4 << 20;
 /// The last span mapping handed out, in bytes (see [`superseded`]).
 /// Written with `CACHE.lock` held.
 static LAST_LEN: AtomicUsize = AtomicUsize::new(0);

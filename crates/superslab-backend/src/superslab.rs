@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
 
 use hakmem_ptr_bridge::superslab_tier::{DRAINING, FREE, HOT, UNLISTED};
 use hakmem_ptr_bridge::{
-    slab_capacity, slab_data_start, SlabKind, SlabMeta, SuperslabHeader, CLASS_STRIDE, FIRST_SLAB,
+    slab_data_start, SlabKind, SlabMeta, SuperslabHeader, CLASS_STRIDE, FIRST_SLAB,
     SUPERSLAB_MAGIC, SUPERSLAB_SIZE,
 };
 use hakmem_remote_queue::primitive::{SpinGuard, SpinLock};
@@ -310,13 +310,9 @@ fn slab_guard(kind: SlabKind) -> usize {
 }
 
 /// Blocks of stride `bs` a slab of `kind` holds: its bytes less its guard
-/// page, if any, divided by the stride.
+/// page, if any, divided by the stride (`slab_capacity` without a guard).
 fn slab_blocks(kind: SlabKind, bs: usize) -> u32 {
-    let g = slab_guard(kind);
-    if g == 0 {
-        return slab_capacity(kind.shift(), bs);
-    }
-    (((1usize << kind.shift()) - g) / bs) as u32
+    (((1usize << kind.shift()) - slab_guard(kind)) / bs) as u32
 }
 
 /// Superslabs mapped at most for a new one to get guard pages: each guard
@@ -325,7 +321,7 @@ fn slab_blocks(kind: SlabKind, bs: usize) -> u32 {
 /// (`vm.max_map_count`); past 512 superslabs (1 GiB of slabs, about 32000
 /// mappings) new ones go without, so that the limit never makes a `mmap`
 /// fail.
-pub const GUARDED_SUPERSLABS_MAX: usize = 512;
+const GUARDED_SUPERSLABS_MAX: usize = 512;
 
 /// Makes the last page of every slab of a fresh superslab at `base`
 /// inaccessible (with guard pages on, while fewer than

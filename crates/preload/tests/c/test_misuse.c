@@ -41,6 +41,18 @@ static unsigned char *fresh(size_t n) {
     return p;
 }
 
+/* Writes `len` bytes from the start of a fresh block of `n` bytes, far
+ * past its end. Without a guard page the write would run on through the
+ * next slabs of the same mapping: _exit, not free, so that the corruption
+ * it leaves is not what stops the program. */
+static void overflow_far(size_t n, size_t len) {
+    unsigned char *p = fresh(n);
+    memset(p, 7, len);
+    printf("overflow not stopped\n");
+    fflush(stdout);
+    _exit(0);
+}
+
 static char static_buf[256];
 
 int main(int argc, char **argv) {
@@ -175,21 +187,11 @@ int main(int argc, char **argv) {
         free(p);
     } else if (!strcmp(c, "secure_slab_overflow_far")) {
         /* A large overflow out of a small block runs off its 64 KiB slab
-         * into the slab's guard page. Without one it would run on through
-         * the next slabs of the same mapping: _exit, not free, so that the
-         * corruption it leaves is not what stops the program. */
-        unsigned char *p = fresh(48);
-        memset(p, 7, 1 << 17);
-        printf("overflow not stopped\n");
-        fflush(stdout);
-        _exit(0);
+         * into the slab's guard page. */
+        overflow_far(48, 1 << 17);
     } else if (!strcmp(c, "secure_medium_slab_overflow_far")) {
         /* The same from a 20 KiB block: its 512 KiB slab ends at a guard. */
-        unsigned char *p = fresh(20000);
-        memset(p, 7, 1 << 20);
-        printf("overflow not stopped\n");
-        fflush(stdout);
-        _exit(0);
+        overflow_far(20000, 1 << 20);
     } else if (!strcmp(c, "secure_free_at_slab_start")) {
         /* free() of the address of a block that starts a slab (16 bytes
          * before the pointer malloc returned): the 16 bytes before it are
